@@ -1,0 +1,414 @@
+//! The lazy array handle: a cheap clone of an `Arc` to a node that is either a pending
+//! operation on input arrays or a materialized buffer with a layout.
+
+use crate::buffer::Buffer;
+use crate::device::{default_device, Device};
+use crate::dtype::{DType, Element, Kind, Scalar, TypeInfo};
+use crate::op::Op;
+use crate::shape::{checked_size, contiguous_strides, fmt_shape, is_row_contiguous, size_of};
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
+
+/// A materialized array: a shared buffer viewed through strides and an offset (in elements).
+#[derive(Clone, Debug)]
+pub struct Data {
+    pub buffer: Arc<Buffer>,
+    pub strides: Vec<isize>,
+    pub offset: usize,
+}
+
+pub(crate) struct Pending {
+    pub op: Op,
+    pub inputs: Vec<Array>,
+    pub device: Device,
+    /// For ops with several outputs: every output node (this one included), in order.
+    pub siblings: Option<Arc<[Weak<Node>]>>,
+}
+
+pub(crate) enum State {
+    Pending(Pending),
+    /// Taken out by the scheduler while its kernel runs.
+    Running,
+    Ready(Data),
+}
+
+pub struct Node {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) dtype: DType,
+    /// A Python-style weak scalar (made from a Rust number): promotion defers to the other side.
+    pub(crate) weak: bool,
+    pub(crate) state: Mutex<State>,
+}
+
+impl Drop for Node {
+    // Dropping a long chain of pending nodes recursively would overflow the stack: unlink
+    // inputs iteratively instead.
+    fn drop(&mut self) {
+        let mut stack: Vec<Array> = match std::mem::replace(self.state.get_mut(), State::Running) {
+            State::Pending(p) => p.inputs,
+            _ => return,
+        };
+        while let Some(a) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(a.0) {
+                if let State::Pending(p) = std::mem::replace(node.state.get_mut(), State::Running) {
+                    stack.extend(p.inputs);
+                }
+            }
+        }
+    }
+}
+
+/// A lazy n-dimensional array. Cloning is cheap and shares the node.
+#[derive(Clone)]
+pub struct Array(pub(crate) Arc<Node>);
+
+impl Array {
+    // ---- construction ------------------------------------------------------------------
+
+    /// A node for `op` on `inputs`, with its output shape and dtype already inferred.
+    pub fn from_op(op: Op, inputs: Vec<Array>, shape: Vec<usize>, dtype: DType) -> Array {
+        Array(Arc::new(Node {
+            shape,
+            dtype,
+            weak: false,
+            state: Mutex::new(State::Pending(Pending {
+                op,
+                inputs,
+                device: default_device(),
+                siblings: None,
+            })),
+        }))
+    }
+
+    /// Nodes for an op with several outputs; evaluating any one computes all of them.
+    pub fn from_op_multi(op: Op, inputs: Vec<Array>, outs: Vec<(Vec<usize>, DType)>) -> Vec<Array> {
+        let device = default_device();
+        let n = outs.len();
+        let nodes: Vec<Arc<Node>> = outs
+            .into_iter()
+            .map(|(shape, dtype)| {
+                Arc::new(Node {
+                    shape,
+                    dtype,
+                    weak: false,
+                    state: Mutex::new(State::Running),
+                })
+            })
+            .collect();
+        let siblings: Arc<[Weak<Node>]> = nodes.iter().map(Arc::downgrade).collect();
+        for node in &nodes {
+            *node.state.lock() = State::Pending(Pending {
+                op: op.clone(),
+                inputs: inputs.clone(),
+                device,
+                siblings: Some(siblings.clone()),
+            });
+        }
+        debug_assert_eq!(nodes.len(), n);
+        nodes.into_iter().map(Array).collect()
+    }
+
+    /// A materialized array over `data`.
+    pub fn from_data(data: Data, shape: Vec<usize>, dtype: DType) -> Array {
+        Array(Arc::new(Node {
+            shape,
+            dtype,
+            weak: false,
+            state: Mutex::new(State::Ready(data)),
+        }))
+    }
+
+    /// A row-major array over a whole buffer.
+    pub fn from_buffer(buffer: Buffer, shape: Vec<usize>, dtype: DType) -> Result<Array> {
+        let n = checked_size("from_buffer", &shape)?;
+        if n * dtype.size() != buffer.len() {
+            return Err(Error::invalid(
+                "from_buffer",
+                format!(
+                    "{} bytes cannot hold shape {} of {dtype}",
+                    buffer.len(),
+                    fmt_shape(&shape)
+                ),
+            ));
+        }
+        let strides = contiguous_strides(&shape);
+        Ok(Array::from_data(
+            Data {
+                buffer: Arc::new(buffer),
+                strides,
+                offset: 0,
+            },
+            shape,
+            dtype,
+        ))
+    }
+
+    /// An array holding a copy of `data` with `shape`.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Array> {
+        let n = checked_size("from_slice", shape)?;
+        if n != data.len() {
+            return Err(Error::invalid(
+                "from_slice",
+                format!(
+                    "{} elements cannot have shape {}",
+                    data.len(),
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+        Array::from_buffer(Buffer::from_slice(data)?, shape.to_vec(), T::DTYPE)
+    }
+
+    /// An array that takes `data` with `shape`.
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Array> {
+        Array::from_slice(&data, shape)
+    }
+
+    /// A 0-d array of `value` (strongly typed: it promotes like an array).
+    pub fn scalar<T: Element>(value: T) -> Array {
+        Array::from_slice(&[value], &[]).expect("a scalar always fits")
+    }
+
+    /// A 0-d array of `value` in `dtype`.
+    pub fn scalar_as(value: impl Into<Scalar>, dtype: DType) -> Array {
+        let s: Scalar = value.into();
+        crate::dispatch_dtype!(dtype, T => Array::scalar::<T>(s.to_elem::<T>()))
+    }
+
+    /// A Python-style weak scalar: in a binary op it takes the other operand's dtype when that
+    /// dtype's kind can hold it (an f32 array plus 2.0 stays f32).
+    pub fn weak_scalar(value: impl Into<Scalar>) -> Array {
+        let s: Scalar = value.into();
+        let a = Array::scalar_as(s, s.default_dtype());
+        let node = Arc::try_unwrap(a.0).ok().expect("fresh node");
+        let mut node = node;
+        node.weak = true;
+        Array(Arc::new(node))
+    }
+
+    // ---- properties ---------------------------------------------------------------------
+
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    pub fn ndim(&self) -> usize {
+        self.0.shape.len()
+    }
+    pub fn size(&self) -> usize {
+        size_of(&self.0.shape)
+    }
+    pub fn nbytes(&self) -> usize {
+        self.size() * self.dtype().size()
+    }
+    /// Is this a weak scalar (see [`Array::weak_scalar`])?
+    pub fn is_weak(&self) -> bool {
+        self.0.weak
+    }
+    pub fn type_info(&self) -> TypeInfo {
+        TypeInfo {
+            dtype: self.dtype(),
+            weak: self.0.weak,
+        }
+    }
+    /// Size of `axis` (negative counts from the end).
+    pub fn dim(&self, axis: isize) -> Result<usize> {
+        let a = crate::shape::normalize_axis("dim", axis, self.ndim())?;
+        Ok(self.0.shape[a])
+    }
+    /// Has this array been computed?
+    pub fn is_evaluated(&self) -> bool {
+        matches!(*self.0.state.lock(), State::Ready(_))
+    }
+    /// Do two handles share one node?
+    pub fn same_node(&self, other: &Array) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+    /// The operation that will produce this array, if it is still pending.
+    pub fn op(&self) -> Option<Op> {
+        match &*self.0.state.lock() {
+            State::Pending(p) => Some(p.op.clone()),
+            _ => None,
+        }
+    }
+    /// The inputs of the pending operation (empty once evaluated).
+    pub fn inputs(&self) -> Vec<Array> {
+        match &*self.0.state.lock() {
+            State::Pending(p) => p.inputs.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    // ---- evaluation and host access -------------------------------------------------------
+
+    /// Computes this array (and what it needs), then drops the graph behind it.
+    pub fn eval(&self) -> Result<()> {
+        crate::graph::eval(std::slice::from_ref(self))
+    }
+
+    /// The materialized data; evaluates first.
+    pub fn data(&self) -> Result<Data> {
+        self.eval()?;
+        match &*self.0.state.lock() {
+            State::Ready(d) => Ok(d.clone()),
+            _ => Err(Error::invalid("data", "array was not evaluated")),
+        }
+    }
+
+    /// The materialized data of an array that has been evaluated (kernels use this).
+    pub(crate) fn ready_data(&self) -> Data {
+        match &*self.0.state.lock() {
+            State::Ready(d) => d.clone(),
+            _ => panic!("internal: kernel input was not evaluated"),
+        }
+    }
+
+    /// The elements in row-major order. `T` must match the dtype; see [`Array::astype`].
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::invalid(
+                "to_vec",
+                format!("array has dtype {}, asked for {}", self.dtype(), T::DTYPE),
+            ));
+        }
+        let d = self.data()?;
+        Ok(gather_elems::<T>(&d, self.shape()))
+    }
+
+    /// The elements converted to f64 (complex gives its real part).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        crate::dispatch_dtype!(self.dtype(), T => Ok(self.to_vec::<T>()?.into_iter().map(|v| v.to_f64()).collect()))
+    }
+
+    /// The one element of a size-1 array.
+    pub fn item<T: Element>(&self) -> Result<T> {
+        if self.size() != 1 {
+            return Err(Error::invalid(
+                "item",
+                format!(
+                    "only size-1 arrays have an item, this one has shape {}",
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// Row-major bytes of the elements (a copy).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let d = self.data()?;
+        let shape = self.shape().to_vec();
+        Ok(crate::dispatch_dtype!(self.dtype(), T => {
+            let v = gather_elems::<T>(&d, &shape);
+            let nbytes = v.len() * std::mem::size_of::<T>();
+            let mut out = vec![0u8; nbytes];
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, out.as_mut_ptr(), nbytes) };
+            out
+        }))
+    }
+
+    /// An array from row-major bytes of `dtype` (bool bytes are normalized to 0/1).
+    pub fn from_bytes(bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Array> {
+        let n = checked_size("from_bytes", shape)?;
+        let need = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::invalid("from_bytes", "size overflow"))?;
+        if need != bytes.len() {
+            return Err(Error::invalid(
+                "from_bytes",
+                format!(
+                    "{} bytes cannot hold shape {} of {dtype}",
+                    bytes.len(),
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+        let mut buf = Buffer::zeroed(need)?;
+        buf.as_bytes_mut().copy_from_slice(bytes);
+        if dtype == DType::Bool {
+            for b in buf.as_bytes_mut() {
+                *b = (*b != 0) as u8;
+            }
+        }
+        Array::from_buffer(buf, shape.to_vec(), dtype)
+    }
+}
+
+/// Copies a strided layout's elements into a row-major Vec.
+pub(crate) fn gather_elems<T: Element>(d: &Data, shape: &[usize]) -> Vec<T> {
+    let src = d.buffer.as_slice::<T>();
+    let n = size_of(shape);
+    if n == 0 {
+        return Vec::new();
+    }
+    if is_row_contiguous(shape, &d.strides) {
+        return src[d.offset..d.offset + n].to_vec();
+    }
+    let mut out = Vec::with_capacity(n);
+    crate::backend::cpu::strided::for_each_offset(shape, &d.strides, d.offset as isize, |o| {
+        out.push(src[o as usize])
+    });
+    out
+}
+
+/// Anything that can stand where an array is expected: arrays, and Rust numbers as weak
+/// scalars (`add(&x, 2.0)`).
+pub trait IntoArray {
+    fn into_array(self) -> Array;
+}
+impl IntoArray for Array {
+    fn into_array(self) -> Array {
+        self
+    }
+}
+impl IntoArray for &Array {
+    fn into_array(self) -> Array {
+        self.clone()
+    }
+}
+macro_rules! weak_into {
+    ($($t:ty),*) => {$(
+        impl IntoArray for $t {
+            fn into_array(self) -> Array { Array::weak_scalar(self) }
+        }
+    )*};
+}
+weak_into!(
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64,
+    num_complex::Complex32
+);
+
+impl std::fmt::Debug for Array {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Array(shape={}, dtype={}{})",
+            fmt_shape(self.shape()),
+            self.dtype(),
+            if self.is_evaluated() { "" } else { ", pending" }
+        )
+    }
+}
+
+/// Kind of a weak scalar, for ops that need to decide promotion themselves.
+pub fn weak_kind(a: &Array) -> Option<Kind> {
+    a.is_weak().then(|| a.dtype().kind())
+}

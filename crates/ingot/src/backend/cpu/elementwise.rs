@@ -1,0 +1,716 @@
+//! Elementwise kernels: unary math, binary arithmetic and comparisons, select, casts, arange.
+//! Each (op, dtype) pair is its own monomorphized loop so that simple arithmetic vectorizes;
+//! f16 and bf16 compute in f32.
+
+use super::strided::{fill_output, map1, map2, map3, out_data};
+use super::Outs;
+use crate::array::{Array, Data};
+use crate::dtype::{DType, Element, Kind};
+use crate::op::{BinaryOp, Op, UnaryOp};
+use crate::{Error, Result};
+use half::{bf16, f16};
+use num_complex::Complex32;
+use num_traits::Float;
+
+pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let (out_shape, out_dtype) = (&outs[0].0, outs[0].1);
+    let d = match op {
+        Op::Arange { start, step } => crate::dispatch_dtype!(out_dtype, T => arange::<T>(
+            start.to_f64(), step.to_f64(), out_shape[0]
+        )?),
+        Op::AsType(to) => cast(&inputs[0], *to)?,
+        Op::Unary(u) => unary(*u, &inputs[0], out_dtype)?,
+        Op::Binary(b) => binary(*b, &inputs[0], &inputs[1], out_shape, out_dtype)?,
+        Op::Select => {
+            crate::dispatch_dtype!(out_dtype, T => map3::<bool, T, T, T>(
+                &inputs[0], &inputs[1], &inputs[2], out_shape, |c, x, y| if c { x } else { y }
+            )?)
+        }
+        _ => return Err(super::not_here(op)),
+    };
+    Ok(vec![d])
+}
+
+fn arange<T: Element>(start: f64, step: f64, n: usize) -> Result<Data> {
+    let buf = fill_output::<T>(n, |s, out| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = T::from_f64(start + (s + i) as f64 * step);
+        }
+    })?;
+    Ok(out_data(buf, &[n]))
+}
+
+// ---- casts ---------------------------------------------------------------------------------
+
+/// Exact conversions between element types: integers through i128 (wrapping, as NumPy),
+/// floats through f64 (saturating to integers), complex through c64.
+pub trait Cast: Element {
+    fn to_i128(self) -> i128;
+    fn from_i128(v: i128) -> Self;
+}
+macro_rules! cast_int {
+    ($($t:ty),*) => {$(
+        impl Cast for $t {
+            #[inline] fn to_i128(self) -> i128 { self as i128 }
+            #[inline] fn from_i128(v: i128) -> Self { v as $t }
+        }
+    )*};
+}
+cast_int!(u8, u16, u32, u64, i8, i16, i32, i64);
+impl Cast for bool {
+    #[inline]
+    fn to_i128(self) -> i128 {
+        self as i128
+    }
+    #[inline]
+    fn from_i128(v: i128) -> Self {
+        v != 0
+    }
+}
+macro_rules! cast_float {
+    ($($t:ty),*) => {$(
+        impl Cast for $t {
+            #[inline] fn to_i128(self) -> i128 { self.to_f64() as i128 }
+            #[inline] fn from_i128(v: i128) -> Self { <$t as Element>::from_f64(v as f64) }
+        }
+    )*};
+}
+cast_float!(f16, bf16, f32, f64, Complex32);
+
+#[inline]
+pub fn cast_elem<A: Cast, B: Cast>(x: A) -> B {
+    let (ka, kb) = (A::DTYPE.kind(), B::DTYPE.kind());
+    let int_like = |k: Kind| matches!(k, Kind::Bool | Kind::Int | Kind::UInt);
+    if int_like(ka) && int_like(kb) {
+        B::from_i128(x.to_i128())
+    } else if ka == Kind::Complex || kb == Kind::Complex {
+        B::from_c64(x.to_c64())
+    } else if int_like(ka) && B::DTYPE == DType::F64 {
+        B::from_f64(x.to_i128() as f64)
+    } else {
+        B::from_f64(x.to_f64())
+    }
+}
+
+macro_rules! dispatch_cast {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        crate::dispatch_dtype!($dtype, $T => $body)
+    };
+}
+
+pub fn cast(x: &Array, to: DType) -> Result<Data> {
+    dispatch_cast!(x.dtype(), A => dispatch_cast!(to, B => map1::<A, B>(x, cast_elem::<A, B>)))
+}
+
+// ---- unary ---------------------------------------------------------------------------------
+
+fn unary(op: UnaryOp, x: &Array, out: DType) -> Result<Data> {
+    use UnaryOp::*;
+    let dt = x.dtype();
+    let bad = || {
+        Error::invalid(
+            format!("{op:?}").to_lowercase(),
+            format!("not supported for dtype {dt}"),
+        )
+    };
+    // Ops whose output dtype differs from the input's, or that work on every dtype.
+    match op {
+        StopGradient => return super::views::contiguous_copy(x, &x.ready_data()),
+        LogicalNot => {
+            return crate::dispatch_dtype!(dt, T => map1::<T, bool>(x, |v| v == T::default()))
+        }
+        IsNan | IsInf | IsFinite | SignBit => {
+            return match dt {
+                DType::F16 => classify::<f16>(op, x),
+                DType::BF16 => classify::<bf16>(op, x),
+                DType::F32 => classify::<f32>(op, x),
+                DType::F64 => classify::<f64>(op, x),
+                DType::C64 => match op {
+                    IsNan => map1::<Complex32, bool>(x, |z| z.re.is_nan() || z.im.is_nan()),
+                    IsInf => {
+                        map1::<Complex32, bool>(x, |z| z.re.is_infinite() || z.im.is_infinite())
+                    }
+                    IsFinite => {
+                        map1::<Complex32, bool>(x, |z| z.re.is_finite() && z.im.is_finite())
+                    }
+                    _ => Err(bad()),
+                },
+                _ => crate::dispatch_dtype!(dt, T => match op {
+                    IsFinite => map1::<T, bool>(x, |_| true),
+                    SignBit => map1::<T, bool>(x, |v| v.to_f64() < 0.0),
+                    _ => map1::<T, bool>(x, |_| false),
+                }),
+            };
+        }
+        _ => {}
+    }
+    if dt == DType::C64 {
+        return unary_complex(op, x, out).ok_or_else(bad)?;
+    }
+    match dt {
+        DType::F32 => unary_float::<f32>(op, x).ok_or_else(bad)?,
+        DType::F64 => unary_float::<f64>(op, x).ok_or_else(bad)?,
+        DType::F16 => unary_float::<f16>(op, x).ok_or_else(bad)?,
+        DType::BF16 => unary_float::<bf16>(op, x).ok_or_else(bad)?,
+        DType::Bool => match op {
+            BitwiseInvert => map1::<bool, bool>(x, |v| !v),
+            Abs | Square | Floor | Ceil | Round { .. } | Real | Conj => {
+                map1::<bool, bool>(x, |v| v)
+            }
+            Imag => map1::<bool, bool>(x, |_| false),
+            _ => Err(bad()),
+        },
+        _ => unary_int(op, x).ok_or_else(bad)?,
+    }
+}
+
+fn classify<T: Element + Float>(op: UnaryOp, x: &Array) -> Result<Data> {
+    match op {
+        UnaryOp::IsNan => map1::<T, bool>(x, |v| v.is_nan()),
+        UnaryOp::IsInf => map1::<T, bool>(x, |v| v.is_infinite()),
+        UnaryOp::IsFinite => map1::<T, bool>(x, |v| v.is_finite()),
+        _ => map1::<T, bool>(x, |v| v.is_sign_negative()),
+    }
+}
+
+/// Round half to even at `decimals` places, as NumPy does (scale, round, unscale).
+#[inline]
+fn round_dec(v: f64, decimals: i32) -> f64 {
+    if decimals == 0 {
+        return v.round_ties_even();
+    }
+    let s = 10f64.powi(decimals);
+    (v * s).round_ties_even() / s
+}
+
+fn unary_float<T: Element + Float>(op: UnaryOp, x: &Array) -> Option<Result<Data>> {
+    use UnaryOp::*;
+    let f64_via = |f: fn(f64) -> f64| map1::<T, T>(x, move |v| T::from_f64(f(v.to_f64())));
+    Some(match op {
+        Abs => map1::<T, T>(x, |v| v.abs()),
+        Negative => map1::<T, T>(x, |v| -v),
+        Sign => map1::<T, T>(x, |v| {
+            if v > T::zero() {
+                T::one()
+            } else if v < T::zero() {
+                -T::one()
+            } else {
+                v // zeros keep their sign bit; NaN stays NaN
+            }
+        }),
+        Exp => map1::<T, T>(x, |v| v.exp()),
+        Expm1 => map1::<T, T>(x, |v| v.exp_m1()),
+        Log => map1::<T, T>(x, |v| v.ln()),
+        Log1p => map1::<T, T>(x, |v| v.ln_1p()),
+        Log2 => map1::<T, T>(x, |v| v.log2()),
+        Log10 => map1::<T, T>(x, |v| v.log10()),
+        Sqrt => map1::<T, T>(x, |v| v.sqrt()),
+        Rsqrt => map1::<T, T>(x, |v| v.sqrt().recip()),
+        Square => map1::<T, T>(x, |v| v * v),
+        Reciprocal => map1::<T, T>(x, |v| v.recip()),
+        Sin => map1::<T, T>(x, |v| v.sin()),
+        Cos => map1::<T, T>(x, |v| v.cos()),
+        Tan => map1::<T, T>(x, |v| v.tan()),
+        Arcsin => map1::<T, T>(x, |v| v.asin()),
+        Arccos => map1::<T, T>(x, |v| v.acos()),
+        Arctan => map1::<T, T>(x, |v| v.atan()),
+        Sinh => map1::<T, T>(x, |v| v.sinh()),
+        Cosh => map1::<T, T>(x, |v| v.cosh()),
+        Tanh => map1::<T, T>(x, |v| v.tanh()),
+        Arcsinh => f64_via(|v| v.asinh()),
+        Arccosh => f64_via(|v| v.acosh()),
+        Arctanh => f64_via(|v| v.atanh()),
+        Erf => f64_via(libm::erf),
+        Erfinv => f64_via(erfinv),
+        Floor => map1::<T, T>(x, |v| v.floor()),
+        Ceil => map1::<T, T>(x, |v| v.ceil()),
+        Round { decimals } => {
+            map1::<T, T>(x, move |v| T::from_f64(round_dec(v.to_f64(), decimals)))
+        }
+        Sigmoid => map1::<T, T>(x, |v| {
+            if v >= T::zero() {
+                T::one() / (T::one() + (-v).exp())
+            } else {
+                let e = v.exp();
+                e / (T::one() + e)
+            }
+        }),
+        Real | Conj => map1::<T, T>(x, |v| v),
+        Imag => map1::<T, T>(x, |_| T::zero()),
+        Angle => map1::<T, T>(x, |v| {
+            if v.is_nan() {
+                v
+            } else if v.is_sign_negative() {
+                T::from_f64(std::f64::consts::PI)
+            } else {
+                T::zero()
+            }
+        }),
+        _ => return None,
+    })
+}
+
+fn unary_int(op: UnaryOp, x: &Array) -> Option<Result<Data>> {
+    use UnaryOp::*;
+    macro_rules! int_ops {
+        ($T:ty, signed: $signed:expr) => {
+            Some(match op {
+                Abs => map1::<$T, $T>(x, |v| {
+                    if $signed && v.to_f64() < 0.0 {
+                        (0 as $T).wrapping_sub(v)
+                    } else {
+                        v
+                    }
+                }),
+                Negative => map1::<$T, $T>(x, |v| (0 as $T).wrapping_sub(v)),
+                Sign => map1::<$T, $T>(x, |v| {
+                    if v > 0 as $T {
+                        1 as $T
+                    } else if v == 0 as $T {
+                        0 as $T
+                    } else {
+                        (0 as $T).wrapping_sub(1)
+                    }
+                }),
+                Square => map1::<$T, $T>(x, |v| v.wrapping_mul(v)),
+                BitwiseInvert => map1::<$T, $T>(x, |v| !v),
+                Floor | Ceil | Real | Conj => map1::<$T, $T>(x, |v| v),
+                Round { decimals } => {
+                    if decimals >= 0 {
+                        map1::<$T, $T>(x, |v| v)
+                    } else {
+                        map1::<$T, $T>(x, move |v| {
+                            <$T as Element>::from_f64(round_dec(v.to_f64(), decimals))
+                        })
+                    }
+                }
+                Imag => map1::<$T, $T>(x, |_| 0 as $T),
+                _ => return None,
+            })
+        };
+    }
+    match x.dtype() {
+        DType::U8 => int_ops!(u8, signed: false),
+        DType::U16 => int_ops!(u16, signed: false),
+        DType::U32 => int_ops!(u32, signed: false),
+        DType::U64 => int_ops!(u64, signed: false),
+        DType::I8 => int_ops!(i8, signed: true),
+        DType::I16 => int_ops!(i16, signed: true),
+        DType::I32 => int_ops!(i32, signed: true),
+        DType::I64 => int_ops!(i64, signed: true),
+        _ => None,
+    }
+}
+
+fn unary_complex(op: UnaryOp, x: &Array, out: DType) -> Option<Result<Data>> {
+    use UnaryOp::*;
+    type C = Complex32;
+    if out == DType::F32 {
+        return Some(match op {
+            Abs => map1::<C, f32>(x, |z| z.norm()),
+            Real => map1::<C, f32>(x, |z| z.re),
+            Imag => map1::<C, f32>(x, |z| z.im),
+            Angle => map1::<C, f32>(x, |z| z.arg()),
+            _ => return None,
+        });
+    }
+    Some(match op {
+        Negative => map1::<C, C>(x, |z| -z),
+        Sign => map1::<C, C>(x, |z| {
+            let n = z.norm();
+            if n == 0.0 {
+                C::new(0.0, 0.0)
+            } else {
+                z / n
+            }
+        }),
+        Exp => map1::<C, C>(x, |z| z.exp()),
+        Expm1 => map1::<C, C>(x, |z| z.exp() - 1.0),
+        Log => map1::<C, C>(x, |z| z.ln()),
+        Log1p => map1::<C, C>(x, |z| (z + 1.0).ln()),
+        Log2 => map1::<C, C>(x, |z| z.ln() / std::f32::consts::LN_2),
+        Log10 => map1::<C, C>(x, |z| z.ln() / std::f32::consts::LN_10),
+        Sqrt => map1::<C, C>(x, |z| z.sqrt()),
+        Rsqrt => map1::<C, C>(x, |z| z.sqrt().inv()),
+        Square => map1::<C, C>(x, |z| z * z),
+        Reciprocal => map1::<C, C>(x, |z| z.inv()),
+        Sin => map1::<C, C>(x, |z| z.sin()),
+        Cos => map1::<C, C>(x, |z| z.cos()),
+        Tan => map1::<C, C>(x, |z| z.tan()),
+        Arcsin => map1::<C, C>(x, |z| z.asin()),
+        Arccos => map1::<C, C>(x, |z| z.acos()),
+        Arctan => map1::<C, C>(x, |z| z.atan()),
+        Sinh => map1::<C, C>(x, |z| z.sinh()),
+        Cosh => map1::<C, C>(x, |z| z.cosh()),
+        Tanh => map1::<C, C>(x, |z| z.tanh()),
+        Arcsinh => map1::<C, C>(x, |z| z.asinh()),
+        Arccosh => map1::<C, C>(x, |z| z.acosh()),
+        Arctanh => map1::<C, C>(x, |z| z.atanh()),
+        Conj => map1::<C, C>(x, |z| z.conj()),
+        Real => map1::<C, C>(x, |z| C::new(z.re, 0.0)),
+        Imag => map1::<C, C>(x, |z| C::new(z.im, 0.0)),
+        _ => return None,
+    })
+}
+
+/// Inverse error function: a rational first guess refined by Newton steps on `erf`.
+pub fn erfinv(y: f64) -> f64 {
+    if y.is_nan() || !(-1.0..=1.0).contains(&y) {
+        return f64::NAN;
+    }
+    if y == 1.0 {
+        return f64::INFINITY;
+    }
+    if y == -1.0 {
+        return f64::NEG_INFINITY;
+    }
+    // Giles (2010), "Approximating the erfinv function", single-precision branch.
+    let w = -((1.0 - y) * (1.0 + y)).ln();
+    let mut x = if w < 5.0 {
+        let w = w - 2.5;
+        let mut p = 2.81022636e-08;
+        for c in [
+            3.43273939e-07,
+            -3.5233877e-06,
+            -4.39150654e-06,
+            0.00021858087,
+            -0.00125372503,
+            -0.00417768164,
+            0.246640727,
+            1.50140941,
+        ] {
+            p = c + p * w;
+        }
+        p * y
+    } else {
+        let w = w.sqrt() - 3.0;
+        let mut p = -0.000200214257;
+        for c in [
+            0.000100950558,
+            0.00134934322,
+            -0.00367342844,
+            0.00573950773,
+            -0.0076224613,
+            0.00943887047,
+            1.00167406,
+            2.83297682,
+        ] {
+            p = c + p * w;
+        }
+        p * y
+    };
+    let k = 2.0 / std::f64::consts::PI.sqrt();
+    for _ in 0..3 {
+        let err = libm::erf(x) - y;
+        let d = k * (-x * x).exp();
+        if d == 0.0 {
+            break;
+        }
+        x -= err / d;
+    }
+    x
+}
+
+// ---- binary --------------------------------------------------------------------------------
+
+fn binary(op: BinaryOp, a: &Array, b: &Array, shape: &[usize], out: DType) -> Result<Data> {
+    use BinaryOp::*;
+    let dt = a.dtype();
+    let bad = || {
+        Error::invalid(
+            format!("{op:?}").to_lowercase(),
+            format!("not supported for dtype {dt}"),
+        )
+    };
+    // Comparisons and logic work on every dtype.
+    if op.returns_bool() {
+        return compare(op, a, b, shape).ok_or_else(bad)?;
+    }
+    let _ = out;
+    match dt {
+        DType::F32 => binary_float::<f32>(op, a, b, shape).ok_or_else(bad)?,
+        DType::F64 => binary_float::<f64>(op, a, b, shape).ok_or_else(bad)?,
+        DType::F16 => binary_float::<f16>(op, a, b, shape).ok_or_else(bad)?,
+        DType::BF16 => binary_float::<bf16>(op, a, b, shape).ok_or_else(bad)?,
+        DType::C64 => binary_complex(op, a, b, shape).ok_or_else(bad)?,
+        DType::Bool => match op {
+            Add | Maximum | BitwiseOr => map2::<bool, bool, bool>(a, b, shape, |x, y| x | y),
+            Multiply | Minimum | BitwiseAnd => map2::<bool, bool, bool>(a, b, shape, |x, y| x & y),
+            BitwiseXor => map2::<bool, bool, bool>(a, b, shape, |x, y| x ^ y),
+            _ => Err(bad()),
+        },
+        _ => binary_int(op, a, b, shape).ok_or_else(bad)?,
+    }
+}
+
+fn compare(op: BinaryOp, a: &Array, b: &Array, shape: &[usize]) -> Option<Result<Data>> {
+    use BinaryOp::*;
+    if a.dtype() == DType::C64 {
+        type C = Complex32;
+        let key = |z: C| (z.re, z.im);
+        return Some(match op {
+            Equal => map2::<C, C, bool>(a, b, shape, |x, y| x == y),
+            NotEqual => map2::<C, C, bool>(a, b, shape, |x, y| x != y),
+            Less => map2::<C, C, bool>(a, b, shape, move |x, y| key(x) < key(y)),
+            LessEqual => map2::<C, C, bool>(a, b, shape, move |x, y| key(x) <= key(y)),
+            Greater => map2::<C, C, bool>(a, b, shape, move |x, y| key(x) > key(y)),
+            GreaterEqual => map2::<C, C, bool>(a, b, shape, move |x, y| key(x) >= key(y)),
+            LogicalAnd => {
+                map2::<C, C, bool>(a, b, shape, |x, y| x != C::default() && y != C::default())
+            }
+            LogicalOr => {
+                map2::<C, C, bool>(a, b, shape, |x, y| x != C::default() || y != C::default())
+            }
+            LogicalXor => map2::<C, C, bool>(a, b, shape, |x, y| {
+                (x != C::default()) ^ (y != C::default())
+            }),
+            _ => return None,
+        });
+    }
+    macro_rules! cmp {
+        ($T:ty) => {{
+            let z = <$T>::default();
+            Some(match op {
+                Equal => map2::<$T, $T, bool>(a, b, shape, |x, y| x == y),
+                NotEqual => map2::<$T, $T, bool>(a, b, shape, |x, y| x != y),
+                Less => map2::<$T, $T, bool>(a, b, shape, |x, y| x < y),
+                LessEqual => map2::<$T, $T, bool>(a, b, shape, |x, y| x <= y),
+                Greater => map2::<$T, $T, bool>(a, b, shape, |x, y| x > y),
+                GreaterEqual => map2::<$T, $T, bool>(a, b, shape, |x, y| x >= y),
+                LogicalAnd => map2::<$T, $T, bool>(a, b, shape, move |x, y| x != z && y != z),
+                LogicalOr => map2::<$T, $T, bool>(a, b, shape, move |x, y| x != z || y != z),
+                LogicalXor => map2::<$T, $T, bool>(a, b, shape, move |x, y| (x != z) ^ (y != z)),
+                _ => return None,
+            })
+        }};
+    }
+    match a.dtype() {
+        DType::Bool => cmp!(bool),
+        DType::U8 => cmp!(u8),
+        DType::U16 => cmp!(u16),
+        DType::U32 => cmp!(u32),
+        DType::U64 => cmp!(u64),
+        DType::I8 => cmp!(i8),
+        DType::I16 => cmp!(i16),
+        DType::I32 => cmp!(i32),
+        DType::I64 => cmp!(i64),
+        DType::F16 => cmp!(f16),
+        DType::BF16 => cmp!(bf16),
+        DType::F32 => cmp!(f32),
+        DType::F64 => cmp!(f64),
+        DType::C64 => None,
+    }
+}
+
+#[inline]
+fn nan_max<T: Float>(x: T, y: T) -> T {
+    if x.is_nan() || y.is_nan() {
+        T::nan()
+    } else if x >= y {
+        x
+    } else {
+        y
+    }
+}
+#[inline]
+fn nan_min<T: Float>(x: T, y: T) -> T {
+    if x.is_nan() || y.is_nan() {
+        T::nan()
+    } else if x <= y {
+        x
+    } else {
+        y
+    }
+}
+
+/// Python's modulo: the result has the divisor's sign.
+#[inline]
+fn py_mod<T: Float>(x: T, y: T) -> T {
+    let r = x % y;
+    if r != T::zero() && ((r < T::zero()) != (y < T::zero())) {
+        r + y
+    } else if r == T::zero() {
+        // zero takes the sign of the divisor, as NumPy does
+        if y < T::zero() {
+            -T::zero()
+        } else {
+            T::zero()
+        }
+    } else {
+        r
+    }
+}
+
+#[inline]
+fn py_floor_div<T: Float>(x: T, y: T) -> T {
+    if y == T::zero() {
+        return x / y;
+    }
+    let m = py_mod(x, y);
+    let d = (x - m) / y;
+    // (x - m) / y is an integer up to rounding; snap it.
+    let f = d.floor();
+    if d - f > T::from(0.5).unwrap() {
+        f + T::one()
+    } else {
+        f
+    }
+}
+
+#[inline]
+fn logaddexp<T: Float>(x: T, y: T) -> T {
+    if x == y {
+        // also covers both infinite with the same sign
+        return x + T::from(std::f64::consts::LN_2).unwrap();
+    }
+    let m = nan_max(x, y);
+    if m.is_nan() {
+        return m;
+    }
+    let d = (x - y).abs();
+    m + (-d).exp().ln_1p()
+}
+
+fn binary_float<T: Element + Float>(
+    op: BinaryOp,
+    a: &Array,
+    b: &Array,
+    s: &[usize],
+) -> Option<Result<Data>> {
+    use BinaryOp::*;
+    Some(match op {
+        Add => map2::<T, T, T>(a, b, s, |x, y| x + y),
+        Subtract => map2::<T, T, T>(a, b, s, |x, y| x - y),
+        Multiply => map2::<T, T, T>(a, b, s, |x, y| x * y),
+        Divide => map2::<T, T, T>(a, b, s, |x, y| x / y),
+        FloorDivide => map2::<T, T, T>(a, b, s, py_floor_div),
+        Remainder => map2::<T, T, T>(a, b, s, py_mod),
+        Power => map2::<T, T, T>(a, b, s, |x, y| x.powf(y)),
+        Maximum => map2::<T, T, T>(a, b, s, nan_max),
+        Minimum => map2::<T, T, T>(a, b, s, nan_min),
+        Arctan2 => map2::<T, T, T>(a, b, s, |x, y| x.atan2(y)),
+        LogAddExp => map2::<T, T, T>(a, b, s, logaddexp),
+        _ => return None,
+    })
+}
+
+fn binary_complex(op: BinaryOp, a: &Array, b: &Array, s: &[usize]) -> Option<Result<Data>> {
+    use BinaryOp::*;
+    type C = Complex32;
+    Some(match op {
+        Add => map2::<C, C, C>(a, b, s, |x, y| x + y),
+        Subtract => map2::<C, C, C>(a, b, s, |x, y| x - y),
+        Multiply => map2::<C, C, C>(a, b, s, |x, y| x * y),
+        Divide => map2::<C, C, C>(a, b, s, |x, y| x / y),
+        Power => map2::<C, C, C>(a, b, s, |x, y| {
+            if y == C::new(0.0, 0.0) {
+                C::new(1.0, 0.0)
+            } else if x == C::new(0.0, 0.0) {
+                C::new(0.0, 0.0)
+            } else {
+                x.powc(y)
+            }
+        }),
+        _ => return None,
+    })
+}
+
+fn binary_int(op: BinaryOp, a: &Array, b: &Array, s: &[usize]) -> Option<Result<Data>> {
+    use BinaryOp::*;
+    macro_rules! int_ops {
+        ($T:ty) => {{
+            const BITS: u32 = <$T>::BITS;
+            Some(match op {
+                Add => map2::<$T, $T, $T>(a, b, s, |x, y| x.wrapping_add(y)),
+                Subtract => map2::<$T, $T, $T>(a, b, s, |x, y| x.wrapping_sub(y)),
+                Multiply => map2::<$T, $T, $T>(a, b, s, |x, y| x.wrapping_mul(y)),
+                // Division by zero gives 0, as NumPy does (with a warning there).
+                FloorDivide => map2::<$T, $T, $T>(a, b, s, |x, y| {
+                    if y == 0 {
+                        return 0;
+                    }
+                    let q = x.wrapping_div(y);
+                    if (x.wrapping_rem(y) != 0) && ((x < 0 as $T) != (y < 0 as $T)) {
+                        q.wrapping_sub(1)
+                    } else {
+                        q
+                    }
+                }),
+                Remainder => map2::<$T, $T, $T>(a, b, s, |x, y| {
+                    if y == 0 {
+                        return 0;
+                    }
+                    let r = x.wrapping_rem(y);
+                    if r != 0 && ((r < 0 as $T) != (y < 0 as $T)) {
+                        r.wrapping_add(y)
+                    } else {
+                        r
+                    }
+                }),
+                Power => map2::<$T, $T, $T>(a, b, s, |x, y| {
+                    #[allow(unused_comparisons)]
+                    if y < 0 as $T {
+                        // Integers to negative powers: only 1 and -1 have integer results.
+                        return if x == 1 {
+                            1
+                        } else if x == (0 as $T).wrapping_sub(1) {
+                            if y.wrapping_rem(2) == 0 {
+                                1
+                            } else {
+                                x
+                            }
+                        } else {
+                            0
+                        };
+                    }
+                    let (mut base, mut e, mut acc) = (x, y, 1 as $T);
+                    while e > 0 {
+                        if e & 1 == 1 {
+                            acc = acc.wrapping_mul(base);
+                        }
+                        base = base.wrapping_mul(base);
+                        e >>= 1;
+                    }
+                    acc
+                }),
+                Maximum => map2::<$T, $T, $T>(a, b, s, |x, y| if x >= y { x } else { y }),
+                Minimum => map2::<$T, $T, $T>(a, b, s, |x, y| if x <= y { x } else { y }),
+                BitwiseAnd => map2::<$T, $T, $T>(a, b, s, |x, y| x & y),
+                BitwiseOr => map2::<$T, $T, $T>(a, b, s, |x, y| x | y),
+                BitwiseXor => map2::<$T, $T, $T>(a, b, s, |x, y| x ^ y),
+                LeftShift => map2::<$T, $T, $T>(a, b, s, |x, y| {
+                    #[allow(unused_comparisons)]
+                    if y < 0 as $T || (y as u128) >= BITS as u128 {
+                        0
+                    } else {
+                        x << (y as u32)
+                    }
+                }),
+                RightShift => map2::<$T, $T, $T>(a, b, s, |x, y| {
+                    #[allow(unused_comparisons)]
+                    if y < 0 as $T || (y as u128) >= BITS as u128 {
+                        if x < 0 as $T {
+                            (0 as $T).wrapping_sub(1)
+                        } else {
+                            0
+                        }
+                    } else {
+                        x >> (y as u32)
+                    }
+                }),
+                _ => return None,
+            })
+        }};
+    }
+    match a.dtype() {
+        DType::U8 => int_ops!(u8),
+        DType::U16 => int_ops!(u16),
+        DType::U32 => int_ops!(u32),
+        DType::U64 => int_ops!(u64),
+        DType::I8 => int_ops!(i8),
+        DType::I16 => int_ops!(i16),
+        DType::I32 => int_ops!(i32),
+        DType::I64 => int_ops!(i64),
+        _ => None,
+    }
+}

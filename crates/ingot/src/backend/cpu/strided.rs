@@ -1,0 +1,307 @@
+//! Walking strided layouts: the general path every CPU kernel falls back to, and the helpers
+//! that split elementwise work across threads with a contiguous fast path.
+
+use crate::array::{Array, Data};
+use crate::buffer::Buffer;
+use crate::dtype::Element;
+use crate::shape::{
+    broadcast_strides, collapse_dims, contiguous_strides, is_row_contiguous, size_of,
+};
+use crate::Result;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Below this many elements a kernel runs on the calling thread: a rayon hand-off costs
+/// more than the work.
+pub const PAR_MIN: usize = 1 << 15;
+
+/// Calls `f` with the element offset of every index of `shape`, in row-major order.
+pub fn for_each_offset(
+    shape: &[usize],
+    strides: &[isize],
+    offset: isize,
+    mut f: impl FnMut(isize),
+) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    let (cshape, cstrides) = collapse_dims(shape, &[strides]);
+    rows::<1>(&cshape, [&cstrides[0]], [offset], 0, n, |_, [o], len| {
+        let s = cstrides[0][cstrides[0].len() - 1];
+        for i in 0..len as isize {
+            f(o + i * s);
+        }
+    });
+}
+
+/// Walks `len` elements starting at row-major position `start` of `shape`, one row (a run
+/// along the last dim) at a time: `f(out_pos, offsets, run_len)`; offsets are the row's first
+/// element in each operand, whose last-dim stride the caller knows.
+pub fn rows<const K: usize>(
+    shape: &[usize],
+    strides: [&[isize]; K],
+    bases: [isize; K],
+    start: usize,
+    len: usize,
+    mut f: impl FnMut(usize, [isize; K], usize),
+) {
+    let nd = shape.len();
+    if len == 0 {
+        return;
+    }
+    if nd == 0 {
+        f(start, bases, 1);
+        return;
+    }
+    let mut idx = vec![0usize; nd];
+    let mut rem = start;
+    for d in (0..nd).rev() {
+        idx[d] = rem % shape[d];
+        rem /= shape[d];
+    }
+    let mut offs = bases;
+    for k in 0..K {
+        for d in 0..nd {
+            offs[k] += idx[d] as isize * strides[k][d];
+        }
+    }
+    let last = nd - 1;
+    let mut pos = start;
+    let end = start + len;
+    while pos < end {
+        let run = (shape[last] - idx[last]).min(end - pos);
+        f(pos, offs, run);
+        pos += run;
+        if pos >= end {
+            break;
+        }
+        // advance to the next row
+        for k in 0..K {
+            offs[k] += (run as isize) * strides[k][last];
+        }
+        idx[last] += run;
+        let mut d = last;
+        while idx[d] == shape[d] && d > 0 {
+            for k in 0..K {
+                offs[k] -= (shape[d] as isize) * strides[k][d];
+            }
+            idx[d] = 0;
+            d -= 1;
+            idx[d] += 1;
+            for k in 0..K {
+                offs[k] += strides[k][d];
+            }
+        }
+    }
+}
+
+/// A view of an evaluated input as the kernel sees it: typed elements plus a layout
+/// broadcast to the output shape.
+pub struct View<'a, T> {
+    pub data: &'a [T],
+    pub strides: Vec<isize>,
+    pub offset: isize,
+}
+
+impl<'a, T: Element> View<'a, T> {
+    pub fn new(d: &'a Data, shape: &[usize], out_shape: &[usize]) -> Self {
+        View {
+            data: d.buffer.as_slice::<T>(),
+            strides: broadcast_strides(shape, &d.strides, out_shape),
+            offset: d.offset as isize,
+        }
+    }
+    /// The elements as one row-major slice, when the layout allows.
+    pub fn contiguous(&self, out_shape: &[usize]) -> Option<&'a [T]> {
+        let n = size_of(out_shape);
+        if is_row_contiguous(out_shape, &self.strides) {
+            let o = self.offset as usize;
+            Some(&self.data[o..o + n])
+        } else {
+            None
+        }
+    }
+}
+
+/// Chunk length for splitting `n` elements across threads.
+fn chunk_len(n: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    (n / (threads * 4)).max(PAR_MIN / 2).max(1)
+}
+
+/// A fresh row-major output of `n` elements of `O`, filled by `fill(chunk_start, chunk)`,
+/// split across threads when large.
+pub fn fill_output<O: Element>(n: usize, fill: impl Fn(usize, &mut [O]) + Sync) -> Result<Buffer> {
+    let mut buf = Buffer::zeroed(n * std::mem::size_of::<O>())?;
+    let out = buf.as_slice_mut::<O>();
+    if n < PAR_MIN {
+        fill(0, out);
+    } else {
+        let c = chunk_len(n);
+        out.par_chunks_mut(c)
+            .enumerate()
+            .for_each(|(i, ch)| fill(i * c, ch));
+    }
+    Ok(buf)
+}
+
+/// Wraps a fresh row-major buffer as kernel output data.
+pub fn out_data(buf: Buffer, shape: &[usize]) -> Data {
+    Data {
+        buffer: Arc::new(buf),
+        strides: contiguous_strides(shape),
+        offset: 0,
+    }
+}
+
+/// Elementwise map of one input to a fresh output of the same shape.
+pub fn map1<A: Element, O: Element>(a: &Array, f: impl Fn(A) -> O + Sync + Send) -> Result<Data> {
+    let shape = a.shape().to_vec();
+    let da = a.ready_data();
+    let va = View::<A>::new(&da, &shape, &shape);
+    let n = size_of(&shape);
+    let buf = if let Some(sa) = va.contiguous(&shape) {
+        fill_output::<O>(n, |s, out| {
+            let n = out.len();
+            for (o, &x) in out.iter_mut().zip(&sa[s..s + n]) {
+                *o = f(x);
+            }
+        })?
+    } else {
+        let (cs, st) = collapse_dims(&shape, &[&va.strides]);
+        fill_output::<O>(n, |s, out| {
+            let sl = st[0][st[0].len() - 1];
+            rows::<1>(
+                &cs,
+                [&st[0]],
+                [va.offset],
+                s,
+                out.len(),
+                |pos, [oa], run| {
+                    let o = &mut out[pos - s..pos - s + run];
+                    for (i, slot) in o.iter_mut().enumerate() {
+                        *slot = f(va.data[(oa + i as isize * sl) as usize]);
+                    }
+                },
+            );
+        })?
+    };
+    Ok(out_data(buf, &shape))
+}
+
+/// Elementwise map of two inputs of the output's shape (broadcast views allowed).
+pub fn map2<A: Element, B: Element, O: Element>(
+    a: &Array,
+    b: &Array,
+    out_shape: &[usize],
+    f: impl Fn(A, B) -> O + Sync + Send,
+) -> Result<Data> {
+    let (da, db) = (a.ready_data(), b.ready_data());
+    let va = View::<A>::new(&da, a.shape(), out_shape);
+    let vb = View::<B>::new(&db, b.shape(), out_shape);
+    let n = size_of(out_shape);
+    let buf = match (va.contiguous(out_shape), vb.contiguous(out_shape)) {
+        (Some(sa), Some(sb)) => fill_output::<O>(n, |s, out| {
+            let e = s + out.len();
+            for ((o, &x), &y) in out.iter_mut().zip(&sa[s..e]).zip(&sb[s..e]) {
+                *o = f(x, y);
+            }
+        })?,
+        _ => {
+            let (cs, st) = collapse_dims(out_shape, &[&va.strides, &vb.strides]);
+            fill_output::<O>(n, |s, out| {
+                let (la, lb) = (st[0][st[0].len() - 1], st[1][st[1].len() - 1]);
+                rows::<2>(
+                    &cs,
+                    [&st[0], &st[1]],
+                    [va.offset, vb.offset],
+                    s,
+                    out.len(),
+                    |pos, [oa, ob], run| {
+                        let o = &mut out[pos - s..pos - s + run];
+                        if la == 1 && lb == 0 {
+                            let y = vb.data[ob as usize];
+                            let xs = &va.data[oa as usize..oa as usize + run];
+                            for (slot, &x) in o.iter_mut().zip(xs) {
+                                *slot = f(x, y);
+                            }
+                        } else if la == 0 && lb == 1 {
+                            let x = va.data[oa as usize];
+                            let ys = &vb.data[ob as usize..ob as usize + run];
+                            for (slot, &y) in o.iter_mut().zip(ys) {
+                                *slot = f(x, y);
+                            }
+                        } else {
+                            for (i, slot) in o.iter_mut().enumerate() {
+                                let i = i as isize;
+                                *slot = f(
+                                    va.data[(oa + i * la) as usize],
+                                    vb.data[(ob + i * lb) as usize],
+                                );
+                            }
+                        }
+                    },
+                );
+            })?
+        }
+    };
+    Ok(out_data(buf, out_shape))
+}
+
+/// Elementwise map of three inputs of the output's shape.
+pub fn map3<A: Element, B: Element, C: Element, O: Element>(
+    a: &Array,
+    b: &Array,
+    c: &Array,
+    out_shape: &[usize],
+    f: impl Fn(A, B, C) -> O + Sync + Send,
+) -> Result<Data> {
+    let (da, db, dc) = (a.ready_data(), b.ready_data(), c.ready_data());
+    let va = View::<A>::new(&da, a.shape(), out_shape);
+    let vb = View::<B>::new(&db, b.shape(), out_shape);
+    let vc = View::<C>::new(&dc, c.shape(), out_shape);
+    let n = size_of(out_shape);
+    let (cs, st) = collapse_dims(out_shape, &[&va.strides, &vb.strides, &vc.strides]);
+    let buf = fill_output::<O>(n, |s, out| {
+        let l = [
+            st[0][st[0].len() - 1],
+            st[1][st[1].len() - 1],
+            st[2][st[2].len() - 1],
+        ];
+        rows::<3>(
+            &cs,
+            [&st[0], &st[1], &st[2]],
+            [va.offset, vb.offset, vc.offset],
+            s,
+            out.len(),
+            |pos, o3, run| {
+                let o = &mut out[pos - s..pos - s + run];
+                for (i, slot) in o.iter_mut().enumerate() {
+                    let i = i as isize;
+                    *slot = f(
+                        va.data[(o3[0] + i * l[0]) as usize],
+                        vb.data[(o3[1] + i * l[1]) as usize],
+                        vc.data[(o3[2] + i * l[2]) as usize],
+                    );
+                }
+            },
+        );
+    })?;
+    Ok(out_data(buf, out_shape))
+}
+
+/// A row-major contiguous copy of an evaluated array's elements as `T` (no conversion).
+pub fn contiguous_vec<T: Element>(a: &Array) -> Vec<T> {
+    crate::array::gather_elems::<T>(&a.ready_data(), a.shape())
+}
+
+/// The input as one row-major slice: borrowed when already contiguous, else copied.
+pub fn contiguous_cow<'a, T: Element>(d: &'a Data, shape: &[usize]) -> std::borrow::Cow<'a, [T]> {
+    let n = size_of(shape);
+    if is_row_contiguous(shape, &d.strides) {
+        std::borrow::Cow::Borrowed(&d.buffer.as_slice::<T>()[d.offset..d.offset + n])
+    } else {
+        std::borrow::Cow::Owned(crate::array::gather_elems::<T>(d, shape))
+    }
+}

@@ -1,0 +1,3 @@
+//! Backends: one folder per device, one file per op family.
+
+pub mod cpu;

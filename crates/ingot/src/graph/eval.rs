@@ -1,0 +1,119 @@
+//! Evaluation: iterative topological order (graphs are deep, so no recursion), each kernel
+//! run once, inputs released as soon as their last consumer ran.
+
+use crate::array::{Array, Data, Node, Pending, State};
+use crate::device::Device;
+use crate::{Error, Result};
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+
+/// Evaluates several arrays together, sharing the work of their common inputs.
+pub fn eval(outputs: &[Array]) -> Result<()> {
+    // Fast path: nothing to do.
+    if outputs
+        .iter()
+        .all(|a| !matches!(*a.0.state.lock(), State::Pending(_)))
+    {
+        return Ok(());
+    }
+    let order = topo_order(outputs);
+    // `order` holds weak handles, so an intermediate is freed once its consumers have run.
+    for weak in order {
+        let Some(node) = weak.upgrade() else { continue };
+        run_node(&node)?;
+    }
+    Ok(())
+}
+
+fn topo_order(outputs: &[Array]) -> Vec<Weak<Node>> {
+    let mut order = Vec::new();
+    let mut seen: HashSet<usize> = HashSet::new();
+    // (node, inputs pushed?)
+    let mut stack: Vec<(Array, bool)> = outputs.iter().rev().map(|a| (a.clone(), false)).collect();
+    while let Some((a, expanded)) = stack.pop() {
+        if expanded {
+            order.push(Arc::downgrade(&a.0));
+            continue;
+        }
+        if !seen.insert(a.id()) {
+            continue;
+        }
+        let inputs = match &*a.0.state.lock() {
+            State::Pending(p) => p.inputs.clone(),
+            _ => continue,
+        };
+        stack.push((a, true));
+        for i in inputs.into_iter().rev() {
+            if !seen.contains(&i.id()) {
+                stack.push((i, false));
+            }
+        }
+    }
+    order
+}
+
+fn run_node(node: &Arc<Node>) -> Result<()> {
+    let pending = {
+        let mut st = node.state.lock();
+        if !matches!(*st, State::Pending(_)) {
+            return Ok(()); // computed already, as a sibling of another output
+        }
+        match std::mem::replace(&mut *st, State::Running) {
+            State::Pending(p) => p,
+            _ => unreachable!(),
+        }
+    };
+    let outs: Vec<(Vec<usize>, crate::DType)> = match &pending.siblings {
+        None => vec![(node.shape.clone(), node.dtype)],
+        Some(sib) => sib
+            .iter()
+            .map(|w| match w.upgrade() {
+                Some(n) => (n.shape.clone(), n.dtype),
+                // A dropped sibling's output is still computed (kernels make all outputs);
+                // its shape is not needed by any CPU kernel, which derive shapes from inputs.
+                None => (Vec::new(), crate::DType::F32),
+            })
+            .collect(),
+    };
+    let result = run_kernel(&pending, &outs);
+    match result {
+        Ok(datas) => {
+            match &pending.siblings {
+                None => {
+                    let d = datas.into_iter().next().ok_or_else(|| {
+                        Error::invalid(pending.op.name(), "kernel produced no output")
+                    })?;
+                    *node.state.lock() = State::Ready(d);
+                }
+                Some(sib) => {
+                    for (w, d) in sib.iter().zip(datas) {
+                        if let Some(n) = w.upgrade() {
+                            let mut st = n.state.lock();
+                            if Arc::ptr_eq(&n, node) || matches!(*st, State::Pending(_)) {
+                                *st = State::Ready(d);
+                            }
+                        }
+                    }
+                }
+            }
+            // `pending` (and with it the inputs) is dropped here.
+            Ok(())
+        }
+        Err(e) => {
+            *node.state.lock() = State::Pending(pending);
+            Err(e)
+        }
+    }
+}
+
+fn run_kernel(p: &Pending, outs: &[(Vec<usize>, crate::DType)]) -> Result<Vec<Data>> {
+    match p.device {
+        Device::Cpu => crate::backend::cpu::eval(&p.op, &p.inputs, outs),
+        Device::Cuda(n) => Err(Error::unsupported(
+            p.op.name(),
+            format!(
+                "device cuda:{n} is not available in this build (CUDA backend not yet written)"
+            ),
+        )),
+    }
+}

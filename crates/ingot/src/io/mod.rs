@@ -1,0 +1,1 @@
+//! Reading and writing arrays: safetensors, .npy and .npz.

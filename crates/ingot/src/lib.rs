@@ -1,0 +1,38 @@
+//! ingot: lazy n-dimensional arrays with a NumPy-like API, for machine learning on CPUs and
+//! NVIDIA GPUs. See docs/design.md for the architecture and docs/ops.md for the operations.
+//!
+//! ```
+//! use ingot::{Array, DType};
+//! let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let b = ingot::ones(&[2, 2], DType::F32)?;
+//! let c = (&a + &b)?;
+//! assert_eq!(c.to_vec::<f32>()?, vec![2.0, 3.0, 4.0, 5.0]);
+//! # Ok::<(), ingot::Error>(())
+//! ```
+
+pub mod array;
+pub mod backend;
+pub mod buffer;
+pub mod device;
+mod display;
+pub mod dtype;
+pub mod error;
+pub mod graph;
+pub mod io;
+pub mod op;
+pub mod ops;
+pub mod shape;
+
+pub use array::{Array, IntoArray};
+pub use device::{default_device, set_default_device, Device};
+pub use dtype::{promote_types, DType, Element, Kind, Scalar};
+pub use error::{Error, Result};
+pub use ops::*;
+
+/// Evaluates several arrays together, sharing their common work.
+pub fn eval(arrays: &[Array]) -> Result<()> {
+    graph::eval(arrays)
+}
+
+pub use half::{bf16, f16};
+pub use num_complex::Complex32 as c64;

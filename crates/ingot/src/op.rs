@@ -1,0 +1,437 @@
+//! Every primitive of ingot, with its parameters: the vocabulary of the whole system.
+//!
+//! Public operations (src/ops/) validate their arguments, promote dtypes and broadcast
+//! shapes *before* building a node, so a kernel sees uniform inputs: elementwise inputs have
+//! the output's shape and a common dtype, axes are non-negative, slices are resolved.
+//! Composite operations (mean, var, tile, einsum, ...) are built from these and need no
+//! variant. `Op` is hashable and serializable: CSE, compile-cache keys and package export
+//! rely on that.
+
+use crate::dtype::{DType, Scalar};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnaryOp {
+    Abs,
+    Negative,
+    Sign,
+    Exp,
+    Expm1,
+    Log,
+    Log1p,
+    Log2,
+    Log10,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Reciprocal,
+    Sin,
+    Cos,
+    Tan,
+    Arcsin,
+    Arccos,
+    Arctan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Arcsinh,
+    Arccosh,
+    Arctanh,
+    Erf,
+    Erfinv,
+    Floor,
+    Ceil,
+    /// Round half to even at `decimals` decimal places (NumPy's `round`).
+    Round {
+        decimals: i32,
+    },
+    Sigmoid,
+    LogicalNot,
+    BitwiseInvert,
+    IsNan,
+    IsInf,
+    IsFinite,
+    SignBit,
+    Real,
+    Imag,
+    Conj,
+    Angle,
+    /// Identity on values; transforms treat it as a constant.
+    StopGradient,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinaryOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    FloorDivide,
+    Remainder,
+    Power,
+    Maximum,
+    Minimum,
+    Arctan2,
+    LogAddExp,
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+    LogicalAnd,
+    LogicalOr,
+    LogicalXor,
+    BitwiseAnd,
+    BitwiseOr,
+    BitwiseXor,
+    LeftShift,
+    RightShift,
+}
+
+impl BinaryOp {
+    /// Comparisons and logical ops produce bool.
+    pub fn returns_bool(self) -> bool {
+        use BinaryOp::*;
+        matches!(
+            self,
+            Equal
+                | NotEqual
+                | Less
+                | LessEqual
+                | Greater
+                | GreaterEqual
+                | LogicalAnd
+                | LogicalOr
+                | LogicalXor
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReduceKind {
+    Sum,
+    Prod,
+    Min,
+    Max,
+    All,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ArgReduceKind {
+    ArgMin,
+    ArgMax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScanKind {
+    Sum,
+    Prod,
+    Max,
+    Min,
+    LogAddExp,
+}
+
+/// How a scatter combines updates with what is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScatterKind {
+    Set,
+    Add,
+    Prod,
+    Max,
+    Min,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PadMode {
+    Constant,
+    Edge,
+    Reflect,
+    Symmetric,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FftKind {
+    /// complex -> complex, forward
+    Forward,
+    /// complex -> complex, inverse (unnormalized: scaling is a separate multiply)
+    Inverse,
+    /// real -> half-spectrum complex over the last of `axes`
+    RealForward,
+    /// half-spectrum complex -> real over the last of `axes`; the output length is on the node
+    RealInverse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InterpMode {
+    Nearest,
+    Bilinear,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GridPadding {
+    Zeros,
+    Border,
+    Reflection,
+}
+
+/// One primitive. Output shapes and dtypes live on the node, not here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    // ---- creation (no inputs) -------------------------------------------------------------
+    /// `start + i * step` in the node's dtype.
+    Arange {
+        start: Scalar,
+        step: Scalar,
+    },
+
+    // ---- elementwise (inputs already broadcast to the output shape) ------------------------
+    Unary(UnaryOp),
+    /// Both inputs have the same dtype (promoted by the public op).
+    Binary(BinaryOp),
+    /// `where(cond, x, y)`: cond is bool, x and y share a dtype.
+    Select,
+    /// Conversion to the node's dtype.
+    AsType(DType),
+
+    // ---- views: no copy where the layout allows ------------------------------------------
+    /// Reshape to the node's shape (a view when strides allow, a copy otherwise).
+    Reshape,
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Per axis: first index and step (may be negative); lengths are the node's shape.
+    Slice {
+        start: Vec<usize>,
+        step: Vec<isize>,
+    },
+    /// Broadcast to the node's shape (stride 0 on the new dims).
+    Broadcast,
+    /// The diagonal of axes (axis1, axis2) with `offset`, appended as the last axis.
+    Diagonal {
+        offset: isize,
+        axis1: usize,
+        axis2: usize,
+    },
+    /// Reinterpret the bytes as another dtype (last axis scales by the size ratio).
+    ViewDtype(DType),
+    /// A row-major contiguous copy.
+    Copy,
+
+    // ---- reductions and scans -----------------------------------------------------------
+    /// Reduces `axes`, keeping them as size-1 dims (public ops squeeze them).
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+    },
+    /// Index of the first min/max along `axis` (kept as a size-1 dim), as uint32.
+    ArgReduce {
+        kind: ArgReduceKind,
+        axis: usize,
+    },
+    Scan {
+        kind: ScanKind,
+        axis: usize,
+        reverse: bool,
+        inclusive: bool,
+    },
+
+    // ---- shape ----------------------------------------------------------------------------
+    Concatenate {
+        axis: usize,
+    },
+    Pad {
+        low: Vec<usize>,
+        high: Vec<usize>,
+        mode: PadMode,
+        value: Scalar,
+    },
+
+    // ---- indexing -------------------------------------------------------------------------
+    /// `take(a, indices, axis)`: inputs (a, indices).
+    Take {
+        axis: usize,
+    },
+    /// inputs (a, indices) with indices broadcast against a except on `axis`.
+    TakeAlongAxis {
+        axis: usize,
+    },
+    /// inputs (a, indices, values).
+    PutAlongAxis {
+        axis: usize,
+        kind: ScatterKind,
+    },
+    /// MLX-style gather: inputs (a, idx_0, .., idx_k) indexing `axes`; each index picks a
+    /// slice of `slice_sizes`. Output: broadcast index shape + slice_sizes.
+    Gather {
+        axes: Vec<usize>,
+        slice_sizes: Vec<usize>,
+    },
+    /// MLX-style scatter: inputs (a, idx_0, .., idx_k, updates).
+    Scatter {
+        axes: Vec<usize>,
+        kind: ScatterKind,
+    },
+    /// Writes inputs[1] into a copy of inputs[0] at the strided window (start, step);
+    /// in place when the destination buffer is held by nothing else (donation).
+    SliceUpdate {
+        start: Vec<usize>,
+        step: Vec<isize>,
+        kind: ScatterKind,
+    },
+
+    // ---- sorting --------------------------------------------------------------------------
+    /// Stable sort along `axis` (NaN last, as NumPy).
+    Sort {
+        axis: usize,
+    },
+    ArgSort {
+        axis: usize,
+    },
+    Partition {
+        kth: usize,
+        axis: usize,
+    },
+    ArgPartition {
+        kth: usize,
+        axis: usize,
+    },
+    /// inputs (sorted 1-D, values); outputs int indices.
+    SearchSorted {
+        right: bool,
+    },
+
+    // ---- linear algebra ---------------------------------------------------------------------
+    /// (..., m, k) @ (..., k, n) with batch dims already broadcast.
+    Matmul,
+    Cholesky {
+        upper: bool,
+    },
+    Inv,
+    /// outputs (lu, pivots) as LAPACK's getrf gives them (pivots 0-based, int32).
+    LuFactor,
+    /// outputs (q, r), reduced.
+    Qr,
+    /// outputs (u, s, vt) when `compute_uv`, else (s).
+    Svd {
+        compute_uv: bool,
+        full_matrices: bool,
+    },
+    /// outputs (eigenvalues ascending, eigenvectors in columns).
+    Eigh {
+        upper: bool,
+    },
+    /// solve a @ x = b with a triangular; `left = false` solves x @ a = b.
+    SolveTriangular {
+        upper: bool,
+        unit_diagonal: bool,
+        left: bool,
+    },
+    Solve,
+
+    // ---- convolution and pooling (channels last: (N, *spatial, C)) ---------------------------
+    /// inputs (x, w) with w (C_out, *kernel, C_in / groups). `input_dilation` > 1 makes a
+    /// transposed convolution; `flip` flips the kernel (convolution vs correlation).
+    Conv {
+        stride: Vec<usize>,
+        padding_lo: Vec<usize>,
+        padding_hi: Vec<usize>,
+        kernel_dilation: Vec<usize>,
+        input_dilation: Vec<usize>,
+        groups: usize,
+        flip: bool,
+    },
+    /// Pooling over the spatial dims of (N, *spatial, C); padded cells never win a max and
+    /// count in an average only when `count_pad`.
+    Pool {
+        kind: PoolKind,
+        window: Vec<usize>,
+        stride: Vec<usize>,
+        padding: Vec<usize>,
+        count_pad: bool,
+    },
+
+    // ---- FFT ----------------------------------------------------------------------------
+    Fft {
+        axes: Vec<usize>,
+        kind: FftKind,
+    },
+
+    // ---- fast ops (each has a reference decomposition in ops/) -------------------------------
+    Softmax {
+        axis: usize,
+        log: bool,
+    },
+    GridSample {
+        mode: InterpMode,
+        padding: GridPadding,
+        align_corners: bool,
+    },
+    /// Walsh-Hadamard transform over the last axis (a power of two), times `scale`.
+    Hadamard {
+        scale: Scalar,
+    },
+
+    // ---- random ---------------------------------------------------------------------------
+    /// Counter-based random bits (Threefry-2x32) from a key: uint32 of the node's shape.
+    RandomBits,
+}
+
+impl Op {
+    /// A short name for errors and the profiler.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Arange { .. } => "arange",
+            Op::Unary(_) => "unary",
+            Op::Binary(_) => "binary",
+            Op::Select => "where",
+            Op::AsType(_) => "astype",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Slice { .. } => "slice",
+            Op::Broadcast => "broadcast_to",
+            Op::Diagonal { .. } => "diagonal",
+            Op::ViewDtype(_) => "view",
+            Op::Copy => "copy",
+            Op::Reduce { .. } => "reduce",
+            Op::ArgReduce { .. } => "arg_reduce",
+            Op::Scan { .. } => "scan",
+            Op::Concatenate { .. } => "concatenate",
+            Op::Pad { .. } => "pad",
+            Op::Take { .. } => "take",
+            Op::TakeAlongAxis { .. } => "take_along_axis",
+            Op::PutAlongAxis { .. } => "put_along_axis",
+            Op::Gather { .. } => "gather",
+            Op::Scatter { .. } => "scatter",
+            Op::SliceUpdate { .. } => "slice_update",
+            Op::Sort { .. } => "sort",
+            Op::ArgSort { .. } => "argsort",
+            Op::Partition { .. } => "partition",
+            Op::ArgPartition { .. } => "argpartition",
+            Op::SearchSorted { .. } => "searchsorted",
+            Op::Matmul => "matmul",
+            Op::Cholesky { .. } => "cholesky",
+            Op::Inv => "inv",
+            Op::LuFactor => "lu_factor",
+            Op::Qr => "qr",
+            Op::Svd { .. } => "svd",
+            Op::Eigh { .. } => "eigh",
+            Op::SolveTriangular { .. } => "solve_triangular",
+            Op::Solve => "solve",
+            Op::Conv { .. } => "conv",
+            Op::Pool { .. } => "pool",
+            Op::Fft { .. } => "fft",
+            Op::Softmax { .. } => "softmax",
+            Op::GridSample { .. } => "grid_sample",
+            Op::Hadamard { .. } => "hadamard_transform",
+            Op::RandomBits => "random_bits",
+        }
+    }
+}

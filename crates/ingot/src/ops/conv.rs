@@ -1,0 +1,1 @@
+//! Public operations: conv family.

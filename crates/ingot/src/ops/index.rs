@@ -1,0 +1,1 @@
+//! Public operations: index family.

@@ -1,0 +1,522 @@
+//! Elementwise ops against f64 references: every dtype, contiguous and strided layouts,
+//! broadcasting, weak scalars, NaN/inf/-0.0, and error messages.
+
+mod common;
+use common::*;
+use ingot::{Array, DType};
+
+type UFn = fn(&Array) -> ingot::Result<Array>;
+
+#[test]
+fn unary_float_ops_match_reference() {
+    let cases: Vec<(&str, UFn, fn(f64) -> f64, f64)> = vec![
+        ("exp", ingot::exp, f64::exp, 0.0),
+        ("expm1", ingot::expm1, f64::exp_m1, 0.0),
+        ("log", ingot::log, f64::ln, 0.0),
+        ("log1p", ingot::log1p, f64::ln_1p, 0.0),
+        ("log2", ingot::log2, f64::log2, 0.0),
+        ("log10", ingot::log10, f64::log10, 0.0),
+        ("sqrt", ingot::sqrt, f64::sqrt, 0.0),
+        ("rsqrt", ingot::rsqrt, |x| 1.0 / x.sqrt(), 0.0),
+        ("reciprocal", ingot::reciprocal, |x| 1.0 / x, 0.0),
+        ("sin", ingot::sin, f64::sin, 1e-6),
+        ("cos", ingot::cos, f64::cos, 1e-6),
+        ("tan", ingot::tan, f64::tan, 1e-6),
+        ("arcsin", ingot::arcsin, f64::asin, 0.0),
+        ("arccos", ingot::arccos, f64::acos, 0.0),
+        ("arctan", ingot::arctan, f64::atan, 0.0),
+        ("sinh", ingot::sinh, f64::sinh, 0.0),
+        ("cosh", ingot::cosh, f64::cosh, 0.0),
+        ("tanh", ingot::tanh, f64::tanh, 1e-7),
+        ("arcsinh", ingot::arcsinh, f64::asinh, 0.0),
+        ("arccosh", ingot::arccosh, f64::acosh, 0.0),
+        ("arctanh", ingot::arctanh, f64::atanh, 0.0),
+        ("erf", ingot::erf, libm_erf, 1e-7),
+        (
+            "sigmoid",
+            ingot::sigmoid,
+            |x| 1.0 / (1.0 + (-x).exp()),
+            1e-7,
+        ),
+        ("abs", ingot::abs, f64::abs, 0.0),
+        ("negative", ingot::negative, |x| -x, 0.0),
+        ("square", ingot::square, |x| x * x, 0.0),
+        ("floor", ingot::floor, f64::floor, 0.0),
+        ("ceil", ingot::ceil, f64::ceil, 0.0),
+        (
+            "sign",
+            ingot::sign,
+            |x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    x
+                }
+            },
+            0.0,
+        ),
+    ];
+    let mut rng = Rng::new(1);
+    for dtype in FLOATS {
+        for shape in shapes() {
+            let (a, vals) = rand_array(&mut rng, &shape, dtype);
+            // special values where the shape has room
+            let mut vals = vals;
+            for (i, s) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.5]
+                .iter()
+                .enumerate()
+            {
+                if i < vals.len() {
+                    vals[i] = *s;
+                }
+            }
+            let a = if vals.is_empty() {
+                a
+            } else {
+                array_from_f64(&vals, &shape, dtype)
+            };
+            let strided = noncontiguous(&vals, &shape, dtype);
+            for (name, f, r, atol) in &cases {
+                for (layout, x) in [("contiguous", &a), ("strided", &strided)] {
+                    let out = f(x).unwrap();
+                    assert_eq!(out.shape(), shape.as_slice());
+                    assert_eq!(out.dtype(), dtype, "{name}");
+                    let got = out.to_f64_vec().unwrap();
+                    let want: Vec<f64> = vals.iter().map(|&v| round_to(r(v), dtype)).collect();
+                    let t = tol(dtype).max(if dtype == DType::F32 { 2e-6 } else { 0.0 });
+                    assert_close(
+                        &got,
+                        &want,
+                        t * 4.0,
+                        *atol + t,
+                        &format!("{name} {dtype} {shape:?} {layout}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn libm_erf(x: f64) -> f64 {
+    // reference erf by series/continued fraction is overkill: use the identity with erfc
+    // from a high-precision approximation (Abramowitz-Stegun 7.1.26 is too coarse), so
+    // integrate numerically instead.
+    if x.is_nan() {
+        return x;
+    }
+    if x.is_infinite() {
+        return x.signum();
+    }
+    let n = 2000;
+    let h = x / n as f64;
+    let f = |t: f64| (-t * t).exp();
+    let mut s = f(0.0) + f(x);
+    for i in 1..n {
+        s += if i % 2 == 1 { 4.0 } else { 2.0 } * f(i as f64 * h);
+    }
+    s * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+#[test]
+fn erfinv_inverts_erf() {
+    let x = Array::from_slice(
+        &[-0.999f64, -0.5, 0.0, 0.1, 0.9, 0.999999, 1.0, -1.0, 1.5],
+        &[9],
+    )
+    .unwrap();
+    let y = ingot::erfinv(&x).unwrap().to_vec::<f64>().unwrap();
+    for (i, &v) in [-0.999f64, -0.5, 0.0, 0.1, 0.9, 0.999999]
+        .iter()
+        .enumerate()
+    {
+        assert!((libm_erf(y[i]) - v).abs() < 1e-9, "{v} -> {}", y[i]);
+    }
+    assert_eq!(y[6], f64::INFINITY);
+    assert_eq!(y[7], f64::NEG_INFINITY);
+    assert!(y[8].is_nan());
+}
+
+#[test]
+fn ints_go_to_float32_for_float_math() {
+    let a = Array::from_slice(&[1i32, 4, 9], &[3]).unwrap();
+    let r = ingot::sqrt(&a).unwrap();
+    assert_eq!(r.dtype(), DType::F32);
+    assert_eq!(r.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn binary_arithmetic_all_dtypes_with_broadcast() {
+    let mut rng = Rng::new(2);
+    let ops: Vec<(
+        &str,
+        fn(&Array, &Array) -> ingot::Result<Array>,
+        fn(f64, f64) -> f64,
+    )> = vec![
+        ("add", |a, b| ingot::add(a, b), |x, y| x + y),
+        ("subtract", |a, b| ingot::subtract(a, b), |x, y| x - y),
+        ("multiply", |a, b| ingot::multiply(a, b), |x, y| x * y),
+        ("maximum", |a, b| ingot::maximum(a, b), f64::max),
+        ("minimum", |a, b| ingot::minimum(a, b), f64::min),
+    ];
+    let shape_pairs = [
+        (vec![3, 4], vec![3, 4]),
+        (vec![3, 1], vec![1, 4]),
+        (vec![], vec![2, 3]),
+        (vec![0, 3], vec![3]),
+        (vec![5, 2, 3], vec![2, 1]),
+    ];
+    for dtype in FLOATS.iter().chain(INTS.iter()) {
+        for (sa, sb) in &shape_pairs {
+            let (a, va) = rand_array(&mut rng, sa, *dtype);
+            let (b, vb) = rand_array(&mut rng, sb, *dtype);
+            let out_shape = ingot::shape::broadcast_shapes("t", sa, sb).unwrap();
+            let bi = |v: &[f64], s: &[usize], idx: &[usize]| -> f64 {
+                let off = out_shape.len() - s.len();
+                let mut flat = 0;
+                for d in 0..s.len() {
+                    let i = if s[d] == 1 { 0 } else { idx[off + d] };
+                    flat = flat * s[d] + i;
+                }
+                v[flat]
+            };
+            for (name, f, r) in &ops {
+                let got = f(&a, &b).unwrap();
+                assert_eq!(got.shape(), out_shape.as_slice());
+                assert_eq!(got.dtype(), *dtype);
+                let n: usize = out_shape.iter().product();
+                let strides = ingot::shape::contiguous_strides(&out_shape);
+                let want: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let idx: Vec<usize> = (0..out_shape.len())
+                            .map(|d| (i / strides[d] as usize) % out_shape[d])
+                            .collect();
+                        let v = r(bi(&va, sa, &idx), bi(&vb, sb, &idx));
+                        // integers wrap as NumPy does
+                        if dtype.is_integer() {
+                            wrap(v, *dtype)
+                        } else {
+                            round_to(v, *dtype)
+                        }
+                    })
+                    .collect();
+                assert_close(
+                    &got.to_f64_vec().unwrap(),
+                    &want,
+                    tol(*dtype) * 2.0,
+                    0.0,
+                    &format!("{name} {dtype} {sa:?} {sb:?}"),
+                );
+            }
+        }
+    }
+}
+
+fn wrap(v: f64, dtype: DType) -> f64 {
+    let v = v as i128;
+    match dtype {
+        DType::U8 => v as u8 as f64,
+        DType::U16 => v as u16 as f64,
+        DType::U32 => v as u32 as f64,
+        DType::U64 => v as u64 as f64,
+        DType::I8 => v as i8 as f64,
+        DType::I16 => v as i16 as f64,
+        DType::I32 => v as i32 as f64,
+        _ => v as i64 as f64,
+    }
+}
+
+#[test]
+fn python_division_semantics() {
+    let a = Array::from_slice(&[7i32, -7, 7, -7, 5, 0], &[6]).unwrap();
+    let b = Array::from_slice(&[2i32, 2, -2, -2, 0, 3], &[6]).unwrap();
+    assert_eq!(
+        ingot::floor_divide(&a, &b)
+            .unwrap()
+            .to_vec::<i32>()
+            .unwrap(),
+        vec![3, -4, -4, 3, 0, 0]
+    );
+    assert_eq!(
+        ingot::remainder(&a, &b).unwrap().to_vec::<i32>().unwrap(),
+        vec![1, 1, -1, -1, 0, 0]
+    );
+    let af = Array::from_slice(&[7.5f64, -7.5, 1.0], &[3]).unwrap();
+    let bf = Array::from_slice(&[2.0f64, 2.0, 0.0], &[3]).unwrap();
+    let r = ingot::remainder(&af, &bf).unwrap().to_vec::<f64>().unwrap();
+    assert_eq!(&r[..2], &[1.5, 0.5]);
+    assert!(r[2].is_nan());
+    assert_eq!(
+        ingot::floor_divide(&af, &bf)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap()[..2],
+        [3.0, -4.0]
+    );
+    // true division of ints gives float32
+    let d = ingot::divide(&a, &b).unwrap();
+    assert_eq!(d.dtype(), DType::F32);
+    assert_eq!(d.to_vec::<f32>().unwrap()[0], 3.5);
+}
+
+#[test]
+fn weak_scalars_keep_array_dtype() {
+    let a = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    assert_eq!(ingot::add(&a, 2.0).unwrap().dtype(), DType::F32);
+    assert_eq!((&a * 2.0f64).unwrap().dtype(), DType::F32);
+    assert_eq!(
+        (2.0f64 - &a).unwrap().to_vec::<f32>().unwrap(),
+        vec![1.0, 0.0]
+    );
+    let h = ingot::astype(&a, DType::F16).unwrap();
+    assert_eq!(ingot::add(&h, 1).unwrap().dtype(), DType::F16);
+    let i = Array::from_slice(&[1i8, 2], &[2]).unwrap();
+    assert_eq!(ingot::add(&i, 3).unwrap().dtype(), DType::I8);
+    assert_eq!(ingot::add(&i, 0.5).unwrap().dtype(), DType::F32);
+    let b = Array::from_slice(&[true, false], &[2]).unwrap();
+    assert_eq!(ingot::add(&b, 1).unwrap().dtype(), DType::I32);
+    // strong arrays promote
+    let d = Array::from_slice(&[1.0f64], &[1]).unwrap();
+    assert_eq!(ingot::add(&a, &d).unwrap().dtype(), DType::F64);
+}
+
+#[test]
+fn comparisons_and_nan() {
+    let a = Array::from_slice(&[1.0f32, f32::NAN, 3.0, -0.0], &[4]).unwrap();
+    let b = Array::from_slice(&[1.0f32, f32::NAN, 2.0, 0.0], &[4]).unwrap();
+    assert_eq!(
+        ingot::equal(&a, &b).unwrap().to_vec::<bool>().unwrap(),
+        vec![true, false, false, true]
+    );
+    assert_eq!(
+        ingot::greater(&a, &b).unwrap().to_vec::<bool>().unwrap(),
+        vec![false, false, true, false]
+    );
+    let m = ingot::maximum(&a, &b).unwrap().to_vec::<f32>().unwrap();
+    assert!(m[1].is_nan());
+    assert_eq!(
+        ingot::signbit(&a).unwrap().to_vec::<bool>().unwrap(),
+        vec![false, false, false, true]
+    );
+    assert_eq!(
+        ingot::isnan(&a).unwrap().to_vec::<bool>().unwrap(),
+        vec![false, true, false, false]
+    );
+}
+
+#[test]
+fn bitwise_and_shifts() {
+    let a = Array::from_slice(&[0b1100u8, 255, 1], &[3]).unwrap();
+    let b = Array::from_slice(&[0b1010u8, 1, 9], &[3]).unwrap();
+    assert_eq!(
+        ingot::bitwise_and(&a, &b).unwrap().to_vec::<u8>().unwrap(),
+        vec![0b1000, 1, 1]
+    );
+    assert_eq!(
+        ingot::bitwise_xor(&a, &b).unwrap().to_vec::<u8>().unwrap(),
+        vec![0b0110, 254, 8]
+    );
+    assert_eq!(
+        ingot::left_shift(&a, &b).unwrap().to_vec::<u8>().unwrap(),
+        vec![0, 254, 0]
+    );
+    assert_eq!(
+        ingot::right_shift(&a, &b).unwrap().to_vec::<u8>().unwrap(),
+        vec![0, 127, 0]
+    );
+    assert_eq!(
+        ingot::bitwise_invert(&a).unwrap().to_vec::<u8>().unwrap(),
+        vec![0b11110011, 0, 254]
+    );
+    let err = ingot::left_shift(&Array::from_slice(&[1.0f32], &[1]).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("[left_shift]"), "{err}");
+}
+
+#[test]
+fn where_clip_isclose() {
+    let c = Array::from_slice(&[true, false, true], &[3]).unwrap();
+    let x = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let r = ingot::where_(&c, &x, 0.0).unwrap();
+    assert_eq!(r.to_vec::<f32>().unwrap(), vec![1.0, 0.0, 3.0]);
+    let lo = Array::scalar(1.5f32);
+    let hi = Array::scalar(2.5f32);
+    assert_eq!(
+        ingot::clip(&x, Some(&lo), Some(&hi))
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        vec![1.5, 2.0, 2.5]
+    );
+    let a = Array::from_slice(&[1.0f64, f64::INFINITY, f64::NAN, 1.0], &[4]).unwrap();
+    let b = Array::from_slice(&[1.0 + 1e-9, f64::INFINITY, f64::NAN, 1.1], &[4]).unwrap();
+    assert_eq!(
+        ingot::isclose(&a, &b, 1e-5, 1e-8, false)
+            .unwrap()
+            .to_vec::<bool>()
+            .unwrap(),
+        vec![true, true, false, false]
+    );
+    assert_eq!(
+        ingot::isclose(&a, &b, 1e-5, 1e-8, true)
+            .unwrap()
+            .to_vec::<bool>()
+            .unwrap(),
+        vec![true, true, true, false]
+    );
+}
+
+#[test]
+fn casts_wrap_and_saturate() {
+    let a = Array::from_slice(&[300i32, -1, 70000], &[3]).unwrap();
+    assert_eq!(
+        ingot::astype(&a, DType::U8)
+            .unwrap()
+            .to_vec::<u8>()
+            .unwrap(),
+        vec![44, 255, 112]
+    );
+    let f = Array::from_slice(&[1.7f32, -2.5, f32::NAN, 1e20], &[4]).unwrap();
+    assert_eq!(
+        ingot::astype(&f, DType::I32)
+            .unwrap()
+            .to_vec::<i32>()
+            .unwrap(),
+        vec![1, -2, 0, i32::MAX]
+    );
+    assert_eq!(
+        ingot::astype(&f, DType::Bool)
+            .unwrap()
+            .to_vec::<bool>()
+            .unwrap(),
+        vec![true, true, true, true]
+    );
+    let big = Array::from_slice(&[i64::MAX - 1], &[1]).unwrap();
+    assert_eq!(
+        ingot::astype(&big, DType::U64)
+            .unwrap()
+            .to_vec::<u64>()
+            .unwrap(),
+        vec![(i64::MAX - 1) as u64]
+    );
+}
+
+#[test]
+fn errors_name_the_op_and_shapes() {
+    let a = ingot::zeros(&[2, 3], DType::F32).unwrap();
+    let b = ingot::zeros(&[4, 3], DType::F32).unwrap();
+    let e = ingot::add(&a, &b).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "[add] shapes (2, 3) and (4, 3) cannot be broadcast together"
+    );
+    let e = ingot::reshape(&a, &[4, 2]).unwrap_err().to_string();
+    assert!(e.starts_with("[reshape]") && e.contains("(2, 3)"), "{e}");
+    let e = ingot::negative(&ingot::zeros(&[1], DType::Bool).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("[negative]"), "{e}");
+}
+
+#[test]
+fn round_half_even_with_decimals() {
+    let a = Array::from_slice(&[0.5f64, 1.5, 2.5, -0.5, 1.234567, 1250.0], &[6]).unwrap();
+    assert_eq!(
+        ingot::round(&a, 0).unwrap().to_vec::<f64>().unwrap()[..4],
+        [0.0, 2.0, 2.0, -0.0]
+    );
+    assert_eq!(
+        ingot::round(&a, 2).unwrap().to_vec::<f64>().unwrap()[4],
+        1.23
+    );
+    assert_eq!(
+        ingot::round(&a, -2).unwrap().to_vec::<f64>().unwrap()[5],
+        1200.0
+    );
+}
+
+#[test]
+fn complex_basics() {
+    use ingot::c64;
+    let z = Array::from_slice(&[c64::new(3.0, 4.0), c64::new(-1.0, 0.0)], &[2]).unwrap();
+    assert_eq!(
+        ingot::abs(&z).unwrap().to_vec::<f32>().unwrap(),
+        vec![5.0, 1.0]
+    );
+    assert_eq!(
+        ingot::real(&z).unwrap().to_vec::<f32>().unwrap(),
+        vec![3.0, -1.0]
+    );
+    assert_eq!(
+        ingot::imag(&z).unwrap().to_vec::<f32>().unwrap(),
+        vec![4.0, 0.0]
+    );
+    let c = ingot::conj(&z).unwrap().to_vec::<c64>().unwrap();
+    assert_eq!(c[0], c64::new(3.0, -4.0));
+    let p = ingot::multiply(&z, &z).unwrap().to_vec::<c64>().unwrap();
+    assert_eq!(p[0], c64::new(-7.0, 24.0));
+    assert!(
+        (ingot::angle(&z).unwrap().to_vec::<f32>().unwrap()[1] - std::f32::consts::PI).abs() < 1e-6
+    );
+}
+
+#[test]
+fn views_share_and_transpose_reads_right() {
+    let a = Array::from_slice(&(0..24).map(|x| x as f32).collect::<Vec<_>>(), &[2, 3, 4]).unwrap();
+    let t = ingot::transpose(&a, Some(&[2, 0, 1])).unwrap();
+    assert_eq!(t.shape(), &[4, 2, 3]);
+    let v = t.to_vec::<f32>().unwrap();
+    assert_eq!(v[..6], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
+    let s = ingot::slice(
+        &a,
+        &[
+            ingot::SliceArg::ALL,
+            ingot::SliceArg::new(None, None, -2),
+            ingot::SliceArg::new(Some(-1), Some(0), -2),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.shape(), &[2, 2, 2]);
+    assert_eq!(
+        s.to_vec::<f32>().unwrap(),
+        vec![11.0, 9.0, 3.0, 1.0, 23.0, 21.0, 15.0, 13.0]
+    );
+    let f = ingot::flatten(&t, 0, -1).unwrap();
+    assert_eq!(f.shape(), &[24]);
+    assert_eq!(f.to_vec::<f32>().unwrap()[1], 4.0);
+    let d = ingot::diagonal(&ingot::reshape(&a, &[4, 6]).unwrap(), 1, 0, 1).unwrap();
+    assert_eq!(d.to_vec::<f32>().unwrap(), vec![1.0, 8.0, 15.0, 22.0]);
+    let e = ingot::eye(3, Some(4), -1, DType::I32).unwrap();
+    assert_eq!(
+        e.to_vec::<i32>().unwrap(),
+        vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
+    );
+    let l = ingot::linspace(0.0, 1.0, 5, true, DType::F32).unwrap();
+    assert_eq!(l.to_vec::<f32>().unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    let vw = ingot::view(&Array::from_slice(&[1.0f32], &[1]).unwrap(), DType::U8).unwrap();
+    assert_eq!(vw.to_vec::<u8>().unwrap(), 1.0f32.to_le_bytes().to_vec());
+}
+
+#[test]
+fn deep_graph_does_not_overflow() {
+    let mut x = ingot::ones(&[4], DType::F32).unwrap();
+    for _ in 0..200_000 {
+        x = ingot::add(&x, 1.0).unwrap();
+    }
+    assert_eq!(x.to_vec::<f32>().unwrap()[0], 200_001.0);
+    let mut y = ingot::ones(&[4], DType::F32).unwrap();
+    for _ in 0..200_000 {
+        y = ingot::add(&y, 1.0).unwrap();
+    }
+    drop(y); // dropping an unevaluated deep graph must not overflow either
+}
+
+#[test]
+fn display_like_numpy() {
+    let a = Array::from_slice(&[1.0f32, 2.5, -3.0, 4.0], &[2, 2]).unwrap();
+    assert_eq!(a.to_string(), "array([[  1, 2.5],\n       [ -3,   4]])");
+    let big = ingot::arange(0.0, 2000.0, 1.0, DType::I64).unwrap();
+    let s = big.to_string();
+    assert!(s.contains("..."), "{s}");
+    assert!(s.ends_with("dtype=int64)"));
+}
