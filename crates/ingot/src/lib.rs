@@ -21,6 +21,7 @@ pub mod graph;
 pub mod io;
 pub mod op;
 pub mod ops;
+pub mod runner;
 pub mod shape;
 
 pub use array::{Array, IntoArray};
