@@ -269,6 +269,24 @@ impl Array {
         }
     }
 
+    /// Takes the data of a kernel input that nobody else holds (not the user, not another
+    /// node) and whose buffer is shared with nothing, so the kernel may write into it:
+    /// donation. The input node is left empty; call it only once the kernel cannot fail.
+    pub(crate) fn try_donate(&self) -> Option<Data> {
+        if Arc::strong_count(&self.0) != 1 {
+            return None;
+        }
+        let mut st = self.0.state.lock();
+        match &*st {
+            State::Ready(d) if Arc::strong_count(&d.buffer) == 1 && !d.buffer.is_mapped() => {}
+            _ => return None,
+        }
+        match std::mem::replace(&mut *st, State::Running) {
+            State::Ready(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The elements in row-major order. `T` must match the dtype; see [`Array::astype`].
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype() {

@@ -231,7 +231,7 @@ pub enum Op {
         kind: ReduceKind,
         axes: Vec<usize>,
     },
-    /// Index of the first min/max along `axis` (kept as a size-1 dim), as uint32.
+    /// Index of the first min/max along `axis` (kept as a size-1 dim), as int64 like NumPy.
     ArgReduce {
         kind: ArgReduceKind,
         axis: usize,
@@ -303,7 +303,7 @@ pub enum Op {
         kth: usize,
         axis: usize,
     },
-    /// inputs (sorted 1-D, values); outputs int indices.
+    /// inputs (sorted 1-D, values); outputs int64 indices.
     SearchSorted {
         right: bool,
     },
