@@ -11,6 +11,7 @@ named where it is applied:
   * ROUNDING_INT: floor/ceil of integers keep the integer dtype (NumPy >= 2.1 does too).
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def _f32_math(dt):
 def _compute(fn, xs, out_dtype):
     """Reference in float64/complex128 (or exact ints), then cast to the output dtype."""
     wide = []
+    out_kind = np.dtype(out_dtype).kind
     for x in xs:
-        if x.dtype.kind == "f":
+        if x.dtype.kind == "f" or (x.dtype.kind in "biu" and out_kind in "fc"):
             wide.append(x.astype(np.float64))
         elif x.dtype.kind == "c":
             wide.append(x.astype(np.complex128))
@@ -41,7 +43,7 @@ def _compute(fn, xs, out_dtype):
             wide.append(x)
     with np.errstate(all="ignore"):
         r = fn(*wide)
-    return np.asarray(r).astype(out_dtype)
+        return np.asarray(r).astype(out_dtype)
 
 
 def _erf(x):
@@ -214,7 +216,8 @@ def unary_cases(rng):
                 x = np.abs(np.trunc(x)).astype(src)  # in range, no fraction: casts exactly
             if np.dtype(src).kind == "i" and np.dtype(dst).kind == "u":
                 x = np.abs(x).astype(src)
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # complex -> real keeps the real part, as ingot
                 exp = x.astype(dst)
             yield Case(f"astype-{src}-{dst}", "astype", [x], [exp], attrs={"dtype": dst})
     yield Case("astype-bad-dtype", "astype", [rand(rng, (3,), "float32")], [], attrs={"dtype": "float128"},
@@ -256,7 +259,10 @@ def binary_cases(rng):
         for dt in ("float32", "float64"):
             a = np.repeat(SPECIALS, len(SPECIALS)).astype(dt)
             b = np.tile(SPECIALS, len(SPECIALS)).astype(dt)
-            yield Case(f"{name}-{dt}-special", name, [a, b], [_compute(fn, [a, b], np.dtype(dt))])
+            c = Case(f"{name}-{dt}-special", name, [a, b], [_compute(fn, [a, b], np.dtype(dt))])
+            if name in ("maximum", "minimum"):
+                c.zero_sign = False  # IEEE leaves max(0.0, -0.0) open; NumPy returns either
+            yield c
     # MIXED: int with float keeps the float dtype.
     for ia, fb in (("int32", "float32"), ("int64", "float16"), ("uint8", "float64")):
         a, b = rand(rng, (3, 4), ia), rand(rng, (4,), fb)
@@ -365,7 +371,7 @@ def other_cases(rng):
     yield Case("where-intcond", "where", [c, x, y], [np.where(c != 0, x, y)])
     for dt in F + ["int32", "uint8"]:
         a = rand(rng, (4, 5), dt)
-        lo, hi = np.asarray(-1, dt), np.asarray(2, dt)
+        lo, hi = np.asarray(0 if dt == "uint8" else -1, dt), np.asarray(2, dt)
         yield Case(f"clip-{dt}", "clip", [a, lo, hi], [np.clip(a, lo, hi)])
     lo = rand(rng, (5,), "float32") - 1
     hi = lo + 2

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use ingot::runner::spec::{exit_code, run_spec_with};
 use ingot::Device;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -99,6 +100,7 @@ fn ops_run(spec: PathBuf, out: Option<PathBuf>, device: Option<String>) -> ExitC
 
 fn ops_list(json: bool) -> ExitCode {
     let reg = ingot::runner::registry();
+    let mut out = std::io::stdout().lock();
     if json {
         let ops: Vec<serde_json::Value> = reg
             .iter()
@@ -112,7 +114,8 @@ fn ops_list(json: bool) -> ExitCode {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(ops));
+        // A closed pipe (`| head`) ends the listing quietly.
+        let _ = writeln!(out, "{}", serde_json::Value::Array(ops));
         return ExitCode::SUCCESS;
     }
     for d in &reg {
@@ -124,10 +127,13 @@ fn ops_list(json: bool) -> ExitCode {
                 None => format!("{}: {} (required)", a.name, a.ty),
             })
             .collect();
-        if attrs.is_empty() {
-            println!("{}({})", d.name, d.inputs);
+        let line = if attrs.is_empty() {
+            writeln!(out, "{}({})", d.name, d.inputs)
         } else {
-            println!("{}({}; {})", d.name, d.inputs, attrs.join(", "));
+            writeln!(out, "{}({}; {})", d.name, d.inputs, attrs.join(", "))
+        };
+        if line.is_err() {
+            return ExitCode::SUCCESS;
         }
     }
     eprintln!("{} ops", reg.len());
