@@ -134,7 +134,10 @@ fn write_npz<W: Write + Seek>(w: W, arrays: &[(&str, &Array)], compressed: bool)
         };
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(method)
-            .large_file((data.len() + header.len()) as u64 >= u32::MAX as u64);
+            .large_file((data.len() + header.len()) as u64 >= u32::MAX as u64)
+            // Stored members start on a 64-byte boundary (padding in the zip extra field),
+            // and the .npy header is 64 bytes long: the data can be read in place.
+            .with_alignment(if compressed { 1 } else { 64 });
         zip.start_file(format!("{n}.npy"), opts).map_err(zerr)?;
         zip.write_all(&header).map_err(ioerr)?;
         zip.write_all(&data).map_err(ioerr)?;
