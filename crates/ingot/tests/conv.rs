@@ -831,6 +831,52 @@ fn conv_transpose_matches_scatter_definition() {
 }
 
 #[test]
+fn conv_transpose_large_matches_scatter_definition() {
+    // Large enough for the phase-class tiles to run in parallel.
+    let mut rng = Rng::new(24);
+    let xs = [2, 12, 13, 16];
+    let ws = [16, 4, 4, 16];
+    let (x, xv) = rand_array(&mut rng, &xs, DType::F32);
+    let (w, wv) = rand_array(&mut rng, &ws, DType::F32);
+    let y = ingot::conv_transpose2d(&x, &w, &[2], 1usize, &[1], &[1], 1).unwrap();
+    let (want, sh) = ref_conv_transpose(
+        &xv,
+        &xs,
+        &wv,
+        &ws,
+        &[2, 2],
+        &[(1, 1), (1, 1)],
+        &[1, 1],
+        &[1, 1],
+        1,
+    );
+    check(&y, &want, &sh, DType::F32, "large transpose");
+    // grouped, dilated, stride 3, f64 through a transposed input view
+    let ws = [8, 3, 3, 8];
+    let (w, wv) = rand_array(&mut rng, &ws, DType::F64);
+    let xt = transposed(&xv, &xs, DType::F64);
+    let y = ingot::conv_transpose2d(&xt, &w, &[3, 2], 2usize, &[2, 1], &[2, 1], 2).unwrap();
+    let (want, sh) = ref_conv_transpose(
+        &xv,
+        &xs,
+        &wv,
+        &ws,
+        &[3, 2],
+        &[(2, 2), (2, 2)],
+        &[2, 1],
+        &[2, 1],
+        2,
+    );
+    check(
+        &y,
+        &want,
+        &sh,
+        DType::F64,
+        "large grouped dilated transpose",
+    );
+}
+
+#[test]
 fn conv_transpose_asymmetric_and_same_padding() {
     let mut rng = Rng::new(22);
     let xs = [2, 4, 5, 2];
