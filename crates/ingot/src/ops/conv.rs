@@ -234,12 +234,14 @@ fn explicit_pairs(op: &str, padding: &Padding, nd: usize) -> Result<Option<Vec<(
         Padding::Pairs(v) => match v.len() {
             1 => Some(vec![v[0]; nd]),
             n if n == nd => Some(v.clone()),
-            n => return Err(Error::invalid(
-                op,
-                format!(
+            n => {
+                return Err(Error::invalid(
+                    op,
+                    format!(
                     "padding needs 1 or {nd} (lo, hi) pairs for {nd} spatial dims, got {n}: {v:?}"
                 ),
-            )),
+                ))
+            }
         },
     })
 }

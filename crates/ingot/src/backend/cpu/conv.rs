@@ -68,6 +68,12 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
                 groups: *groups,
                 taps,
                 trivial,
+                k_sp: w.shape()[1..nd + 1].to_vec(),
+                stride: stride.clone(),
+                lo: padding_lo.clone(),
+                kd: kernel_dilation.clone(),
+                idil: input_dilation.clone(),
+                flip: *flip,
             };
             let (dx, dw) = (x.ready_data(), w.ready_data());
             if dtype == DType::F64 {
@@ -167,6 +173,8 @@ struct Taps {
     out_sp: Vec<usize>,
     lists: Vec<Vec<Vec<(usize, usize)>>>,
     kprod: usize,
+    /// Per dim, kernel index -> its part of the row-major kernel position.
+    kmult: Vec<Vec<usize>>,
 }
 
 impl Taps {
@@ -202,7 +210,7 @@ impl Taps {
                                     return None;
                                 }
                                 let i = v as usize / idil[d];
-                                Some((k * kstr[d] as usize, i * xstr[d] as usize * channels))
+                                Some((k, i * xstr[d] as usize * channels))
                             })
                             .collect()
                     })
@@ -213,6 +221,9 @@ impl Taps {
             out_sp: out_sp.to_vec(),
             lists,
             kprod: size_of(k_sp),
+            kmult: (0..nd)
+                .map(|d| (0..k_sp[d]).map(|k| k * kstr[d] as usize).collect())
+                .collect(),
         }
     }
 
@@ -233,8 +244,15 @@ impl Taps {
             .product()
     }
 
-    /// Calls `f(kernel_position, input_offset)` for every real tap of the window at `oc`.
-    fn each(&self, oc: &[usize], idx: &mut [usize], mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(kernel_position, input_offset)` for every real tap of the window at `oc`;
+    /// `mult[d][k]` gives dim d's part of the kernel position (see `kmult`).
+    fn each(
+        &self,
+        oc: &[usize],
+        idx: &mut [usize],
+        mult: &[Vec<usize>],
+        mut f: impl FnMut(usize, usize),
+    ) {
         let nd = oc.len();
         for d in 0..nd {
             if self.lists[d][oc[d]].is_empty() {
@@ -245,8 +263,8 @@ impl Taps {
         loop {
             let (mut kp, mut off) = (0, 0);
             for d in 0..nd {
-                let (a, b) = self.lists[d][oc[d]][idx[d]];
-                kp += a;
+                let (k, b) = self.lists[d][oc[d]][idx[d]];
+                kp += mult[d][k];
                 off += b;
             }
             f(kp, off);
@@ -278,6 +296,12 @@ struct ConvGeom {
     taps: Taps,
     /// 1x1 kernel, stride 1, no padding or dilation: the input is its own im2col matrix.
     trivial: bool,
+    k_sp: Vec<usize>,
+    stride: Vec<usize>,
+    lo: Vec<usize>,
+    kd: Vec<usize>,
+    idil: Vec<usize>,
+    flip: bool,
 }
 
 /// `out = im2col(x) @ w^T` per group: out (rows, C_out), w (C_out, K*C_in/G) row-major.
@@ -292,6 +316,9 @@ fn conv<C: Real>(x: &[C], w: &[C], g: &ConvGeom, out: &mut [C]) {
     }
     if cin_g == 1 && g.groups > 1 {
         return depthwise(x, w, g, out);
+    }
+    if g.idil.iter().any(|&d| d > 1) {
+        return conv_phased(x, w, g, out);
     }
     let threads = rayon::current_num_threads().max(1);
     let big = rows * kc_g * g.cout >= 1 << 18;
@@ -369,6 +396,208 @@ fn conv<C: Real>(x: &[C], w: &[C], g: &ConvGeom, out: &mut [C]) {
     }
 }
 
+fn unravel(mut i: usize, shape: &[usize], out: &mut [usize]) {
+    for d in (0..shape.len()).rev() {
+        out[d] = i % shape[d];
+        i /= shape[d];
+    }
+}
+
+/// The output rows of one phase class of an input-dilated convolution and the kernel taps
+/// that can land on real cells for them.
+struct Phase<C> {
+    /// Per dim, the output coordinates of the class.
+    os: Vec<Vec<usize>>,
+    /// Per dim, kernel index -> position among the class's taps (row-major).
+    mult: Vec<Vec<usize>>,
+    kprod: usize,
+    /// The weights of those taps: (C_out, kprod, C_in / groups).
+    w: Vec<C>,
+    rows: usize,
+}
+
+/// Convolution with input dilation (transposed convolution): a tap lands on a real input
+/// cell only when `o * stride + k * dilation - lo` is a multiple of the input dilation, a
+/// pattern fixed by each output coordinate's phase. Rows are grouped by phase and each
+/// group runs im2col + GEMM over its possible taps only, so no work is spent on the holes.
+fn conv_phased<C: Real>(x: &[C], w: &[C], g: &ConvGeom, out: &mut [C]) {
+    let nd = g.k_sp.len();
+    let cin_g = g.cin / g.groups;
+    let cout_g = g.cout / g.groups;
+    let full_kstr = contiguous_strides(&g.k_sp);
+    let mut phases: Vec<Phase<C>> = Vec::new();
+    let mut c = vec![0; nd];
+    let mut t = vec![0; nd];
+    for ci in 0..size_of(&g.idil) {
+        unravel(ci, &g.idil, &mut c);
+        let phase = |d: usize, o: usize| {
+            ((o * g.stride[d]) as isize - g.lo[d] as isize).rem_euclid(g.idil[d] as isize) as usize
+        };
+        let os: Vec<Vec<usize>> = (0..nd)
+            .map(|d| {
+                (0..g.taps.out_sp[d])
+                    .filter(|&o| phase(d, o) == c[d])
+                    .collect()
+            })
+            .collect();
+        let ks: Vec<Vec<usize>> = (0..nd)
+            .map(|d| {
+                (0..g.k_sp[d])
+                    .filter(|&k| {
+                        let ke = if g.flip { g.k_sp[d] - 1 - k } else { k };
+                        (c[d] + ke * g.kd[d]) % g.idil[d] == 0
+                    })
+                    .collect()
+            })
+            .collect();
+        let kn: Vec<usize> = ks.iter().map(|v| v.len()).collect();
+        let kprod = size_of(&kn);
+        let rows = g.n * os.iter().map(|v| v.len()).product::<usize>();
+        if kprod == 0 || rows == 0 {
+            // No tap can be real: these outputs are zero, as the buffer already is.
+            continue;
+        }
+        let kstr = contiguous_strides(&kn);
+        let mult = (0..nd)
+            .map(|d| {
+                let mut m = vec![0; g.k_sp[d]];
+                for (i, &k) in ks[d].iter().enumerate() {
+                    m[k] = i * kstr[d] as usize;
+                }
+                m
+            })
+            .collect();
+        let mut wc = vec![C::zero(); g.cout * kprod * cin_g];
+        for co in 0..g.cout {
+            for tp in 0..kprod {
+                unravel(tp, &kn, &mut t);
+                let kfull: usize = (0..nd).map(|d| ks[d][t[d]] * full_kstr[d] as usize).sum();
+                let src = (co * g.taps.kprod + kfull) * cin_g;
+                let dst = (co * kprod + tp) * cin_g;
+                wc[dst..dst + cin_g].copy_from_slice(&w[src..src + cin_g]);
+            }
+        }
+        phases.push(Phase {
+            os,
+            mult,
+            kprod,
+            w: wc,
+            rows,
+        });
+    }
+    let threads = rayon::current_num_threads().max(1);
+    // Work items: (phase, first row, rows) tiles of bounded im2col size.
+    let mut items = Vec::new();
+    let mut max_tile = 0;
+    let mut work = 0;
+    for (pi, ph) in phases.iter().enumerate() {
+        let kc = ph.kprod * g.cin;
+        let tile = (COL_ELEMS / kc).max(8).min(ph.rows);
+        max_tile = max_tile.max(tile * kc.max(g.cout));
+        work += ph.rows * kc * cout_g;
+        let mut r = 0;
+        while r < ph.rows {
+            items.push((pi, r, tile.min(ph.rows - r)));
+            r += tile;
+        }
+    }
+    let big = work >= 1 << 18 && threads > 1;
+    let par_items = big && items.len() >= threads;
+    let gemm_par = if big && !par_items {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    let outp = SendPtr(out.as_mut_ptr());
+    let run_item = |scratch: &mut (Vec<C>, Vec<C>, Vec<usize>),
+                    &(pi, r0, nr): &(usize, usize, usize)| {
+        let (col, tmp, sc) = scratch;
+        let ph = &phases[pi];
+        let kc = ph.kprod * g.cin;
+        let kc_g = ph.kprod * cin_g;
+        let (oc, rest) = sc.split_at_mut(nd);
+        let (idx, ri) = rest.split_at_mut(nd);
+        let mut dims = vec![g.n];
+        dims.extend(ph.os.iter().map(|v| v.len()));
+        let mut grows = Vec::with_capacity(nr);
+        for r in 0..nr {
+            unravel(r0 + r, &dims, ri);
+            let mut p = 0;
+            for d in 0..nd {
+                oc[d] = ph.os[d][ri[d + 1]];
+                p = p * g.taps.out_sp[d] + oc[d];
+            }
+            grows.push(ri[0] * g.p + p);
+            let base = ri[0] * g.in_item;
+            col_row(
+                x,
+                g,
+                base,
+                oc,
+                idx,
+                &ph.mult,
+                ph.kprod,
+                &mut col[r * kc..(r + 1) * kc],
+            );
+        }
+        for grp in 0..g.groups {
+            // SAFETY: the group's blocks lie inside col (nr, kc), ph.w (cout, kc_g) and
+            // tmp (nr, cout).
+            unsafe {
+                gemm_nt(
+                    nr,
+                    cout_g,
+                    kc_g,
+                    tmp.as_mut_ptr().add(grp * cout_g),
+                    g.cout,
+                    col.as_ptr().add(grp * kc_g),
+                    kc,
+                    ph.w.as_ptr().add(grp * cout_g * kc_g),
+                    kc_g,
+                    gemm_par,
+                )
+            };
+        }
+        for (r, &gr) in grows.iter().enumerate() {
+            // SAFETY: phase classes partition the output rows and tiles partition a class,
+            // so every row is written by exactly one item.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    tmp.as_ptr().add(r * g.cout),
+                    outp.get().add(gr * g.cout),
+                    g.cout,
+                )
+            };
+        }
+    };
+    let init = || {
+        (
+            vec![C::zero(); max_tile],
+            vec![C::zero(); max_tile],
+            vec![0usize; 3 * nd + 1],
+        )
+    };
+    if par_items {
+        items.par_iter().for_each_init(init, run_item);
+    } else {
+        let mut s = init();
+        for it in &items {
+            run_item(&mut s, it);
+        }
+    }
+}
+
+/// A raw output pointer shared by tasks that write disjoint rows.
+#[derive(Clone, Copy)]
+struct SendPtr<C>(*mut C);
+unsafe impl<C> Send for SendPtr<C> {}
+unsafe impl<C> Sync for SendPtr<C> {}
+impl<C> SendPtr<C> {
+    fn get(self) -> *mut C {
+        self.0
+    }
+}
+
 /// `dst (m, n) = lhs (m, k) @ rhs^T` where rhs is (n, k); all row-major with row strides.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_nt<C: Real>(
@@ -413,29 +642,45 @@ unsafe fn gemm_nt<C: Real>(
 /// `r0..r0 + nr`; taps on padding or dilation holes stay zero.
 fn im2col<C: Real>(x: &[C], g: &ConvGeom, r0: usize, nr: usize, col: &mut [C], sc: &mut [usize]) {
     let kc = g.taps.kprod * g.cin;
-    let cin_g = g.cin / g.groups;
-    let gk = g.taps.kprod * cin_g;
     let (oc, idx) = sc.split_at_mut(sc.len() / 2);
     for r in 0..nr {
         let row = r0 + r;
+        g.taps.coords(row % g.p, oc);
         let base = (row / g.p) * g.in_item;
         let dst = &mut col[r * kc..(r + 1) * kc];
-        g.taps.coords(row % g.p, oc);
-        if g.taps.count(oc) < g.taps.kprod {
-            dst.fill(C::zero());
-        }
-        g.taps.each(oc, idx, |kp, off| {
-            let src = &x[base + off..base + off + g.cin];
-            if g.groups == 1 {
-                dst[kp * g.cin..(kp + 1) * g.cin].copy_from_slice(src);
-            } else {
-                for grp in 0..g.groups {
-                    let d0 = grp * gk + kp * cin_g;
-                    dst[d0..d0 + cin_g].copy_from_slice(&src[grp * cin_g..(grp + 1) * cin_g]);
-                }
-            }
-        });
+        col_row(x, g, base, oc, idx, &g.taps.kmult, g.taps.kprod, dst);
     }
+}
+
+/// One im2col row for the window at `oc`: kernel positions numbered by `mult` out of
+/// `kprod`, laid out (groups, kprod, C_in / groups).
+#[allow(clippy::too_many_arguments)]
+fn col_row<C: Real>(
+    x: &[C],
+    g: &ConvGeom,
+    base: usize,
+    oc: &[usize],
+    idx: &mut [usize],
+    mult: &[Vec<usize>],
+    kprod: usize,
+    dst: &mut [C],
+) {
+    let cin_g = g.cin / g.groups;
+    let gk = kprod * cin_g;
+    if g.taps.count(oc) < kprod {
+        dst.fill(C::zero());
+    }
+    g.taps.each(oc, idx, mult, |kp, off| {
+        let src = &x[base + off..base + off + g.cin];
+        if g.groups == 1 {
+            dst[kp * g.cin..(kp + 1) * g.cin].copy_from_slice(src);
+        } else {
+            for grp in 0..g.groups {
+                let d0 = grp * gk + kp * cin_g;
+                dst[d0..d0 + cin_g].copy_from_slice(&src[grp * cin_g..(grp + 1) * cin_g]);
+            }
+        }
+    });
 }
 
 /// Splits `out` (rows of `row_len`) into chunks of whole rows across threads when the work
@@ -483,7 +728,7 @@ fn depthwise<C: Real>(x: &[C], w: &[C], g: &ConvGeom, out: &mut [C]) {
                 let base = (row / g.p) * g.in_item;
                 g.taps.coords(row % g.p, oc);
                 o.fill(C::zero());
-                g.taps.each(oc, idx, |kp, off| {
+                g.taps.each(oc, idx, &g.taps.kmult, |kp, off| {
                     let xr = &x[base + off..base + off + c];
                     let wr = &wt[kp * cout..(kp + 1) * cout];
                     if m == 1 {
@@ -537,7 +782,7 @@ fn pool<C: Real>(x: &[C], g: &PoolGeom, out: &mut [C]) {
                 match g.kind {
                     PoolKind::Max => {
                         o.fill(C::neg_infinity());
-                        g.taps.each(oc, idx, |_, off| {
+                        g.taps.each(oc, idx, &g.taps.kmult, |_, off| {
                             for (m, &v) in o.iter_mut().zip(&x[base + off..base + off + c]) {
                                 // NaN wins and then stays (PyTorch propagates NaN).
                                 if v > *m || v.is_nan() {
@@ -548,7 +793,7 @@ fn pool<C: Real>(x: &[C], g: &PoolGeom, out: &mut [C]) {
                     }
                     PoolKind::Avg => {
                         o.fill(C::zero());
-                        g.taps.each(oc, idx, |_, off| {
+                        g.taps.each(oc, idx, &g.taps.kmult, |_, off| {
                             for (s, &v) in o.iter_mut().zip(&x[base + off..base + off + c]) {
                                 *s += v;
                             }
