@@ -310,6 +310,23 @@ fn take_along_axis_matches_reference() {
             }
         }
     }
+    // Large enough for threads, whose chunks start mid-row: along the last and first axis.
+    for (ashape, ishape, ax) in [
+        ([300, 200], [300, 150], 1usize),
+        ([200, 300], [150, 300], 0),
+    ] {
+        let (a, vals) = rand_array(&mut rng, &ashape, DType::F32);
+        let iv = rand_idx(&mut rng, prod(&ishape), ashape[ax], DType::I64);
+        let mut want = vec![0.0; prod(&ishape)];
+        along_pairs(&ishape, &ashape, &iv, ax, |p, q| want[p] = vals[q]);
+        let out =
+            ingot::take_along_axis(&a, &idx_array(&iv, &ishape, DType::I64), Some(ax as isize));
+        exact(
+            &vals_of(&out.unwrap()),
+            &want,
+            &format!("large take_along_axis {ax}"),
+        );
+    }
     // axis None: flattened, 1-D indices.
     let a = Array::from_slice(&[1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
     let i = Array::from_slice(&[5i64, -6, 2], &[3]).unwrap();
@@ -703,19 +720,24 @@ fn gather_errors() {
     let a = Array::from_slice(&[1.0f32; 12], &[3, 4]).unwrap();
     let i = Array::from_slice(&[0i32, 2], &[2]).unwrap();
     assert_eq!(
-        err(ingot::gather(&a, &[i.clone()], &[0], &[2, 4])),
+        err(ingot::gather(&a, std::slice::from_ref(&i), &[0], &[2, 4])),
         "[gather] index 2 with slice size 2 runs past the end of axis 0 with size 3"
     );
     assert_eq!(
-        err(ingot::gather(&a, &[i.clone()], &[0], &[1])),
+        err(ingot::gather(&a, std::slice::from_ref(&i), &[0], &[1])),
         "[gather] slice_sizes [1] must have one entry per axis of the array of shape (3, 4)"
     );
     assert_eq!(
-        err(ingot::gather(&a, &[i.clone()], &[0], &[1, 5])),
+        err(ingot::gather(&a, std::slice::from_ref(&i), &[0], &[1, 5])),
         "[gather] slice_sizes (1, 5) is larger than the array of shape (3, 4) on axis 1"
     );
     assert_eq!(
-        err(ingot::gather(&a, &[i.clone()], &[0, 1], &[1, 1])),
+        err(ingot::gather(
+            &a,
+            std::slice::from_ref(&i),
+            &[0, 1],
+            &[1, 1]
+        )),
         "[gather] got 1 index arrays for 2 axes [0, 1]"
     );
     let j = Array::from_slice(&[0i32, 1, 2], &[3]).unwrap();
@@ -803,7 +825,7 @@ fn scatter_add_large_parallel_and_np_add_at() {
     let x = ingot::zeros(&[5], DType::I32).unwrap();
     let idx = Array::from_slice(&[0i32, 4, 4, -1, 2, 0, 4], &[7]).unwrap();
     let ones = Array::from_slice(&[1i32], &[1, 1]).unwrap();
-    let h = ingot::scatter_add(&x, &[idx.clone()], &ones, &[0]).unwrap();
+    let h = ingot::scatter_add(&x, std::slice::from_ref(&idx), &ones, &[0]).unwrap();
     assert_eq!(h.to_vec::<i32>().unwrap(), vec![2, 0, 1, 0, 4]);
     // Set with repeats: the last write wins.
     let vals = Array::from_slice(&[1i32, 2, 3, 4, 5, 6, 7], &[7, 1]).unwrap();
@@ -817,17 +839,17 @@ fn scatter_errors() {
     let i = Array::from_slice(&[0i32, 2], &[2]).unwrap();
     let u = Array::from_slice(&[1.0f32; 8], &[2, 4]).unwrap();
     assert_eq!(
-        err(ingot::scatter(&a, &[i.clone()], &u, &[0])),
+        err(ingot::scatter(&a, std::slice::from_ref(&i), &u, &[0])),
         "[scatter] updates of shape (2, 4) must have 1 index dims plus 2 slice dims (index shape (2,), array shape (3, 4))"
     );
     let u = Array::from_slice(&[1.0f32; 10], &[2, 1, 5]).unwrap();
     assert_eq!(
-        err(ingot::scatter_add(&a, &[i.clone()], &u, &[0])),
+        err(ingot::scatter_add(&a, std::slice::from_ref(&i), &u, &[0])),
         "[scatter_add] update slice (1, 5) is larger than the array of shape (3, 4) on axis 1"
     );
     let u = Array::from_slice(&[1.0f32; 12], &[3, 1, 4]).unwrap();
     assert_eq!(
-        err(ingot::scatter(&a, &[i.clone()], &u, &[0])),
+        err(ingot::scatter(&a, std::slice::from_ref(&i), &u, &[0])),
         "[scatter] updates of shape (3, 1, 4) do not match the index shape (2,)"
     );
     let u = Array::from_slice(&[1.0f32; 8], &[2, 1, 4]).unwrap();
@@ -843,11 +865,11 @@ fn scatter_errors() {
     );
     let c = ingot::astype(&a, DType::C64).unwrap();
     assert_eq!(
-        err(ingot::scatter_min(&c, &[i.clone()], &u, &[0])),
+        err(ingot::scatter_min(&c, std::slice::from_ref(&i), &u, &[0])),
         "[scatter_min] not supported for dtype complex64"
     );
     assert_eq!(
-        err(ingot::scatter(&a, &[i.clone()], &u, &[2])),
+        err(ingot::scatter(&a, std::slice::from_ref(&i), &u, &[2])),
         "[scatter] axis 2 is out of bounds for an array of dimension 2"
     );
 }
@@ -1025,7 +1047,7 @@ fn scatter_and_put_along_axis_donate_too() {
     let idx = Array::from_slice(&[1i32, 1, 5], &[3]).unwrap();
     let s = ingot::scatter_add(
         &a,
-        &[idx.clone()],
+        std::slice::from_ref(&idx),
         &ingot::ones(&[3, 1], DType::F32).unwrap(),
         &[0],
     )
@@ -1239,7 +1261,8 @@ fn runner_entries() {
         r[0].to_vec::<f32>().unwrap(),
         vec![1.0, 2.0, 3.0, 6.0, 5.0, 6.0]
     );
-    let r = ingot::runner::run_op("nonzero", &[a.clone()], &attrs("nonzero", "{}")).unwrap();
+    let r = ingot::runner::run_op("nonzero", std::slice::from_ref(&a), &attrs("nonzero", "{}"))
+        .unwrap();
     assert_eq!(r.len(), 2);
     let r = ingot::runner::run_op(
         "put_along_axis",
