@@ -35,8 +35,8 @@ fn sample(rng: &mut Rng, shape: &[usize], dtype: DType) -> Array {
         let im = array_from_f64(&rng.values(n, DType::F32), shape, DType::F32);
         let j = Array::scalar(ingot::c64::new(0.0, 1.0));
         return ingot::add(
-            &ingot::astype(&re, DType::C64).unwrap(),
-            &ingot::multiply(&im, &j).unwrap(),
+            ingot::astype(&re, DType::C64).unwrap(),
+            ingot::multiply(&im, &j).unwrap(),
         )
         .unwrap();
     }

@@ -111,7 +111,7 @@ pub(crate) fn fortran_strides(shape: &[usize]) -> Vec<isize> {
 }
 
 /// How stored elements differ from ingot's in-memory form.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ByteOrder {
     Little,
     Big,
