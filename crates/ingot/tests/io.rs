@@ -459,7 +459,10 @@ fn safetensors_round_trip_with_metadata() {
     assert_eq!(h["x"]["dtype"], "U8");
     // Slices of pairs and what load_npz returns fit too.
     let pairs = [("x", &x), ("y", &y)];
-    assert_eq!(safetensors_to_bytes(&pairs, &HashMap::new()).unwrap(), b);
+    assert_eq!(
+        safetensors_to_bytes(pairs.iter(), &HashMap::new()).unwrap(),
+        b
+    );
     let owned: Vec<(String, Array)> = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
     assert_eq!(safetensors_to_bytes(&owned, &HashMap::new()).unwrap(), b);
     assert!(err_msg(safetensors_to_bytes(
