@@ -35,8 +35,8 @@ fn sample(rng: &mut Rng, shape: &[usize], dtype: DType) -> Array {
         let im = array_from_f64(&rng.values(n, DType::F32), shape, DType::F32);
         let j = Array::scalar(ingot::c64::new(0.0, 1.0));
         return ingot::add(
-            &ingot::astype(&re, DType::C64).unwrap(),
-            &ingot::multiply(&im, &j).unwrap(),
+            ingot::astype(&re, DType::C64).unwrap(),
+            ingot::multiply(&im, &j).unwrap(),
         )
         .unwrap();
     }
@@ -457,6 +457,14 @@ fn safetensors_round_trip_with_metadata() {
     let h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
     assert_eq!(h["y"]["data_offsets"], serde_json::json!([0, 8]));
     assert_eq!(h["x"]["dtype"], "U8");
+    // Slices of pairs and what load_npz returns fit too.
+    let pairs = [("x", &x), ("y", &y)];
+    assert_eq!(
+        safetensors_to_bytes(pairs.iter(), &HashMap::new()).unwrap(),
+        b
+    );
+    let owned: Vec<(String, Array)> = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
+    assert_eq!(safetensors_to_bytes(&owned, &HashMap::new()).unwrap(), b);
     assert!(err_msg(safetensors_to_bytes(
         [("a", &x), ("a", &x)],
         &HashMap::new()

@@ -25,6 +25,28 @@ use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
+/// One named array, as the writers take them: `(name, &array)` pairs by value or by
+/// reference, `(name, array)` pairs by reference, and map entries, so that a slice, a
+/// `Vec<(String, Array)>` (what `load_npz` returns) and a `&HashMap<String, Array>` all fit.
+pub trait NamedArray<'a> {
+    fn named(self) -> (String, &'a Array);
+}
+impl<'a, K: AsRef<str>> NamedArray<'a> for (K, &'a Array) {
+    fn named(self) -> (String, &'a Array) {
+        (self.0.as_ref().to_string(), self.1)
+    }
+}
+impl<'a, K: AsRef<str>> NamedArray<'a> for &'a (K, &'a Array) {
+    fn named(self) -> (String, &'a Array) {
+        (self.0.as_ref().to_string(), self.1)
+    }
+}
+impl<'a, K: AsRef<str>> NamedArray<'a> for &'a (K, Array) {
+    fn named(self) -> (String, &'a Array) {
+        (self.0.as_ref().to_string(), &self.1)
+    }
+}
+
 /// Where a reader's bytes come from: a mapped file (arrays may borrow it) or a slice (arrays
 /// copy from it).
 pub(crate) enum Src<'a> {
@@ -111,7 +133,7 @@ pub(crate) fn fortran_strides(shape: &[usize]) -> Vec<isize> {
 }
 
 /// How stored elements differ from ingot's in-memory form.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ByteOrder {
     Little,
     Big,

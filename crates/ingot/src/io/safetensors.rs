@@ -3,7 +3,9 @@
 //! data. Written directly (not through the `safetensors` crate) so that every size and
 //! offset is checked here and the arrays can borrow the mapped file.
 
-use super::{array_from_src, bad, checked_nbytes, elem_align, io_err, map_file, ByteOrder, Src};
+use super::{
+    array_from_src, bad, checked_nbytes, elem_align, io_err, map_file, ByteOrder, NamedArray, Src,
+};
 use crate::array::Array;
 use crate::dtype::DType;
 use crate::shape::{contiguous_strides, fmt_shape};
@@ -189,8 +191,8 @@ fn parse(name: &str, src: &Src) -> Result<Loaded> {
 }
 
 /// The safetensors bytes of named arrays with metadata (evaluates them).
-pub fn safetensors_to_bytes<'a, K: AsRef<str>>(
-    tensors: impl IntoIterator<Item = (K, &'a Array)>,
+pub fn safetensors_to_bytes<'a>(
+    tensors: impl IntoIterator<Item = impl NamedArray<'a>>,
     metadata: &HashMap<String, String>,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -201,13 +203,13 @@ pub fn safetensors_to_bytes<'a, K: AsRef<str>>(
 /// Writes named arrays and string metadata as a safetensors file. Tensors are laid out by
 /// decreasing alignment and the header is padded to 8 bytes, so every tensor is aligned for
 /// its dtype and loads without a copy.
-pub fn save_safetensors<'a, K: AsRef<str>>(
+pub fn save_safetensors<'a>(
     path: impl AsRef<Path>,
-    tensors: impl IntoIterator<Item = (K, &'a Array)>,
+    tensors: impl IntoIterator<Item = impl NamedArray<'a>>,
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let tensors: Vec<(K, &Array)> = tensors.into_iter().collect();
+    let tensors: Vec<(String, &Array)> = tensors.into_iter().map(NamedArray::named).collect();
     let arrays: Vec<Array> = tensors.iter().map(|(_, a)| (*a).clone()).collect();
     crate::eval(&arrays)?;
     let f = std::fs::File::create(path).map_err(|e| io_err("save_safetensors", path, e))?;
@@ -216,16 +218,13 @@ pub fn save_safetensors<'a, K: AsRef<str>>(
     w.flush().map_err(|e| io_err("save_safetensors", path, e))
 }
 
-fn write<'a, K: AsRef<str>>(
+fn write<'a>(
     w: &mut impl Write,
-    tensors: impl IntoIterator<Item = (K, &'a Array)>,
+    tensors: impl IntoIterator<Item = impl NamedArray<'a>>,
     metadata: &HashMap<String, String>,
 ) -> std::io::Result<Result<()>> {
     const OP: &str = "save_safetensors";
-    let mut list: Vec<(String, &Array)> = tensors
-        .into_iter()
-        .map(|(k, a)| (k.as_ref().to_string(), a))
-        .collect();
+    let mut list: Vec<(String, &Array)> = tensors.into_iter().map(NamedArray::named).collect();
     list.sort_by(|x, y| {
         elem_align(y.1.dtype())
             .max(y.1.dtype().size())
