@@ -256,7 +256,7 @@ pub fn logsumexp(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Ar
     }
     let m = reduce_node(ReduceKind::Max, &x, &ax, true, xt)?;
     // An infinite or NaN maximum is not subtracted: exp(x - 0) then carries it through.
-    let shift = where_(&isfinite(&m)?, &m, &Array::scalar_as(0.0, xt))?;
+    let shift = where_(&isfinite(&m)?, &m, Array::scalar_as(0.0, xt))?;
     let e = exp(&subtract(&x, &shift)?)?;
     let s = reduce_node(ReduceKind::Sum, &e, &ax, true, xt)?;
     let r = crate::ops::add(&log(&s)?, &shift)?;

@@ -44,9 +44,10 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
 
 /// Sum/product accumulators; integers wrap like NumPy.
 pub trait Num: Copy + Send + Sync + 'static {
-    /// The additive identity used to start a fold: -0.0 for floats, so that a sum of
-    /// negative zeros stays -0.0 as in NumPy.
     const ZERO: Self;
+    /// The additive identity that keeps a -0.0 first element: scans start from it, as
+    /// NumPy's cumsum keeps -0.0 (its sums start from +0.0).
+    const NEG_ZERO: Self;
     const ONE: Self;
     fn add(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
@@ -55,6 +56,7 @@ macro_rules! num_int {
     ($($t:ty),*) => {$(
         impl Num for $t {
             const ZERO: Self = 0;
+            const NEG_ZERO: Self = 0;
             const ONE: Self = 1;
             #[inline(always)] fn add(self, o: Self) -> Self { self.wrapping_add(o) }
             #[inline(always)] fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
@@ -65,7 +67,8 @@ num_int!(i64, u64);
 macro_rules! num_float {
     ($($t:ty),*) => {$(
         impl Num for $t {
-            const ZERO: Self = -0.0;
+            const ZERO: Self = 0.0;
+            const NEG_ZERO: Self = -0.0;
             const ONE: Self = 1.0;
             #[inline(always)] fn add(self, o: Self) -> Self { self + o }
             #[inline(always)] fn mul(self, o: Self) -> Self { self * o }
@@ -74,7 +77,8 @@ macro_rules! num_float {
 }
 num_float!(f32, f64);
 impl Num for Complex32 {
-    const ZERO: Self = Complex32::new(-0.0, -0.0);
+    const ZERO: Self = Complex32::new(0.0, 0.0);
+    const NEG_ZERO: Self = Complex32::new(-0.0, -0.0);
     const ONE: Self = Complex32::new(1.0, 0.0);
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -222,6 +226,10 @@ pub trait Red: Copy + Send + Sync {
     fn fin(self, a: Self::Acc) -> Self::Out;
     /// The result of reducing nothing (and the first output of an exclusive scan).
     fn empty(self) -> Self::Out;
+    /// The accumulator a scan starts from.
+    fn scan_init(self) -> Self::Acc {
+        self.init()
+    }
 }
 
 struct SumR<I, A, O>(PhantomData<fn() -> (I, A, O)>);
@@ -262,6 +270,9 @@ impl<I: Widen<A>, A: Num + Narrow<O>, O: Element> Red for SumR<I, A, O> {
     }
     fn empty(self) -> O {
         O::default()
+    }
+    fn scan_init(self) -> A {
+        A::NEG_ZERO
     }
 }
 impl<I: Widen<A>, A: Num + Narrow<O>, O: Element> Red for ProdR<I, A, O> {
@@ -616,7 +627,7 @@ fn plan(shape: &[usize], strides: &[isize], offset: isize, axes: &[usize]) -> Pl
         }
     }
     // Largest stride first, so runs along the last reduced dim are as short-strided as can be.
-    red.sort_by(|a, b| b.1.cmp(&a.1));
+    red.sort_by_key(|a| std::cmp::Reverse(a.1));
     let (mut rshape, mut rst): (Vec<usize>, Vec<isize>) = (Vec::new(), Vec::new());
     for (n, s) in red {
         if rshape
@@ -654,6 +665,13 @@ fn offset_of(mut i: usize, shape: &[usize], strides: &[isize], base: isize) -> i
 struct SyncPtr<T>(*mut T);
 unsafe impl<T> Send for SyncPtr<T> {}
 unsafe impl<T> Sync for SyncPtr<T> {}
+impl<T> SyncPtr<T> {
+    /// Element `i`; a method, so that closures capture the whole (Sync) wrapper.
+    fn at(self, i: usize) -> *mut T {
+        // SAFETY: callers stay inside the buffer the pointer came from.
+        unsafe { self.0.add(i) }
+    }
+}
 
 fn threads() -> usize {
     rayon::current_num_threads().max(1)
@@ -1124,10 +1142,9 @@ fn scan_with<R: Red>(
     let src: &[R::In] = &src;
     // Scans columns c0..c0+cb of outer slab `o`.
     let task = |o: usize, c0: usize, cb: usize| {
-        let out = out;
         if cb == 1 {
             // One column (m == 1): a scalar accumulator.
-            let mut a = r.init();
+            let mut a = r.scan_init();
             for step in 0..n {
                 let k = if reverse { n - 1 - step } else { step };
                 let at = o * n * m + k * m + c0;
@@ -1140,17 +1157,17 @@ fn scan_with<R: Red>(
                     y
                 };
                 // SAFETY: each task writes only its own (slab, column block) cells.
-                unsafe { *out.0.add(at) = y };
+                unsafe { *out.at(at) = y };
             }
             return;
         }
-        let mut acc = vec![r.init(); cb];
+        let mut acc = vec![r.scan_init(); cb];
         for step in 0..n {
             let k = if reverse { n - 1 - step } else { step };
             let at = o * n * m + k * m + c0;
             let xs = &src[at..at + cb];
             // SAFETY: each task writes only its own (slab, column block) cells.
-            let ys = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), cb) };
+            let ys = unsafe { std::slice::from_raw_parts_mut(out.at(at), cb) };
             if inclusive {
                 for ((a, &x), y) in acc.iter_mut().zip(xs).zip(ys.iter_mut()) {
                     *a = r.fold(*a, x);
