@@ -326,7 +326,7 @@ impl Array {
             let v = gather_elems::<T>(&d, &shape);
             let nbytes = v.len() * std::mem::size_of::<T>();
             let mut out = vec![0u8; nbytes];
-            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, out.as_mut_ptr(), nbytes) };
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr().cast::<u8>(), out.as_mut_ptr(), nbytes) };
             out
         }))
     }

@@ -12,7 +12,9 @@ fn repo_file(rel: &str) -> PathBuf {
             return p;
         }
         if !dir.pop() {
-            return PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+            return PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(rel);
         }
     }
 }
@@ -27,13 +29,22 @@ fn promotion_table_in_docs_matches_code() {
     let mut header: Vec<DType> = Vec::new();
     let mut rows = 0;
     for line in doc.lines() {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(|c| c.trim()).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim())
+            .collect();
         if line.starts_with("| | b |") {
             header = cells[1..].iter().map(|c| short(c)).collect();
         } else if line.starts_with("| **") && !header.is_empty() {
             let a = short(cells[0].trim_matches('*'));
             for (b, cell) in header.iter().zip(&cells[1..]) {
-                assert_eq!(promote_types(a, *b), short(cell), "docs/dtypes.md: {a} with {b}");
+                assert_eq!(
+                    promote_types(a, *b),
+                    short(cell),
+                    "docs/dtypes.md: {a} with {b}"
+                );
             }
             rows += 1;
         }

@@ -2,7 +2,6 @@
 
 use super::{attr, want_inputs, Attrs, OpDef};
 use crate::array::Array;
-use crate::Result;
 
 macro_rules! unary_defs {
     ($r:expr, $($name:ident),*) => {$(

@@ -149,7 +149,12 @@ pub fn register(r: &mut Vec<OpDef>) {
     r.push(OpDef {
         name: "put_along_axis",
         inputs: "a, indices, values",
-        attrs: const { &[attr("axis", "int?", Some("null")), attr("kind", "str", Some("set"))] },
+        attrs: const {
+            &[
+                attr("axis", "int?", Some("null")),
+                attr("kind", "str", Some("set")),
+            ]
+        },
         run: |x, at| {
             want_inputs("put_along_axis", x, 3)?;
             let kind = kind_of("put_along_axis", at)?;
