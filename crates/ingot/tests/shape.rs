@@ -1820,7 +1820,7 @@ fn runner_entries_call_the_ops() {
     assert_eq!(
         v(run(
             "split",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"indices_or_sections": [1], "axis": 1})
         ))[1],
         [2., 3., 5., 6.]
@@ -1828,7 +1828,7 @@ fn runner_entries_call_the_ops() {
     assert_eq!(
         run(
             "array_split",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"indices_or_sections": 2, "axis": 1})
         )
         .unwrap()
@@ -1836,25 +1836,30 @@ fn runner_entries_call_the_ops() {
         2
     );
     assert_eq!(
-        run("tile", &[a.clone()], json!({"reps": [2, 1]})).unwrap()[0].shape(),
+        run("tile", std::slice::from_ref(&a), json!({"reps": [2, 1]})).unwrap()[0].shape(),
         &[4, 3]
     );
     assert_eq!(
         v(run(
             "repeat",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"repeats": [1, 0, 2], "axis": 1})
         ))[0],
         [1., 3., 3., 4., 6., 6.]
     );
     assert_eq!(
-        v(run("repeat", &[a.clone()], json!({"repeats": 2})))[0].len(),
+        v(run(
+            "repeat",
+            std::slice::from_ref(&a),
+            json!({"repeats": 2})
+        ))[0]
+            .len(),
         12
     );
     assert_eq!(
         v(run(
             "pad",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"pad_width": [[0, 0], [1, 0]], "mode": "constant", "constant_values": 9})
         ))[0],
         [9., 1., 2., 3., 9., 4., 5., 6.]
@@ -1862,34 +1867,43 @@ fn runner_entries_call_the_ops() {
     assert_eq!(
         v(run(
             "pad",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"pad_width": [0, 1], "mode": "reflect"})
         ))[0],
         [1., 2., 3., 2., 4., 5., 6., 5., 1., 2., 3., 2.]
     );
     assert_eq!(
-        run("pad", &[a.clone()], json!({"pad_width": 1, "mode": "edge"})).unwrap()[0].shape(),
+        run(
+            "pad",
+            std::slice::from_ref(&a),
+            json!({"pad_width": 1, "mode": "edge"})
+        )
+        .unwrap()[0]
+            .shape(),
         &[4, 5]
     );
     assert_eq!(
-        v(run("roll", &[a.clone()], json!({"shift": 1})))[0],
+        v(run("roll", std::slice::from_ref(&a), json!({"shift": 1})))[0],
         [6., 1., 2., 3., 4., 5.]
     );
     assert_eq!(
         v(run(
             "roll",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"shift": [1], "axis": [1]})
         ))[0],
         [3., 1., 2., 6., 4., 5.]
     );
-    assert_eq!(v(run("diag", &[a.clone()], json!({"k": 1})))[0], [2., 6.]);
     assert_eq!(
-        v(run("tril", &[a.clone()], json!({})))[0],
+        v(run("diag", std::slice::from_ref(&a), json!({"k": 1})))[0],
+        [2., 6.]
+    );
+    assert_eq!(
+        v(run("tril", std::slice::from_ref(&a), json!({})))[0],
         [1., 0., 0., 4., 5., 0.]
     );
     assert_eq!(
-        v(run("triu", &[a.clone()], json!({"k": 1})))[0],
+        v(run("triu", std::slice::from_ref(&a), json!({"k": 1})))[0],
         [0., 2., 3., 0., 0., 6.]
     );
     assert_eq!(
@@ -1903,29 +1917,45 @@ fn runner_entries_call_the_ops() {
         &[1, 6]
     );
     assert_eq!(
-        run("reshape", &[a.clone()], json!({"shape": [3, -1]})).unwrap()[0].shape(),
+        run(
+            "reshape",
+            std::slice::from_ref(&a),
+            json!({"shape": [3, -1]})
+        )
+        .unwrap()[0]
+            .shape(),
         &[3, 2]
     );
     assert_eq!(
-        run("flatten", &[a.clone()], json!({})).unwrap()[0].shape(),
+        run("flatten", std::slice::from_ref(&a), json!({})).unwrap()[0].shape(),
         &[6]
     );
     assert_eq!(
-        v(run("transpose", &[a.clone()], json!({"axes": [1, 0]})))[0],
+        v(run(
+            "transpose",
+            std::slice::from_ref(&a),
+            json!({"axes": [1, 0]})
+        ))[0],
         [1., 4., 2., 5., 3., 6.]
     );
     assert_eq!(
-        run("transpose", &[a.clone()], json!({})).unwrap()[0].shape(),
+        run("transpose", std::slice::from_ref(&a), json!({})).unwrap()[0].shape(),
         &[3, 2]
     );
     assert_eq!(
-        run("swapaxes", &[a.clone()], json!({"axis1": 0, "axis2": 1})).unwrap()[0].shape(),
+        run(
+            "swapaxes",
+            std::slice::from_ref(&a),
+            json!({"axis1": 0, "axis2": 1})
+        )
+        .unwrap()[0]
+            .shape(),
         &[3, 2]
     );
     assert_eq!(
         run(
             "moveaxis",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"source": 0, "destination": 1})
         )
         .unwrap()[0]
@@ -1933,7 +1963,13 @@ fn runner_entries_call_the_ops() {
         &[3, 2]
     );
     assert_eq!(
-        run("broadcast_to", &[a.clone()], json!({"shape": [4, 2, 3]})).unwrap()[0].shape(),
+        run(
+            "broadcast_to",
+            std::slice::from_ref(&a),
+            json!({"shape": [4, 2, 3]})
+        )
+        .unwrap()[0]
+            .shape(),
         &[4, 2, 3]
     );
     assert_eq!(
@@ -1947,14 +1983,20 @@ fn runner_entries_call_the_ops() {
         &[2, 3]
     );
     assert_eq!(
-        run("expand_dims", &[a.clone()], json!({"axis": [0, 3]})).unwrap()[0].shape(),
+        run(
+            "expand_dims",
+            std::slice::from_ref(&a),
+            json!({"axis": [0, 3]})
+        )
+        .unwrap()[0]
+            .shape(),
         &[1, 2, 3, 1]
     );
-    let e = run("expand_dims", &[a.clone()], json!({"axis": 0}))
+    let e = run("expand_dims", std::slice::from_ref(&a), json!({"axis": 0}))
         .unwrap()
         .remove(0);
     assert_eq!(
-        run("squeeze", &[e.clone()], json!({"axis": 0})).unwrap()[0].shape(),
+        run("squeeze", std::slice::from_ref(&e), json!({"axis": 0})).unwrap()[0].shape(),
         &[2, 3]
     );
     assert_eq!(run("squeeze", &[e], json!({})).unwrap()[0].shape(), &[2, 3]);
@@ -1965,7 +2007,7 @@ fn runner_entries_call_the_ops() {
         ("copy", vec![2, 3]),
     ] {
         assert_eq!(
-            run(op, &[a.clone()], json!({})).unwrap()[0].shape(),
+            run(op, std::slice::from_ref(&a), json!({})).unwrap()[0].shape(),
             s.as_slice(),
             "{op}"
         );
@@ -1973,41 +2015,45 @@ fn runner_entries_call_the_ops() {
     assert_eq!(
         v(run(
             "slice",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"start": [null, 2], "stop": [1], "step": [null, -1]})
         ))[0],
         [3., 2., 1.]
     );
     assert_eq!(
-        v(run("flip", &[a.clone()], json!({"axis": 1})))[0],
+        v(run("flip", std::slice::from_ref(&a), json!({"axis": 1})))[0],
         [3., 2., 1., 6., 5., 4.]
     );
     assert_eq!(
-        v(run("diagonal", &[a.clone()], json!({"offset": -1})))[0],
+        v(run(
+            "diagonal",
+            std::slice::from_ref(&a),
+            json!({"offset": -1})
+        ))[0],
         [4.]
     );
     assert_eq!(
-        run("view", &[a.clone()], json!({"dtype": "uint8"})).unwrap()[0].shape(),
+        run("view", std::slice::from_ref(&a), json!({"dtype": "uint8"})).unwrap()[0].shape(),
         &[2, 12]
     );
     // Bad attributes are errors that name the op.
     assert_eq!(
         err_msg(run(
             "pad",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             json!({"pad_width": 1, "mode": "wrap"})
         )),
         "[pad] mode must be constant, edge, reflect or symmetric, got 'wrap'"
     );
     assert_eq!(
-        err_msg(run("pad", &[a.clone()], json!({}))),
+        err_msg(run("pad", std::slice::from_ref(&a), json!({}))),
         "[pad] attribute 'pad_width' is required"
     );
     assert_eq!(
         err_msg(run("concatenate", &[], json!({}))),
         "[concatenate] takes one or more inputs, got 0"
     );
-    assert_eq!(err_msg(run("split", &[a.clone()], json!({"indices_or_sections": 4, "axis": 1}))), "[split] array split does not result in an equal division: axis 1 of shape (2, 3) into 4 sections");
+    assert_eq!(err_msg(run("split", std::slice::from_ref(&a), json!({"indices_or_sections": 4, "axis": 1}))), "[split] array split does not result in an equal division: axis 1 of shape (2, 3) into 4 sections");
     assert_eq!(
         err_msg(run("tile", &[a], json!({"reps": [-1]}))),
         "[tile] attribute 'reps' has negative entry -1"

@@ -1,5 +1,5 @@
-//! Shape operations: concatenate, stack, split, tile, repeat, pad, roll, diag, trace,
-//! tril/triu, meshgrid. Only `concatenate` and `pad` are primitives; the rest are built
+//! Shape operations: concatenate, stack, split, tile, repeat, pad, roll, diag, tril/triu,
+//! meshgrid. Only `concatenate` and `pad` are primitives; the rest are built
 //! from them and from the views in `ops/view.rs`.
 
 use crate::array::Array;

@@ -67,7 +67,7 @@ fn scalar_bytes(value: Scalar, dtype: DType) -> [u8; 8] {
         let mut b = [0u8; 8];
         // Safety: E is plain data of at most 8 bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(&e as *const E as *const u8, b.as_mut_ptr(), std::mem::size_of::<E>())
+            std::ptr::copy_nonoverlapping((&e as *const E).cast::<u8>(), b.as_mut_ptr(), std::mem::size_of::<E>())
         };
         b
     })
