@@ -194,8 +194,10 @@ fn unary_float<T: Element + Float>(op: UnaryOp, x: &Array) -> Option<Result<Data
                 T::one()
             } else if v < T::zero() {
                 -T::one()
+            } else if v.is_nan() {
+                v
             } else {
-                v // zeros keep their sign bit; NaN stays NaN
+                T::zero() // NumPy: sign(-0.0) is +0.0
             }
         }),
         Exp => map1::<T, T>(x, |v| v.exp()),
@@ -550,10 +552,12 @@ fn py_floor_div<T: Float>(x: T, y: T) -> T {
     let d = (x - m) / y;
     // (x - m) / y is an integer up to rounding; snap it.
     let f = d.floor();
-    if d - f > T::from(0.5).unwrap() {
-        f + T::one()
+    let q = if d - f > T::from(0.5).unwrap() { f + T::one() } else { f };
+    // A zero quotient takes the sign of x / y, as NumPy's divmod does.
+    if q == T::zero() {
+        (x / y).signum() * T::zero()
     } else {
-        f
+        q
     }
 }
 
