@@ -4,7 +4,7 @@
 //! `RandomBits` (Threefry-2x32) and elementwise ops; docs/ops/random.md gives the scheme.
 
 use crate::array::{Array, IntoArray};
-use crate::dtype::DType;
+use crate::dtype::{DType, Element};
 use crate::op::Op;
 use crate::ops::{
     add, argsort, astype, bitwise_or, erfinv, left_shift, less, log,
@@ -175,7 +175,7 @@ fn next_up(x: f64, dtype: DType) -> f64 {
 /// Rounds to `dtype`, then steps down while the result is not below `x`: the largest
 /// value of `dtype` strictly below `x`.
 fn below(x: f64, dtype: DType) -> f64 {
-    let mut r = crate::dispatch_dtype!(dtype, T => <T as crate::Element>::from_f64(x).to_f64());
+    let mut r = crate::dispatch_dtype!(dtype, T => T::from_f64(x).to_f64());
     while r >= x {
         r = next_down(r, dtype);
     }
@@ -215,7 +215,7 @@ pub fn uniform(key: &Array, shape: &[usize], low: f64, high: f64, dtype: DType) 
     }
     let v = astype(&uniform_in("uniform", key, shape, low, high, dtype)?, dtype)?;
     // Rounding to a 16-bit float may reach `high`: keep the interval half-open.
-    let lo = crate::dispatch_dtype!(dtype, T => <T as crate::Element>::from_f64(low).to_f64());
+    let lo = crate::dispatch_dtype!(dtype, T => T::from_f64(low).to_f64());
     let lo = if lo < low { next_up(lo, dtype) } else { lo };
     let hi = below(high, dtype);
     if hi < lo {
