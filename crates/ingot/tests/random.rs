@@ -22,8 +22,14 @@ fn check_moments(v: &[f64], mean: f64, var: f64, kurt: f64, what: &str) {
     let n = v.len() as f64;
     let se_m = (var / n).sqrt();
     let se_v = var * ((kurt - 1.0) / n).sqrt();
-    assert!((m - mean).abs() < 5.0 * se_m, "{what}: mean {m}, want {mean} (se {se_m})");
-    assert!((s2 - var).abs() < 5.0 * se_v, "{what}: var {s2}, want {var} (se {se_v})");
+    assert!(
+        (m - mean).abs() < 5.0 * se_m,
+        "{what}: mean {m}, want {mean} (se {se_m})"
+    );
+    assert!(
+        (s2 - var).abs() < 5.0 * se_v,
+        "{what}: var {s2}, want {var} (se {se_v})"
+    );
 }
 
 #[test]
@@ -80,7 +86,15 @@ fn random_bits_layout_and_determinism() {
     let key = ingot::key(0xdead_beef_1234);
     let kv = [0xdead, 0xbeef_1234];
     // small (one thread), odd, even, and large enough for the parallel path
-    for shape in [vec![], vec![0], vec![1], vec![7], vec![3, 4], vec![2, 3, 5], vec![300_001]] {
+    for shape in [
+        vec![],
+        vec![0],
+        vec![1],
+        vec![7],
+        vec![3, 4],
+        vec![2, 3, 5],
+        vec![300_001],
+    ] {
         let n: usize = shape.iter().product();
         let b = ingot::random_bits(&key, &shape).unwrap();
         assert_eq!(b.shape(), shape.as_slice());
@@ -88,18 +102,33 @@ fn random_bits_layout_and_determinism() {
         let got = b.to_vec::<u32>().unwrap();
         assert_eq!(got, reference_bits(kv, n), "{shape:?}");
         // the same key and shape give the same bits again
-        let again = ingot::random_bits(&key, &shape).unwrap().to_vec::<u32>().unwrap();
+        let again = ingot::random_bits(&key, &shape)
+            .unwrap()
+            .to_vec::<u32>()
+            .unwrap();
         assert_eq!(got, again);
     }
     // a different key gives different bits
-    let a = ingot::random_bits(&ingot::key(1), &[64]).unwrap().to_vec::<u32>().unwrap();
-    let b = ingot::random_bits(&ingot::key(2), &[64]).unwrap().to_vec::<u32>().unwrap();
+    let a = ingot::random_bits(&ingot::key(1), &[64])
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
+    let b = ingot::random_bits(&ingot::key(2), &[64])
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
     assert_ne!(a, b);
     // the bits look uniform: each of the 32 bit positions is set about half the time
-    let big = ingot::random_bits(&ingot::key(3), &[N]).unwrap().to_vec::<u32>().unwrap();
+    let big = ingot::random_bits(&ingot::key(3), &[N])
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
     for bit in 0..32 {
         let ones = big.iter().filter(|&&x| x >> bit & 1 == 1).count() as f64;
-        assert!((ones / N as f64 - 0.5).abs() < 5.0 * 0.5 / (N as f64).sqrt(), "bit {bit}");
+        assert!(
+            (ones / N as f64 - 0.5).abs() < 5.0 * 0.5 / (N as f64).sqrt(),
+            "bit {bit}"
+        );
     }
 }
 
@@ -114,11 +143,20 @@ fn split_keys_are_distinct_and_usable() {
     // a row of a split (a strided view) works as a key
     let k3 = ingot::key_at(&keys, 3).unwrap();
     assert_eq!(k3.to_vec::<u32>().unwrap(), vec![kv[6], kv[7]]);
-    let x = ingot::uniform(&k3, &[5], 0.0, 1.0, DType::F32).unwrap().to_vec::<f32>().unwrap();
-    let y = ingot::uniform(&ingot::key_at(&keys, 4).unwrap(), &[5], 0.0, 1.0, DType::F32)
+    let x = ingot::uniform(&k3, &[5], 0.0, 1.0, DType::F32)
         .unwrap()
         .to_vec::<f32>()
         .unwrap();
+    let y = ingot::uniform(
+        &ingot::key_at(&keys, 4).unwrap(),
+        &[5],
+        0.0,
+        1.0,
+        DType::F32,
+    )
+    .unwrap()
+    .to_vec::<f32>()
+    .unwrap();
     assert_ne!(x, y);
     let kt = ingot::transpose(&keys, None).unwrap();
     assert_eq!(
@@ -145,20 +183,42 @@ fn uniform_moments_and_range() {
                 // 16-bit floats round the samples: allow the quantization in the variance
                 let q = if dtype.size() == 2 { 0.02 * w * w } else { 0.0 };
                 let (m, s2) = moments(&v);
-                assert!((m - (lo + hi) / 2.0).abs() < 5.0 * w / (12.0 * N as f64).sqrt() + 0.01 * w, "{what}: mean {m}");
-                assert!((s2 - w * w / 12.0).abs() < 5.0 * w * w / 12.0 * (0.8 / N as f64).sqrt() + q, "{what}: var {s2}");
+                assert!(
+                    (m - (lo + hi) / 2.0).abs() < 5.0 * w / (12.0 * N as f64).sqrt() + 0.01 * w,
+                    "{what}: mean {m}"
+                );
+                assert!(
+                    (s2 - w * w / 12.0).abs() < 5.0 * w * w / 12.0 * (0.8 / N as f64).sqrt() + q,
+                    "{what}: var {s2}"
+                );
             }
         }
     }
     // the f32 path is exactly low + (high - low) * (bits >> 8) / 2^24
-    let bits = ingot::random_bits(&key, &[1000]).unwrap().to_vec::<u32>().unwrap();
-    let u = ingot::uniform(&key, &[1000], 0.0, 1.0, DType::F32).unwrap().to_vec::<f32>().unwrap();
+    let bits = ingot::random_bits(&key, &[1000])
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
+    let u = ingot::uniform(&key, &[1000], 0.0, 1.0, DType::F32)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     for (b, x) in bits.iter().zip(&u) {
         assert_eq!(*x, (b >> 8) as f32 / 16_777_216.0);
     }
     // shapes: 0-d and empty
-    assert_eq!(ingot::uniform(&key, &[], 0.0, 1.0, DType::F32).unwrap().shape(), &[] as &[usize]);
-    assert_eq!(ingot::uniform(&key, &[0, 3], 0.0, 1.0, DType::F32).unwrap().size(), 0);
+    assert_eq!(
+        ingot::uniform(&key, &[], 0.0, 1.0, DType::F32)
+            .unwrap()
+            .shape(),
+        &[] as &[usize]
+    );
+    assert_eq!(
+        ingot::uniform(&key, &[0, 3], 0.0, 1.0, DType::F32)
+            .unwrap()
+            .size(),
+        0
+    );
 }
 
 #[test]
@@ -184,13 +244,26 @@ fn normal_moments() {
             let var = scale * scale;
             // bf16 keeps 8 significant bits: its rounding adds variance and shifts the mean
             let (m, s2) = moments(&v);
-            let slack = if dtype == DType::BF16 { 0.01 * (loc.abs() + scale) } else { 0.0 };
-            assert!((m - loc).abs() < 5.0 * (var / N as f64).sqrt() + slack, "normal {dtype}: mean {m}");
-            assert!((s2 - var).abs() < 5.0 * var * (2.0 / N as f64).sqrt() + slack, "normal {dtype}: var {s2}");
+            let slack = if dtype == DType::BF16 {
+                0.01 * (loc.abs() + scale)
+            } else {
+                0.0
+            };
+            assert!(
+                (m - loc).abs() < 5.0 * (var / N as f64).sqrt() + slack,
+                "normal {dtype}: mean {m}"
+            );
+            assert!(
+                (s2 - var).abs() < 5.0 * var * (2.0 / N as f64).sqrt() + slack,
+                "normal {dtype}: var {s2}"
+            );
         }
     }
     // the tails reach past 4 sigma and the share within 1 sigma is about 68.27%
-    let v = ingot::normal(&ingot::key(21), &[N], 0.0, 1.0, DType::F32).unwrap().to_f64_vec().unwrap();
+    let v = ingot::normal(&ingot::key(21), &[N], 0.0, 1.0, DType::F32)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
     assert!(v.iter().any(|&x| x.abs() > 4.0));
     let within = v.iter().filter(|x| x.abs() < 1.0).count() as f64 / N as f64;
     assert!((within - 0.682_689).abs() < 0.008, "{within}");
@@ -222,7 +295,10 @@ fn truncated_normal_bounds_and_moments() {
         .unwrap();
     assert!(v.iter().all(|&x| x > 0.0 && x.is_finite()));
     let (m, _) = moments(&v);
-    assert!((m - (2.0 / std::f64::consts::PI).sqrt()).abs() < 0.01, "{m}");
+    assert!(
+        (m - (2.0 / std::f64::consts::PI).sqrt()).abs() < 0.01,
+        "{m}"
+    );
 }
 
 fn libm_erf(x: f64) -> f64 {
@@ -249,19 +325,29 @@ fn bernoulli_frequencies() {
     }
     // p as an array, broadcast along rows: each column has its own frequency
     let p = Array::from_slice(&[0.1f32, 0.5, 0.9], &[3]).unwrap();
-    let b = ingot::bernoulli(&key, &p, Some(&[N / 3, 3])).unwrap().to_vec::<bool>().unwrap();
+    let b = ingot::bernoulli(&key, &p, Some(&[N / 3, 3]))
+        .unwrap()
+        .to_vec::<bool>()
+        .unwrap();
     for (j, &pj) in [0.1, 0.5, 0.9].iter().enumerate() {
         let f = b.iter().skip(j).step_by(3).filter(|&&x| x).count() as f64 / (N / 3) as f64;
-        assert!((f - pj).abs() < 5.0 * (pj * (1.0 - pj) / (N / 3) as f64).sqrt(), "col {j}: {f}");
+        assert!(
+            (f - pj).abs() < 5.0 * (pj * (1.0 - pj) / (N / 3) as f64).sqrt(),
+            "col {j}: {f}"
+        );
     }
     // shape defaults to p's
     assert_eq!(ingot::bernoulli(&key, &p, None).unwrap().shape(), &[3]);
     assert_eq!(
-        ingot::bernoulli(&key, &p, Some(&[2])).unwrap_err().to_string(),
+        ingot::bernoulli(&key, &p, Some(&[2]))
+            .unwrap_err()
+            .to_string(),
         "[bernoulli] shapes (3,) and (2,) cannot be broadcast together"
     );
     assert_eq!(
-        ingot::bernoulli(&key, &p, Some(&[3, 1])).unwrap_err().to_string(),
+        ingot::bernoulli(&key, &p, Some(&[3, 1]))
+            .unwrap_err()
+            .to_string(),
         "[bernoulli] p of shape (3,) cannot be broadcast to shape (3, 1)"
     );
 }
@@ -295,17 +381,29 @@ fn randint_range_and_uniformity() {
                 .to_vec::<i64>()
                 .unwrap()
                 .iter()
-                .map(|&x| if dtype == DType::U64 { x as u64 as i128 } else { x as i128 })
+                .map(|&x| {
+                    if dtype == DType::U64 {
+                        x as u64 as i128
+                    } else {
+                        x as i128
+                    }
+                })
                 .collect()
         } else {
             v
         };
-        assert!(v.iter().all(|&x| x >= lo as i128 && x < hi as i128), "{dtype} [{lo}, {hi})");
+        assert!(
+            v.iter().all(|&x| x >= lo as i128 && x < hi as i128),
+            "{dtype} [{lo}, {hi})"
+        );
         let span = (hi as i128 - lo as i128) as f64;
         let mean = v.iter().map(|&x| x as f64).sum::<f64>() / N as f64;
         let want = lo as f64 + (span - 1.0) / 2.0;
         let sd = ((span * span - 1.0) / 12.0).sqrt();
-        assert!((mean - want).abs() <= 5.0 * sd / (N as f64).sqrt() + 1e-9 * span, "{dtype}: mean {mean} want {want}");
+        assert!(
+            (mean - want).abs() <= 5.0 * sd / (N as f64).sqrt() + 1e-9 * span,
+            "{dtype}: mean {mean} want {want}"
+        );
         if span <= 256.0 {
             // every value shows up
             let mut seen = vec![false; span as usize];
@@ -316,10 +414,22 @@ fn randint_range_and_uniformity() {
         }
     }
     let err = |r: ingot::Result<Array>| r.unwrap_err().to_string();
-    assert_eq!(err(ingot::randint(&key, 3, 3, &[2], DType::I32)), "[randint] low (3) must be less than high (3)");
-    assert_eq!(err(ingot::randint(&key, -1, 3, &[2], DType::U8)), "[randint] [-1, 3) does not fit in uint8");
-    assert_eq!(err(ingot::randint(&key, 0, 300, &[2], DType::I8)), "[randint] [0, 300) does not fit in int8");
-    assert_eq!(err(ingot::randint(&key, 0, 3, &[2], DType::F32)), "[randint] dtype must be an integer type, got float32");
+    assert_eq!(
+        err(ingot::randint(&key, 3, 3, &[2], DType::I32)),
+        "[randint] low (3) must be less than high (3)"
+    );
+    assert_eq!(
+        err(ingot::randint(&key, -1, 3, &[2], DType::U8)),
+        "[randint] [-1, 3) does not fit in uint8"
+    );
+    assert_eq!(
+        err(ingot::randint(&key, 0, 300, &[2], DType::I8)),
+        "[randint] [0, 300) does not fit in int8"
+    );
+    assert_eq!(
+        err(ingot::randint(&key, 0, 3, &[2], DType::F32)),
+        "[randint] dtype must be an integer type, got float32"
+    );
 }
 
 #[test]
@@ -333,9 +443,15 @@ fn gumbel_moments() {
         let euler = 0.577_215_664_9;
         let var = std::f64::consts::PI.powi(2) / 6.0;
         let slack = if dtype == DType::BF16 { 0.02 } else { 0.0 };
-        assert!((m - euler).abs() < 5.0 * (var / N as f64).sqrt() + slack, "{dtype}: mean {m}");
+        assert!(
+            (m - euler).abs() < 5.0 * (var / N as f64).sqrt() + slack,
+            "{dtype}: mean {m}"
+        );
         // excess kurtosis of the Gumbel is 12/5: kurtosis 5.4
-        assert!((s2 - var).abs() < 5.0 * var * (4.4 / N as f64).sqrt() + slack * 3.0, "{dtype}: var {s2}");
+        assert!(
+            (s2 - var).abs() < 5.0 * var * (4.4 / N as f64).sqrt() + slack * 3.0,
+            "{dtype}: var {s2}"
+        );
     }
 }
 
@@ -346,24 +462,40 @@ fn permutation_is_a_permutation() {
         assert_eq!(p.shape(), &[n]);
         assert_eq!(p.dtype(), DType::I64);
         let mut v = p.to_vec::<i64>().unwrap();
-        let moved = v.iter().enumerate().filter(|(i, &x)| *i as i64 != x).count();
+        let moved = v
+            .iter()
+            .enumerate()
+            .filter(|(i, &x)| *i as i64 != x)
+            .count();
         if n >= 10 {
             assert!(moved > 0, "n {n}: identity");
         }
         v.sort();
         assert_eq!(v, (0..n as i64).collect::<Vec<_>>());
     }
-    let a = ingot::permutation(&ingot::key(71), 50).unwrap().to_vec::<i64>().unwrap();
-    let b = ingot::permutation(&ingot::key(72), 50).unwrap().to_vec::<i64>().unwrap();
+    let a = ingot::permutation(&ingot::key(71), 50)
+        .unwrap()
+        .to_vec::<i64>()
+        .unwrap();
+    let b = ingot::permutation(&ingot::key(72), 50)
+        .unwrap()
+        .to_vec::<i64>()
+        .unwrap();
     assert_ne!(a, b);
     // position of element 0 is uniform over 4 places
     let mut counts = [0usize; 4];
     for s in 0..4000u64 {
-        let p = ingot::permutation(&ingot::key(s), 4).unwrap().to_vec::<i64>().unwrap();
+        let p = ingot::permutation(&ingot::key(s), 4)
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap();
         counts[p.iter().position(|&x| x == 0).unwrap()] += 1;
     }
     for c in counts {
-        assert!((c as f64 - 1000.0).abs() < 5.0 * (4000.0f64 * 0.25 * 0.75).sqrt(), "{counts:?}");
+        assert!(
+            (c as f64 - 1000.0).abs() < 5.0 * (4000.0f64 * 0.25 * 0.75).sqrt(),
+            "{counts:?}"
+        );
     }
 }
 
@@ -387,7 +519,10 @@ fn bad_calls_give_exact_errors() {
     );
     assert_eq!(
         err(ingot::random_bits(&k, &[usize::MAX, 2])),
-        format!("[random_bits] shape ({}, 2) has too many elements", usize::MAX)
+        format!(
+            "[random_bits] shape ({}, 2) has too many elements",
+            usize::MAX
+        )
     );
     assert_eq!(
         err(ingot::uniform(&k, &[3], 1.0, 1.0, DType::F32)),

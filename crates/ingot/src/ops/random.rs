@@ -7,9 +7,8 @@ use crate::array::{Array, IntoArray};
 use crate::dtype::{DType, Element};
 use crate::op::Op;
 use crate::ops::{
-    add, argsort, astype, bitwise_or, erfinv, left_shift, less, log,
-    maximum, minimum, multiply, negative, remainder, reshape_to, right_shift, slice_axis,
-    SliceArg,
+    add, argsort, astype, bitwise_or, erfinv, left_shift, less, log, maximum, minimum, multiply,
+    negative, remainder, reshape_to, right_shift, slice_axis, SliceArg,
 };
 use crate::shape::{broadcast_shapes, checked_size, fmt_shape};
 use crate::{Error, Result};
@@ -124,7 +123,10 @@ fn check_float(name: &str, dtype: DType) -> Result<()> {
 fn unit(name: &str, key: &Array, shape: &[usize], dtype: DType) -> Result<Array> {
     if dtype == DType::F64 {
         let x = right_shift(&bits64(name, key, shape)?, Array::scalar::<u64>(11))?;
-        return multiply(&astype(&x, DType::F64)?, Array::scalar::<f64>(2f64.powi(-53)));
+        return multiply(
+            &astype(&x, DType::F64)?,
+            Array::scalar::<f64>(2f64.powi(-53)),
+        );
     }
     let digits: u32 = match dtype {
         DType::F16 => 11,
@@ -184,7 +186,14 @@ fn below(x: f64, dtype: DType) -> f64 {
 
 /// `low + (high - low) * unit` in the compute dtype of `dtype`, clamped into
 /// [low, high) of that compute dtype. Not validated (internal).
-fn uniform_in(name: &str, key: &Array, shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Array> {
+fn uniform_in(
+    name: &str,
+    key: &Array,
+    shape: &[usize],
+    low: f64,
+    high: f64,
+    dtype: DType,
+) -> Result<Array> {
     let c = compute_dtype(dtype);
     let u = unit(name, key, shape, dtype)?;
     let v = add(
@@ -201,7 +210,10 @@ fn uniform_in(name: &str, key: &Array, shape: &[usize], low: f64, high: f64, dty
 
 fn clamp_in(v: &Array, lo: f64, hi: f64) -> Result<Array> {
     let d = v.dtype();
-    minimum(&maximum(v, Array::scalar_as(lo, d))?, Array::scalar_as(hi, d))
+    minimum(
+        &maximum(v, Array::scalar_as(lo, d))?,
+        Array::scalar_as(hi, d),
+    )
 }
 
 /// Uniform samples in [low, high) of `dtype` (a float type).
@@ -239,7 +251,10 @@ pub fn normal(key: &Array, shape: &[usize], loc: f64, scale: f64, dtype: DType) 
     }
     let c = compute_dtype(dtype);
     let u = uniform_in("normal", key, shape, next_up(-1.0, c), 1.0, c)?;
-    let z = multiply(&erfinv(&u)?, Array::scalar_as(std::f64::consts::SQRT_2 * scale, c))?;
+    let z = multiply(
+        &erfinv(&u)?,
+        Array::scalar_as(std::f64::consts::SQRT_2 * scale, c),
+    )?;
     astype(&add(&z, Array::scalar_as(loc, c))?, dtype)
 }
 
@@ -294,7 +309,11 @@ pub fn bernoulli(key: &Array, p: impl IntoArray, shape: Option<&[usize]>) -> Res
             ),
         ));
     }
-    let dt = if p.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+    let dt = if p.dtype() == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     let u = unit("bernoulli", key, &shape, dt)?;
     less(&u, &p)
 }

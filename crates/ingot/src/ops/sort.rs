@@ -89,7 +89,13 @@ pub fn argpartition(a: &Array, kth: isize, axis: Option<isize>) -> Result<Array>
 /// first (smallest first when `largest` is false); among equal values the lower index comes
 /// first; NaN counts as the largest value. Results are always in sorted order, which
 /// `sorted = false` allows (its order is unspecified).
-pub fn topk(a: &Array, k: usize, axis: isize, largest: bool, sorted: bool) -> Result<(Array, Array)> {
+pub fn topk(
+    a: &Array,
+    k: usize,
+    axis: isize,
+    largest: bool,
+    sorted: bool,
+) -> Result<(Array, Array)> {
     let _ = sorted;
     let ax = normalize_axis("topk", axis, a.ndim())?;
     let n = a.shape()[ax];
@@ -109,7 +115,11 @@ pub fn topk(a: &Array, k: usize, axis: isize, largest: bool, sorted: bool) -> Re
         let f = flip(a, Some(&[axi]))?;
         let back = SliceArg::new(
             Some(n as isize - 1),
-            if k < n { Some((n - 1 - k) as isize) } else { None },
+            if k < n {
+                Some((n - 1 - k) as isize)
+            } else {
+                None
+            },
             -1,
         );
         let vals = slice_axis(&sort(&f, Some(axi))?, axi, back)?;
@@ -257,7 +267,8 @@ pub fn median(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array
     let x = reshape_to(&transpose(a, Some(&perm))?, &flat_shape)?;
     let h = m / 2;
     let p = partition(&x, h as isize, Some(-1))?;
-    let pick = |arr: &Array, i: usize| slice_axis(arr, -1, SliceArg::range(i as isize, i as isize + 1));
+    let pick =
+        |arr: &Array, i: usize| slice_axis(arr, -1, SliceArg::range(i as isize, i as isize + 1));
     let upper = pick(&p, h)?;
     let compute = match out_dtype {
         DType::F16 | DType::BF16 => DType::F32,
@@ -273,7 +284,10 @@ pub fn median(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array
     };
     if a.dtype().is_inexact() && m - h > 1 {
         let top_half = slice_axis(&p, -1, SliceArg::range(h as isize, m as isize))?;
-        let top = pick(&partition(&top_half, (m - h - 1) as isize, Some(-1))?, m - h - 1)?;
+        let top = pick(
+            &partition(&top_half, (m - h - 1) as isize, Some(-1))?,
+            m - h - 1,
+        )?;
         let top = astype(&top, compute)?;
         med = where_(&isnan(&top)?, &top, &med)?;
     }

@@ -32,16 +32,29 @@ pub fn register(r: &mut Vec<OpDef>) {
     r.push(OpDef {
         name: "split",
         inputs: "",
-        attrs: const { &[attr("seed", "int", Some("0")), attr("num", "int", Some("2"))] },
+        attrs: const {
+            &[
+                attr("seed", "int", Some("0")),
+                attr("num", "int", Some("2")),
+            ]
+        },
         run: |x, at| {
             want_inputs("split", x, 0)?;
-            Ok(vec![crate::ops::split(&seed_key(at)?, at.usize_or("num", 2)?)?])
+            Ok(vec![crate::ops::split(
+                &seed_key(at)?,
+                at.usize_or("num", 2)?,
+            )?])
         },
     });
     r.push(OpDef {
         name: "random_bits",
         inputs: "",
-        attrs: const { &[attr("seed", "int", Some("0")), attr("shape", "shape", Some("[]"))] },
+        attrs: const {
+            &[
+                attr("seed", "int", Some("0")),
+                attr("shape", "shape", Some("[]")),
+            ]
+        },
         run: |x, at| {
             want_inputs("random_bits", x, 0)?;
             Ok(vec![crate::ops::random_bits(&seed_key(at)?, &shape(at)?)?])
@@ -108,8 +121,9 @@ pub fn register(r: &mut Vec<OpDef>) {
         run: |x, at| {
             want_inputs("truncated_normal", x, 0)?;
             let req = |n: &str| {
-                at.f64_opt(n)?
-                    .ok_or_else(|| Error::invalid("truncated_normal", format!("attribute '{n}' is required")))
+                at.f64_opt(n)?.ok_or_else(|| {
+                    Error::invalid("truncated_normal", format!("attribute '{n}' is required"))
+                })
             };
             Ok(vec![crate::ops::truncated_normal(
                 &seed_key(at)?,
@@ -133,7 +147,11 @@ pub fn register(r: &mut Vec<OpDef>) {
         run: |x, at| {
             want_inputs("bernoulli", x, 0)?;
             let s = shape(at)?;
-            Ok(vec![crate::ops::bernoulli(&seed_key(at)?, at.f64_or("p", 0.5)?, Some(&s))?])
+            Ok(vec![crate::ops::bernoulli(
+                &seed_key(at)?,
+                at.f64_or("p", 0.5)?,
+                Some(&s),
+            )?])
         },
     });
     r.push(OpDef {
@@ -148,7 +166,11 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("gumbel", x, 0)?;
-            Ok(vec![crate::ops::gumbel(&seed_key(at)?, &shape(at)?, dtype_or(at, DType::F32)?)?])
+            Ok(vec![crate::ops::gumbel(
+                &seed_key(at)?,
+                &shape(at)?,
+                dtype_or(at, DType::F32)?,
+            )?])
         },
     });
     r.push(OpDef {
@@ -180,7 +202,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("seed", "int", Some("0")), attr("n", "int", None)] },
         run: |x, at| {
             want_inputs("permutation", x, 0)?;
-            Ok(vec![crate::ops::permutation(&seed_key(at)?, at.usize_req("n")?)?])
+            Ok(vec![crate::ops::permutation(
+                &seed_key(at)?,
+                at.usize_req("n")?,
+            )?])
         },
     });
 }

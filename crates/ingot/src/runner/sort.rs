@@ -10,7 +10,10 @@ fn axis_attr(at: &Attrs, default: Option<isize>) -> Result<Option<isize>> {
         None => Ok(default),
         Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(|x| Some(x as isize)).ok_or_else(|| {
-            Error::invalid(&at.op, format!("attribute 'axis' must be an integer or null, got {v}"))
+            Error::invalid(
+                &at.op,
+                format!("attribute 'axis' must be an integer or null, got {v}"),
+            )
         }),
     }
 }
@@ -37,21 +40,39 @@ pub fn register(r: &mut Vec<OpDef>) {
     r.push(OpDef {
         name: "partition",
         inputs: "a",
-        attrs: const { &[attr("kth", "int", None), attr("axis", "int or null", Some("-1"))] },
+        attrs: const {
+            &[
+                attr("kth", "int", None),
+                attr("axis", "int or null", Some("-1")),
+            ]
+        },
         run: |x, at| {
             want_inputs("partition", x, 1)?;
             let kth = at.i64_req("kth")? as isize;
-            Ok(vec![crate::ops::partition(&x[0], kth, axis_attr(at, Some(-1))?)?])
+            Ok(vec![crate::ops::partition(
+                &x[0],
+                kth,
+                axis_attr(at, Some(-1))?,
+            )?])
         },
     });
     r.push(OpDef {
         name: "argpartition",
         inputs: "a",
-        attrs: const { &[attr("kth", "int", None), attr("axis", "int or null", Some("-1"))] },
+        attrs: const {
+            &[
+                attr("kth", "int", None),
+                attr("axis", "int or null", Some("-1")),
+            ]
+        },
         run: |x, at| {
             want_inputs("argpartition", x, 1)?;
             let kth = at.i64_req("kth")? as isize;
-            Ok(vec![crate::ops::argpartition(&x[0], kth, axis_attr(at, Some(-1))?)?])
+            Ok(vec![crate::ops::argpartition(
+                &x[0],
+                kth,
+                axis_attr(at, Some(-1))?,
+            )?])
         },
     });
     r.push(OpDef {

@@ -27,7 +27,9 @@ pub fn threefry2x32(key: [u32; 2], ctr: [u32; 2]) -> [u32; 2] {
         }
         // Key injection after every 4 rounds.
         x0 = x0.wrapping_add(ks[((i + 1) % 3) as usize]);
-        x1 = x1.wrapping_add(ks[((i + 2) % 3) as usize]).wrapping_add(i + 1);
+        x1 = x1
+            .wrapping_add(ks[((i + 2) % 3) as usize])
+            .wrapping_add(i + 1);
     }
     [x0, x1]
 }

@@ -169,7 +169,9 @@ impl<T: Element> Rows<'_, T> {
     fn pairs_row(&self, r: usize, pairs: &mut Vec<(T, u32)>) {
         pairs.clear();
         let b = self.bases[r];
-        pairs.extend((0..self.n).map(|k| (self.src[(b + k as isize * self.stride) as usize], k as u32)));
+        pairs.extend(
+            (0..self.n).map(|k| (self.src[(b + k as isize * self.stride) as usize], k as u32)),
+        );
     }
 }
 
@@ -203,11 +205,17 @@ fn along_axis<T: SortElem, O: Element>(x: &Array, axis: usize, mode: Mode) -> Re
     }
     if let Mode::Partition(k) | Mode::ArgPartition(k) = mode {
         if k >= n {
-            return Err(Error::invalid(name, format!("kth(={k}) out of bounds ({n})")));
+            return Err(Error::invalid(
+                name,
+                format!("kth(={k}) out of bounds ({n})"),
+            ));
         }
     }
     let d = x.ready_data();
-    let rest_shape: Vec<usize> = (0..shape.len()).filter(|&i| i != axis).map(|i| shape[i]).collect();
+    let rest_shape: Vec<usize> = (0..shape.len())
+        .filter(|&i| i != axis)
+        .map(|i| shape[i])
+        .collect();
     let rest_strides: Vec<isize> = (0..shape.len())
         .filter(|&i| i != axis)
         .map(|i| d.strides[i])
@@ -228,7 +236,9 @@ fn along_axis<T: SortElem, O: Element>(x: &Array, axis: usize, mode: Mode) -> Re
     let mut buf = Buffer::zeroed(total * std::mem::size_of::<O>())?;
     if total > 0 {
         let mut bases = Vec::with_capacity(nrows);
-        for_each_offset(&rest_shape, &rest_strides, d.offset as isize, |o| bases.push(o));
+        for_each_offset(&rest_shape, &rest_strides, d.offset as isize, |o| {
+            bases.push(o)
+        });
         let rows = Rows {
             src: d.buffer.as_slice::<T>(),
             bases,
@@ -335,6 +345,8 @@ fn searchsorted<T: SortElem>(a: &Array, v: &Array, right: bool) -> Result<Data> 
             s.partition_point(|e| e.cmp_total(&x) != Ordering::Greater) as i64
         })
     } else {
-        map1::<T, i64>(v, |x| s.partition_point(|e| e.cmp_total(&x) == Ordering::Less) as i64)
+        map1::<T, i64>(v, |x| {
+            s.partition_point(|e| e.cmp_total(&x) == Ordering::Less) as i64
+        })
     }
 }
