@@ -124,7 +124,7 @@ fn random_bits_layout_and_determinism() {
         .to_vec::<u32>()
         .unwrap();
     for bit in 0..32 {
-        let ones = big.iter().filter(|&&x| x >> bit & 1 == 1).count() as f64;
+        let ones = big.iter().filter(|&&x| (x >> bit) & 1 == 1).count() as f64;
         assert!(
             (ones / N as f64 - 0.5).abs() < 5.0 * 0.5 / (N as f64).sqrt(),
             "bit {bit}"
@@ -177,7 +177,7 @@ fn uniform_moments_and_range() {
             let u = ingot::uniform(&key, &[N], lo, hi, dtype).unwrap();
             assert_eq!(u.dtype(), dtype);
             let v = u.to_f64_vec().unwrap();
-            assert!(v.iter().all(|&x| x >= lo && x < hi), "{what}");
+            assert!(v.iter().all(|&x| (lo..hi).contains(&x)), "{what}");
             if hi - lo > 0.5 {
                 let w = hi - lo;
                 // 16-bit floats round the samples: allow the quantization in the variance
@@ -393,7 +393,7 @@ fn randint_range_and_uniformity() {
             v
         };
         assert!(
-            v.iter().all(|&x| x >= lo as i128 && x < hi as i128),
+            v.iter().all(|&x| (lo as i128..hi as i128).contains(&x)),
             "{dtype} [{lo}, {hi})"
         );
         let span = (hi as i128 - lo as i128) as f64;
