@@ -34,7 +34,7 @@ def _mats(rng, shape, dt):
         a = rng.integers(-5, 6, size=shape).astype(dt)
     else:
         a = rng.standard_normal(shape)
-        if shape[-1] == shape[-2]:
+        if len(shape) >= 2 and shape[-1] == shape[-2]:
             a = a + 3 * np.eye(shape[-1])
         a = a.astype(dt)
     return a

@@ -996,15 +996,23 @@ pub fn slogdet(a: &Array) -> Result<(Array, Array)> {
         &arange(0.0, n as f64, 1.0, DType::I32)?,
     )?)?;
     let negatives = count(crate::ops::less(&d, 0.0)?)?;
-    let zeros = count(equal(&d, 0.0)?)?;
+    let zero_d = equal(&d, 0.0)?;
+    let singular = crate::ops::greater(&count(zero_d.clone())?, 0.0)?;
     let parity = crate::ops::remainder(&add(&swaps, &negatives)?, 2.0)?;
     let sign = where_(
-        &crate::ops::greater(&zeros, 0.0)?,
+        &singular,
         0.0,
         &subtract(1.0, &multiply(&parity, 2.0)?)?,
     )?;
-    let logabs = sum_last(&crate::ops::log(&crate::ops::abs(&d)?)?)?;
+    let logabs = where_(&singular, f64::NEG_INFINITY, &log_abs_sum(&d, &zero_d)?)?;
     Ok((astype(&sign, dt)?, astype(&logabs, dt)?))
+}
+
+/// Sum of log|d| over the last axis with zeros masked out: an infinity must not reach the
+/// matmul that sums (callers handle the singular case).
+fn log_abs_sum(d: &Array, zero_d: &Array) -> Result<Array> {
+    let safe = where_(zero_d, 1.0, &crate::ops::abs(d)?)?;
+    sum_last(&crate::ops::log(&safe)?)
 }
 
 /// Determinant of square matrices (`sign * exp(logabsdet)` in float64, so large products do
@@ -1024,8 +1032,11 @@ pub fn det(a: &Array) -> Result<Array> {
     let negatives = count(crate::ops::less(&d, 0.0)?)?;
     let parity = crate::ops::remainder(&add(&swaps, &negatives)?, 2.0)?;
     let sign = subtract(1.0, &multiply(&parity, 2.0)?)?;
-    let logabs = sum_last(&crate::ops::log(&crate::ops::abs(&d)?)?)?;
-    astype(&multiply(&sign, &crate::ops::exp(&logabs)?)?, dt)
+    let zero_d = equal(&d, 0.0)?;
+    let singular = crate::ops::greater(&count(zero_d.clone())?, 0.0)?;
+    let logabs = log_abs_sum(&d, &zero_d)?;
+    let value = multiply(&sign, &crate::ops::exp(&logabs)?)?;
+    astype(&where_(&singular, 0.0, &value)?, dt)
 }
 
 /// The `ord` of [`norm`]: NumPy's `None`, `'fro'`, `'nuc'`, or a number (`inf`, `-inf`, 0, 1,
@@ -1055,7 +1066,7 @@ impl NormOrd {
     }
 }
 
-/// Max (or min) over the last axis, as a reduce primitive.
+/// Max (or min) over the last axis; an empty axis has none (an error, as NumPy).
 fn extreme_last(x: &Array, max: bool) -> Result<Array> {
     let nd = x.ndim();
     if x.shape()[nd - 1] == 0 {
@@ -1068,23 +1079,11 @@ fn extreme_last(x: &Array, max: bool) -> Result<Array> {
             ),
         ));
     }
-    let mut shape = x.shape().to_vec();
-    shape[nd - 1] = 1;
-    let kind = if max {
-        crate::op::ReduceKind::Max
+    if max {
+        crate::ops::max(x, Some(&[-1]), false)
     } else {
-        crate::op::ReduceKind::Min
-    };
-    let r = Array::from_op(
-        Op::Reduce {
-            kind,
-            axes: vec![nd - 1],
-        },
-        vec![x.clone()],
-        shape,
-        x.dtype(),
-    );
-    squeeze(&r, Some(&[-1]))
+        crate::ops::min(x, Some(&[-1]), false)
+    }
 }
 
 /// Vector or matrix norm, as NumPy's `linalg.norm(a, ord, axis, keepdims)`. `axes` None:
