@@ -44,8 +44,16 @@ fn bcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
-            let x = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-            let y = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            let x = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                1
+            };
             if x == 1 {
                 y
             } else {
@@ -271,7 +279,10 @@ fn matmul_complex_uses_imaginary_parts() {
         .collect();
     let x = Array::from_slice(&a, &[2, 3]).unwrap();
     let y = Array::from_slice(&b, &[3, 2]).unwrap();
-    let got = ingot::matmul(&x, &y).unwrap().to_vec::<ingot::c64>().unwrap();
+    let got = ingot::matmul(&x, &y)
+        .unwrap()
+        .to_vec::<ingot::c64>()
+        .unwrap();
     for i in 0..2 {
         for j in 0..2 {
             let mut want = ingot::c64::new(0.0, 0.0);
@@ -402,7 +413,11 @@ fn addmm_outer_inner_kron() {
     let got = ingot::inner(&p, &q).unwrap();
     assert_eq!(got.shape(), &[2, 3, 4]);
     let want: Vec<f64> = (0..24)
-        .map(|i| (0..5).map(|t| vp[(i / 4) * 5 + t] * vq[(i % 4) * 5 + t]).sum())
+        .map(|i| {
+            (0..5)
+                .map(|t| vp[(i / 4) * 5 + t] * vq[(i % 4) * 5 + t])
+                .sum()
+        })
         .collect();
     assert_close(&vals(&got), &want, 1e-12, 1e-12, "inner");
     assert_eq!(
@@ -466,7 +481,11 @@ fn tensordot_matches_reference() {
     let got0 = ingot::tensordot(&a, &c, TensorAxes::Count(0)).unwrap();
     assert_eq!(got0.shape(), &[2, 3, 4, 4, 2]);
     assert_eq!(
-        err(ingot::tensordot(&a, &b, TensorAxes::Pairs(vec![0], vec![0]))),
+        err(ingot::tensordot(
+            &a,
+            &b,
+            TensorAxes::Pairs(vec![0], vec![0])
+        )),
         "[tensordot] shape mismatch for sum: axis 0 of (2, 3, 4) and axis 0 of (3, 4, 5)"
     );
     assert!(err(ingot::tensordot(&a, &b, TensorAxes::Count(4))).starts_with("[tensordot]"));
@@ -592,16 +611,17 @@ fn einsum_matches_reference() {
         ("ij,ij->i", vec![vec![3, 4], vec![3, 4]]),
         ("iij,jk->ik", vec![vec![3, 3, 2], vec![2, 4]]),
         ("ij,kj->ikj", vec![vec![3, 1], vec![2, 4]]),
-        ("abc,cd,de->bae", vec![vec![2, 3, 4], vec![4, 2], vec![2, 3]]),
+        (
+            "abc,cd,de->bae",
+            vec![vec![2, 3, 4], vec![4, 2], vec![2, 3]],
+        ),
         ("ij,jk->ik", vec![vec![0, 4], vec![4, 5]]),
         ("ij,jk->ik", vec![vec![3, 0], vec![0, 5]]),
     ];
     for (spec, shapes) in cases {
         for dt in [DType::F64, DType::F32, DType::I32] {
-            let ops: Vec<(Array, Vec<f64>)> = shapes
-                .iter()
-                .map(|s| rand_array(&mut rng, s, dt))
-                .collect();
+            let ops: Vec<(Array, Vec<f64>)> =
+                shapes.iter().map(|s| rand_array(&mut rng, s, dt)).collect();
             let refs: Vec<(Vec<f64>, Vec<usize>)> = ops
                 .iter()
                 .zip(&shapes)
@@ -609,10 +629,7 @@ fn einsum_matches_reference() {
                 .collect();
             let (want, wshape) = ref_einsum(spec, &refs);
             // Strided views of the same operands.
-            let strided: Vec<Array> = refs
-                .iter()
-                .map(|(v, s)| noncontiguous(v, s, dt))
-                .collect();
+            let strided: Vec<Array> = refs.iter().map(|(v, s)| noncontiguous(v, s, dt)).collect();
             let plain: Vec<Array> = ops.iter().map(|(a, _)| a.clone()).collect();
             for (l, arrs) in [("contiguous", plain), ("strided", strided)] {
                 let got = ingot::einsum(spec, &arrs).unwrap();
@@ -636,11 +653,7 @@ fn einsum_implicit_ellipsis_and_errors() {
     let (a, va) = rand_array(&mut rng, &[2, 3, 4], DType::F64);
     let (b, vb) = rand_array(&mut rng, &[4, 5], DType::F64);
     // implicit output: letters appearing once, in alphabetical order
-    let got = ingot::einsum("ij,jk", &[
-        ingot::reshape(&a, &[6, 4]).unwrap(),
-        b.clone(),
-    ])
-    .unwrap();
+    let got = ingot::einsum("ij,jk", &[ingot::reshape(&a, &[6, 4]).unwrap(), b.clone()]).unwrap();
     let (want, _) = ref_matmul(&va, &[6, 4], &vb, &[4, 5]);
     assert_close(&vals(&got), &want, 1e-12, 1e-12, "implicit ij,jk");
     let t = ingot::einsum("ba", &[b.clone()]).unwrap();
@@ -738,7 +751,11 @@ fn cholesky_reconstructs() {
                 .iter()
                 .map(|&x| round_to(x, dt))
                 .collect();
-            let shape = if batch == 1 { vec![n, n] } else { vec![batch, n, n] };
+            let shape = if batch == 1 {
+                vec![n, n]
+            } else {
+                vec![batch, n, n]
+            };
             for (l, a) in layouts(&v, &shape, dt) {
                 for upper in [false, true] {
                     let c = ingot::cholesky(&a, upper).unwrap();
@@ -791,7 +808,13 @@ fn cholesky_reconstructs() {
 fn inv_solve_det_slogdet() {
     let mut rng = Rng::new(11);
     for dt in DECOMP_DTYPES {
-        for shape in [vec![1, 1], vec![4, 4], vec![3, 5, 5], vec![2, 1, 3, 3], vec![20, 20]] {
+        for shape in [
+            vec![1, 1],
+            vec![4, 4],
+            vec![3, 5, 5],
+            vec![2, 1, 3, 3],
+            vec![20, 20],
+        ] {
             let nd = shape.len();
             let n = shape[nd - 1];
             let v = rand_mats(&mut rng, &shape, dt);
@@ -809,7 +832,13 @@ fn inv_solve_det_slogdet() {
                 let iv = vals(&ai);
                 for (m, x) in ms.iter().zip(split(&iv, n, n)) {
                     let cond = x.iter().map(|v| v.abs()).fold(1.0, f64::max);
-                    assert_close(&mm(m, &x, n, n, n), &eye_v(n), 0.0, t * 50.0 * cond, &format!("inv {what}"));
+                    assert_close(
+                        &mm(m, &x, n, n, n),
+                        &eye_v(n),
+                        0.0,
+                        t * 50.0 * cond,
+                        &format!("inv {what}"),
+                    );
                 }
                 let d = ingot::det(&a).unwrap();
                 assert_eq!(d.shape(), &shape[..nd - 2]);
@@ -822,7 +851,10 @@ fn inv_solve_det_slogdet() {
                 let lv = vals(&la);
                 for i in 0..dets.len() {
                     assert_eq!(sv[i], dets[i].signum(), "slogdet sign {what}");
-                    assert!((lv[i] - dets[i].abs().ln()).abs() < t * 10.0, "slogdet {what}");
+                    assert!(
+                        (lv[i] - dets[i].abs().ln()).abs() < t * 10.0,
+                        "slogdet {what}"
+                    );
                 }
                 // solve with a batch of matrices and with a vector
                 let bshape: Vec<usize> = shape[..nd - 1].iter().copied().chain([2]).collect();
@@ -835,7 +867,13 @@ fn inv_solve_det_slogdet() {
                     let xb = &xv[bi * n * 2..(bi + 1) * n * 2];
                     let rhs = &bv[bi * n * 2..(bi + 1) * n * 2];
                     let scale = xb.iter().map(|v| v.abs()).fold(1.0, f64::max);
-                    assert_close(&mm(m, xb, n, n, 2), rhs, 0.0, t * 50.0 * scale, &format!("solve {what}"));
+                    assert_close(
+                        &mm(m, xb, n, n, 2),
+                        rhs,
+                        0.0,
+                        t * 50.0 * scale,
+                        &format!("solve {what}"),
+                    );
                 }
                 let vecb = array_from_f64(&bv[..n], &[n], dt);
                 let xv = ingot::solve(&a, &vecb).unwrap();
@@ -844,7 +882,13 @@ fn inv_solve_det_slogdet() {
                 for (bi, m) in ms.iter().enumerate() {
                     let xb = &xs[bi * n..(bi + 1) * n];
                     let scale = xb.iter().map(|v| v.abs()).fold(1.0, f64::max);
-                    assert_close(&mm(m, xb, n, n, 1), &bv[..n], 0.0, t * 50.0 * scale, &format!("solve vec {what}"));
+                    assert_close(
+                        &mm(m, xb, n, n, 1),
+                        &bv[..n],
+                        0.0,
+                        t * 50.0 * scale,
+                        &format!("solve vec {what}"),
+                    );
                 }
             }
         }
@@ -856,9 +900,15 @@ fn inv_solve_det_slogdet() {
     let z = Array::from_slice(&[0.0f64, 0.0, 0.0, 0.0], &[2, 2]).unwrap();
     let (s, l) = ingot::slogdet(&z).unwrap();
     assert_eq!((vals(&s), vals(&l)), (vec![0.0], vec![f64::NEG_INFINITY]));
-    assert_eq!(eval_err(&ingot::inv(&z).unwrap()), "[inv] matrix is singular");
+    assert_eq!(
+        eval_err(&ingot::inv(&z).unwrap()),
+        "[inv] matrix is singular"
+    );
     let b = ingot::ones(&[2], DType::F64).unwrap();
-    assert_eq!(eval_err(&ingot::solve(&z, &b).unwrap()), "[solve] matrix is singular");
+    assert_eq!(
+        eval_err(&ingot::solve(&z, &b).unwrap()),
+        "[solve] matrix is singular"
+    );
     // 0 x 0: det 1 as NumPy
     let e = ingot::zeros(&[3, 0, 0], DType::F64).unwrap();
     assert_eq!(vals(&ingot::det(&e).unwrap()), vec![1.0; 3]);
@@ -874,7 +924,14 @@ fn inv_solve_det_slogdet() {
 fn lu_factor_and_lu_reconstruct() {
     let mut rng = Rng::new(12);
     for dt in DECOMP_DTYPES {
-        for shape in [vec![4, 4], vec![2, 3, 5], vec![5, 3], vec![1, 1], vec![2, 0, 3], vec![33, 33]] {
+        for shape in [
+            vec![4, 4],
+            vec![2, 3, 5],
+            vec![5, 3],
+            vec![1, 1],
+            vec![2, 0, 3],
+            vec![33, 33],
+        ] {
             let nd = shape.len();
             let (m, n) = (shape[nd - 2], shape[nd - 1]);
             let k = m.min(n);
@@ -920,13 +977,28 @@ fn lu_factor_and_lu_reconstruct() {
                         }
                     }
                     // partial pivoting keeps |L| <= 1
-                    assert!(lm.iter().all(|x| x.abs() <= 1.0 + 1e-6), "lu_factor |L| {what}");
-                    assert_close(&mm(&lm, &um, m, k, n), &pa, t, t * 10.0, &format!("lu_factor {what}"));
+                    assert!(
+                        lm.iter().all(|x| x.abs() <= 1.0 + 1e-6),
+                        "lu_factor |L| {what}"
+                    );
+                    assert_close(
+                        &mm(&lm, &um, m, k, n),
+                        &pa,
+                        t,
+                        t * 10.0,
+                        &format!("lu_factor {what}"),
+                    );
                     // scipy lu: a = p l u
                     let pm = &pv2[bi * m * m..(bi + 1) * m * m];
                     let lb = &lv[bi * m * k..(bi + 1) * m * k];
                     let ub = &uv[bi * k * n..(bi + 1) * k * n];
-                    assert_close(&mm(pm, &mm(lb, ub, m, k, n), m, m, n), am, t, t * 10.0, &format!("lu {what}"));
+                    assert_close(
+                        &mm(pm, &mm(lb, ub, m, k, n), m, m, n),
+                        am,
+                        t,
+                        t * 10.0,
+                        &format!("lu {what}"),
+                    );
                     assert_close(lb, &lm, 0.0, 0.0, &format!("lu l {what}"));
                 }
             }
@@ -938,7 +1010,14 @@ fn lu_factor_and_lu_reconstruct() {
 fn qr_reconstructs() {
     let mut rng = Rng::new(13);
     for dt in DECOMP_DTYPES {
-        for shape in [vec![4, 4], vec![2, 6, 3], vec![3, 6], vec![1, 1], vec![0, 3], vec![40, 25]] {
+        for shape in [
+            vec![4, 4],
+            vec![2, 6, 3],
+            vec![3, 6],
+            vec![1, 1],
+            vec![0, 3],
+            vec![40, 25],
+        ] {
             let nd = shape.len();
             let (m, n) = (shape[nd - 2], shape[nd - 1]);
             let k = m.min(n);
@@ -962,7 +1041,13 @@ fn qr_reconstructs() {
                     }
                     let am = &v[bi * m * n..(bi + 1) * m * n];
                     assert_close(&mm(qb, rb, m, k, n), am, t, t * 10.0, &what);
-                    assert_close(&mm(&tr(qb, m, k), qb, k, m, k), &eye_v(k), 0.0, t * 10.0, &what);
+                    assert_close(
+                        &mm(&tr(qb, m, k), qb, k, m, k),
+                        &eye_v(k),
+                        0.0,
+                        t * 10.0,
+                        &what,
+                    );
                 }
             }
         }
@@ -973,7 +1058,13 @@ fn qr_reconstructs() {
 fn svd_reconstructs() {
     let mut rng = Rng::new(14);
     for dt in DECOMP_DTYPES {
-        for shape in [vec![4, 4], vec![2, 5, 3], vec![3, 5], vec![1, 1], vec![30, 20]] {
+        for shape in [
+            vec![4, 4],
+            vec![2, 5, 3],
+            vec![3, 5],
+            vec![1, 1],
+            vec![30, 20],
+        ] {
             let nd = shape.len();
             let (m, n) = (shape[nd - 2], shape[nd - 1]);
             let k = m.min(n);
@@ -1009,8 +1100,20 @@ fn svd_reconstructs() {
                         let rec = mm(&us, &vb[..k * n], m, k, n);
                         let am = &v[bi * m * n..(bi + 1) * m * n];
                         assert_close(&rec, am, t, t * 10.0, &format!("{what} full={full}"));
-                        assert_close(&mm(&tr(ub, ur, uc), ub, uc, ur, uc), &eye_v(uc), 0.0, t * 10.0, &what);
-                        assert_close(&mm(vb, &tr(vb, vr, vc), vr, vc, vr), &eye_v(vr), 0.0, t * 10.0, &what);
+                        assert_close(
+                            &mm(&tr(ub, ur, uc), ub, uc, ur, uc),
+                            &eye_v(uc),
+                            0.0,
+                            t * 10.0,
+                            &what,
+                        );
+                        assert_close(
+                            &mm(vb, &tr(vb, vr, vc), vr, vc, vr),
+                            &eye_v(vr),
+                            0.0,
+                            t * 10.0,
+                            &what,
+                        );
                     }
                 }
             }
@@ -1034,10 +1137,18 @@ fn eigh_reconstructs() {
                 for b in 0..raw.len() / (n * n) {
                     for i in 0..n {
                         for j in 0..n {
-                            let (r, c) = if (j > i) == upper || i == j { (i, j) } else { (j, i) };
+                            let (r, c) = if (j > i) == upper || i == j {
+                                (i, j)
+                            } else {
+                                (j, i)
+                            };
                             sym[b * n * n + i * n + j] = raw[b * n * n + r * n + c];
                             let read = if upper { j >= i } else { j <= i };
-                            given[b * n * n + i * n + j] = if read { sym[b * n * n + i * n + j] } else { 99.0 };
+                            given[b * n * n + i * n + j] = if read {
+                                sym[b * n * n + i * n + j]
+                            } else {
+                                99.0
+                            };
                         }
                     }
                 }
@@ -1063,7 +1174,13 @@ fn eigh_reconstructs() {
                         }
                         let scale = wb.iter().map(|x| x.abs()).fold(1.0, f64::max);
                         assert_close(&av, &vw, 0.0, t * 10.0 * scale, &what);
-                        assert_close(&mm(&tr(vb, n, n), vb, n, n, n), &eye_v(n), 0.0, t * 10.0, &what);
+                        assert_close(
+                            &mm(&tr(vb, n, n), vb, n, n, n),
+                            &eye_v(n),
+                            0.0,
+                            t * 10.0,
+                            &what,
+                        );
                     }
                 }
             }
@@ -1169,14 +1286,18 @@ fn pinv_and_norms() {
     let (x, xv) = rand_array(&mut rng, &[3, 5], DType::F64);
     let xs = noncontiguous(&xv, &[3, 5], DType::F64);
     let rows = |f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> { xv.chunks(5).map(f).collect() };
-    let pnorm = |p: f64| move |r: &[f64]| r.iter().map(|v| v.abs().powf(p)).sum::<f64>().powf(1.0 / p);
+    let pnorm =
+        |p: f64| move |r: &[f64]| r.iter().map(|v| v.abs().powf(p)).sum::<f64>().powf(1.0 / p);
     let cases: Vec<(NormOrd, Vec<f64>)> = vec![
         (NormOrd::Default, rows(&pnorm(2.0))),
         (NormOrd::P(2.0), rows(&pnorm(2.0))),
         (NormOrd::P(1.0), rows(&pnorm(1.0))),
         (NormOrd::P(3.0), rows(&pnorm(3.0))),
         (NormOrd::P(0.5), rows(&pnorm(0.5))),
-        (NormOrd::P(0.0), rows(&|r: &[f64]| r.iter().filter(|v| **v != 0.0).count() as f64)),
+        (
+            NormOrd::P(0.0),
+            rows(&|r: &[f64]| r.iter().filter(|v| **v != 0.0).count() as f64),
+        ),
     ];
     for (ord, want) in cases {
         for a in [&x, &xs] {
@@ -1188,13 +1309,43 @@ fn pinv_and_norms() {
     }
     // default over everything = Frobenius; matrix norms through the SVD
     let fro = xv.iter().map(|v| v * v).sum::<f64>().sqrt();
-    assert_close(&vals(&ingot::norm(&x, NormOrd::Default, None, false).unwrap()), &[fro], 1e-12, 0.0, "fro");
-    assert_close(&vals(&ingot::norm(&x, NormOrd::Fro, None, false).unwrap()), &[fro], 1e-12, 0.0, "fro");
+    assert_close(
+        &vals(&ingot::norm(&x, NormOrd::Default, None, false).unwrap()),
+        &[fro],
+        1e-12,
+        0.0,
+        "fro",
+    );
+    assert_close(
+        &vals(&ingot::norm(&x, NormOrd::Fro, None, false).unwrap()),
+        &[fro],
+        1e-12,
+        0.0,
+        "fro",
+    );
     let s = vals(&ingot::svd(&x, false, false).unwrap()[0]);
     let nuc: f64 = s.iter().sum();
-    assert_close(&vals(&ingot::norm(&x, NormOrd::Nuc, None, false).unwrap()), &[nuc], 1e-12, 0.0, "nuc");
-    assert_close(&vals(&ingot::norm(&xs, NormOrd::P(2.0), None, false).unwrap()), &[s[0]], 1e-12, 0.0, "2");
-    assert_close(&vals(&ingot::norm(&x, NormOrd::P(-2.0), None, false).unwrap()), &[s[2]], 1e-12, 0.0, "-2");
+    assert_close(
+        &vals(&ingot::norm(&x, NormOrd::Nuc, None, false).unwrap()),
+        &[nuc],
+        1e-12,
+        0.0,
+        "nuc",
+    );
+    assert_close(
+        &vals(&ingot::norm(&xs, NormOrd::P(2.0), None, false).unwrap()),
+        &[s[0]],
+        1e-12,
+        0.0,
+        "2",
+    );
+    assert_close(
+        &vals(&ingot::norm(&x, NormOrd::P(-2.0), None, false).unwrap()),
+        &[s[2]],
+        1e-12,
+        0.0,
+        "-2",
+    );
     // int input computes in float32; a 3-d array with ord needs axes
     let i = Array::from_slice(&[3i32, 4], &[2]).unwrap();
     let ni = ingot::norm(&i, NormOrd::Default, None, false).unwrap();
@@ -1215,7 +1366,8 @@ fn pinv_and_norms() {
 fn norm_orders_with_max_min() {
     // inf/-inf vector norms and 1/-1/inf/-inf matrix norms take a max/min reduction.
     let v = Array::from_slice(&[3.0f64, -7.0, 2.0, 0.5, -1.0, 4.0], &[2, 3]).unwrap();
-    let n = |o: f64, ax: Option<&[isize]>| vals(&ingot::norm(&v, NormOrd::P(o), ax, false).unwrap());
+    let n =
+        |o: f64, ax: Option<&[isize]>| vals(&ingot::norm(&v, NormOrd::P(o), ax, false).unwrap());
     assert_eq!(n(f64::INFINITY, Some(&[1])), vec![7.0, 4.0]);
     assert_eq!(n(f64::NEG_INFINITY, Some(&[1])), vec![2.0, 0.5]);
     // column sums 3.5, 8, 6; row sums 12, 5.5
@@ -1231,20 +1383,69 @@ fn runner_entries() {
     let a = Array::from_slice(&[4.0f64, 2.0, 2.0, 3.0], &[2, 2]).unwrap();
     let b = Array::from_slice(&[1.0f64, 2.0], &[2]).unwrap();
     let attrs = |op: &str, j: serde_json::Value| Attrs::new(op, Some(&j)).unwrap();
-    let r = run_op("matmul", &[a.clone(), b.clone()], &attrs("matmul", serde_json::json!({}))).unwrap();
+    let r = run_op(
+        "matmul",
+        &[a.clone(), b.clone()],
+        &attrs("matmul", serde_json::json!({})),
+    )
+    .unwrap();
     assert_eq!(vals(&r[0]), vec![8.0, 8.0]);
-    let r = run_op("einsum", &[a.clone(), b.clone()], &attrs("einsum", serde_json::json!({"subscripts": "ij,j->i"}))).unwrap();
+    let r = run_op(
+        "einsum",
+        &[a.clone(), b.clone()],
+        &attrs("einsum", serde_json::json!({"subscripts": "ij,j->i"})),
+    )
+    .unwrap();
     assert_eq!(vals(&r[0]), vec![8.0, 8.0]);
-    let r = run_op("svd", std::slice::from_ref(&a), &attrs("svd", serde_json::json!({"compute_uv": false}))).unwrap();
+    let r = run_op(
+        "svd",
+        std::slice::from_ref(&a),
+        &attrs("svd", serde_json::json!({"compute_uv": false})),
+    )
+    .unwrap();
     assert_eq!(r.len(), 1);
-    let r = run_op("lu", std::slice::from_ref(&a), &attrs("lu", serde_json::json!({}))).unwrap();
+    let r = run_op(
+        "lu",
+        std::slice::from_ref(&a),
+        &attrs("lu", serde_json::json!({})),
+    )
+    .unwrap();
     assert_eq!(r.len(), 3);
-    let r = run_op("norm", std::slice::from_ref(&a), &attrs("norm", serde_json::json!({"ord": "fro"}))).unwrap();
+    let r = run_op(
+        "norm",
+        std::slice::from_ref(&a),
+        &attrs("norm", serde_json::json!({"ord": "fro"})),
+    )
+    .unwrap();
     assert_close(&vals(&r[0]), &[33f64.sqrt()], 1e-12, 0.0, "runner norm");
-    let r = run_op("tensordot", &[a.clone(), a.clone()], &attrs("tensordot", serde_json::json!({"axes": [[1], [0]]}))).unwrap();
+    let r = run_op(
+        "tensordot",
+        &[a.clone(), a.clone()],
+        &attrs("tensordot", serde_json::json!({"axes": [[1], [0]]})),
+    )
+    .unwrap();
     assert_eq!(vals(&r[0]), vec![20.0, 14.0, 14.0, 13.0]);
-    let r = run_op("solve_triangular", &[a.clone(), b.clone()], &attrs("solve_triangular", serde_json::json!({"lower": true}))).unwrap();
-    assert_close(&vals(&r[0]), &[0.25, 0.5], 1e-12, 0.0, "runner solve_triangular");
-    let e = run_op("eigh", std::slice::from_ref(&a), &attrs("eigh", serde_json::json!({"UPLO": "X"}))).unwrap_err();
-    assert_eq!(e.to_string(), "[eigh] attribute 'UPLO' must be \"L\" or \"U\", got \"X\"");
+    let r = run_op(
+        "solve_triangular",
+        &[a.clone(), b.clone()],
+        &attrs("solve_triangular", serde_json::json!({"lower": true})),
+    )
+    .unwrap();
+    assert_close(
+        &vals(&r[0]),
+        &[0.25, 0.5],
+        1e-12,
+        0.0,
+        "runner solve_triangular",
+    );
+    let e = run_op(
+        "eigh",
+        std::slice::from_ref(&a),
+        &attrs("eigh", serde_json::json!({"UPLO": "X"})),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "[eigh] attribute 'UPLO' must be \"L\" or \"U\", got \"X\""
+    );
 }

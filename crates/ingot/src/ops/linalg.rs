@@ -10,11 +10,11 @@ use crate::array::Array;
 use crate::dtype::{result_type, DType};
 use crate::op::Op;
 use crate::ops::{
-    add, arange, astype, broadcast_to, diagonal, equal, expand_dims, eye, logical_not,
-    moveaxis, multiply, ones, reshape_to, slice, slice_axis, squeeze, subtract, transpose,
-    tri, where_, SliceArg,
+    add, arange, astype, broadcast_to, diagonal, equal, expand_dims, eye, logical_not, moveaxis,
+    multiply, ones, reshape_to, slice, slice_axis, squeeze, subtract, transpose, tri, where_,
+    SliceArg,
 };
-use crate::shape::{broadcast_shapes, fmt_shape, normalize_axis, normalize_axes};
+use crate::shape::{broadcast_shapes, fmt_shape, normalize_axes, normalize_axis};
 use crate::{Error, Result};
 
 fn promote2(a: &Array, b: &Array) -> Result<(Array, Array, DType)> {
@@ -587,8 +587,17 @@ pub fn einsum(subscripts: &str, operands: &[Array]) -> Result<Array> {
         }
         None => {
             let mut v: Vec<Label> = (0..nell).map(|i| ELLIPSIS_BASE + i as Label).collect();
-            let count = |l: Label| ops.iter().flat_map(|(_, ls)| ls).filter(|&&x| x == l).count();
-            v.extend(sizes.keys().filter(|&&l| l < ELLIPSIS_BASE && count(l) == 1));
+            let count = |l: Label| {
+                ops.iter()
+                    .flat_map(|(_, ls)| ls)
+                    .filter(|&&x| x == l)
+                    .count()
+            };
+            v.extend(
+                sizes
+                    .keys()
+                    .filter(|&&l| l < ELLIPSIS_BASE && count(l) == 1),
+            );
             v
         }
     };
@@ -888,7 +897,11 @@ fn solver_inputs(
         b.clone()
     };
     let bs = bm.shape();
-    let along = if left { bs[bs.len() - 2] } else { bs[bs.len() - 1] };
+    let along = if left {
+        bs[bs.len() - 2]
+    } else {
+        bs[bs.len() - 1]
+    };
     if along != n {
         return Err(bad());
     }
@@ -999,11 +1012,7 @@ pub fn slogdet(a: &Array) -> Result<(Array, Array)> {
     let zero_d = equal(&d, 0.0)?;
     let singular = crate::ops::greater(&count(zero_d.clone())?, 0.0)?;
     let parity = crate::ops::remainder(&add(&swaps, &negatives)?, 2.0)?;
-    let sign = where_(
-        &singular,
-        0.0,
-        &subtract(1.0, &multiply(&parity, 2.0)?)?,
-    )?;
+    let sign = where_(&singular, 0.0, &subtract(1.0, &multiply(&parity, 2.0)?)?)?;
     let logabs = where_(&singular, f64::NEG_INFINITY, &log_abs_sum(&d, &zero_d)?)?;
     Ok((astype(&sign, dt)?, astype(&logabs, dt)?))
 }

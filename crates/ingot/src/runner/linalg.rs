@@ -137,9 +137,9 @@ pub fn register(r: &mut Vec<OpDef>) {
         inputs: "operands...",
         attrs: const { &[attr("subscripts", "str", None)] },
         run: |x, at| {
-            let s = at.str_opt("subscripts")?.ok_or_else(|| {
-                Error::invalid("einsum", "attribute 'subscripts' is required")
-            })?;
+            let s = at
+                .str_opt("subscripts")?
+                .ok_or_else(|| Error::invalid("einsum", "attribute 'subscripts' is required"))?;
             Ok(vec![crate::ops::einsum(&s, x)?])
         },
     });
@@ -149,7 +149,11 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("axis", "int", Some("-1"))] },
         run: |x, at| {
             want_inputs("cross", x, 2)?;
-            Ok(vec![crate::ops::cross(&x[0], &x[1], at.axis_or("axis", -1)?)?])
+            Ok(vec![crate::ops::cross(
+                &x[0],
+                &x[1],
+                at.axis_or("axis", -1)?,
+            )?])
         },
     });
     r.push(OpDef {
@@ -179,7 +183,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("upper", "bool", Some("false"))] },
         run: |x, at| {
             want_inputs("cholesky", x, 1)?;
-            Ok(vec![crate::ops::cholesky(&x[0], at.bool_or("upper", false)?)?])
+            Ok(vec![crate::ops::cholesky(
+                &x[0],
+                at.bool_or("upper", false)?,
+            )?])
         },
     });
     unary!(r, "inv", crate::ops::inv);

@@ -393,9 +393,9 @@ where
         Ok(match *op {
             Op::Cholesky { upper } => {
                 let side = if upper { Side::Upper } else { Side::Lower };
-                let llt = a.llt(side).map_err(|_| {
-                    Error::invalid(op.name(), "matrix is not positive definite")
-                })?;
+                let llt = a
+                    .llt(side)
+                    .map_err(|_| Error::invalid(op.name(), "matrix is not positive definite"))?;
                 let l = llt.L();
                 let n = l.nrows();
                 let mut v = store(l, upper);
@@ -470,12 +470,7 @@ where
                     s.sort_by(|x, y| y.partial_cmp(x).unwrap_or(std::cmp::Ordering::Equal));
                     vec![Piece::F(s)]
                 } else {
-                    let svd = if full_matrices {
-                        a.svd()
-                    } else {
-                        a.thin_svd()
-                    }
-                    .map_err(err)?;
+                    let svd = if full_matrices { a.svd() } else { a.thin_svd() }.map_err(err)?;
                     let s = svd.S().column_vector();
                     let s: Vec<F> = (0..s.nrows()).map(|i| s[i]).collect();
                     vec![
@@ -493,7 +488,8 @@ where
                 let s = e.S().column_vector();
                 let n = s.nrows();
                 let mut order: Vec<usize> = (0..n).collect();
-                order.sort_by(|&x, &y| s[x].partial_cmp(&s[y]).unwrap_or(std::cmp::Ordering::Equal));
+                order
+                    .sort_by(|&x, &y| s[x].partial_cmp(&s[y]).unwrap_or(std::cmp::Ordering::Equal));
                 let w: Vec<F> = order.iter().map(|&i| s[i]).collect();
                 let u = e.U();
                 let mut v = vec![F::default(); n * n];
@@ -526,9 +522,7 @@ where
                     (true, true) => {
                         ts::solve_unit_upper_triangular_in_place(tri, rhs.as_mut(), par)
                     }
-                    (false, false) => {
-                        ts::solve_lower_triangular_in_place(tri, rhs.as_mut(), par)
-                    }
+                    (false, false) => ts::solve_lower_triangular_in_place(tri, rhs.as_mut(), par),
                     (false, true) => {
                         ts::solve_unit_lower_triangular_in_place(tri, rhs.as_mut(), par)
                     }
