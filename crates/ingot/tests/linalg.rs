@@ -656,7 +656,7 @@ fn einsum_implicit_ellipsis_and_errors() {
     let got = ingot::einsum("ij,jk", &[ingot::reshape(&a, &[6, 4]).unwrap(), b.clone()]).unwrap();
     let (want, _) = ref_matmul(&va, &[6, 4], &vb, &[4, 5]);
     assert_close(&vals(&got), &want, 1e-12, 1e-12, "implicit ij,jk");
-    let t = ingot::einsum("ba", &[b.clone()]).unwrap();
+    let t = ingot::einsum("ba", std::slice::from_ref(&b)).unwrap();
     assert_eq!(t.shape(), &[5, 4], "implicit output sorts labels");
     // ellipsis batch dims, broadcasting against a size-1 batch
     let got = ingot::einsum("...ij,...jk->...ik", &[a.clone(), b.clone()]).unwrap();
@@ -949,7 +949,7 @@ fn lu_factor_and_lu_reconstruct() {
                 assert_eq!(lo.shape()[nd - 2..], [m, k]);
                 assert_eq!(up.shape()[nd - 2..], [k, n]);
                 let (pv2, lv, uv) = (vals(&p), vals(&lo), vals(&up));
-                let nb = if m * n == 0 { 0 } else { v.len() / (m * n) };
+                let nb = v.len().checked_div(m * n).unwrap_or(0);
                 for bi in 0..nb {
                     let am = &v[bi * m * n..(bi + 1) * m * n];
                     let f = &luv[bi * m * n..(bi + 1) * m * n];
@@ -1030,7 +1030,7 @@ fn qr_reconstructs() {
                 assert_eq!(r.shape()[nd - 2..], [k, n]);
                 assert_eq!(q.dtype(), out_dtype(dt));
                 let (qv, rv) = (vals(&q), vals(&r));
-                let nb = if m * n == 0 { 0 } else { v.len() / (m * n) };
+                let nb = v.len().checked_div(m * n).unwrap_or(0);
                 for bi in 0..nb {
                     let qb = &qv[bi * m * k..(bi + 1) * m * k];
                     let rb = &rv[bi * k * n..(bi + 1) * k * n];

@@ -109,10 +109,10 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
 pub fn addmm(c: &Array, a: &Array, b: &Array, alpha: f64, beta: f64) -> Result<Array> {
     let mut ab = matmul(a, b)?;
     if alpha != 1.0 {
-        ab = multiply(&ab, &coef(alpha, ab.dtype()))?;
+        ab = multiply(&ab, coef(alpha, ab.dtype()))?;
     }
     let c = if beta != 1.0 {
-        multiply(c, &coef(beta, c.dtype()))?
+        multiply(c, coef(beta, c.dtype()))?
     } else {
         c.clone()
     };
@@ -1157,8 +1157,8 @@ pub fn norm(a: &Array, ord: NormOrd, axes: Option<&[isize]>, keepdims: bool) -> 
         } else if ord == 2.0 {
             crate::ops::sqrt(&sum_last(&multiply(&v, &v)?)?)
         } else {
-            let s = sum_last(&crate::ops::power(&v, &coef(ord, v.dtype()))?)?;
-            crate::ops::power(&s, &coef(1.0 / ord, v.dtype()))
+            let s = sum_last(&crate::ops::power(&v, coef(ord, v.dtype()))?)?;
+            crate::ops::power(&s, coef(1.0 / ord, v.dtype()))
         }
     };
     if ax.len() == 1 || (ord == NormOrd::Default && axes.is_none()) {

@@ -322,9 +322,9 @@ enum Piece<F> {
     I(Vec<i32>),
 }
 
-fn load<F: Element>(src: &[F], l: &MatLayout, b: usize, r: usize, c: usize) -> Mat<F>
+fn load<F>(src: &[F], l: &MatLayout, b: usize, r: usize, c: usize) -> Mat<F>
 where
-    F: faer::traits::RealField,
+    F: Element + faer::traits::RealField,
 {
     let o = l.offs[b];
     Mat::from_fn(r, c, |i, j| {
