@@ -1,1 +1,141 @@
-fn main() {}
+//! The `ingot` command-line tool (docs/cli.md).
+
+use clap::{Parser, Subcommand};
+use ingot::runner::spec::{exit_code, run_spec_with};
+use ingot::Device;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ingot",
+    version,
+    about = "ingot: lazy arrays for machine learning"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run or list the registered operations.
+    Ops {
+        #[command(subcommand)]
+        cmd: OpsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpsCmd {
+    /// Run the cases of a JSON spec; inputs are .npy files relative to the spec.
+    Run {
+        /// The spec file.
+        spec: PathBuf,
+        /// Where to write <id>.out<k>.npy and <id>.error.txt (default: the spec's folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The device to run on: cpu, cuda or cuda:N (default: the spec's, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// List every op with its inputs and attributes (types and defaults).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Ops { cmd } => match cmd {
+            OpsCmd::Run { spec, out, device } => ops_run(spec, out, device),
+            OpsCmd::List { json } => ops_list(json),
+        },
+    }
+}
+
+fn ops_run(spec: PathBuf, out: Option<PathBuf>, device: Option<String>) -> ExitCode {
+    let device = match device.map(|d| d.parse::<Device>()).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut progress = |done: usize, total: usize, id: &str| {
+        // Short specs finish before a bar would help.
+        if total < 50 {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}")
+            {
+                b.set_style(style);
+            }
+            b
+        });
+        b.set_position(done as u64);
+        b.set_message(id.to_string());
+    };
+    let result = run_spec_with(&spec, out.as_deref(), device, &mut progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match &result {
+        Ok(s) => eprintln!("{}", s.line()),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    ExitCode::from(exit_code(&result) as u8)
+}
+
+fn ops_list(json: bool) -> ExitCode {
+    let reg = ingot::runner::registry();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let ops: Vec<serde_json::Value> = reg
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "name": d.name,
+                    "inputs": d.inputs,
+                    "attrs": d.attrs.iter().map(|a| serde_json::json!({
+                        "name": a.name, "type": a.ty, "default": a.default,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        // A closed pipe (`| head`) ends the listing quietly.
+        let _ = writeln!(out, "{}", serde_json::Value::Array(ops));
+        return ExitCode::SUCCESS;
+    }
+    for d in &reg {
+        let attrs: Vec<String> = d
+            .attrs
+            .iter()
+            .map(|a| match a.default {
+                Some(v) => format!("{}: {} = {v}", a.name, a.ty),
+                None => format!("{}: {} (required)", a.name, a.ty),
+            })
+            .collect();
+        let line = if attrs.is_empty() {
+            writeln!(out, "{}({})", d.name, d.inputs)
+        } else {
+            writeln!(out, "{}({}; {})", d.name, d.inputs, attrs.join(", "))
+        };
+        if line.is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!("{} ops", reg.len());
+    ExitCode::SUCCESS
+}

@@ -12,6 +12,7 @@ mod random;
 mod reduce;
 mod shape;
 mod sort;
+pub mod spec;
 
 use crate::array::Array;
 use crate::dtype::DType;

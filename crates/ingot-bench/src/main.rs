@@ -1,0 +1,206 @@
+//! CPU benchmarks: each row times ingot and its peer (NumPy, run by python3 in the same
+//! process tree, same machine, same moment) and shows the physical limit that bounds the
+//! operation (memory bandwidth measured here, or peak FLOP/s from the CPU's vector width).
+//! Prints a table and, with --json FILE, the same figures as JSON.
+//!
+//! usage: ingot-bench [--quick] [--json FILE] [--python python3]
+
+use ingot::{Array, DType};
+use std::time::Instant;
+
+struct Row {
+    name: String,
+    ingot_s: f64,
+    numpy_s: f64,
+    /// work per run in the unit of `unit` (FLOP or bytes moved)
+    work: f64,
+    unit: &'static str,
+    limit: f64,
+    goal: String,
+}
+
+/// Best of `reps` runs after one warm-up: the least disturbed measurement on a shared box.
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Peak f32 FLOP/s: cores x clock x FMA lanes x 2 FMA units x 2 (multiply and add).
+fn peak_flops() -> f64 {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let mhz = info
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(2500.0);
+    let lanes = if info.contains("avx512f") { 16.0 } else if info.contains("avx2") { 8.0 } else { 4.0 };
+    rayon::current_num_threads() as f64 * mhz * 1e6 * lanes * 2.0 * 2.0
+}
+
+/// Memory bandwidth, bytes/s: a parallel copy of 256 MiB (read + write counted).
+fn bandwidth() -> f64 {
+    use rayon::prelude::*;
+    let n = 32 << 20;
+    let src = vec![1.0f64; n];
+    let mut dst = vec![0.0f64; n];
+    let t = best_of(5, || {
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s));
+    });
+    std::hint::black_box(&dst);
+    (2 * n * 8) as f64 / t
+}
+
+const NUMPY: &str = r#"
+import json, sys, time
+import numpy as np
+quick = sys.argv[1] == "1"
+def best(f, reps):
+    f()
+    b = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+    return b
+out = {}
+rng = np.random.default_rng(0)
+for n in ([256, 512] if quick else [256, 512, 1024, 2048]):
+    a = rng.standard_normal((n, n), dtype=np.float32); b = rng.standard_normal((n, n), dtype=np.float32)
+    out[f"matmul_f32_{n}"] = best(lambda: a @ b, 3 if n >= 1024 else 10)
+N = (1 << 22) if quick else (32 << 20)
+x = rng.uniform(-1, 1, N).astype(np.float32)
+out["chain"] = best(lambda: np.square(np.maximum(x * np.float32(2) + np.float32(1), np.float32(0))), 5)
+out["exp"] = best(lambda: np.exp(x), 5)
+out["sum"] = best(lambda: x.sum(), 5)
+out["argmax"] = best(lambda: x.argmax(), 5)
+z = (rng.standard_normal(1 << 20) + 1j * rng.standard_normal(1 << 20)).astype(np.complex64)
+out["fft"] = best(lambda: np.fft.fft(z), 10)
+s1 = np.ones(1, np.float32); s2 = np.ones(1, np.float32)
+k = 20000
+t = time.perf_counter()
+for _ in range(k): np.add(s1, s2)
+out["tiny"] = (time.perf_counter() - t) / k
+out["numpy_version"] = np.__version__
+print(json.dumps(out))
+"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let python = args
+        .iter()
+        .position(|a| a == "--python")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "python3".into());
+
+    eprintln!("running NumPy peer...");
+    let np_out = std::process::Command::new(&python)
+        .args(["-c", NUMPY, if quick { "1" } else { "0" }])
+        .output()
+        .expect("python3 with numpy is needed for the peer column");
+    if !np_out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&np_out.stderr));
+        std::process::exit(1);
+    }
+    let np: serde_json::Value = serde_json::from_slice(&np_out.stdout).expect("numpy peer output");
+    let npv = |k: &str| np[k].as_f64().unwrap_or(f64::NAN);
+
+    eprintln!("measuring machine limits...");
+    let peak = peak_flops();
+    let bw = bandwidth();
+    let mut rows = Vec::new();
+
+    eprintln!("running ingot...");
+    for n in if quick { vec![256, 512] } else { vec![256, 512, 1024, 2048] } {
+        let a = Array::from_vec(rand_f32(n * n, 1), &[n, n]).unwrap();
+        let b = Array::from_vec(rand_f32(n * n, 2), &[n, n]).unwrap();
+        let t = best_of(if n >= 1024 { 3 } else { 10 }, || ingot::matmul(&a, &b).unwrap().eval().unwrap());
+        rows.push(Row {
+            name: format!("matmul f32 {n}x{n}"),
+            ingot_s: t,
+            numpy_s: npv(&format!("matmul_f32_{n}")),
+            work: 2.0 * (n as f64).powi(3),
+            unit: "GFLOP/s",
+            limit: peak,
+            goal: ">= 0.9x".into(),
+        });
+    }
+    let big = if quick { 1 << 22 } else { 32 << 20 };
+    let x = Array::from_vec(rand_f32(big, 3), &[big]).unwrap();
+    let bytes = (big * 4) as f64;
+    let t = best_of(5, || {
+        let y = ingot::add(&ingot::multiply(&x, 2.0).unwrap(), 1.0).unwrap();
+        let y = ingot::square(&ingot::maximum(&y, 0.0).unwrap()).unwrap();
+        y.eval().unwrap()
+    });
+    // four passes, each reading one array and writing one
+    rows.push(Row { name: format!("chain (x*2+1).max(0)^2, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("chain"), work: 8.0 * bytes, unit: "GB/s", limit: bw, goal: ">= 1x".into() });
+    let t = best_of(5, || ingot::exp(&x).unwrap().eval().unwrap());
+    rows.push(Row { name: format!("exp, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("exp"), work: 2.0 * bytes, unit: "GB/s", limit: bw, goal: "-".into() });
+    let t = best_of(5, || ingot::sum(&x, None, false).unwrap().eval().unwrap());
+    rows.push(Row { name: format!("sum, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("sum"), work: bytes, unit: "GB/s", limit: bw / 2.0, goal: ">= 1x".into() });
+    let t = best_of(5, || ingot::argmax(&x, None, false).unwrap().eval().unwrap());
+    rows.push(Row { name: format!("argmax, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("argmax"), work: bytes, unit: "GB/s", limit: bw / 2.0, goal: ">= 1x".into() });
+
+    let nf = 1 << 20;
+    let re = rand_f32(nf, 4);
+    let im = rand_f32(nf, 5);
+    let zc: Vec<ingot::c64> = re.iter().zip(&im).map(|(&r, &i)| ingot::c64::new(r, i)).collect();
+    let z = Array::from_vec(zc, &[nf]).unwrap();
+    let t = best_of(10, || ingot::fft(&z, None, -1, ingot::FftNorm::Backward).unwrap().eval().unwrap());
+    // 5 n log2 n: the conventional FLOP count of a complex FFT
+    rows.push(Row { name: "fft 2^20 complex64".into(), ingot_s: t, numpy_s: npv("fft"), work: 5.0 * nf as f64 * 20.0, unit: "GFLOP/s", limit: peak, goal: ">= 1x".into() });
+
+    let s1 = Array::from_slice(&[1.0f32], &[1]).unwrap();
+    let s2 = Array::from_slice(&[1.0f32], &[1]).unwrap();
+    let k = 20000;
+    let t0 = Instant::now();
+    for _ in 0..k {
+        ingot::add(&s1, &s2).unwrap().eval().unwrap();
+    }
+    let tiny = t0.elapsed().as_secs_f64() / k as f64;
+    rows.push(Row { name: "tiny op: build + eval add of 1 element".into(), ingot_s: tiny, numpy_s: npv("tiny"), work: 0.0, unit: "us", limit: 0.0, goal: "<= 3 us".into() });
+
+    println!("machine: {} threads, peak f32 {:.0} GFLOP/s (from CPU flags and clock), copy bandwidth {:.1} GB/s (measured), NumPy {}",
+        rayon::current_num_threads(), peak / 1e9, bw / 1e9, np["numpy_version"].as_str().unwrap_or("?"));
+    println!("| benchmark | ingot | NumPy | ingot / NumPy speed | ingot rate | limit | goal |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut json_rows = Vec::new();
+    for r in &rows {
+        let speedup = r.numpy_s / r.ingot_s;
+        let (rate, lim) = if r.unit == "us" {
+            (format!("{:.2} us", r.ingot_s * 1e6), "-".to_string())
+        } else {
+            (format!("{:.1} {}", r.work / r.ingot_s / 1e9, r.unit), format!("{:.0} {}", r.limit / 1e9, r.unit))
+        };
+        println!("| {} | {:.3} ms | {:.3} ms | {:.2}x | {} | {} | {} |", r.name, r.ingot_s * 1e3, r.numpy_s * 1e3, speedup, rate, lim, r.goal);
+        json_rows.push(serde_json::json!({"name": r.name, "ingot_s": r.ingot_s, "numpy_s": r.numpy_s,
+            "speedup_vs_numpy": speedup, "work": r.work, "unit": r.unit, "limit": r.limit, "goal": r.goal}));
+    }
+    let doc = serde_json::json!({"threads": rayon::current_num_threads(), "peak_flops": peak, "bandwidth": bw,
+        "numpy": np["numpy_version"], "rows": json_rows});
+    println!("{}", serde_json::to_string(&doc).unwrap());
+    if let Some(p) = json_path {
+        std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
+    let _ = DType::F32;
+}
