@@ -48,15 +48,35 @@ fn softmax_tol(dt: DType) -> (f64, f64) {
 #[test]
 fn softmax_matches_reference() {
     let mut rng = Rng::new(1);
-    let shapes: Vec<Vec<usize>> = vec![vec![1], vec![7], vec![3, 4], vec![2, 0, 3], vec![2, 3, 5], vec![65, 33], vec![300, 130]];
-    let dtypes = [DType::F16, DType::BF16, DType::F32, DType::F64, DType::I32, DType::U8, DType::Bool];
+    let shapes: Vec<Vec<usize>> = vec![
+        vec![1],
+        vec![7],
+        vec![3, 4],
+        vec![2, 0, 3],
+        vec![2, 3, 5],
+        vec![65, 33],
+        vec![300, 130],
+    ];
+    let dtypes = [
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+        DType::I32,
+        DType::U8,
+        DType::Bool,
+    ];
     for shape in &shapes {
         for &dt in &dtypes {
             let (a, vals) = rand_array(&mut rng, shape, dt);
             let out_dt = if dt.is_float() { dt } else { DType::F32 };
             for axis in 0..shape.len() {
                 for log in [false, true] {
-                    let f = if log { ingot::log_softmax } else { ingot::softmax };
+                    let f = if log {
+                        ingot::log_softmax
+                    } else {
+                        ingot::softmax
+                    };
                     let layouts = [
                         ("contiguous", a.clone()),
                         ("stepped", noncontiguous(&vals, shape, dt)),
@@ -84,6 +104,53 @@ fn softmax_matches_reference() {
 }
 
 #[test]
+fn softmax_kernel_matches_reference_decomposition() {
+    let mut rng = Rng::new(11);
+    for shape in [
+        vec![7],
+        vec![3, 4],
+        vec![2, 3, 5],
+        vec![40, 70],
+        vec![2, 0, 3],
+    ] {
+        for dt in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+            let (a, vals) = rand_array(&mut rng, &shape, dt);
+            let (rtol, atol) = softmax_tol(dt);
+            for axis in 0..shape.len() as isize {
+                for log in [false, true] {
+                    let f = if log {
+                        ingot::log_softmax
+                    } else {
+                        ingot::softmax
+                    };
+                    for x in [a.clone(), transposed(&vals, &shape, dt)] {
+                        let got = f(&x, axis).unwrap();
+                        let want = ingot::softmax_reference(&x, axis, log).unwrap();
+                        assert_eq!(got.dtype(), want.dtype());
+                        assert_eq!(got.shape(), want.shape());
+                        // the decomposition rounds after every op: allow a few roundings
+                        assert_close(
+                            &got.to_f64_vec().unwrap(),
+                            &want.to_f64_vec().unwrap(),
+                            4.0 * rtol,
+                            4.0 * atol,
+                            &format!("kernel vs reference {shape:?} {dt} axis {axis} log={log}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let r = array_from_f64(&[f64::NEG_INFINITY; 3], &[3], DType::F32);
+    assert!(ingot::softmax_reference(&r, 0, false)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap()
+        .iter()
+        .all(|v| v.is_nan()));
+}
+
+#[test]
 fn softmax_special_values() {
     let inf = f64::INFINITY;
     let nan = f64::NAN;
@@ -101,19 +168,34 @@ fn softmax_special_values() {
             let ac = array_from_f64(&r, &[3, 1], dt);
             for log in [false, true] {
                 let want = ref_softmax(&r, &[3], 0, log);
-                let f = if log { ingot::log_softmax } else { ingot::softmax };
+                let f = if log {
+                    ingot::log_softmax
+                } else {
+                    ingot::softmax
+                };
                 let (rtol, atol) = softmax_tol(dt);
                 let got = f(&a, -1).unwrap().to_f64_vec().unwrap();
                 assert_close(&got, &want, rtol, atol, &format!("{r:?} {dt} log={log}"));
                 // the same along a non-last axis (the column kernel)
                 let got = f(&ac, 0).unwrap().to_f64_vec().unwrap();
-                assert_close(&got, &want, rtol, atol, &format!("column {r:?} {dt} log={log}"));
+                assert_close(
+                    &got,
+                    &want,
+                    rtol,
+                    atol,
+                    &format!("column {r:?} {dt} log={log}"),
+                );
             }
         }
     }
     // all -inf gives NaN
     let a = array_from_f64(&[f64::NEG_INFINITY; 4], &[4], DType::F32);
-    assert!(ingot::softmax(&a, 0).unwrap().to_f64_vec().unwrap().iter().all(|v| v.is_nan()));
+    assert!(ingot::softmax(&a, 0)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap()
+        .iter()
+        .all(|v| v.is_nan()));
 }
 
 #[test]
@@ -175,7 +257,13 @@ fn hadamard_matches_matrix() {
                 ] {
                     let y = ingot::hadamard_transform(&x, scale).unwrap();
                     assert_eq!(y.dtype(), out_dt);
-                    assert_close(&y.to_f64_vec().unwrap(), &want, rtol, atol, &format!("hadamard n={n} {dt} {name} {scale:?}"));
+                    assert_close(
+                        &y.to_f64_vec().unwrap(),
+                        &want,
+                        rtol,
+                        atol,
+                        &format!("hadamard n={n} {dt} {name} {scale:?}"),
+                    );
                 }
             }
         }
@@ -189,7 +277,10 @@ fn hadamard_matches_matrix() {
     assert_eq!(y.shape(), &[0, 8]);
     // many rows: the threaded path
     let (a, vals) = rand_array(&mut rng, &[4096, 16], DType::F32);
-    let y = ingot::hadamard_transform(&a, Some(1.0)).unwrap().to_f64_vec().unwrap();
+    let y = ingot::hadamard_transform(&a, Some(1.0))
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
     for r in [0usize, 1234, 4095] {
         for i in 0..16 {
             let v: f64 = (0..16).map(|j| had(i, j) * vals[r * 16 + j]).sum();
@@ -202,11 +293,17 @@ fn hadamard_matches_matrix() {
 fn hadamard_errors() {
     let e = |r: ingot::Result<Array>| r.unwrap_err().to_string();
     assert_eq!(
-        e(ingot::hadamard_transform(&ingot::zeros(&[2, 3], DType::F32).unwrap(), None)),
+        e(ingot::hadamard_transform(
+            &ingot::zeros(&[2, 3], DType::F32).unwrap(),
+            None
+        )),
         "[hadamard_transform] the last axis must have a power-of-two length, got shape (2, 3)"
     );
     assert_eq!(
-        e(ingot::hadamard_transform(&ingot::zeros(&[2, 0], DType::F32).unwrap(), None)),
+        e(ingot::hadamard_transform(
+            &ingot::zeros(&[2, 0], DType::F32).unwrap(),
+            None
+        )),
         "[hadamard_transform] the last axis must have a power-of-two length, got shape (2, 0)"
     );
     assert_eq!(
@@ -214,7 +311,10 @@ fn hadamard_errors() {
         "[hadamard_transform] the last axis must have a power-of-two length, got shape ()"
     );
     assert_eq!(
-        e(ingot::hadamard_transform(&ingot::zeros(&[4], DType::C64).unwrap(), None)),
+        e(ingot::hadamard_transform(
+            &ingot::zeros(&[4], DType::C64).unwrap(),
+            None
+        )),
         "[hadamard_transform] not supported for dtype complex64 (shape (4,))"
     );
 }
@@ -224,7 +324,11 @@ fn hadamard_errors() {
 /// PyTorch's source-index formulas, written out again in f64.
 fn ref_index(c: f64, size: usize, pad: GridPadding, align: bool) -> f64 {
     let s = size as f64;
-    let mut x = if align { (c + 1.0) / 2.0 * (s - 1.0) } else { ((c + 1.0) * s - 1.0) / 2.0 };
+    let mut x = if align {
+        (c + 1.0) / 2.0 * (s - 1.0)
+    } else {
+        ((c + 1.0) * s - 1.0) / 2.0
+    };
     let reflect = |x: f64, lo2: f64, hi2: f64| -> f64 {
         if lo2 == hi2 {
             return 0.0;
@@ -244,7 +348,11 @@ fn ref_index(c: f64, size: usize, pad: GridPadding, align: bool) -> f64 {
         GridPadding::Zeros => {}
         GridPadding::Border => x = x.clamp(0.0, s - 1.0),
         GridPadding::Reflection => {
-            x = if align { reflect(x, 0.0, 2.0 * (s - 1.0)) } else { reflect(x, -1.0, 2.0 * s - 1.0) };
+            x = if align {
+                reflect(x, 0.0, 2.0 * (s - 1.0))
+            } else {
+                reflect(x, -1.0, 2.0 * s - 1.0)
+            };
             x = x.clamp(0.0, s - 1.0);
         }
     }
@@ -284,7 +392,12 @@ fn ref_grid_sample(
                 for ch in 0..c {
                     let o = ((b * ho + i) * wo + j) * c + ch;
                     out[o] = match mode {
-                        InterpMode::Nearest => at(b, iy.round_ties_even() as i64, ix.round_ties_even() as i64, ch),
+                        InterpMode::Nearest => at(
+                            b,
+                            iy.round_ties_even() as i64,
+                            ix.round_ties_even() as i64,
+                            ch,
+                        ),
                         InterpMode::Bilinear => {
                             let (x0, y0) = (ix.floor(), iy.floor());
                             let (fx, fy) = (ix - x0, iy - y0);
@@ -306,7 +419,11 @@ fn ref_grid_sample(
 fn grid_sample_matches_pytorch_formulas() {
     let mut rng = Rng::new(3);
     let modes = [InterpMode::Nearest, InterpMode::Bilinear];
-    let pads = [GridPadding::Zeros, GridPadding::Border, GridPadding::Reflection];
+    let pads = [
+        GridPadding::Zeros,
+        GridPadding::Border,
+        GridPadding::Reflection,
+    ];
     let cases: Vec<(Vec<usize>, Vec<usize>)> = vec![
         (vec![2, 5, 7, 3], vec![2, 4, 6, 2]),
         (vec![1, 1, 1, 2], vec![1, 3, 3, 2]),
@@ -337,7 +454,10 @@ fn grid_sample_matches_pytorch_formulas() {
                             DType::F64 => (1e-12, 1e-12),
                             _ => (1e-5, 1e-5),
                         };
-                        for (name, xin) in [("contiguous", x.clone()), ("stepped", noncontiguous(&xv, xs, dt))] {
+                        for (name, xin) in [
+                            ("contiguous", x.clone()),
+                            ("stepped", noncontiguous(&xv, xs, dt)),
+                        ] {
                             let y = ingot::grid_sample(&xin, &g, mode, pad, align).unwrap();
                             assert_eq!(y.shape(), &[xs[0], gs[1], gs[2], xs[3]]);
                             assert_eq!(y.dtype(), dt);
@@ -358,9 +478,23 @@ fn grid_sample_matches_pytorch_formulas() {
     let (x, xv) = rand_array(&mut rng, &[1, 3, 3, 2], DType::F32);
     let gv = vec![0.1, -0.3, f64::NAN, 0.2, 0.7, 0.9, -0.8, 0.0];
     let gt = transposed(&gv, &[1, 2, 2, 2], DType::F32);
-    let want = ref_grid_sample(&xv, &[1, 3, 3, 2], &gv, &[1, 2, 2, 2], InterpMode::Bilinear, GridPadding::Zeros, false);
+    let want = ref_grid_sample(
+        &xv,
+        &[1, 3, 3, 2],
+        &gv,
+        &[1, 2, 2, 2],
+        InterpMode::Bilinear,
+        GridPadding::Zeros,
+        false,
+    );
     let y = ingot::grid_sample(&x, &gt, InterpMode::Bilinear, GridPadding::Zeros, false).unwrap();
-    assert_close(&y.to_f64_vec().unwrap(), &want, 1e-5, 1e-6, "transposed grid with NaN");
+    assert_close(
+        &y.to_f64_vec().unwrap(),
+        &want,
+        1e-5,
+        1e-6,
+        "transposed grid with NaN",
+    );
     // integer input promotes to float32 with the grid
     let xi = array_from_f64(&[1.0, 2.0, 3.0, 4.0], &[1, 2, 2, 1], DType::I32);
     let g = array_from_f64(&[0.0, 0.0], &[1, 1, 1, 2], DType::F32);
@@ -384,11 +518,15 @@ fn grid_sample_errors() {
         "[grid_sample] expected input (N, H, W, C) and grid (N, Ho, Wo, 2), got (2, 4, 4, 3) and (1, 3, 3, 2)"
     );
     assert_eq!(
-        ingot::parse_interp_mode("grid_sample", "bicubic").unwrap_err().to_string(),
+        ingot::parse_interp_mode("grid_sample", "bicubic")
+            .unwrap_err()
+            .to_string(),
         "[grid_sample] invalid mode 'bicubic' (use \"nearest\" or \"bilinear\")"
     );
     assert_eq!(
-        ingot::parse_grid_padding("grid_sample", "wrap").unwrap_err().to_string(),
+        ingot::parse_grid_padding("grid_sample", "wrap")
+            .unwrap_err()
+            .to_string(),
         "[grid_sample] invalid padding_mode 'wrap' (use \"zeros\", \"border\" or \"reflection\")"
     );
 }
@@ -396,23 +534,33 @@ fn grid_sample_errors() {
 // ---- histogram ----------------------------------------------------------------------
 
 /// Reference: edges by linspace, bin by linear scan (last bin closed).
-fn ref_hist(v: &[f64], w: Option<&[f64]>, bins: usize, range: Option<(f64, f64)>) -> (Vec<f64>, Vec<f64>) {
+fn ref_hist(
+    v: &[f64],
+    w: Option<&[f64]>,
+    bins: usize,
+    range: Option<(f64, f64)>,
+) -> (Vec<f64>, Vec<f64>) {
     let (mut lo, mut hi) = range.unwrap_or_else(|| {
         if v.is_empty() {
             (0.0, 1.0)
         } else {
-            (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+            (
+                v.iter().cloned().fold(f64::INFINITY, f64::min),
+                v.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            )
         }
     });
     if lo == hi {
         lo -= 0.5;
         hi += 0.5;
     }
-    let mut edges: Vec<f64> = (0..=bins).map(|i| lo + i as f64 * (hi - lo) / bins as f64).collect();
+    let mut edges: Vec<f64> = (0..=bins)
+        .map(|i| lo + i as f64 * (hi - lo) / bins as f64)
+        .collect();
     edges[bins] = hi;
     let mut counts = vec![0.0; bins];
     for (i, &x) in v.iter().enumerate() {
-        if !(x >= lo && x <= hi) {
+        if !(lo..=hi).contains(&x) {
             continue;
         }
         let mut k = bins - 1;
@@ -439,7 +587,11 @@ fn histogram_matches_reference() {
                     let (wc, we) = ref_hist(&vals, None, bins, range);
                     assert_eq!(c.dtype(), DType::I64);
                     assert_eq!(e.dtype(), DType::F64);
-                    assert_eq!(c.to_f64_vec().unwrap(), wc, "counts {shape:?} {dt} {bins} {range:?}");
+                    assert_eq!(
+                        c.to_f64_vec().unwrap(),
+                        wc,
+                        "counts {shape:?} {dt} {bins} {range:?}"
+                    );
                     assert_close(&e.to_f64_vec().unwrap(), &we, 1e-15, 0.0, "edges");
                     // weights: float keeps its dtype, integers count as int64
                     let (w, wv) = rand_array(&mut rng, &shape, DType::F32);
@@ -451,17 +603,33 @@ fn histogram_matches_reference() {
                     let (wi, wiv) = rand_array(&mut rng, &shape, DType::U8);
                     let (c, _) = ingot::histogram(&a, bins, range, Some(&wi)).unwrap();
                     assert_eq!(c.dtype(), DType::I64);
-                    assert_eq!(c.to_f64_vec().unwrap(), ref_hist(&vals, Some(&wiv), bins, range).0);
+                    assert_eq!(
+                        c.to_f64_vec().unwrap(),
+                        ref_hist(&vals, Some(&wiv), bins, range).0
+                    );
                 }
             }
         }
     }
     // the last edge belongs to the last bin; values on inner edges go right; NaN and
     // out-of-range values are skipped when a range is given
-    let v = [0.0, 0.1, 0.2, 0.30000000000000004, 1.0, 1.5, -0.1, f64::NAN, 0.7];
+    let v = [
+        0.0,
+        0.1,
+        0.2,
+        0.30000000000000004,
+        1.0,
+        1.5,
+        -0.1,
+        f64::NAN,
+        0.7,
+    ];
     let a = array_from_f64(&v, &[9], DType::F64);
     let (c, _) = ingot::histogram(&a, 10, Some((0.0, 1.0)), None).unwrap();
-    assert_eq!(c.to_vec::<i64>().unwrap(), vec![1, 1, 1, 1, 0, 0, 1, 0, 0, 1]);
+    assert_eq!(
+        c.to_vec::<i64>().unwrap(),
+        vec![1, 1, 1, 1, 0, 0, 1, 0, 0, 1]
+    );
     // strided input
     let vals: Vec<f64> = (0..40).map(|i| i as f64 * 0.37).collect();
     let a = transposed(&vals, &[5, 8], DType::F32);
@@ -474,7 +642,10 @@ fn histogram_matches_reference() {
 fn histogram_errors() {
     let a = array_from_f64(&[1.0, f64::NAN], &[2], DType::F32);
     let e = |r: ingot::Result<(Array, Array)>| r.unwrap_err().to_string();
-    assert_eq!(e(ingot::histogram(&a, 0, None, None)), "[histogram] bins must be at least 1");
+    assert_eq!(
+        e(ingot::histogram(&a, 0, None, None)),
+        "[histogram] bins must be at least 1"
+    );
     assert_eq!(
         e(ingot::histogram(&a, 4, None, None)),
         "[histogram] autodetected range of [nan, nan] is not finite"
@@ -498,7 +669,12 @@ fn histogram_errors() {
         "[histogram] autodetected range of [1, inf] is not finite"
     );
     assert_eq!(
-        e(ingot::histogram(&ingot::zeros(&[2], DType::C64).unwrap(), 4, None, None)),
+        e(ingot::histogram(
+            &ingot::zeros(&[2], DType::C64).unwrap(),
+            4,
+            None,
+            None
+        )),
         "[histogram] not supported for dtype complex64"
     );
 }

@@ -46,6 +46,28 @@ pub fn log_softmax(a: &Array, axis: isize) -> Result<Array> {
     softmax_node("log_softmax", a, axis, true)
 }
 
+/// The decomposition of `softmax`/`log_softmax` into ordinary ops, kept beside the fast
+/// kernel: transforms and backends without the kernel use it, and the tests check the
+/// kernel against it.
+pub fn softmax_reference(a: &Array, axis: isize, log: bool) -> Result<Array> {
+    let op = if log { "log_softmax" } else { "softmax" };
+    let x = float_input(op, a)?;
+    normalize_axis(op, axis, x.ndim())?;
+    if x.size() == 0 {
+        return Ok(x);
+    }
+    let ax = [axis];
+    let m = crate::ops::stop_gradient(&crate::ops::max(&x, Some(&ax), true)?)?;
+    let z = crate::ops::subtract(&x, &m)?;
+    let e = crate::ops::exp(&z)?;
+    let s = crate::ops::sum(&e, Some(&ax), true)?;
+    if log {
+        crate::ops::subtract(&z, &crate::ops::log(&s)?)
+    } else {
+        crate::ops::divide(&e, &s)
+    }
+}
+
 /// Parses PyTorch's mode names: "nearest", "bilinear".
 pub fn parse_interp_mode(op: &str, s: &str) -> Result<InterpMode> {
     match s {
@@ -247,7 +269,7 @@ fn count_bins(vals: &[f64], weights: Option<&[f64]>, edges: &[f64]) -> Vec<f64> 
     let norm = bins as f64 / (hi - lo);
     let chunk = 1 << 16;
     let one = |acc: &mut Vec<f64>, i: usize, v: f64| {
-        if !(v >= lo && v <= hi) {
+        if !(lo..=hi).contains(&v) {
             return;
         }
         let mut k = (((v - lo) * norm) as usize).min(bins - 1);

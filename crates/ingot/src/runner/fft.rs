@@ -97,7 +97,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("n", "int", None), attr("d", "float", Some("1.0"))] },
         run: |x, at| {
             want_inputs("fftfreq", x, 0)?;
-            Ok(vec![crate::ops::fftfreq(at.usize_req("n")?, at.f64_or("d", 1.0)?)?])
+            Ok(vec![crate::ops::fftfreq(
+                at.usize_req("n")?,
+                at.f64_or("d", 1.0)?,
+            )?])
         },
     });
     r.push(OpDef {
@@ -106,7 +109,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("n", "int", None), attr("d", "float", Some("1.0"))] },
         run: |x, at| {
             want_inputs("rfftfreq", x, 0)?;
-            Ok(vec![crate::ops::rfftfreq(at.usize_req("n")?, at.f64_or("d", 1.0)?)?])
+            Ok(vec![crate::ops::rfftfreq(
+                at.usize_req("n")?,
+                at.f64_or("d", 1.0)?,
+            )?])
         },
     });
 }

@@ -8,15 +8,13 @@ use crate::{Error, Result};
 fn range(at: &Attrs) -> Result<Option<(f64, f64)>> {
     match at.get("range") {
         None => Ok(None),
-        Some(serde_json::Value::Array(v)) if v.len() == 2 => {
-            match (v[0].as_f64(), v[1].as_f64()) {
-                (Some(lo), Some(hi)) => Ok(Some((lo, hi))),
-                _ => Err(Error::invalid(
-                    &at.op,
-                    "attribute 'range' must be [min, max] numbers",
-                )),
-            }
-        }
+        Some(serde_json::Value::Array(v)) if v.len() == 2 => match (v[0].as_f64(), v[1].as_f64()) {
+            (Some(lo), Some(hi)) => Ok(Some((lo, hi))),
+            _ => Err(Error::invalid(
+                &at.op,
+                "attribute 'range' must be [min, max] numbers",
+            )),
+        },
         Some(v) => Err(Error::invalid(
             &at.op,
             format!("attribute 'range' must be [min, max], got {v}"),
@@ -40,7 +38,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("axis", "int", Some("-1"))] },
         run: |x, at| {
             want_inputs("log_softmax", x, 1)?;
-            Ok(vec![crate::ops::log_softmax(&x[0], at.axis_or("axis", -1)?)?])
+            Ok(vec![crate::ops::log_softmax(
+                &x[0],
+                at.axis_or("axis", -1)?,
+            )?])
         },
     });
     r.push(OpDef {
@@ -55,7 +56,8 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("grid_sample", x, 2)?;
-            let mode = crate::ops::parse_interp_mode("grid_sample", &at.str_or("mode", "bilinear")?)?;
+            let mode =
+                crate::ops::parse_interp_mode("grid_sample", &at.str_or("mode", "bilinear")?)?;
             let pad = crate::ops::parse_grid_padding(
                 "grid_sample",
                 &at.str_or("padding_mode", "zeros")?,
@@ -75,7 +77,10 @@ pub fn register(r: &mut Vec<OpDef>) {
         attrs: const { &[attr("scale", "float", Some("null"))] },
         run: |x, at| {
             want_inputs("hadamard_transform", x, 1)?;
-            Ok(vec![crate::ops::hadamard_transform(&x[0], at.f64_opt("scale")?)?])
+            Ok(vec![crate::ops::hadamard_transform(
+                &x[0],
+                at.f64_opt("scale")?,
+            )?])
         },
     });
     r.push(OpDef {
@@ -94,7 +99,8 @@ pub fn register(r: &mut Vec<OpDef>) {
                     format!("takes 1 or 2 input(s), got {}", x.len()),
                 ));
             }
-            let (c, e) = crate::ops::histogram(&x[0], at.usize_or("bins", 10)?, range(at)?, x.get(1))?;
+            let (c, e) =
+                crate::ops::histogram(&x[0], at.usize_or("bins", 10)?, range(at)?, x.get(1))?;
             Ok(vec![c, e])
         },
     });

@@ -94,9 +94,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
 /// Softmax of one contiguous row: a pass for the max, one for the sum, one write.
 #[inline]
 fn softmax_row<T: Fl>(x: &[T], out: &mut [T], log: bool) {
-    let m = x
-        .iter()
-        .fold(T::C::neg_infinity(), |m, &v| m.max(v.load()));
+    let m = x.iter().fold(T::C::neg_infinity(), |m, &v| m.max(v.load()));
     // A NaN anywhere makes the row NaN, as the formula does (`max` above skips NaNs).
     let m = if x.iter().any(|v| v.load().is_nan()) {
         T::C::nan()
