@@ -103,9 +103,10 @@ fn softmax_row<T: Fl>(x: &[T], out: &mut [T], log: bool) {
     };
     let s: T::C = x.iter().map(|&v| (v.load() - m).exp()).sum();
     if log {
-        let ls = m + s.ln();
+        // (x - m) - log(s), not x - (m + log(s)): the latter cancels badly for large m.
+        let ls = s.ln();
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = T::store(v.load() - ls);
+            *o = T::store((v.load() - m) - ls);
         }
     } else {
         let r = T::C::one() / s;
@@ -169,12 +170,12 @@ fn softmax<T: Fl>(a: &Array, axis: usize, log: bool) -> Result<Data> {
                         }
                     }
                     if log {
-                        for (sj, &mj) in s.iter_mut().zip(&m) {
-                            *sj = mj + sj.ln();
+                        for sj in s.iter_mut() {
+                            *sj = sj.ln();
                         }
                         for (orow, irow) in os.chunks_mut(inner).zip(is.chunks(inner)) {
-                            for ((o, &v), &ls) in orow.iter_mut().zip(irow).zip(&s) {
-                                *o = T::store(v.load() - ls);
+                            for (((o, &v), &ls), &mj) in orow.iter_mut().zip(irow).zip(&s).zip(&m) {
+                                *o = T::store((v.load() - mj) - ls);
                             }
                         }
                     } else {
