@@ -1,10 +1,378 @@
-//! CPU kernels: misc family.
+//! CPU kernels: misc family (softmax, grid_sample, Walsh-Hadamard transform). Half types
+//! compute in f32 and round once; f64 computes in f64.
 
-use super::Outs;
+use super::strided::{contiguous_cow, out_data, PAR_MIN};
+use super::{not_here, Outs};
 use crate::array::{Array, Data};
-use crate::op::Op;
-use crate::Result;
+use crate::buffer::Buffer;
+use crate::dtype::{DType, Element};
+use crate::op::{GridPadding, InterpMode, Op};
+use crate::shape::size_of;
+use crate::{Error, Result};
+use half::{bf16, f16};
+use num_traits::{Float, One, Zero};
+use rayon::prelude::*;
 
-pub fn eval(op: &Op, _inputs: &[Array], _outs: Outs) -> Result<Vec<Data>> {
-    Err(super::not_here(op))
+/// A float element and the type it computes in.
+trait Fl: Element {
+    type C: Float + Send + Sync + Default + std::iter::Sum + std::fmt::Debug;
+    fn load(self) -> Self::C;
+    fn store(c: Self::C) -> Self;
+    fn cf(v: f64) -> Self::C;
+}
+macro_rules! fl {
+    ($t:ty, $c:ty, $load:expr, $store:expr) => {
+        impl Fl for $t {
+            type C = $c;
+            #[inline(always)]
+            fn load(self) -> $c {
+                $load(self)
+            }
+            #[inline(always)]
+            fn store(c: $c) -> $t {
+                $store(c)
+            }
+            #[inline(always)]
+            fn cf(v: f64) -> $c {
+                v as $c
+            }
+        }
+    };
+}
+fl!(f32, f32, |x| x, |c| c);
+fl!(f64, f64, |x| x, |c| c);
+fl!(f16, f32, f16::to_f32, f16::from_f32);
+fl!(bf16, f32, bf16::to_f32, bf16::from_f32);
+
+macro_rules! dispatch_float {
+    ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::F16 => {
+                type $T = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = bf16;
+                $body
+            }
+            d => Err(Error::invalid($op, format!("kernel got dtype {d}"))),
+        }
+    };
+}
+
+pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let shape = &outs[0].0;
+    match op {
+        Op::Softmax { axis, log } => dispatch_float!("softmax", inputs[0].dtype(), T => {
+            softmax::<T>(&inputs[0], *axis, *log).map(|d| vec![d])
+        }),
+        Op::Hadamard { scale } => dispatch_float!("hadamard_transform", inputs[0].dtype(), T => {
+            hadamard::<T>(&inputs[0], scale.to_f64()).map(|d| vec![d])
+        }),
+        Op::GridSample {
+            mode,
+            padding,
+            align_corners,
+        } => dispatch_float!("grid_sample", inputs[0].dtype(), T => {
+            grid_sample::<T>(&inputs[0], &inputs[1], shape, *mode, *padding, *align_corners)
+                .map(|d| vec![d])
+        }),
+        _ => Err(not_here(op)),
+    }
+}
+
+// ---- softmax ---------------------------------------------------------------------------
+
+/// Softmax of one contiguous row: a pass for the max, one for the sum, one write.
+#[inline]
+fn softmax_row<T: Fl>(x: &[T], out: &mut [T], log: bool) {
+    let m = x.iter().fold(T::C::neg_infinity(), |m, &v| m.max(v.load()));
+    // A NaN anywhere makes the row NaN, as the formula does (`max` above skips NaNs).
+    let m = if x.iter().any(|v| v.load().is_nan()) {
+        T::C::nan()
+    } else {
+        m
+    };
+    let s: T::C = x.iter().map(|&v| (v.load() - m).exp()).sum();
+    if log {
+        // (x - m) - log(s), not x - (m + log(s)): the latter cancels badly for large m.
+        let ls = s.ln();
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = T::store((v.load() - m) - ls);
+        }
+    } else {
+        let r = T::C::one() / s;
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = T::store((v.load() - m).exp() * r);
+        }
+    }
+}
+
+fn softmax<T: Fl>(a: &Array, axis: usize, log: bool) -> Result<Data> {
+    let shape = a.shape().to_vec();
+    let n = size_of(&shape);
+    let d = a.ready_data();
+    let x = contiguous_cow::<T>(&d, &shape);
+    let mut buf = Buffer::zeroed(n * std::mem::size_of::<T>())?;
+    let len = shape[axis];
+    if n == 0 {
+        return Ok(out_data(buf, &shape));
+    }
+    let inner: usize = shape[axis + 1..].iter().product();
+    let out = buf.as_slice_mut::<T>();
+    if inner == 1 {
+        let rows_per = (PAR_MIN / len).max(1);
+        out.par_chunks_mut(rows_per * len)
+            .zip(x.par_chunks(rows_per * len))
+            .for_each(|(o, i)| {
+                for (orow, irow) in o.chunks_mut(len).zip(i.chunks(len)) {
+                    softmax_row(irow, orow, log);
+                }
+            });
+    } else {
+        // Lines are strided by `inner`: reduce whole rows of the slab at once so the inner
+        // loops run over contiguous columns.
+        let slab = len * inner;
+        let slabs_per = (PAR_MIN / slab).max(1);
+        out.par_chunks_mut(slabs_per * slab)
+            .zip(x.par_chunks(slabs_per * slab))
+            .for_each(|(o, i)| {
+                let mut m = vec![T::C::neg_infinity(); inner];
+                let mut s = vec![T::C::zero(); inner];
+                let mut nan = vec![false; inner];
+                for (os, is) in o.chunks_mut(slab).zip(i.chunks(slab)) {
+                    m.fill(T::C::neg_infinity());
+                    s.fill(T::C::zero());
+                    nan.fill(false);
+                    for row in is.chunks(inner) {
+                        for ((mj, nj), &v) in m.iter_mut().zip(nan.iter_mut()).zip(row) {
+                            let v = v.load();
+                            *mj = mj.max(v);
+                            *nj |= v.is_nan();
+                        }
+                    }
+                    for (mj, &nj) in m.iter_mut().zip(&nan) {
+                        if nj {
+                            *mj = T::C::nan();
+                        }
+                    }
+                    for row in is.chunks(inner) {
+                        for ((sj, &mj), &v) in s.iter_mut().zip(&m).zip(row) {
+                            *sj = *sj + (v.load() - mj).exp();
+                        }
+                    }
+                    if log {
+                        for sj in s.iter_mut() {
+                            *sj = sj.ln();
+                        }
+                        for (orow, irow) in os.chunks_mut(inner).zip(is.chunks(inner)) {
+                            for (((o, &v), &ls), &mj) in orow.iter_mut().zip(irow).zip(&s).zip(&m) {
+                                *o = T::store((v.load() - mj) - ls);
+                            }
+                        }
+                    } else {
+                        for sj in s.iter_mut() {
+                            *sj = T::C::one() / *sj;
+                        }
+                        for (orow, irow) in os.chunks_mut(inner).zip(is.chunks(inner)) {
+                            for (((o, &v), &r), &mj) in orow.iter_mut().zip(irow).zip(&s).zip(&m) {
+                                *o = T::store((v.load() - mj).exp() * r);
+                            }
+                        }
+                    }
+                }
+            });
+    }
+    Ok(out_data(buf, &shape))
+}
+
+// ---- Walsh-Hadamard transform --------------------------------------------------------------
+
+/// In-place fast Walsh-Hadamard transform of one row (length a power of two).
+#[inline]
+fn fwht<F: Float>(x: &mut [F]) {
+    let n = x.len();
+    let mut h = 1;
+    while h < n {
+        for blk in x.chunks_exact_mut(2 * h) {
+            let (lo, hi) = blk.split_at_mut(h);
+            for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+                let (u, v) = (*a, *b);
+                *a = u + v;
+                *b = u - v;
+            }
+        }
+        h *= 2;
+    }
+}
+
+fn hadamard<T: Fl>(a: &Array, scale: f64) -> Result<Data> {
+    let shape = a.shape().to_vec();
+    let total = size_of(&shape);
+    let d = a.ready_data();
+    let x = contiguous_cow::<T>(&d, &shape);
+    let mut buf = Buffer::zeroed(total * std::mem::size_of::<T>())?;
+    if total == 0 {
+        return Ok(out_data(buf, &shape));
+    }
+    let n = *shape.last().expect("validated: at least 1-d");
+    let sc = T::cf(scale);
+    let rows_per = (PAR_MIN / n).max(1);
+    buf.as_slice_mut::<T>()
+        .par_chunks_mut(rows_per * n)
+        .zip(x.par_chunks(rows_per * n))
+        .for_each_init(
+            || vec![T::C::zero(); n],
+            |w, (o, i)| {
+                for (orow, irow) in o.chunks_mut(n).zip(i.chunks(n)) {
+                    for (wj, &v) in w.iter_mut().zip(irow) {
+                        *wj = v.load();
+                    }
+                    fwht(w);
+                    for (oj, &v) in orow.iter_mut().zip(w.iter()) {
+                        *oj = T::store(v * sc);
+                    }
+                }
+            },
+        );
+    Ok(out_data(buf, &shape))
+}
+
+// ---- grid_sample -------------------------------------------------------------------------
+
+/// PyTorch's reflect_coordinates: reflects `x` into [low/2, high/2] (given doubled).
+fn reflect(x: f64, twice_low: i64, twice_high: i64) -> f64 {
+    if twice_low == twice_high {
+        return 0.0;
+    }
+    let min = twice_low as f64 / 2.0;
+    let span = (twice_high - twice_low) as f64 / 2.0;
+    let x = (x - min).abs();
+    let extra = x % span;
+    let flips = (x / span).floor();
+    if flips % 2.0 == 0.0 {
+        extra + min
+    } else {
+        span - extra + min
+    }
+}
+
+/// PyTorch's grid_sampler_compute_source_index: grid coordinate in [-1, 1] to pixel space,
+/// with border clamping or reflection. Non-finite results become -100 (out of bounds), as
+/// PyTorch's `safe_downgrade_to_int_range` does.
+pub(crate) fn source_index(c: f64, size: usize, padding: GridPadding, align: bool) -> f64 {
+    let s = size as f64;
+    let mut x = if align {
+        (c + 1.0) / 2.0 * (s - 1.0)
+    } else {
+        ((c + 1.0) * s - 1.0) / 2.0
+    };
+    let clip = |x: f64| x.max(0.0).min(s - 1.0);
+    match padding {
+        GridPadding::Zeros => {}
+        GridPadding::Border => x = clip(x),
+        GridPadding::Reflection => {
+            x = if align {
+                reflect(x, 0, 2 * (size as i64 - 1))
+            } else {
+                reflect(x, -1, 2 * size as i64 - 1)
+            };
+            x = clip(x);
+        }
+    }
+    if x.is_finite() {
+        x
+    } else {
+        -100.0
+    }
+}
+
+fn grid_sample<T: Fl>(
+    input: &Array,
+    grid: &Array,
+    out_shape: &[usize],
+    mode: InterpMode,
+    padding: GridPadding,
+    align: bool,
+) -> Result<Data> {
+    let (h, w, c) = (input.shape()[1], input.shape()[2], input.shape()[3]);
+    let (ho, wo) = (out_shape[1], out_shape[2]);
+    let total = size_of(out_shape);
+    let di = input.ready_data();
+    let dg = grid.ready_data();
+    let x = contiguous_cow::<T>(&di, input.shape());
+    let g = contiguous_cow::<T>(&dg, grid.shape());
+    let mut buf = Buffer::zeroed(total * std::mem::size_of::<T>())?;
+    if total == 0 {
+        return Ok(out_data(buf, out_shape));
+    }
+    let row = wo * c;
+    let rows_per = (PAR_MIN / (row * 4).max(1)).max(1);
+    buf.as_slice_mut::<T>()
+        .par_chunks_mut(rows_per * row)
+        .enumerate()
+        .for_each_init(
+            || vec![T::C::zero(); c],
+            |acc, (t, chunk)| {
+                for (r, orow) in chunk.chunks_mut(row).enumerate() {
+                    let nh = t * rows_per + r; // n * ho + y
+                    let n = nh / ho;
+                    let img = &x[n * h * w * c..(n + 1) * h * w * c];
+                    for (j, opix) in orow.chunks_mut(c).enumerate() {
+                        let gi = (nh * wo + j) * 2;
+                        let gx = Element::to_f64(g[gi]);
+                        let gy = Element::to_f64(g[gi + 1]);
+                        let ix = source_index(gx, w, padding, align);
+                        let iy = source_index(gy, h, padding, align);
+                        let inb = |yy: f64, xx: f64| {
+                            yy >= 0.0 && xx >= 0.0 && yy < h as f64 && xx < w as f64
+                        };
+                        let px = |yy: f64, xx: f64| {
+                            let o = (yy as usize * w + xx as usize) * c;
+                            &img[o..o + c]
+                        };
+                        match mode {
+                            InterpMode::Nearest => {
+                                // Round half to even, as PyTorch's nearbyint.
+                                let (xr, yr) = (ix.round_ties_even(), iy.round_ties_even());
+                                if inb(yr, xr) {
+                                    opix.copy_from_slice(px(yr, xr));
+                                }
+                            }
+                            InterpMode::Bilinear => {
+                                let (x0, y0) = (ix.floor(), iy.floor());
+                                let (x1, y1) = (x0 + 1.0, y0 + 1.0);
+                                let corners = [
+                                    (y0, x0, (x1 - ix) * (y1 - iy)),
+                                    (y0, x1, (ix - x0) * (y1 - iy)),
+                                    (y1, x0, (x1 - ix) * (iy - y0)),
+                                    (y1, x1, (ix - x0) * (iy - y0)),
+                                ];
+                                acc.fill(T::C::zero());
+                                for (yy, xx, wt) in corners {
+                                    if inb(yy, xx) {
+                                        let wt = T::cf(wt);
+                                        for (a, &v) in acc.iter_mut().zip(px(yy, xx)) {
+                                            *a = *a + v.load() * wt;
+                                        }
+                                    }
+                                }
+                                for (o, &a) in opix.iter_mut().zip(acc.iter()) {
+                                    *o = T::store(a);
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    Ok(out_data(buf, out_shape))
 }
