@@ -52,7 +52,13 @@ fn peak_flops() -> f64 {
         .and_then(|l| l.split(':').nth(1))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or(2500.0);
-    let lanes = if info.contains("avx512f") { 16.0 } else if info.contains("avx2") { 8.0 } else { 4.0 };
+    let lanes = if info.contains("avx512f") {
+        16.0
+    } else if info.contains("avx2") {
+        8.0
+    } else {
+        4.0
+    };
     rayon::current_num_threads() as f64 * mhz * 1e6 * lanes * 2.0 * 2.0
 }
 
@@ -63,7 +69,9 @@ fn bandwidth() -> f64 {
     let src = vec![1.0f64; n];
     let mut dst = vec![0.0f64; n];
     let t = best_of(5, || {
-        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s));
+        dst.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| d.copy_from_slice(s));
     });
     std::hint::black_box(&dst);
     (2 * n * 8) as f64 / t
@@ -104,7 +112,11 @@ print(json.dumps(out))
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let python = args
         .iter()
         .position(|a| a == "--python")
@@ -130,10 +142,16 @@ fn main() {
     let mut rows = Vec::new();
 
     eprintln!("running ingot...");
-    for n in if quick { vec![256, 512] } else { vec![256, 512, 1024, 2048] } {
+    for n in if quick {
+        vec![256, 512]
+    } else {
+        vec![256, 512, 1024, 2048]
+    } {
         let a = Array::from_vec(rand_f32(n * n, 1), &[n, n]).unwrap();
         let b = Array::from_vec(rand_f32(n * n, 2), &[n, n]).unwrap();
-        let t = best_of(if n >= 1024 { 3 } else { 10 }, || ingot::matmul(&a, &b).unwrap().eval().unwrap());
+        let t = best_of(if n >= 1024 { 3 } else { 10 }, || {
+            ingot::matmul(&a, &b).unwrap().eval().unwrap()
+        });
         rows.push(Row {
             name: format!("matmul f32 {n}x{n}"),
             ingot_s: t,
@@ -153,22 +171,73 @@ fn main() {
         y.eval().unwrap()
     });
     // four passes, each reading one array and writing one
-    rows.push(Row { name: format!("chain (x*2+1).max(0)^2, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("chain"), work: 8.0 * bytes, unit: "GB/s", limit: bw, goal: ">= 1x".into() });
+    rows.push(Row {
+        name: format!("chain (x*2+1).max(0)^2, {}M f32", big >> 20),
+        ingot_s: t,
+        numpy_s: npv("chain"),
+        work: 8.0 * bytes,
+        unit: "GB/s",
+        limit: bw,
+        goal: ">= 1x".into(),
+    });
     let t = best_of(5, || ingot::exp(&x).unwrap().eval().unwrap());
-    rows.push(Row { name: format!("exp, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("exp"), work: 2.0 * bytes, unit: "GB/s", limit: bw, goal: "-".into() });
+    rows.push(Row {
+        name: format!("exp, {}M f32", big >> 20),
+        ingot_s: t,
+        numpy_s: npv("exp"),
+        work: 2.0 * bytes,
+        unit: "GB/s",
+        limit: bw,
+        goal: "-".into(),
+    });
     let t = best_of(5, || ingot::sum(&x, None, false).unwrap().eval().unwrap());
-    rows.push(Row { name: format!("sum, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("sum"), work: bytes, unit: "GB/s", limit: bw / 2.0, goal: ">= 1x".into() });
-    let t = best_of(5, || ingot::argmax(&x, None, false).unwrap().eval().unwrap());
-    rows.push(Row { name: format!("argmax, {}M f32", big >> 20), ingot_s: t, numpy_s: npv("argmax"), work: bytes, unit: "GB/s", limit: bw / 2.0, goal: ">= 1x".into() });
+    rows.push(Row {
+        name: format!("sum, {}M f32", big >> 20),
+        ingot_s: t,
+        numpy_s: npv("sum"),
+        work: bytes,
+        unit: "GB/s",
+        limit: bw / 2.0,
+        goal: ">= 1x".into(),
+    });
+    let t = best_of(5, || {
+        ingot::argmax(&x, None, false).unwrap().eval().unwrap()
+    });
+    rows.push(Row {
+        name: format!("argmax, {}M f32", big >> 20),
+        ingot_s: t,
+        numpy_s: npv("argmax"),
+        work: bytes,
+        unit: "GB/s",
+        limit: bw / 2.0,
+        goal: ">= 1x".into(),
+    });
 
     let nf = 1 << 20;
     let re = rand_f32(nf, 4);
     let im = rand_f32(nf, 5);
-    let zc: Vec<ingot::c64> = re.iter().zip(&im).map(|(&r, &i)| ingot::c64::new(r, i)).collect();
+    let zc: Vec<ingot::c64> = re
+        .iter()
+        .zip(&im)
+        .map(|(&r, &i)| ingot::c64::new(r, i))
+        .collect();
     let z = Array::from_vec(zc, &[nf]).unwrap();
-    let t = best_of(10, || ingot::fft(&z, None, -1, ingot::FftNorm::Backward).unwrap().eval().unwrap());
+    let t = best_of(10, || {
+        ingot::fft(&z, None, -1, ingot::FftNorm::Backward)
+            .unwrap()
+            .eval()
+            .unwrap()
+    });
     // 5 n log2 n: the conventional FLOP count of a complex FFT
-    rows.push(Row { name: "fft 2^20 complex64".into(), ingot_s: t, numpy_s: npv("fft"), work: 5.0 * nf as f64 * 20.0, unit: "GFLOP/s", limit: peak, goal: ">= 1x".into() });
+    rows.push(Row {
+        name: "fft 2^20 complex64".into(),
+        ingot_s: t,
+        numpy_s: npv("fft"),
+        work: 5.0 * nf as f64 * 20.0,
+        unit: "GFLOP/s",
+        limit: peak,
+        goal: ">= 1x".into(),
+    });
 
     let s1 = Array::from_slice(&[1.0f32], &[1]).unwrap();
     let s2 = Array::from_slice(&[1.0f32], &[1]).unwrap();
@@ -178,7 +247,15 @@ fn main() {
         ingot::add(&s1, &s2).unwrap().eval().unwrap();
     }
     let tiny = t0.elapsed().as_secs_f64() / k as f64;
-    rows.push(Row { name: "tiny op: build + eval add of 1 element".into(), ingot_s: tiny, numpy_s: npv("tiny"), work: 0.0, unit: "us", limit: 0.0, goal: "<= 3 us".into() });
+    rows.push(Row {
+        name: "tiny op: build + eval add of 1 element".into(),
+        ingot_s: tiny,
+        numpy_s: npv("tiny"),
+        work: 0.0,
+        unit: "us",
+        limit: 0.0,
+        goal: "<= 3 us".into(),
+    });
 
     println!("machine: {} threads, peak f32 {:.0} GFLOP/s (from CPU flags and clock), copy bandwidth {:.1} GB/s (measured), NumPy {}",
         rayon::current_num_threads(), peak / 1e9, bw / 1e9, np["numpy_version"].as_str().unwrap_or("?"));
@@ -190,9 +267,21 @@ fn main() {
         let (rate, lim) = if r.unit == "us" {
             (format!("{:.2} us", r.ingot_s * 1e6), "-".to_string())
         } else {
-            (format!("{:.1} {}", r.work / r.ingot_s / 1e9, r.unit), format!("{:.0} {}", r.limit / 1e9, r.unit))
+            (
+                format!("{:.1} {}", r.work / r.ingot_s / 1e9, r.unit),
+                format!("{:.0} {}", r.limit / 1e9, r.unit),
+            )
         };
-        println!("| {} | {:.3} ms | {:.3} ms | {:.2}x | {} | {} | {} |", r.name, r.ingot_s * 1e3, r.numpy_s * 1e3, speedup, rate, lim, r.goal);
+        println!(
+            "| {} | {:.3} ms | {:.3} ms | {:.2}x | {} | {} | {} |",
+            r.name,
+            r.ingot_s * 1e3,
+            r.numpy_s * 1e3,
+            speedup,
+            rate,
+            lim,
+            r.goal
+        );
         json_rows.push(serde_json::json!({"name": r.name, "ingot_s": r.ingot_s, "numpy_s": r.numpy_s,
             "speedup_vs_numpy": speedup, "work": r.work, "unit": r.unit, "limit": r.limit, "goal": r.goal}));
     }

@@ -180,9 +180,18 @@ impl Array {
     /// dtype's kind can hold it (an f32 array plus 2.0 stays f32).
     pub fn weak_scalar(value: impl Into<Scalar>) -> Array {
         let s: Scalar = value.into();
-        let a = Array::scalar_as(s, s.default_dtype());
-        let node = Arc::try_unwrap(a.0).ok().expect("fresh node");
-        let mut node = node;
+        // Held at full width (f64, i64, u64) so that promotion rounds the value only once,
+        // into the other operand's dtype: `multiply(x_f64, 0.1)` must use 0.1, not 0.1f32.
+        let dtype = match s {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(_) => DType::I64,
+            Scalar::UInt(_) => DType::U64,
+            Scalar::Float(_) => DType::F64,
+            Scalar::Complex(..) => DType::C64,
+        };
+        let mut node = Arc::try_unwrap(Array::scalar_as(s, dtype).0)
+            .ok()
+            .expect("fresh node");
         node.weak = true;
         Array(Arc::new(node))
     }

@@ -252,7 +252,13 @@ pub fn result_type(items: &[TypeInfo]) -> DType {
     match (strong, weak) {
         (Some(s), Some(w)) => promote_weak(s, w.kind()),
         (Some(s), None) => s,
-        (None, Some(w)) => w,
+        // Only weak scalars: the default dtype of their kind (int32, float32, ...).
+        (None, Some(w)) => match w.kind() {
+            Kind::Bool => DType::Bool,
+            Kind::Int | Kind::UInt => DType::I32,
+            Kind::Float => DType::F32,
+            Kind::Complex => DType::C64,
+        },
         (None, None) => DType::F32,
     }
 }

@@ -28,6 +28,7 @@ pub use array::{Array, IntoArray};
 pub use device::{default_device, set_default_device, Device};
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
+pub use ops::random;
 pub use ops::*;
 
 /// Evaluates several arrays together, sharing their common work.

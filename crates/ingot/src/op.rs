@@ -315,7 +315,8 @@ pub enum Op {
         upper: bool,
     },
     Inv,
-    /// outputs (lu, pivots) as LAPACK's getrf gives them (pivots 0-based, int32).
+    /// outputs (lu, pivots) as LAPACK's getrf gives them (pivots 0-based, int32), and a third,
+    /// the row permutation (int32), when the node asks for three outputs.
     LuFactor,
     /// outputs (q, r), reduced.
     Qr,

@@ -41,7 +41,8 @@ fn softmax_tol(dt: DType) -> (f64, f64) {
         DType::F16 => (4e-3, 1e-3),
         DType::BF16 => (2e-2, 8e-3),
         DType::F64 => (1e-12, 1e-14),
-        _ => (2e-6, 1e-7),
+        // log_softmax near 0 carries log(s)'s absolute error: a few f32 epsilons (1.2e-7).
+        _ => (2e-6, 5e-7),
     }
 }
 
@@ -592,7 +593,8 @@ fn histogram_matches_reference() {
                         wc,
                         "counts {shape:?} {dt} {bins} {range:?}"
                     );
-                    assert_close(&e.to_f64_vec().unwrap(), &we, 1e-15, 1e-15, "edges");
+                    // Edges are start + i * step: a few ulps from NumPy's linspace.
+                    assert_close(&e.to_f64_vec().unwrap(), &we, 1e-14, 1e-14, "edges");
                     // weights: float keeps its dtype, integers count as int64
                     let (w, wv) = rand_array(&mut rng, &shape, DType::F32);
                     let (c, _) = ingot::histogram(&a, bins, range, Some(&w)).unwrap();

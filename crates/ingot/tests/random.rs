@@ -49,17 +49,17 @@ fn threefry_known_answers() {
 #[test]
 fn split_matches_jax() {
     // jax.random.split(jax.random.PRNGKey(0)) (threefry, jax_threefry_partitionable off).
-    let k = ingot::key(0);
+    let k = ingot::random::key(0);
     assert_eq!(k.to_vec::<u32>().unwrap(), vec![0, 0]);
-    let s = ingot::split(&k, 2).unwrap();
+    let s = ingot::random::split(&k, 2).unwrap();
     assert_eq!(s.shape(), &[2, 2]);
     assert_eq!(
         s.to_vec::<u32>().unwrap(),
         vec![4146024105, 967050713, 2718843009, 1272950319]
     );
-    assert_eq!(ingot::key(42).to_vec::<u32>().unwrap(), vec![0, 42]);
+    assert_eq!(ingot::random::key(42).to_vec::<u32>().unwrap(), vec![0, 42]);
     assert_eq!(
-        ingot::key(0x1_0000_0007).to_vec::<u32>().unwrap(),
+        ingot::random::key(0x1_0000_0007).to_vec::<u32>().unwrap(),
         vec![1, 7]
     );
 }
@@ -83,7 +83,7 @@ fn reference_bits(key: [u32; 2], n: usize) -> Vec<u32> {
 
 #[test]
 fn random_bits_layout_and_determinism() {
-    let key = ingot::key(0xdead_beef_1234);
+    let key = ingot::random::key(0xdead_beef_1234);
     let kv = [0xdead, 0xbeef_1234];
     // small (one thread), odd, even, and large enough for the parallel path
     for shape in [
@@ -96,30 +96,30 @@ fn random_bits_layout_and_determinism() {
         vec![300_001],
     ] {
         let n: usize = shape.iter().product();
-        let b = ingot::random_bits(&key, &shape).unwrap();
+        let b = ingot::random::random_bits(&key, &shape).unwrap();
         assert_eq!(b.shape(), shape.as_slice());
         assert_eq!(b.dtype(), DType::U32);
         let got = b.to_vec::<u32>().unwrap();
         assert_eq!(got, reference_bits(kv, n), "{shape:?}");
         // the same key and shape give the same bits again
-        let again = ingot::random_bits(&key, &shape)
+        let again = ingot::random::random_bits(&key, &shape)
             .unwrap()
             .to_vec::<u32>()
             .unwrap();
         assert_eq!(got, again);
     }
     // a different key gives different bits
-    let a = ingot::random_bits(&ingot::key(1), &[64])
+    let a = ingot::random::random_bits(&ingot::random::key(1), &[64])
         .unwrap()
         .to_vec::<u32>()
         .unwrap();
-    let b = ingot::random_bits(&ingot::key(2), &[64])
+    let b = ingot::random::random_bits(&ingot::random::key(2), &[64])
         .unwrap()
         .to_vec::<u32>()
         .unwrap();
     assert_ne!(a, b);
     // the bits look uniform: each of the 32 bit positions is set about half the time
-    let big = ingot::random_bits(&ingot::key(3), &[N])
+    let big = ingot::random::random_bits(&ingot::random::key(3), &[N])
         .unwrap()
         .to_vec::<u32>()
         .unwrap();
@@ -134,21 +134,21 @@ fn random_bits_layout_and_determinism() {
 
 #[test]
 fn split_keys_are_distinct_and_usable() {
-    let keys = ingot::split(&ingot::key(7), 100).unwrap();
+    let keys = ingot::random::split(&ingot::random::key(7), 100).unwrap();
     let kv = keys.to_vec::<u32>().unwrap();
     let mut pairs: Vec<(u32, u32)> = kv.chunks(2).map(|c| (c[0], c[1])).collect();
     pairs.sort();
     pairs.dedup();
     assert_eq!(pairs.len(), 100);
     // a row of a split (a strided view) works as a key
-    let k3 = ingot::key_at(&keys, 3).unwrap();
+    let k3 = ingot::random::key_at(&keys, 3).unwrap();
     assert_eq!(k3.to_vec::<u32>().unwrap(), vec![kv[6], kv[7]]);
-    let x = ingot::uniform(&k3, &[5], 0.0, 1.0, DType::F32)
+    let x = ingot::random::uniform(&k3, &[5], 0.0, 1.0, DType::F32)
         .unwrap()
         .to_vec::<f32>()
         .unwrap();
-    let y = ingot::uniform(
-        &ingot::key_at(&keys, 4).unwrap(),
+    let y = ingot::random::uniform(
+        &ingot::random::key_at(&keys, 4).unwrap(),
         &[5],
         0.0,
         1.0,
@@ -160,21 +160,21 @@ fn split_keys_are_distinct_and_usable() {
     assert_ne!(x, y);
     let kt = ingot::transpose(&keys, None).unwrap();
     assert_eq!(
-        ingot::key_at(&kt, 0).unwrap_err().to_string(),
+        ingot::random::key_at(&kt, 0).unwrap_err().to_string(),
         "[key_at] keys must be a uint32 array of shape (num, 2), got shape (2, 100) uint32"
     );
 }
 
 #[test]
 fn uniform_moments_and_range() {
-    let key = ingot::key(10);
+    let key = ingot::random::key(10);
     for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
         for (lo, hi) in [(0.0, 1.0), (-3.0, 5.0), (0.999, 1.0)] {
             if dtype == DType::BF16 && lo == 0.999 {
                 continue; // no bfloat16 value lies in that interval
             }
             let what = format!("uniform {dtype} [{lo}, {hi})");
-            let u = ingot::uniform(&key, &[N], lo, hi, dtype).unwrap();
+            let u = ingot::random::uniform(&key, &[N], lo, hi, dtype).unwrap();
             assert_eq!(u.dtype(), dtype);
             let v = u.to_f64_vec().unwrap();
             assert!(v.iter().all(|&x| (lo..hi).contains(&x)), "{what}");
@@ -195,11 +195,11 @@ fn uniform_moments_and_range() {
         }
     }
     // the f32 path is exactly low + (high - low) * (bits >> 8) / 2^24
-    let bits = ingot::random_bits(&key, &[1000])
+    let bits = ingot::random::random_bits(&key, &[1000])
         .unwrap()
         .to_vec::<u32>()
         .unwrap();
-    let u = ingot::uniform(&key, &[1000], 0.0, 1.0, DType::F32)
+    let u = ingot::random::uniform(&key, &[1000], 0.0, 1.0, DType::F32)
         .unwrap()
         .to_vec::<f32>()
         .unwrap();
@@ -208,13 +208,13 @@ fn uniform_moments_and_range() {
     }
     // shapes: 0-d and empty
     assert_eq!(
-        ingot::uniform(&key, &[], 0.0, 1.0, DType::F32)
+        ingot::random::uniform(&key, &[], 0.0, 1.0, DType::F32)
             .unwrap()
             .shape(),
         &[] as &[usize]
     );
     assert_eq!(
-        ingot::uniform(&key, &[0, 3], 0.0, 1.0, DType::F32)
+        ingot::random::uniform(&key, &[0, 3], 0.0, 1.0, DType::F32)
             .unwrap()
             .size(),
         0
@@ -224,7 +224,7 @@ fn uniform_moments_and_range() {
 #[test]
 fn uniform_f16_never_reaches_high() {
     // Rounding to f16 pushes values near the top up to `high`: they must stay below.
-    let v = ingot::uniform(&ingot::key(5), &[N], 0.0, 1000.0, DType::F16)
+    let v = ingot::random::uniform(&ingot::random::key(5), &[N], 0.0, 1000.0, DType::F16)
         .unwrap()
         .to_f64_vec()
         .unwrap();
@@ -236,7 +236,7 @@ fn uniform_f16_never_reaches_high() {
 fn normal_moments() {
     for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
         for (loc, scale) in [(0.0, 1.0), (3.0, 0.5)] {
-            let v = ingot::normal(&ingot::key(20), &[N], loc, scale, dtype)
+            let v = ingot::random::normal(&ingot::random::key(20), &[N], loc, scale, dtype)
                 .unwrap()
                 .to_f64_vec()
                 .unwrap();
@@ -260,7 +260,7 @@ fn normal_moments() {
         }
     }
     // the tails reach past 4 sigma and the share within 1 sigma is about 68.27%
-    let v = ingot::normal(&ingot::key(21), &[N], 0.0, 1.0, DType::F32)
+    let v = ingot::random::normal(&ingot::random::key(21), &[N], 0.0, 1.0, DType::F32)
         .unwrap()
         .to_f64_vec()
         .unwrap();
@@ -273,7 +273,7 @@ fn normal_moments() {
 #[test]
 fn truncated_normal_bounds_and_moments() {
     for dtype in [DType::F32, DType::F64, DType::F16] {
-        let v = ingot::truncated_normal(&ingot::key(30), -1.0, 2.0, &[N], dtype)
+        let v = ingot::random::truncated_normal(&ingot::random::key(30), -1.0, 2.0, &[N], dtype)
             .unwrap()
             .to_f64_vec()
             .unwrap();
@@ -289,10 +289,16 @@ fn truncated_normal_bounds_and_moments() {
         assert!((s2 - var).abs() < 0.01, "{dtype}: var {s2} want {var}");
     }
     // half-infinite: mean sqrt(2/pi)
-    let v = ingot::truncated_normal(&ingot::key(31), 0.0, f64::INFINITY, &[N], DType::F32)
-        .unwrap()
-        .to_f64_vec()
-        .unwrap();
+    let v = ingot::random::truncated_normal(
+        &ingot::random::key(31),
+        0.0,
+        f64::INFINITY,
+        &[N],
+        DType::F32,
+    )
+    .unwrap()
+    .to_f64_vec()
+    .unwrap();
     assert!(v.iter().all(|&x| x > 0.0 && x.is_finite()));
     let (m, _) = moments(&v);
     assert!(
@@ -315,9 +321,9 @@ fn libm_erf(x: f64) -> f64 {
 
 #[test]
 fn bernoulli_frequencies() {
-    let key = ingot::key(40);
+    let key = ingot::random::key(40);
     for p in [0.0, 0.3, 0.5, 0.97, 1.0] {
-        let b = ingot::bernoulli(&key, p, Some(&[N])).unwrap();
+        let b = ingot::random::bernoulli(&key, p, Some(&[N])).unwrap();
         assert_eq!(b.dtype(), DType::Bool);
         let ones = b.to_vec::<bool>().unwrap().iter().filter(|&&x| x).count() as f64 / N as f64;
         let se = (p * (1.0 - p) / N as f64).sqrt();
@@ -325,7 +331,7 @@ fn bernoulli_frequencies() {
     }
     // p as an array, broadcast along rows: each column has its own frequency
     let p = Array::from_slice(&[0.1f32, 0.5, 0.9], &[3]).unwrap();
-    let b = ingot::bernoulli(&key, &p, Some(&[N / 3, 3]))
+    let b = ingot::random::bernoulli(&key, &p, Some(&[N / 3, 3]))
         .unwrap()
         .to_vec::<bool>()
         .unwrap();
@@ -337,15 +343,18 @@ fn bernoulli_frequencies() {
         );
     }
     // shape defaults to p's
-    assert_eq!(ingot::bernoulli(&key, &p, None).unwrap().shape(), &[3]);
     assert_eq!(
-        ingot::bernoulli(&key, &p, Some(&[2]))
+        ingot::random::bernoulli(&key, &p, None).unwrap().shape(),
+        &[3]
+    );
+    assert_eq!(
+        ingot::random::bernoulli(&key, &p, Some(&[2]))
             .unwrap_err()
             .to_string(),
         "[bernoulli] shapes (3,) and (2,) cannot be broadcast together"
     );
     assert_eq!(
-        ingot::bernoulli(&key, &p, Some(&[3, 1]))
+        ingot::random::bernoulli(&key, &p, Some(&[3, 1]))
             .unwrap_err()
             .to_string(),
         "[bernoulli] p of shape (3,) cannot be broadcast to shape (3, 1)"
@@ -354,7 +363,7 @@ fn bernoulli_frequencies() {
 
 #[test]
 fn randint_range_and_uniformity() {
-    let key = ingot::key(50);
+    let key = ingot::random::key(50);
     let cases: Vec<(i64, i64, DType)> = vec![
         (0, 10, DType::I32),
         (-5, 3, DType::I8),
@@ -366,7 +375,7 @@ fn randint_range_and_uniformity() {
         (i64::MIN, i64::MAX, DType::I64),
     ];
     for (lo, hi, dtype) in cases {
-        let r = ingot::randint(&key, lo, hi, &[N], dtype).unwrap();
+        let r = ingot::random::randint(&key, lo, hi, &[N], dtype).unwrap();
         assert_eq!(r.dtype(), dtype);
         let v: Vec<i128> = ingot::dispatch_dtype!(dtype, T => r
             .to_vec::<T>()
@@ -415,19 +424,19 @@ fn randint_range_and_uniformity() {
     }
     let err = |r: ingot::Result<Array>| r.unwrap_err().to_string();
     assert_eq!(
-        err(ingot::randint(&key, 3, 3, &[2], DType::I32)),
+        err(ingot::random::randint(&key, 3, 3, &[2], DType::I32)),
         "[randint] low (3) must be less than high (3)"
     );
     assert_eq!(
-        err(ingot::randint(&key, -1, 3, &[2], DType::U8)),
+        err(ingot::random::randint(&key, -1, 3, &[2], DType::U8)),
         "[randint] [-1, 3) does not fit in uint8"
     );
     assert_eq!(
-        err(ingot::randint(&key, 0, 300, &[2], DType::I8)),
+        err(ingot::random::randint(&key, 0, 300, &[2], DType::I8)),
         "[randint] [0, 300) does not fit in int8"
     );
     assert_eq!(
-        err(ingot::randint(&key, 0, 3, &[2], DType::F32)),
+        err(ingot::random::randint(&key, 0, 3, &[2], DType::F32)),
         "[randint] dtype must be an integer type, got float32"
     );
 }
@@ -435,7 +444,7 @@ fn randint_range_and_uniformity() {
 #[test]
 fn gumbel_moments() {
     for dtype in [DType::F32, DType::F64, DType::BF16] {
-        let v = ingot::gumbel(&ingot::key(60), &[N], dtype).unwrap();
+        let v = ingot::random::gumbel(&ingot::random::key(60), &[N], dtype).unwrap();
         assert_eq!(v.dtype(), dtype);
         let v = v.to_f64_vec().unwrap();
         assert!(v.iter().all(|x| x.is_finite()));
@@ -458,7 +467,7 @@ fn gumbel_moments() {
 #[test]
 fn permutation_is_a_permutation() {
     for n in [0usize, 1, 2, 10, 1000, 70_000] {
-        let p = ingot::permutation(&ingot::key(70), n).unwrap();
+        let p = ingot::random::permutation(&ingot::random::key(70), n).unwrap();
         assert_eq!(p.shape(), &[n]);
         assert_eq!(p.dtype(), DType::I64);
         let mut v = p.to_vec::<i64>().unwrap();
@@ -473,11 +482,11 @@ fn permutation_is_a_permutation() {
         v.sort();
         assert_eq!(v, (0..n as i64).collect::<Vec<_>>());
     }
-    let a = ingot::permutation(&ingot::key(71), 50)
+    let a = ingot::random::permutation(&ingot::random::key(71), 50)
         .unwrap()
         .to_vec::<i64>()
         .unwrap();
-    let b = ingot::permutation(&ingot::key(72), 50)
+    let b = ingot::random::permutation(&ingot::random::key(72), 50)
         .unwrap()
         .to_vec::<i64>()
         .unwrap();
@@ -485,7 +494,7 @@ fn permutation_is_a_permutation() {
     // position of element 0 is uniform over 4 places
     let mut counts = [0usize; 4];
     for s in 0..4000u64 {
-        let p = ingot::permutation(&ingot::key(s), 4)
+        let p = ingot::random::permutation(&ingot::random::key(s), 4)
             .unwrap()
             .to_vec::<i64>()
             .unwrap();
@@ -504,61 +513,124 @@ fn bad_calls_give_exact_errors() {
     let err = |r: ingot::Result<Array>| r.unwrap_err().to_string();
     let bad = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
     assert_eq!(
-        err(ingot::random_bits(&bad, &[3])),
+        err(ingot::random::random_bits(&bad, &[3])),
         "[random_bits] key must be a uint32 array of shape (2,), got shape (2,) float32"
     );
     let bad = Array::from_slice(&[1u32, 2, 3], &[3]).unwrap();
     assert_eq!(
-        err(ingot::uniform(&bad, &[3], 0.0, 1.0, DType::F32)),
+        err(ingot::random::uniform(&bad, &[3], 0.0, 1.0, DType::F32)),
         "[uniform] key must be a uint32 array of shape (2,), got shape (3,) uint32"
     );
-    let k = ingot::key(0);
+    let k = ingot::random::key(0);
     assert_eq!(
-        err(ingot::random_bits(&k, &[1 << 16, 1 << 16])),
+        err(ingot::random::random_bits(&k, &[1 << 16, 1 << 16])),
         "[random_bits] shape (65536, 65536) has 4294967296 elements; one key gives at most 2^32 - 1"
     );
     assert_eq!(
-        err(ingot::random_bits(&k, &[usize::MAX, 2])),
+        err(ingot::random::random_bits(&k, &[usize::MAX, 2])),
         format!(
             "[random_bits] shape ({}, 2) has too many elements",
             usize::MAX
         )
     );
     assert_eq!(
-        err(ingot::uniform(&k, &[3], 1.0, 1.0, DType::F32)),
+        err(ingot::random::uniform(&k, &[3], 1.0, 1.0, DType::F32)),
         "[uniform] low (1) and high (1) must be finite with low < high"
     );
     assert_eq!(
-        err(ingot::uniform(&k, &[3], 0.0, f64::INFINITY, DType::F32)),
+        err(ingot::random::uniform(
+            &k,
+            &[3],
+            0.0,
+            f64::INFINITY,
+            DType::F32
+        )),
         "[uniform] low (0) and high (inf) must be finite with low < high"
     );
     assert_eq!(
-        err(ingot::uniform(&k, &[3], 0.0, 1.0, DType::I32)),
+        err(ingot::random::uniform(&k, &[3], 0.0, 1.0, DType::I32)),
         "[uniform] dtype must be a float type, got int32"
     );
     assert_eq!(
-        err(ingot::uniform(&k, &[3], 1.0001, 1.0002, DType::F16)),
+        err(ingot::random::uniform(&k, &[3], 1.0001, 1.0002, DType::F16)),
         "[uniform] no float16 value lies in [1.0001, 1.0002)"
     );
     assert_eq!(
-        err(ingot::normal(&k, &[3], 0.0, 1.0, DType::C64)),
+        err(ingot::random::normal(&k, &[3], 0.0, 1.0, DType::C64)),
         "[normal] dtype must be a float type, got complex64"
     );
     assert_eq!(
-        err(ingot::normal(&k, &[3], f64::NAN, 1.0, DType::F32)),
+        err(ingot::random::normal(&k, &[3], f64::NAN, 1.0, DType::F32)),
         "[normal] loc (NaN) and scale (1) must be finite"
     );
     assert_eq!(
-        err(ingot::truncated_normal(&k, 2.0, 1.0, &[3], DType::F32)),
+        err(ingot::random::truncated_normal(
+            &k,
+            2.0,
+            1.0,
+            &[3],
+            DType::F32
+        )),
         "[truncated_normal] lower (2) must be less than upper (1)"
     );
     assert_eq!(
-        err(ingot::gumbel(&k, &[3], DType::U8)),
+        err(ingot::random::gumbel(&k, &[3], DType::U8)),
         "[gumbel] dtype must be a float type, got uint8"
     );
     let c = Array::from_slice(&[ingot::c64::new(0.5, 0.0)], &[1]).unwrap();
     assert_eq!(
-        err(ingot::bernoulli(&k, &c, None)),
+        err(ingot::random::bernoulli(&k, &c, None)),
         "[bernoulli] p must be real, got complex64"
     );
+}
+
+#[test]
+fn categorical_follows_the_probabilities() {
+    let key = ingot::random::key(11);
+    let p = [0.1f64, 0.2, 0.7];
+    let logits = Array::from_slice(&p.map(f64::ln).map(|v| v as f32), &[3]).unwrap();
+    let n = 100_000;
+    let s = ingot::random::categorical(&key, &logits, -1, Some(n)).unwrap();
+    assert_eq!(s.shape(), &[n]);
+    assert_eq!(s.dtype(), DType::I64);
+    let v = s.to_vec::<i64>().unwrap();
+    for (c, &pc) in p.iter().enumerate() {
+        let f = v.iter().filter(|&&x| x == c as i64).count() as f64 / n as f64;
+        // 5 standard deviations of a binomial frequency
+        assert!(
+            (f - pc).abs() < 5.0 * (pc * (1.0 - pc) / n as f64).sqrt(),
+            "class {c}: {f} vs {pc}"
+        );
+    }
+    // batched logits along axis 0, one sample each
+    let l2 = ingot::log(&Array::from_slice(&[0.5f32, 0.5, 1e-30, 1.0], &[2, 2]).unwrap()).unwrap();
+    let s2 = ingot::random::categorical(&key, &l2, 0, None).unwrap();
+    assert_eq!(s2.shape(), &[2]);
+    assert_eq!(s2.to_vec::<i64>().unwrap()[1], 1);
+    let e = ingot::random::categorical(&key, &Array::from_slice(&[1i32], &[1]).unwrap(), 0, None)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("[categorical] logits must be a float array"),
+        "{e}"
+    );
+}
+
+#[test]
+fn permutation_of_an_array_permutes_rows() {
+    let key = ingot::random::key(5);
+    let a = Array::from_slice(&(0..12).map(|x| x as f32).collect::<Vec<_>>(), &[4, 3]).unwrap();
+    let p = ingot::random::permutation(&key, &a).unwrap();
+    assert_eq!(p.shape(), &[4, 3]);
+    let v = p.to_vec::<f32>().unwrap();
+    let mut firsts: Vec<i32> = v
+        .chunks(3)
+        .map(|r| {
+            assert_eq!([r[1] - r[0], r[2] - r[0]], [1.0, 2.0], "rows stay whole");
+            r[0] as i32
+        })
+        .collect();
+    firsts.sort();
+    assert_eq!(firsts, vec![0, 3, 6, 9]);
+    assert!(ingot::random::permutation(&key, &Array::scalar(1.0f32)).is_err());
 }

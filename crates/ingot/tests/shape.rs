@@ -2059,3 +2059,24 @@ fn runner_entries_call_the_ops() {
         "[tile] attribute 'reps' has negative entry -1"
     );
 }
+
+#[test]
+fn trace_matches_diagonal_sums() {
+    let mut rng = common::Rng::new(77);
+    let (a, v) = common::rand_array(&mut rng, &[3, 4, 5], DType::F64);
+    // trace over axes (1, 2) with offset 1: for each i, sum_j a[i, j, j + 1]
+    let got = ingot::trace(&a, 1, 1, 2).unwrap().to_vec::<f64>().unwrap();
+    let want: Vec<f64> = (0..3)
+        .map(|i| (0..4).map(|j| v[i * 20 + j * 5 + j + 1]).sum())
+        .collect();
+    common::assert_close(&got, &want, 1e-12, 1e-12, "trace");
+    let t = ingot::trace(&common::transposed(&v, &[3, 4, 5], DType::F64), -1, 0, 2).unwrap();
+    assert_eq!(t.shape(), &[4]);
+    let b = Array::from_slice(&[1i8, 2, 3, 4], &[2, 2]).unwrap();
+    assert_eq!(ingot::trace(&b, 0, 0, 1).unwrap().dtype(), DType::I64);
+    let e = ingot::trace(&Array::from_slice(&[1.0f32], &[1]).unwrap(), 0, 0, 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "[trace] needs at least 2 dims, got shape (1,)"
+    );
+}

@@ -1,6 +1,9 @@
 //! The public operations, one file per family. Every function validates its arguments,
 //! promotes dtypes and broadcasts shapes, then builds a lazy node: bad calls fail here, with
 //! the operation's name, shapes and dtypes in the error.
+//!
+//! Random number functions stay in their own namespace, `ingot::random` (`random::split`,
+//! `random::normal`), as in MLX and JAX: `ingot::split` splits arrays.
 
 pub mod conv;
 pub mod creation;
@@ -28,8 +31,6 @@ pub use index::*;
 pub use linalg::*;
 #[allow(unused_imports)]
 pub use misc::*;
-#[allow(unused_imports)]
-pub use random::*;
 #[allow(unused_imports)]
 pub use reduce::*;
 #[allow(unused_imports)]

@@ -385,3 +385,56 @@ impl PermutationArg for usize {
 pub fn permutation(key: &Array, x: impl PermutationArg) -> Result<Array> {
     x.permute(key)
 }
+
+impl PermutationArg for &Array {
+    /// The rows (axis 0) of the array in a random order, as NumPy's `permutation(x)`.
+    fn permute(self, key: &Array) -> Result<Array> {
+        if self.ndim() == 0 {
+            return Err(Error::invalid(
+                "permutation",
+                "a 0-d array has no axis to permute; pass a length instead",
+            ));
+        }
+        let order = self.shape()[0].permute(key)?;
+        crate::ops::take(self, &order, Some(0))
+    }
+}
+
+/// Samples class indices (int64) from unnormalized log-probabilities `logits` along `axis`,
+/// by the Gumbel-max trick: `argmax(logits + gumbel)`. `num_samples` draws independent
+/// samples, added as a new leading axis; `None` draws one with no extra axis.
+pub fn categorical(
+    key: &Array,
+    logits: &Array,
+    axis: isize,
+    num_samples: Option<usize>,
+) -> Result<Array> {
+    if !logits.dtype().is_float() {
+        return Err(Error::invalid(
+            "categorical",
+            format!(
+                "logits must be a float array, got {} {}",
+                fmt_shape(logits.shape()),
+                logits.dtype()
+            ),
+        ));
+    }
+    let ax = crate::shape::normalize_axis("categorical", axis, logits.ndim())?;
+    if logits.shape()[ax] == 0 {
+        return Err(Error::invalid(
+            "categorical",
+            format!(
+                "axis {axis} of logits {} has no categories",
+                fmt_shape(logits.shape())
+            ),
+        ));
+    }
+    let mut shape = logits.shape().to_vec();
+    let mut ax = ax as isize;
+    if let Some(n) = num_samples {
+        shape.insert(0, n);
+        ax += 1;
+    }
+    let g = gumbel(key, &shape, logits.dtype())?;
+    crate::ops::argmax(&add(&g, logits)?, Some(ax), false)
+}

@@ -418,6 +418,20 @@ pub fn roll(a: &Array, shift: &[isize], axis: Option<&[isize]>) -> Result<Array>
     Ok(out)
 }
 
+/// Sum along the `offset`-th diagonal of the (`axis1`, `axis2`) planes, as NumPy's `trace`.
+/// Bool and narrow integers sum as int64, like `sum`.
+pub fn trace(a: &Array, offset: isize, axis1: isize, axis2: isize) -> Result<Array> {
+    if a.ndim() < 2 {
+        return Err(Error::invalid(
+            "trace",
+            format!("needs at least 2 dims, got shape {}", fmt_shape(a.shape())),
+        ));
+    }
+    let d = crate::ops::diagonal(a, offset, axis1, axis2)
+        .map_err(|e| Error::invalid("trace", e.to_string()))?;
+    crate::ops::sum(&d, Some(&[-1]), false)
+}
+
 /// 1-D input: a square 2-D array with it on the `k`-th diagonal. 2-D input: its `k`-th
 /// diagonal (a view).
 pub fn diag(a: &Array, k: isize) -> Result<Array> {

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 
 fn seed_key(at: &Attrs) -> Result<Array> {
     let s = at.i64_or("seed", 0)?;
-    Ok(crate::ops::key(s as u64))
+    Ok(crate::ops::random::key(s as u64))
 }
 
 fn dtype_or(at: &Attrs, default: DType) -> Result<DType> {
@@ -21,7 +21,7 @@ fn shape(at: &Attrs) -> Result<Vec<usize>> {
 
 pub fn register(r: &mut Vec<OpDef>) {
     r.push(OpDef {
-        name: "key",
+        name: "random.key",
         inputs: "",
         attrs: const { &[attr("seed", "int", Some("0"))] },
         run: |x, at| {
@@ -30,7 +30,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "split",
+        name: "random.split",
         inputs: "",
         attrs: const {
             &[
@@ -40,14 +40,14 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("split", x, 0)?;
-            Ok(vec![crate::ops::split(
+            Ok(vec![crate::ops::random::split(
                 &seed_key(at)?,
                 at.usize_or("num", 2)?,
             )?])
         },
     });
     r.push(OpDef {
-        name: "random_bits",
+        name: "random.random_bits",
         inputs: "",
         attrs: const {
             &[
@@ -57,11 +57,14 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("random_bits", x, 0)?;
-            Ok(vec![crate::ops::random_bits(&seed_key(at)?, &shape(at)?)?])
+            Ok(vec![crate::ops::random::random_bits(
+                &seed_key(at)?,
+                &shape(at)?,
+            )?])
         },
     });
     r.push(OpDef {
-        name: "uniform",
+        name: "random.uniform",
         inputs: "",
         attrs: const {
             &[
@@ -74,7 +77,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("uniform", x, 0)?;
-            Ok(vec![crate::ops::uniform(
+            Ok(vec![crate::ops::random::uniform(
                 &seed_key(at)?,
                 &shape(at)?,
                 at.f64_or("low", 0.0)?,
@@ -84,7 +87,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "normal",
+        name: "random.normal",
         inputs: "",
         attrs: const {
             &[
@@ -97,7 +100,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("normal", x, 0)?;
-            Ok(vec![crate::ops::normal(
+            Ok(vec![crate::ops::random::normal(
                 &seed_key(at)?,
                 &shape(at)?,
                 at.f64_or("loc", 0.0)?,
@@ -107,7 +110,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "truncated_normal",
+        name: "random.truncated_normal",
         inputs: "",
         attrs: const {
             &[
@@ -125,7 +128,7 @@ pub fn register(r: &mut Vec<OpDef>) {
                     Error::invalid("truncated_normal", format!("attribute '{n}' is required"))
                 })
             };
-            Ok(vec![crate::ops::truncated_normal(
+            Ok(vec![crate::ops::random::truncated_normal(
                 &seed_key(at)?,
                 req("lower")?,
                 req("upper")?,
@@ -135,7 +138,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "bernoulli",
+        name: "random.bernoulli",
         inputs: "",
         attrs: const {
             &[
@@ -147,7 +150,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         run: |x, at| {
             want_inputs("bernoulli", x, 0)?;
             let s = shape(at)?;
-            Ok(vec![crate::ops::bernoulli(
+            Ok(vec![crate::ops::random::bernoulli(
                 &seed_key(at)?,
                 at.f64_or("p", 0.5)?,
                 Some(&s),
@@ -155,7 +158,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "gumbel",
+        name: "random.gumbel",
         inputs: "",
         attrs: const {
             &[
@@ -166,7 +169,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("gumbel", x, 0)?;
-            Ok(vec![crate::ops::gumbel(
+            Ok(vec![crate::ops::random::gumbel(
                 &seed_key(at)?,
                 &shape(at)?,
                 dtype_or(at, DType::F32)?,
@@ -174,7 +177,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "randint",
+        name: "random.randint",
         inputs: "",
         attrs: const {
             &[
@@ -187,7 +190,7 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
         run: |x, at| {
             want_inputs("randint", x, 0)?;
-            Ok(vec![crate::ops::randint(
+            Ok(vec![crate::ops::random::randint(
                 &seed_key(at)?,
                 at.i64_req("low")?,
                 at.i64_req("high")?,
@@ -197,14 +200,38 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
-        name: "permutation",
+        name: "random.permutation",
         inputs: "",
         attrs: const { &[attr("seed", "int", Some("0")), attr("n", "int", None)] },
         run: |x, at| {
             want_inputs("permutation", x, 0)?;
-            Ok(vec![crate::ops::permutation(
+            Ok(vec![crate::ops::random::permutation(
                 &seed_key(at)?,
                 at.usize_req("n")?,
+            )?])
+        },
+    });
+    r.push(OpDef {
+        name: "random.categorical",
+        inputs: "logits",
+        attrs: const {
+            &[
+                attr("seed", "int", Some("0")),
+                attr("axis", "int", Some("-1")),
+                attr("num_samples", "int", Some("null")),
+            ]
+        },
+        run: |x, at| {
+            want_inputs("categorical", x, 1)?;
+            let n = match at.get("num_samples") {
+                None => None,
+                Some(_) => Some(at.usize_req("num_samples")?),
+            };
+            Ok(vec![crate::ops::random::categorical(
+                &seed_key(at)?,
+                &x[0],
+                at.axis_or("axis", -1)?,
+                n,
             )?])
         },
     });

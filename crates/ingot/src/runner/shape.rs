@@ -279,6 +279,26 @@ pub fn register(r: &mut Vec<OpDef>) {
         },
     });
     r.push(OpDef {
+        name: "trace",
+        inputs: "a",
+        attrs: const {
+            &[
+                attr("offset", "int", Some("0")),
+                attr("axis1", "int", Some("0")),
+                attr("axis2", "int", Some("1")),
+            ]
+        },
+        run: |x, at| {
+            want_inputs("trace", x, 1)?;
+            Ok(vec![crate::ops::trace(
+                &x[0],
+                at.axis_or("offset", 0)?,
+                at.axis_or("axis1", 0)?,
+                at.axis_or("axis2", 1)?,
+            )?])
+        },
+    });
+    r.push(OpDef {
         name: "diag",
         inputs: "a",
         attrs: const { &[attr("k", "int", Some("0"))] },

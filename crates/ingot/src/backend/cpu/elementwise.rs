@@ -552,7 +552,11 @@ fn py_floor_div<T: Float>(x: T, y: T) -> T {
     let d = (x - m) / y;
     // (x - m) / y is an integer up to rounding; snap it.
     let f = d.floor();
-    let q = if d - f > T::from(0.5).unwrap() { f + T::one() } else { f };
+    let q = if d - f > T::from(0.5).unwrap() {
+        f + T::one()
+    } else {
+        f
+    };
     // A zero quotient takes the sign of x / y, as NumPy's divmod does.
     if q == T::zero() {
         (x / y).signum() * T::zero()
