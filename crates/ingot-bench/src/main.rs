@@ -166,7 +166,7 @@ fn main() {
     let x = Array::from_vec(rand_f32(big, 3), &[big]).unwrap();
     let bytes = (big * 4) as f64;
     let t = best_of(5, || {
-        let y = ingot::add(&ingot::multiply(&x, 2.0).unwrap(), 1.0).unwrap();
+        let y = ingot::add(ingot::multiply(&x, 2.0).unwrap(), 1.0).unwrap();
         let y = ingot::square(&ingot::maximum(&y, 0.0).unwrap()).unwrap();
         y.eval().unwrap()
     });

@@ -329,7 +329,7 @@ fn bitwise_and_shifts() {
         ingot::bitwise_invert(&a).unwrap().to_vec::<u8>().unwrap(),
         vec![0b11110011, 0, 254]
     );
-    let err = ingot::left_shift(&Array::from_slice(&[1.0f32], &[1]).unwrap(), 1).unwrap_err();
+    let err = ingot::left_shift(Array::from_slice(&[1.0f32], &[1]).unwrap(), 1).unwrap_err();
     assert!(err.to_string().contains("[left_shift]"), "{err}");
 }
 

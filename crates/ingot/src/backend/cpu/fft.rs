@@ -66,6 +66,12 @@ struct Src<'a, T> {
 struct SendPtr<T>(*mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not its raw field.
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
 
 /// Line `l` (row-major over the dims other than `axis`) as a slice: borrowed when the axis
 /// stride is 1, else gathered into `g`.
@@ -150,7 +156,6 @@ where
             .for_each_init(
                 || (init(), Vec::new(), vec![O::default(); B * out_len]),
                 |(w, g, blk), task| {
-                    let ptr = ptr;
                     let (o, b) = (task / blocks, task % blocks);
                     let j0 = b * B;
                     let bw = B.min(inner - j0);
@@ -162,7 +167,7 @@ where
                     for k in 0..out_len {
                         for c in 0..bw {
                             // Tasks own disjoint (outer, column-block) cells of the output.
-                            unsafe { *ptr.0.add(base + k * inner + c) = blk[c * out_len + k] };
+                            unsafe { *ptr.get().add(base + k * inner + c) = blk[c * out_len + k] };
                         }
                     }
                 },
