@@ -79,12 +79,14 @@ def cases(rng):
                     attrs = {"bins": bins}
                     if rg is not None:
                         attrs["range"] = list(rg)
-                    c, e = np.histogram(a, bins=bins, range=rg)
-                    # HIST_EDGES
+                    # ingot's edges are float64 (NumPy: the input's float dtype), so edges and
+                    # counts are NumPy's for the same values held in float64 (a value on an
+                    # edge can fall in another bin with float32 edges).
+                    c, e = np.histogram(a.astype(np.float64), bins=bins, range=rg)
                     yield Case(f"hist-{sh}-{dt}-{bins}-r{ri}", "histogram", [a],
                                [c.astype(np.int64), e.astype(np.float64)], attrs=attrs)
                     w = rand(rng, shape, "float32")
-                    cw, _ = np.histogram(a, bins=bins, range=rg, weights=w.astype(np.float64))
+                    cw, _ = np.histogram(a.astype(np.float64), bins=bins, range=rg, weights=w.astype(np.float64))
                     yield Case(f"hist-{sh}-{dt}-{bins}-r{ri}-w", "histogram", [a, w],
                                [cw.astype(np.float32), e.astype(np.float64)], attrs=attrs,
                                kind="reduction")
