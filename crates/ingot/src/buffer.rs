@@ -1,4 +1,4 @@
-//! Host memory behind arrays: 64-byte aligned owned allocations, or a memory-mapped file.
+//! Host memory behind arrays: 16-byte aligned owned allocations, or a memory-mapped file.
 
 use crate::dtype::Element;
 use crate::{Error, Result};
@@ -6,7 +6,10 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-const ALIGN: usize = 64;
+// malloc's own alignment: at most this, `alloc_zeroed` is calloc, which maps fresh zero
+// pages for big buffers; a larger alignment makes it memset (and fault in) every byte on
+// one thread first. Elements need at most 8.
+const ALIGN: usize = 16;
 
 enum Inner {
     Owned {
