@@ -282,12 +282,19 @@ impl Array {
     /// node) and whose buffer is shared with nothing, so the kernel may write into it:
     /// donation. The input node is left empty; call it only once the kernel cannot fail.
     pub(crate) fn try_donate(&self) -> Option<Data> {
+        self.try_donate_if(|_| true)
+    }
+
+    /// [`Array::try_donate`], only when `want` accepts the data's layout; otherwise the
+    /// input is left as it was.
+    pub(crate) fn try_donate_if(&self, want: impl FnOnce(&Data) -> bool) -> Option<Data> {
         if Arc::strong_count(&self.0) != 1 {
             return None;
         }
         let mut st = self.0.state.lock();
         match &*st {
-            State::Ready(d) if Arc::strong_count(&d.buffer) == 1 && !d.buffer.is_mapped() => {}
+            State::Ready(d)
+                if Arc::strong_count(&d.buffer) == 1 && !d.buffer.is_mapped() && want(d) => {}
             _ => return None,
         }
         match std::mem::replace(&mut *st, State::Running) {

@@ -11,6 +11,12 @@ use std::sync::Arc;
 // one thread first. Elements need at most 8.
 const ALIGN: usize = 16;
 
+// Large buffers are anonymous mappings advised to use 2 MiB pages, as NumPy does: a fresh
+// 128 MiB output then takes 64 page faults instead of 32768, which was most of an
+// elementwise kernel's time. Mapped with 2 MiB of slack so the data starts on a huge page.
+const HUGE_MIN: usize = 4 << 20;
+const HUGE_PAGE: usize = 2 << 20;
+
 enum Inner {
     Owned {
         ptr: NonNull<u8>,
@@ -18,6 +24,11 @@ enum Inner {
     },
     Mapped {
         map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+    Anon {
+        map: memmap2::MmapMut,
         start: usize,
         len: usize,
     },
@@ -44,6 +55,9 @@ impl Buffer {
                 },
             });
         }
+        if nbytes >= HUGE_MIN {
+            return Self::anon(nbytes);
+        }
         let layout = Layout::from_size_align(nbytes, ALIGN).map_err(|_| Error::OutOfMemory {
             op: "alloc".into(),
             msg: format!("{nbytes} bytes"),
@@ -56,6 +70,30 @@ impl Buffer {
         })?;
         Ok(Buffer {
             inner: Inner::Owned { ptr, len: nbytes },
+        })
+    }
+
+    /// A zeroed anonymous mapping of `nbytes`, starting on a huge page.
+    fn anon(nbytes: usize) -> Result<Buffer> {
+        let oom = || Error::OutOfMemory {
+            op: "alloc".into(),
+            msg: format!("could not allocate {nbytes} bytes on the host"),
+        };
+        let total = nbytes.checked_add(HUGE_PAGE).ok_or_else(oom)?;
+        let map = memmap2::MmapMut::map_anon(total).map_err(|_| oom())?;
+        let base = map.as_ptr() as usize;
+        let start = base.next_multiple_of(HUGE_PAGE) - base;
+        #[cfg(target_os = "linux")]
+        {
+            // Only a hint: without transparent huge pages the buffer works as before.
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, nbytes);
+        }
+        Ok(Buffer {
+            inner: Inner::Anon {
+                map,
+                start,
+                len: nbytes,
+            },
         })
     }
 
@@ -84,7 +122,7 @@ impl Buffer {
 
     pub fn len(&self) -> usize {
         match &self.inner {
-            Inner::Owned { len, .. } | Inner::Mapped { len, .. } => *len,
+            Inner::Owned { len, .. } | Inner::Mapped { len, .. } | Inner::Anon { len, .. } => *len,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -95,6 +133,7 @@ impl Buffer {
         match &self.inner {
             Inner::Owned { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             Inner::Mapped { map, start, len } => &map[*start..*start + *len],
+            Inner::Anon { map, start, len } => &map[*start..*start + *len],
         }
     }
 
@@ -104,6 +143,7 @@ impl Buffer {
             Inner::Owned { ptr, len } => unsafe {
                 std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
             },
+            Inner::Anon { map, start, len } => &mut map[*start..*start + *len],
             Inner::Mapped { .. } => &mut [],
         }
     }

@@ -442,6 +442,39 @@ impl Scalar {
             Scalar::Complex(re, _) => re as f64,
         }
     }
+    /// Why this value cannot be stored in `dtype` without wrapping or losing its meaning
+    /// (an integer out of range, a non-finite float into an integer dtype), if it can't.
+    pub fn check_fits(self, dtype: DType) -> std::result::Result<(), String> {
+        if !dtype.is_integer() {
+            return Ok(());
+        }
+        let bits = 8 * dtype.size() as u32;
+        let (lo, hi): (i128, i128) = if dtype.is_signed() {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        } else {
+            (0, (1i128 << bits) - 1)
+        };
+        let v: i128 = match self {
+            Scalar::Bool(_) => return Ok(()),
+            Scalar::Int(v) => v as i128,
+            Scalar::UInt(v) => v as i128,
+            Scalar::Float(f) if !f.is_finite() => {
+                return Err(format!("{f} can't be stored in {dtype}"))
+            }
+            Scalar::Float(f) => f.trunc().clamp(-1e39, 1e39) as i128,
+            Scalar::Complex(..) => {
+                return Err(format!("a complex value can't be stored in {dtype}"))
+            }
+        };
+        if v < lo || v > hi {
+            return Err(format!(
+                "{} is out of range for {dtype} [{lo}, {hi}]",
+                self.to_f64()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn to_c64(self) -> Complex32 {
         match self {
             Scalar::Complex(re, im) => Complex32::new(re, im),

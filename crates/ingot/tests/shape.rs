@@ -745,14 +745,29 @@ fn pad_constant_values_and_edge_cases() {
         &[2.0, 1.0, 2.0, 2.0],
         "int constant",
     );
+    // A constant the dtype can't hold is an error, as in NumPy 2 (not a silent wrap).
     let u = Array::from_slice(&[1u8], &[1]).unwrap();
+    for v in [
+        ingot::Scalar::Int(-1),
+        ingot::Scalar::Int(256),
+        ingot::Scalar::Float(f64::NAN),
+    ] {
+        let e = ingot::pad(&u, &[(1, 0)], PadMode::Constant, v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[pad]") && e.contains("uint8"), "{e}");
+    }
     check(
-        &ingot::pad(&u, &[(1, 0)], PadMode::Constant, -1i64).unwrap(),
+        &ingot::pad(&u, &[(1, 0)], PadMode::Constant, 255i64).unwrap(),
         &[2],
         DType::U8,
         &[255.0, 1.0],
-        "u8 wraps",
+        "u8 max",
     );
+    // A scalar flattens like a 1-d array: axes other than 0 and -1 don't exist.
+    let s0 = Array::scalar(1.0f32);
+    assert_eq!(ingot::flatten(&s0, 0, -1).unwrap().shape(), &[1][..]);
+    assert!(ingot::flatten(&s0, 2, 3).is_err());
     let b = Array::from_slice(&[false], &[1]).unwrap();
     check(
         &ingot::pad(&b, &[(0, 1)], PadMode::Constant, 5).unwrap(),

@@ -10,17 +10,9 @@ use crate::{Error, Result};
 
 /// Converts to `dtype` (a no-op when it already is).
 pub fn astype(a: &Array, dtype: DType) -> Result<Array> {
+    // A weak scalar of the same dtype still gets a node: it becomes an ordinary array.
     if a.dtype() == dtype && !a.is_weak() {
         return Ok(a.clone());
-    }
-    if a.dtype() == dtype {
-        // A weak scalar becomes an ordinary array of the same value.
-        return Ok(Array::from_op(
-            Op::AsType(dtype),
-            vec![a.clone()],
-            a.shape().to_vec(),
-            dtype,
-        ));
     }
     Ok(Array::from_op(
         Op::AsType(dtype),

@@ -355,7 +355,10 @@ pub fn pad(
     }
     checked_size(OP, &shape)?;
     let value = if mode == PadMode::Constant {
-        constant_value.into()
+        let v: Scalar = constant_value.into();
+        v.check_fits(a.dtype())
+            .map_err(|m| Error::invalid(OP, format!("constant_value: {m}")))?;
+        v
     } else {
         // Unused: a fixed value keeps equal pads equal ops (CSE, compile caches).
         Scalar::Int(0)

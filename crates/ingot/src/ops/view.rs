@@ -39,6 +39,9 @@ pub fn reshape_to(a: &Array, to: &[usize]) -> Result<Array> {
 /// Flattens axes `start..=end` into one (NumPy's `flatten` is `flatten(a, 0, -1)`).
 pub fn flatten(a: &Array, start: isize, end: isize) -> Result<Array> {
     if a.ndim() == 0 {
+        // A scalar flattens as if it were one-dimensional: only axes 0 and -1 exist.
+        normalize_axis("flatten", start, 1)?;
+        normalize_axis("flatten", end, 1)?;
         return reshape_to(a, &[1]);
     }
     let s = normalize_axis("flatten", start, a.ndim())?;

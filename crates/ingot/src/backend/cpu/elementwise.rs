@@ -148,6 +148,7 @@ fn unary(op: UnaryOp, x: &Array, out: DType) -> Result<Data> {
         return unary_complex(op, x, out).ok_or_else(bad)?;
     }
     match dt {
+        DType::F32 if op == UnaryOp::Exp => map1::<f32, f32>(x, exp_f32),
         DType::F32 => unary_float::<f32>(op, x).ok_or_else(bad)?,
         DType::F64 => unary_float::<f64>(op, x).ok_or_else(bad)?,
         DType::F16 => unary_float::<f16>(op, x).ok_or_else(bad)?,
@@ -181,6 +182,39 @@ fn round_dec(v: f64, decimals: i32) -> f64 {
     }
     let s = 10f64.powi(decimals);
     (v * s).round_ties_even() / s
+}
+
+/// e^x in f32 without branches, so loops over it vectorize (libm's expf is a call per
+/// element, 4x slower than NumPy's SIMD exp). Cody-Waite reduction x = n ln2 + r and a
+/// degree-6 polynomial for e^r (Cephes' expf coefficients); within 2 ulp of e^x.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    // Past these e^x is inf or 0 in f32; clamp keeps NaN as it is.
+    let xc = x.clamp(-104.0, 89.0);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let z = r * r;
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1)
+        * z
+        + r
+        + 1.0;
+    // 2^n in two halves so that n down to -150 (subnormal results) stays exact.
+    let k = n as i32;
+    let k1 = k >> 1;
+    let k2 = k - k1;
+    let s1 = f32::from_bits(((k1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((k2 + 127) as u32) << 23);
+    p * s1 * s2
 }
 
 fn unary_float<T: Element + Float>(op: UnaryOp, x: &Array) -> Option<Result<Data>> {

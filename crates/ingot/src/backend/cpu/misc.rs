@@ -19,9 +19,11 @@ trait Fl: Element {
     fn load(self) -> Self::C;
     fn store(c: Self::C) -> Self;
     fn cf(v: f64) -> Self::C;
+    /// e^c, vectorizable for f32.
+    fn exp(c: Self::C) -> Self::C;
 }
 macro_rules! fl {
-    ($t:ty, $c:ty, $load:expr, $store:expr) => {
+    ($t:ty, $c:ty, $load:expr, $store:expr, $exp:expr) => {
         impl Fl for $t {
             type C = $c;
             #[inline(always)]
@@ -36,13 +38,18 @@ macro_rules! fl {
             fn cf(v: f64) -> $c {
                 v as $c
             }
+            #[inline(always)]
+            fn exp(c: $c) -> $c {
+                $exp(c)
+            }
         }
     };
 }
-fl!(f32, f32, |x| x, |c| c);
-fl!(f64, f64, |x| x, |c| c);
-fl!(f16, f32, f16::to_f32, f16::from_f32);
-fl!(bf16, f32, bf16::to_f32, bf16::from_f32);
+use super::elementwise::exp_f32;
+fl!(f32, f32, |x| x, |c| c, exp_f32);
+fl!(f64, f64, |x| x, |c| c, f64::exp);
+fl!(f16, f32, f16::to_f32, f16::from_f32, exp_f32);
+fl!(bf16, f32, bf16::to_f32, bf16::from_f32, exp_f32);
 
 macro_rules! dispatch_float {
     ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
@@ -101,7 +108,7 @@ fn softmax_row<T: Fl>(x: &[T], out: &mut [T], log: bool) {
     } else {
         m
     };
-    let s: T::C = x.iter().map(|&v| (v.load() - m).exp()).sum();
+    let s: T::C = x.iter().map(|&v| T::exp(v.load() - m)).sum();
     if log {
         // (x - m) - log(s), not x - (m + log(s)): the latter cancels badly for large m.
         let ls = s.ln();
@@ -111,7 +118,7 @@ fn softmax_row<T: Fl>(x: &[T], out: &mut [T], log: bool) {
     } else {
         let r = T::C::one() / s;
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = T::store((v.load() - m).exp() * r);
+            *o = T::store(T::exp(v.load() - m) * r);
         }
     }
 }
@@ -166,7 +173,7 @@ fn softmax<T: Fl>(a: &Array, axis: usize, log: bool) -> Result<Data> {
                     }
                     for row in is.chunks(inner) {
                         for ((sj, &mj), &v) in s.iter_mut().zip(&m).zip(row) {
-                            *sj = *sj + (v.load() - mj).exp();
+                            *sj = *sj + T::exp(v.load() - mj);
                         }
                     }
                     if log {
@@ -184,7 +191,7 @@ fn softmax<T: Fl>(a: &Array, axis: usize, log: bool) -> Result<Data> {
                         }
                         for (orow, irow) in os.chunks_mut(inner).zip(is.chunks(inner)) {
                             for (((o, &v), &r), &mj) in orow.iter_mut().zip(irow).zip(&s).zip(&m) {
-                                *o = T::store((v.load() - mj).exp() * r);
+                                *o = T::store(T::exp(v.load() - mj) * r);
                             }
                         }
                     }

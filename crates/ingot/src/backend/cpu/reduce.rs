@@ -923,7 +923,7 @@ fn arg_reduce(kind: ArgReduceKind, axis: usize, x: &Array, out_shape: &[usize]) 
 /// min) per block finds the block where the best value first appears, then one scan of that
 /// block finds its index.
 fn arg_slice<T: Ordered>(max: bool, xs: &[T]) -> (T::C, usize) {
-    const B: usize = 1024;
+    const B: usize = 4096;
     let mut best = xs[0].c();
     let mut best_block = 0;
     for (bi, blk) in xs.chunks(B).enumerate() {
