@@ -18,12 +18,15 @@ pub struct Data {
     pub offset: usize,
 }
 
+#[derive(Clone)]
 pub(crate) struct Pending {
     pub op: Op,
     pub inputs: Vec<Array>,
     pub device: Device,
     /// For ops with several outputs: every output node (this one included), in order.
     pub siblings: Option<Arc<[Weak<Node>]>>,
+    /// The backward rule of an `Op::Custom` node.
+    pub rule: Option<crate::transforms::VjpRule>,
 }
 
 pub(crate) enum State {
@@ -39,6 +42,31 @@ pub struct Node {
     /// A Python-style weak scalar (made from a Rust number): promotion defers to the other side.
     pub(crate) weak: bool,
     pub(crate) state: Mutex<State>,
+    /// The recipe of a node evaluated while a transform was tracing: autodiff still needs
+    /// the graph behind values that the traced function evaluated (printing a loss, `item`).
+    pub(crate) kept: Mutex<Option<Pending>>,
+}
+
+thread_local! {
+    static RETAIN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, evaluation on this thread keeps each node's recipe and donates no buffers,
+/// so a transform can walk back through values computed inside the traced function.
+pub(crate) struct RetainGraph(());
+impl RetainGraph {
+    pub(crate) fn new() -> RetainGraph {
+        RETAIN.with(|r| r.set(r.get() + 1));
+        RetainGraph(())
+    }
+}
+impl Drop for RetainGraph {
+    fn drop(&mut self) {
+        RETAIN.with(|r| r.set(r.get() - 1));
+    }
+}
+pub(crate) fn retaining_graph() -> bool {
+    RETAIN.with(|r| r.get() > 0)
 }
 
 impl Drop for Node {
@@ -47,12 +75,18 @@ impl Drop for Node {
     fn drop(&mut self) {
         let mut stack: Vec<Array> = match std::mem::replace(self.state.get_mut(), State::Running) {
             State::Pending(p) => p.inputs,
-            _ => return,
+            _ => Vec::new(),
         };
+        if let Some(k) = self.kept.get_mut().take() {
+            stack.extend(k.inputs);
+        }
         while let Some(a) = stack.pop() {
             if let Ok(mut node) = Arc::try_unwrap(a.0) {
                 if let State::Pending(p) = std::mem::replace(node.state.get_mut(), State::Running) {
                     stack.extend(p.inputs);
+                }
+                if let Some(k) = node.kept.get_mut().take() {
+                    stack.extend(k.inputs);
                 }
             }
         }
@@ -72,17 +106,29 @@ impl Array {
             shape,
             dtype,
             weak: false,
+            kept: Mutex::new(None),
             state: Mutex::new(State::Pending(Pending {
                 op,
                 inputs,
                 device: default_device(),
                 siblings: None,
+                rule: None,
             })),
         }))
     }
 
     /// Nodes for an op with several outputs; evaluating any one computes all of them.
     pub fn from_op_multi(op: Op, inputs: Vec<Array>, outs: Vec<(Vec<usize>, DType)>) -> Vec<Array> {
+        Self::from_op_with_rule(op, inputs, outs, None)
+    }
+
+    /// [`Array::from_op_multi`] for a node that carries its own backward rule.
+    pub(crate) fn from_op_with_rule(
+        op: Op,
+        inputs: Vec<Array>,
+        outs: Vec<(Vec<usize>, DType)>,
+        rule: Option<crate::transforms::VjpRule>,
+    ) -> Vec<Array> {
         let device = default_device();
         let n = outs.len();
         let nodes: Vec<Arc<Node>> = outs
@@ -92,6 +138,7 @@ impl Array {
                     shape,
                     dtype,
                     weak: false,
+                    kept: Mutex::new(None),
                     state: Mutex::new(State::Running),
                 })
             })
@@ -103,6 +150,7 @@ impl Array {
                 inputs: inputs.clone(),
                 device,
                 siblings: Some(siblings.clone()),
+                rule: rule.clone(),
             });
         }
         debug_assert_eq!(nodes.len(), n);
@@ -115,6 +163,7 @@ impl Array {
             shape,
             dtype,
             weak: false,
+            kept: Mutex::new(None),
             state: Mutex::new(State::Ready(data)),
         }))
     }
@@ -246,6 +295,15 @@ impl Array {
             _ => None,
         }
     }
+    /// How this array is computed, if it is (or was, under a transform) an operation's
+    /// output: the op, its inputs, and its sibling outputs for ops with several.
+    pub(crate) fn recipe(&self) -> Option<Pending> {
+        if let State::Pending(p) = &*self.0.state.lock() {
+            return Some(p.clone());
+        }
+        self.0.kept.lock().clone()
+    }
+
     /// The inputs of the pending operation (empty once evaluated).
     pub fn inputs(&self) -> Vec<Array> {
         match &*self.0.state.lock() {
@@ -288,7 +346,7 @@ impl Array {
     /// [`Array::try_donate`], only when `want` accepts the data's layout; otherwise the
     /// input is left as it was.
     pub(crate) fn try_donate_if(&self, want: impl FnOnce(&Data) -> bool) -> Option<Data> {
-        if Arc::strong_count(&self.0) != 1 {
+        if Arc::strong_count(&self.0) != 1 || retaining_graph() {
             return None;
         }
         let mut st = self.0.state.lock();

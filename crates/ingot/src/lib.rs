@@ -23,6 +23,7 @@ pub mod op;
 pub mod ops;
 pub mod runner;
 pub mod shape;
+pub mod transforms;
 
 pub use array::{Array, IntoArray};
 pub use device::{default_device, set_default_device, Device};
@@ -30,6 +31,9 @@ pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
 pub use ops::random;
 pub use ops::*;
+pub use transforms::{
+    checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, Tree,
+};
 
 /// Evaluates several arrays together, sharing their common work.
 pub fn eval(arrays: &[Array]) -> Result<()> {

@@ -383,6 +383,16 @@ pub enum Op {
     // ---- random ---------------------------------------------------------------------------
     /// Counter-based random bits (Threefry-2x32) from a key: uint32 of the node's shape.
     RandomBits,
+
+    // ---- transforms -------------------------------------------------------------------------
+    /// A function with its own backward rule (`custom_vjp`, `checkpoint`): inputs are the
+    /// function's `n_in` arguments followed by its outputs, which the node passes through.
+    /// The rule lives on the node, not here; `id` keeps two such nodes distinct.
+    Custom {
+        name: String,
+        id: u64,
+        n_in: usize,
+    },
 }
 
 impl Op {
@@ -433,6 +443,7 @@ impl Op {
             Op::GridSample { .. } => "grid_sample",
             Op::Hadamard { .. } => "hadamard_transform",
             Op::RandomBits => "random_bits",
+            Op::Custom { .. } => "custom",
         }
     }
 }

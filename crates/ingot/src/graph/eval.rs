@@ -1,7 +1,7 @@
 //! Evaluation: iterative topological order (graphs are deep, so no recursion), each kernel
 //! run once, inputs released as soon as their last consumer ran.
 
-use crate::array::{Array, Data, Node, Pending, State};
+use crate::array::{retaining_graph, Array, Data, Node, Pending, State};
 use crate::device::Device;
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -96,12 +96,27 @@ fn run_node(node: &Arc<Node>) -> Result<()> {
                     }
                 }
             }
-            // `pending` (and with it the inputs) is dropped here.
+            if retaining_graph() {
+                keep_recipe(node, &pending);
+            }
+            // Otherwise `pending` (and with it the inputs) is dropped here.
             Ok(())
         }
         Err(e) => {
             *node.state.lock() = State::Pending(pending);
             Err(e)
+        }
+    }
+}
+
+/// Keeps the recipe on the node and its siblings, for a transform tracing through eval.
+fn keep_recipe(node: &Arc<Node>, pending: &Pending) {
+    match &pending.siblings {
+        None => *node.kept.lock() = Some(pending.clone()),
+        Some(sib) => {
+            for n in sib.iter().filter_map(|w| w.upgrade()) {
+                *n.kept.lock() = Some(pending.clone());
+            }
         }
     }
 }

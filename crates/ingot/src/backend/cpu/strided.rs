@@ -240,6 +240,40 @@ pub fn map1<A: Element, O: Element>(a: &Array, f: impl Fn(A) -> O + Sync + Send)
     Ok(out_data(buf, &shape))
 }
 
+/// [`map1`] for a kernel that works on whole runs (`f(src, out)`, equal lengths), so it can
+/// pick its own SIMD width; strided inputs are gathered run by run.
+pub fn map1_slices<A: Element, O: Element>(
+    a: &Array,
+    f: impl Fn(&[A], &mut [O]) + Sync + Send,
+) -> Result<Data> {
+    let shape = a.shape().to_vec();
+    let n = size_of(&shape);
+    let da = a.ready_data();
+    let va = View::<A>::new(&da, &shape, &shape);
+    let buf = if let Some(sa) = va.contiguous(&shape) {
+        fill_output::<O>(n, |s, out| f(&sa[s..s + out.len()], out))?
+    } else {
+        let (cs, st) = collapse_dims(&shape, &[&va.strides]);
+        fill_output::<O>(n, |s, out| {
+            let sl = st[0][st[0].len() - 1];
+            let mut tmp: Vec<A> = Vec::new();
+            rows::<1>(
+                &cs,
+                [&st[0]],
+                [va.offset],
+                s,
+                out.len(),
+                |pos, [oa], run| {
+                    tmp.clear();
+                    tmp.extend((0..run as isize).map(|i| va.data[(oa + i * sl) as usize]));
+                    f(&tmp, &mut out[pos - s..pos - s + run]);
+                },
+            );
+        })?
+    };
+    Ok(out_data(buf, &shape))
+}
+
 /// Elementwise map of two inputs of the output's shape (broadcast views allowed).
 pub fn map2<A: Element, B: Element, O: Element>(
     a: &Array,
