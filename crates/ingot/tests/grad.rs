@@ -6,71 +6,6 @@ mod common;
 use common::*;
 use ingot::{Array, DType, Result, SliceArg, Tree};
 
-type F = Box<dyn Fn(&[Array]) -> Result<Array>>;
-
-fn dot(a: &Array, b: &Array) -> f64 {
-    let x = a.to_f64_vec().unwrap();
-    let y = b.to_f64_vec().unwrap();
-    x.iter().zip(&y).map(|(p, q)| p * q).sum()
-}
-
-fn axpy(x: &Array, v: &Array, eps: f64) -> Array {
-    ingot::add(x, &ingot::multiply(v, eps).unwrap()).unwrap()
-}
-
-/// Checks f's vjp and jvp at random points of `domain` along random directions:
-/// ⟨u, (f(x+εv) - f(x-εv)) / 2ε⟩ must equal Σ⟨vjp_i, v_i⟩ and ⟨u, jvp⟩.
-fn check(name: &str, f: &F, shapes: &[&[usize]], domain: (f64, f64), seed: u64) {
-    let mut rng = Rng::new(seed);
-    let xs: Vec<Array> = shapes
-        .iter()
-        .map(|s| {
-            let n: usize = s.iter().product();
-            let v: Vec<f64> = (0..n).map(|_| rng.range(domain.0, domain.1)).collect();
-            Array::from_vec(v, s).unwrap()
-        })
-        .collect();
-    let y = f(&xs).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let yn = y.size();
-    let u = Array::from_vec(
-        (0..yn).map(|_| rng.normal()).collect::<Vec<f64>>(),
-        y.shape(),
-    )
-    .unwrap();
-    let vs: Vec<Array> = xs
-        .iter()
-        .map(|x| {
-            let n = x.size();
-            Array::from_vec(
-                (0..n).map(|_| rng.normal()).collect::<Vec<f64>>(),
-                x.shape(),
-            )
-            .unwrap()
-        })
-        .collect();
-    let eps = 1e-6;
-    let plus: Vec<Array> = xs.iter().zip(&vs).map(|(x, v)| axpy(x, v, eps)).collect();
-    let minus: Vec<Array> = xs.iter().zip(&vs).map(|(x, v)| axpy(x, v, -eps)).collect();
-    let fd = (dot(&u, &f(&plus).unwrap()) - dot(&u, &f(&minus).unwrap())) / (2.0 * eps);
-
-    let (ys, gs) = ingot::vjp(|a| Ok(vec![f(a)?]), &xs, std::slice::from_ref(&u))
-        .unwrap_or_else(|e| panic!("{name} vjp: {e}"));
-    assert_eq!(ys[0].shape(), y.shape());
-    let rev: f64 = gs.iter().zip(&vs).map(|(g, v)| dot(g, v)).sum();
-    let (_, jv) =
-        ingot::jvp(|a| Ok(vec![f(a)?]), &xs, &vs).unwrap_or_else(|e| panic!("{name} jvp: {e}"));
-    let fwd = dot(&u, &jv[0]);
-    let scale = fd.abs().max(1.0);
-    assert!(
-        (rev - fd).abs() <= 1e-5 * scale,
-        "{name}: vjp gives {rev}, finite differences {fd}"
-    );
-    assert!(
-        (fwd - rev).abs() <= 1e-9 * scale.max(rev.abs()),
-        "{name}: jvp gives {fwd}, vjp {rev}"
-    );
-}
-
 macro_rules! cases {
     ($($name:expr, $shapes:expr, $dom:expr, |$a:ident| $body:expr;)*) => {
         vec![$(($name, Box::new(|$a: &[Array]| -> Result<Array> { $body }) as F, $shapes, $dom)),*]
@@ -115,7 +50,7 @@ fn unary_ops_match_finite_differences() {
         "floor is flat", s, ANY, |a| ingot::add(&ingot::floor(&a[0])?, &a[0]);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 100 + i as u64);
+        check_grad(name, f, shapes, *dom, 100 + i as u64);
     }
 }
 
@@ -141,7 +76,7 @@ fn binary_ops_match_finite_differences() {
         "same input twice", s, ANY, |a| ingot::multiply(&a[0], &ingot::sin(&a[0])?);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 200 + i as u64);
+        check_grad(name, f, shapes, *dom, 200 + i as u64);
     }
 }
 
@@ -172,7 +107,7 @@ fn reductions_and_scans_match_finite_differences() {
         "norm", s, ANY, |a| ingot::norm(&a[0], ingot::NormOrd::Fro, Some(&[0, 1]), false);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 300 + i as u64);
+        check_grad(name, f, shapes, *dom, 300 + i as u64);
     }
 }
 
@@ -203,7 +138,7 @@ fn shape_and_view_ops_match_finite_differences() {
         "copy", s, ANY, |a| ingot::copy(&a[0]);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 400 + i as u64);
+        check_grad(name, f, shapes, *dom, 400 + i as u64);
     }
 }
 
@@ -231,7 +166,7 @@ fn indexing_and_sorting_match_finite_differences() {
         "median", s, ANY, |a| ingot::median(&a[0], Some(&[0]), false);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 500 + i as u64);
+        check_grad(name, f, shapes, *dom, 500 + i as u64);
     }
 }
 
@@ -257,7 +192,7 @@ fn linalg_ops_match_finite_differences() {
         "solve_triangular right", &[&[3, 3], &[2, 3]], ANY, |a| ingot::solve_triangular(&wc(&a[0])?, &a[1], true, false, false);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
-        check(name, f, shapes, *dom, 600 + i as u64);
+        check_grad(name, f, shapes, *dom, 600 + i as u64);
     }
 }
 

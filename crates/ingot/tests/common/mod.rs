@@ -2,7 +2,7 @@
 //! values, and NaN-aware comparison against f64 references.
 #![allow(dead_code)]
 
-use ingot::{Array, DType, Element};
+use ingot::{Array, DType, Element, Result};
 
 /// A small deterministic generator (SplitMix64): tests are reproducible without a crate.
 pub struct Rng(u64);
@@ -183,4 +183,71 @@ pub const INTS: [DType; 8] = [
 /// Converts a value to the dtype and back (what the array can hold).
 pub fn round_to(v: f64, dtype: DType) -> f64 {
     ingot::dispatch_dtype!(dtype, T => T::from_f64(v).to_f64())
+}
+
+// ---- differentiation checks -------------------------------------------------------------
+
+pub type F = Box<dyn Fn(&[Array]) -> Result<Array>>;
+
+pub fn dot(a: &Array, b: &Array) -> f64 {
+    let x = a.to_f64_vec().unwrap();
+    let y = b.to_f64_vec().unwrap();
+    x.iter().zip(&y).map(|(p, q)| p * q).sum()
+}
+
+pub fn axpy(x: &Array, v: &Array, eps: f64) -> Array {
+    ingot::add(x, &ingot::multiply(v, eps).unwrap()).unwrap()
+}
+
+/// Checks f's vjp and jvp at random points of `domain` along random directions:
+/// ⟨u, (f(x+εv) - f(x-εv)) / 2ε⟩ must equal Σ⟨vjp_i, v_i⟩ and ⟨u, jvp⟩.
+pub fn check_grad(name: &str, f: &F, shapes: &[&[usize]], domain: (f64, f64), seed: u64) {
+    let mut rng = Rng::new(seed);
+    let xs: Vec<Array> = shapes
+        .iter()
+        .map(|s| {
+            let n: usize = s.iter().product();
+            let v: Vec<f64> = (0..n).map(|_| rng.range(domain.0, domain.1)).collect();
+            Array::from_vec(v, s).unwrap()
+        })
+        .collect();
+    let y = f(&xs).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let yn = y.size();
+    let u = Array::from_vec(
+        (0..yn).map(|_| rng.normal()).collect::<Vec<f64>>(),
+        y.shape(),
+    )
+    .unwrap();
+    let vs: Vec<Array> = xs
+        .iter()
+        .map(|x| {
+            let n = x.size();
+            Array::from_vec(
+                (0..n).map(|_| rng.normal()).collect::<Vec<f64>>(),
+                x.shape(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let eps = 1e-6;
+    let plus: Vec<Array> = xs.iter().zip(&vs).map(|(x, v)| axpy(x, v, eps)).collect();
+    let minus: Vec<Array> = xs.iter().zip(&vs).map(|(x, v)| axpy(x, v, -eps)).collect();
+    let fd = (dot(&u, &f(&plus).unwrap()) - dot(&u, &f(&minus).unwrap())) / (2.0 * eps);
+
+    let (ys, gs) = ingot::vjp(|a| Ok(vec![f(a)?]), &xs, std::slice::from_ref(&u))
+        .unwrap_or_else(|e| panic!("{name} vjp: {e}"));
+    assert_eq!(ys[0].shape(), y.shape());
+    let rev: f64 = gs.iter().zip(&vs).map(|(g, v)| dot(g, v)).sum();
+    let (_, jv) =
+        ingot::jvp(|a| Ok(vec![f(a)?]), &xs, &vs).unwrap_or_else(|e| panic!("{name} jvp: {e}"));
+    let fwd = dot(&u, &jv[0]);
+    let scale = fd.abs().max(1.0);
+    assert!(
+        (rev - fd).abs() <= 1e-5 * scale,
+        "{name}: vjp gives {rev}, finite differences {fd}"
+    );
+    assert!(
+        (fwd - rev).abs() <= 1e-9 * scale.max(rev.abs()),
+        "{name}: jvp gives {fwd}, vjp {rev}"
+    );
 }
