@@ -29,6 +29,7 @@ pub use array::{Array, IntoArray};
 pub use device::{default_device, set_default_device, Device};
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
+pub use graph::{to_dot, to_dot_fn};
 pub use ops::random;
 pub use ops::*;
 pub use transforms::{

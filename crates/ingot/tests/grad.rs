@@ -455,3 +455,21 @@ fn ops_without_rules_are_named() {
         assert!(e.to_string().contains("cholesky"), "{e}");
     }
 }
+
+#[test]
+fn to_dot_draws_ops_shapes_and_edges() {
+    let x = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let y = ingot::sum(&ingot::exp(&ingot::multiply(&x, 2.0).unwrap()).unwrap(), None, false).unwrap();
+    let d = ingot::to_dot(std::slice::from_ref(&y));
+    assert!(d.starts_with("digraph ingot {") && d.trim_end().ends_with('}'), "{d}");
+    assert!(d.contains("exp") && d.contains("multiply") && d.contains("reduce"), "{d}");
+    assert!(d.contains("(2,) float32") && d.contains("() float32"), "{d}");
+    // x and 2.0 into multiply, then exp, the reduction and its reshape: at least 4 edges.
+    assert!(d.matches("->").count() >= 4, "{d}");
+    let d = ingot::to_dot_fn(
+        |a| Ok(vec![ingot::matmul(&a[0], &a[1])?]),
+        &[ingot::ones(&[2, 3], DType::F32).unwrap(), ingot::ones(&[3, 4], DType::F32).unwrap()],
+    )
+    .unwrap();
+    assert!(d.contains("matmul\\n(2, 4) float32"), "{d}");
+}
