@@ -33,7 +33,8 @@ pub use graph::{to_dot, to_dot_fn};
 pub use ops::random;
 pub use ops::*;
 pub use transforms::{
-    checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, Tree,
+    checkpoint, compile, compile_with, custom_vjp, grad, grad_tree, jvp, value_and_grad,
+    value_and_grad_tree, vjp, Tree,
 };
 
 /// Evaluates several arrays together, sharing their common work.

@@ -1,11 +1,13 @@
 //! Function transformations: reverse- and forward-mode differentiation (`vjp`, `grad`,
-//! `jvp`), gradient checkpointing and user-defined backward rules.
+//! `jvp`), gradient checkpointing, user-defined backward rules, tracing and `compile`.
 //!
 //! A transform calls the function on fresh handles of its inputs, then walks the lazy graph
 //! the function built. The rules of each transform are written with ordinary ops, so the
 //! graphs they build can be transformed again (grad of grad, jvp of vjp).
 
 mod autodiff;
+mod compile;
+mod trace;
 mod tree;
 mod vjp;
 mod vjp_linalg;
@@ -14,4 +16,8 @@ mod vjp_nn;
 pub use autodiff::{
     checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, VjpRule,
 };
+pub use compile::{
+    compile, compile_with, simplify, CompileOptions, CompileStats, Compiled, DISABLE_ENV,
+};
+pub use trace::{trace, App, Graph, Source, Value};
 pub use tree::Tree;

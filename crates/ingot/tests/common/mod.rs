@@ -196,7 +196,7 @@ pub fn dot(a: &Array, b: &Array) -> f64 {
 }
 
 pub fn axpy(x: &Array, v: &Array, eps: f64) -> Array {
-    ingot::add(x, &ingot::multiply(v, eps).unwrap()).unwrap()
+    ingot::add(x, ingot::multiply(v, eps).unwrap()).unwrap()
 }
 
 /// Checks f's vjp and jvp at random points of `domain` along random directions:

@@ -1,0 +1,244 @@
+//! `compile`: trace a function once per input signature, simplify the program, and replay it
+//! on later calls without running the Rust function again.
+//!
+//! Simplification removes no-ops (same-shape reshapes and broadcasts, identity transposes,
+//! casts to the same dtype), merges common subexpressions (equal op on equal inputs) and
+//! folds ops whose inputs are all constants into constants. Fusion of elementwise chains into
+//! single kernels is not built yet (see docs/transforms.md).
+
+use super::trace::{trace, App, Graph, Source, Value};
+use crate::op::Op;
+use crate::{Array, DType, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Setting this environment variable to `1` makes every compiled function call the
+/// original function directly (for debugging).
+pub const DISABLE_ENV: &str = "INGOT_DISABLE_COMPILE";
+
+/// What `compile` does to a traced program; turn parts off to bisect a problem.
+#[derive(Clone, Copy, Debug)]
+pub struct CompileOptions {
+    /// Remove no-ops, merge common subexpressions, fold constants.
+    pub simplify: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { simplify: true }
+    }
+}
+
+/// Counters of a compiled function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Calls that ran the Rust function to trace it.
+    pub traces: usize,
+    /// Calls answered from the cache.
+    pub hits: usize,
+}
+
+type Key = Vec<(Vec<usize>, DType)>;
+
+/// A compiled function: call it like the original.
+pub struct Compiled<F> {
+    f: F,
+    options: CompileOptions,
+    cache: Mutex<HashMap<Key, Arc<Graph>>>,
+    traces: AtomicUsize,
+    hits: AtomicUsize,
+}
+
+/// Compiles `f` with the default options.
+pub fn compile<F>(f: F) -> Compiled<F>
+where
+    F: Fn(&[Array]) -> Result<Vec<Array>>,
+{
+    compile_with(f, CompileOptions::default())
+}
+
+/// Compiles `f` with `options`.
+pub fn compile_with<F>(f: F, options: CompileOptions) -> Compiled<F>
+where
+    F: Fn(&[Array]) -> Result<Vec<Array>>,
+{
+    Compiled {
+        f,
+        options,
+        cache: Mutex::new(HashMap::new()),
+        traces: AtomicUsize::new(0),
+        hits: AtomicUsize::new(0),
+    }
+}
+
+impl<F> Compiled<F>
+where
+    F: Fn(&[Array]) -> Result<Vec<Array>>,
+{
+    /// Runs the function: from the cache when these input shapes and dtypes were seen.
+    pub fn call(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        if std::env::var(DISABLE_ENV).is_ok_and(|v| v == "1") {
+            return (self.f)(inputs);
+        }
+        let key: Key = inputs
+            .iter()
+            .map(|x| (x.shape().to_vec(), x.dtype()))
+            .collect();
+        let cached = self.cache.lock().get(&key).cloned();
+        let graph = match cached {
+            Some(g) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                g
+            }
+            None => {
+                let g = self.trace(inputs)?;
+                self.traces.fetch_add(1, Ordering::Relaxed);
+                self.cache.lock().insert(key, g.clone());
+                g
+            }
+        };
+        graph.call(inputs)
+    }
+
+    /// The simplified program for these inputs' shapes and dtypes (tracing if needed).
+    pub fn graph(&self, inputs: &[Array]) -> Result<Arc<Graph>> {
+        self.call(inputs)?;
+        let key: Key = inputs
+            .iter()
+            .map(|x| (x.shape().to_vec(), x.dtype()))
+            .collect();
+        Ok(self.cache.lock()[&key].clone())
+    }
+
+    pub fn stats(&self) -> CompileStats {
+        CompileStats {
+            traces: self.traces.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn trace(&self, inputs: &[Array]) -> Result<Arc<Graph>> {
+        let g = trace(|x| (self.f)(x), inputs)?;
+        Ok(Arc::new(if self.options.simplify {
+            simplify(&g)?
+        } else {
+            g
+        }))
+    }
+}
+
+/// Is this application the identity on its (first) input?
+fn is_noop(app: &App, g: &Graph) -> bool {
+    if app.outs.len() != 1 || app.inputs.is_empty() {
+        return false;
+    }
+    let (i, o) = (&g.values[app.inputs[0]], &g.values[app.outs[0]]);
+    if i.shape != o.shape || i.dtype != o.dtype {
+        return false;
+    }
+    match &app.op {
+        Op::Reshape | Op::Broadcast | Op::AsType(_) => true,
+        Op::Transpose { perm } => perm.iter().enumerate().all(|(k, &p)| k == p),
+        _ => false,
+    }
+}
+
+/// The simplified program: no-ops removed, common subexpressions merged, constant
+/// subexpressions folded. Values are renumbered; inputs and outputs keep their order.
+pub fn simplify(g: &Graph) -> Result<Graph> {
+    let mut out = Graph {
+        values: Vec::new(),
+        apps: Vec::new(),
+        consts: Vec::new(),
+        inputs: vec![0; g.inputs.len()],
+        outputs: Vec::new(),
+        rules: HashMap::new(),
+    };
+    let mut map = vec![usize::MAX; g.values.len()];
+    let mut seen: HashMap<(Op, Vec<usize>), Vec<usize>> = HashMap::new();
+    for (v, val) in g.values.iter().enumerate() {
+        match &val.source {
+            Source::Input(i) => {
+                map[v] = out.values.len();
+                out.inputs[*i] = out.values.len();
+                out.values.push(val.clone());
+            }
+            Source::Const(c) => {
+                map[v] = push_const(&mut out, g.consts[*c].clone(), val);
+            }
+            Source::Op { index, .. } if *index > 0 => {} // defined with output 0
+            Source::Op { app, .. } => {
+                let a = &g.apps[*app];
+                let inputs: Vec<usize> = a.inputs.iter().map(|&i| map[i]).collect();
+                let custom = g.rules.get(app).cloned();
+                if custom.is_none() && is_noop(a, g) {
+                    map[a.outs[0]] = inputs[0];
+                    continue;
+                }
+                if custom.is_none() {
+                    if let Some(prev) = seen.get(&(a.op.clone(), inputs.clone())) {
+                        for (&o, &p) in a.outs.iter().zip(prev) {
+                            map[o] = p;
+                        }
+                        continue;
+                    }
+                }
+                let all_const = custom.is_none()
+                    && !inputs.is_empty()
+                    && inputs
+                        .iter()
+                        .all(|&i| matches!(out.values[i].source, Source::Const(_)));
+                if all_const && a.outs.len() == 1 {
+                    let ins: Vec<Array> = inputs
+                        .iter()
+                        .map(|&i| match out.values[i].source {
+                            Source::Const(c) => out.consts[c].clone(),
+                            _ => unreachable!(),
+                        })
+                        .collect();
+                    let o = &g.values[a.outs[0]];
+                    let folded = Array::from_op(a.op.clone(), ins, o.shape.clone(), o.dtype);
+                    folded.eval()?;
+                    map[a.outs[0]] = push_const(&mut out, folded, o);
+                    continue;
+                }
+                let k = out.apps.len();
+                let mut outs = Vec::with_capacity(a.outs.len());
+                for (idx, &o) in a.outs.iter().enumerate() {
+                    map[o] = out.values.len();
+                    outs.push(out.values.len());
+                    out.values.push(Value {
+                        source: Source::Op { app: k, index: idx },
+                        shape: g.values[o].shape.clone(),
+                        dtype: g.values[o].dtype,
+                    });
+                }
+                if let Some(rule) = custom {
+                    out.rules.insert(k, rule);
+                } else {
+                    seen.insert((a.op.clone(), inputs.clone()), outs.clone());
+                }
+                out.apps.push(App {
+                    op: a.op.clone(),
+                    inputs,
+                    outs,
+                });
+            }
+        }
+    }
+    out.outputs = g.outputs.iter().map(|&o| map[o]).collect();
+    Ok(out)
+}
+
+fn push_const(out: &mut Graph, a: Array, like: &Value) -> usize {
+    let v = out.values.len();
+    out.values.push(Value {
+        source: Source::Const(out.consts.len()),
+        shape: like.shape.clone(),
+        dtype: like.dtype,
+    });
+    out.consts.push(a);
+    v
+}
