@@ -24,7 +24,10 @@ fn op_label(op: &Op) -> String {
             // The parameters as Debug prints them, shortened for the picture.
             let d = format!("{other:?}");
             let d = if d.len() > 60 {
-                format!("{}…", &d[..d.char_indices().nth(57).map_or(d.len(), |c| c.0)])
+                format!(
+                    "{}…",
+                    &d[..d.char_indices().nth(57).map_or(d.len(), |c| c.0)]
+                )
             } else {
                 d
             };
