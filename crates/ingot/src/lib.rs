@@ -34,7 +34,7 @@ pub use ops::random;
 pub use ops::*;
 pub use transforms::{
     checkpoint, compile, compile_with, custom_vjp, grad, grad_tree, jvp, value_and_grad,
-    value_and_grad_tree, vjp, Tree,
+    value_and_grad_tree, vjp, vmap, Tree,
 };
 
 /// Evaluates several arrays together, sharing their common work.

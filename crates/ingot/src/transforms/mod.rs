@@ -1,5 +1,5 @@
 //! Function transformations: reverse- and forward-mode differentiation (`vjp`, `grad`,
-//! `jvp`), gradient checkpointing, user-defined backward rules, tracing and `compile`.
+//! `jvp`), gradient checkpointing, user-defined backward rules, tracing, `compile` and `vmap`.
 //!
 //! A transform calls the function on fresh handles of its inputs, then walks the lazy graph
 //! the function built. The rules of each transform are written with ordinary ops, so the
@@ -12,6 +12,7 @@ mod tree;
 mod vjp;
 mod vjp_linalg;
 mod vjp_nn;
+mod vmap;
 
 pub use autodiff::{
     checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, VjpRule,
@@ -21,3 +22,4 @@ pub use compile::{
 };
 pub use trace::{trace, App, Graph, Source, Value};
 pub use tree::Tree;
+pub use vmap::vmap;
