@@ -23,6 +23,10 @@ class Case:
     expect_error: bool = False    # the case must produce <id>.error.txt
     check: Any = None             # optional callable(outputs) -> None raising on mismatch,
                                   # for ops whose outputs are not unique (eigenvectors, ...)
+    vjp: Optional[list] = None    # cotangents, one per output: ingot also writes vjp<i>.npy
+    expected_vjp: Optional[list] = None  # per input: the expected vjp, or None (not compared)
+    vjp_rtol: float = 1e-5        # finite differences are good to about 1e-7 relative
+    vjp_atol: float = 1e-6
 
 
 def rand(rng, shape, dtype):

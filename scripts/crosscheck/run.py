@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-FAMILIES = ["elementwise", "reduce", "shape", "index", "sort", "linalg", "conv", "fft", "misc"]
+FAMILIES = ["elementwise", "reduce", "shape", "index", "sort", "linalg", "conv", "fft", "misc", "vjp"]
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # (rtol, atol) by dtype and case kind. atol matters only near zero.
@@ -210,6 +210,13 @@ def main():
                 np.save(os.path.join(work, name), np.asarray(x))
                 names.append(name)
             entry = {"id": c.id, "op": c.op, "inputs": names}
+            if c.vjp is not None:
+                cnames = []
+                for k, g in enumerate(c.vjp):
+                    name = f"{c.id}.cot{k}.npy"
+                    np.save(os.path.join(work, name), np.asarray(g))
+                    cnames.append(name)
+                entry["vjp"] = cnames
             if c.attrs:
                 entry["attrs"] = c.attrs
             spec_cases.append(entry)
@@ -282,6 +289,18 @@ def check_case(c, out_dir):
         msg = compare(c, k, got, gd, want)
         if msg:
             return msg
+    for k, want in enumerate(c.expected_vjp or []):
+        p = os.path.join(out_dir, f"{c.id}.vjp{k}.npy")
+        if not os.path.exists(p):
+            return f"vjp{k} was not written"
+        if want is None:
+            continue
+        got, _ = load_output(p)
+        if got.shape != want.shape:
+            return f"vjp{k}: shape {got.shape}, expected {want.shape}"
+        if not np.allclose(got, want, rtol=c.vjp_rtol, atol=c.vjp_atol):
+            err = np.max(np.abs(got - want))
+            return f"vjp{k}: max abs difference {err:.3g} from finite differences"
     return None
 
 

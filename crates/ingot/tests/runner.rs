@@ -64,11 +64,11 @@ fn runs_cases_writes_outputs_and_errors() {
     assert_eq!(exit_code(&r), 0);
     let s = r.unwrap();
     assert_eq!(s.total, 12);
-    assert_eq!(s.passed, 3);
-    assert_eq!(s.failed.len(), 9);
+    assert_eq!(s.passed, 4);
+    assert_eq!(s.failed.len(), 8);
     assert!(s
         .line()
-        .starts_with("ops run: 12 cases, 3 ok, 9 with errors"));
+        .starts_with("ops run: 12 cases, 4 ok, 8 with errors"));
 
     let out = load_npy(d.join("add-1.out0.npy")).unwrap();
     assert_eq!(out.shape(), &[3, 4]);
@@ -100,11 +100,19 @@ fn runs_cases_writes_outputs_and_errors() {
     assert!(error_text(&d, "missing").contains("nope.npy"));
     assert!(error_text(&d, "garbage").contains("not a .npy file"));
     assert!(error_text(&d, "arity").contains("takes 2 input(s), got 1"));
-    // A vjp case still writes its outputs, then says vjp is not there yet.
+    // A vjp case writes its outputs and one cotangent per input: add broadcasts b over
+    // the rows of a, so b's cotangent sums the rows.
     assert!(d.join("vjp-2.out0.npy").exists());
     assert!(error_text(&d, "vjp-2").contains("vjp gives 2 cotangent(s) for 1 output(s)"));
-    assert!(d.join("vjp-1.out0.npy").exists());
-    assert!(error_text(&d, "vjp-1").contains("vjp is not available yet"));
+    assert!(!d.join("vjp-1.error.txt").exists());
+    let g0 = load_npy(d.join("vjp-1.vjp0.npy")).unwrap();
+    assert_eq!(g0.shape(), &[3, 4]);
+    assert_close(&g0.to_f64_vec().unwrap(), &av, 0.0, 0.0, "vjp a");
+    let g1 = load_npy(d.join("vjp-1.vjp1.npy")).unwrap();
+    let want: Vec<f64> = (0..4)
+        .map(|j| (0..3).map(|i| av[i * 4 + j] as f32).sum::<f32>() as f64)
+        .collect();
+    assert_close(&g1.to_f64_vec().unwrap(), &want, 1e-6, 0.0, "vjp b");
 
     // A second run into another folder, with progress reports; stale files are cleared.
     let out_dir = d.join("out");
@@ -119,7 +127,7 @@ fn runs_cases_writes_outputs_and_errors() {
         &mut |done, total, id| seen.push((done, total, id.to_string())),
     )
     .unwrap();
-    assert_eq!(s2.passed, 3);
+    assert_eq!(s2.passed, 4);
     assert_eq!(seen.len(), 12);
     assert_eq!(seen[11], (12, 12, "vjp-2".to_string()));
     assert!(!out_dir.join("add-1.error.txt").exists());

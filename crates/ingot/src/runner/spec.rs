@@ -135,9 +135,11 @@ pub fn run_spec_with(
 /// Removes what an earlier run left for this id, so old results cannot pass for new ones.
 fn clear_stale(out: &Path, id: &str) {
     let _ = std::fs::remove_file(out.join(format!("{id}.error.txt")));
-    for k in 0.. {
-        if std::fs::remove_file(out.join(format!("{id}.out{k}.npy"))).is_err() {
-            break;
+    for kind in ["out", "vjp"] {
+        for k in 0.. {
+            if std::fs::remove_file(out.join(format!("{id}.{kind}{k}.npy"))).is_err() {
+                break;
+            }
         }
     }
 }
@@ -166,13 +168,15 @@ fn run_case(case: &Case, base: &Path, out: &Path) -> Result<()> {
                 ),
             ));
         }
-        return Err(Error::unsupported(
-            OP,
-            format!(
-                "case '{}': vjp is not available yet (transforms do not exist); the outputs were written",
-                case.id
-            ),
-        ));
+        let cts = cot
+            .iter()
+            .map(|f| load_npy(base.join(f)))
+            .collect::<Result<Vec<Array>>>()?;
+        let (_, grads) = crate::vjp(|x| run_op(&case.op, x, &attrs), &inputs, &cts)?;
+        crate::eval(&grads)?;
+        for (k, g) in grads.iter().enumerate() {
+            save_npy(out.join(format!("{}.vjp{k}.npy", case.id)), g)?;
+        }
     }
     Ok(())
 }
