@@ -164,7 +164,7 @@ fn nested_vmap_and_composition_with_grad() {
     let per = ingot::vmap(g, &[Some(1)], &[Some(1)])(std::slice::from_ref(&x))
         .unwrap()
         .remove(0);
-    let want = ingot::multiply(&ingot::square(&x).unwrap(), 3.0).unwrap();
+    let want = ingot::multiply(ingot::square(&x).unwrap(), 3.0).unwrap();
     assert_close(
         &per.to_f64_vec().unwrap(),
         &want.to_f64_vec().unwrap(),
@@ -187,7 +187,7 @@ fn nested_vmap_and_composition_with_grad() {
     )(std::slice::from_ref(&x))
     .unwrap();
     let t = ingot::tanh(&x).unwrap();
-    let want = ingot::subtract(1.0, &ingot::square(&t).unwrap()).unwrap();
+    let want = ingot::subtract(1.0, ingot::square(&t).unwrap()).unwrap();
     assert_close(
         &gv[0].to_f64_vec().unwrap(),
         &want.to_f64_vec().unwrap(),
