@@ -92,24 +92,25 @@ where
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 g
             }
-            None => {
-                let g = self.trace(inputs)?;
-                self.traces.fetch_add(1, Ordering::Relaxed);
-                self.cache.lock().insert(key, g.clone());
-                g
-            }
+            None => self.graph(inputs)?,
         };
         graph.call(inputs)
     }
 
-    /// The simplified program for these inputs' shapes and dtypes (tracing if needed).
+    /// The simplified program for these inputs' shapes and dtypes (tracing if needed, even
+    /// when compilation is disabled by the environment).
     pub fn graph(&self, inputs: &[Array]) -> Result<Arc<Graph>> {
-        self.call(inputs)?;
         let key: Key = inputs
             .iter()
             .map(|x| (x.shape().to_vec(), x.dtype()))
             .collect();
-        Ok(self.cache.lock()[&key].clone())
+        if let Some(g) = self.cache.lock().get(&key) {
+            return Ok(g.clone());
+        }
+        let g = self.trace(inputs)?;
+        self.traces.fetch_add(1, Ordering::Relaxed);
+        self.cache.lock().insert(key, g.clone());
+        Ok(g)
     }
 
     pub fn stats(&self) -> CompileStats {
