@@ -508,3 +508,25 @@ fn to_dot_draws_ops_shapes_and_edges() {
     .unwrap();
     assert!(d.contains("matmul\\n(2, 4) float32"), "{d}");
 }
+
+/// The README's example, kept compiling and correct.
+#[test]
+fn readme_example() -> Result<()> {
+    let x = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    let w = ingot::ones(&[3, 4], DType::F32)?;
+    let y = ingot::matmul(&x, &w)?;
+    let y = ingot::softmax(&(&y * 0.5)?, -1)?;
+    let total = ingot::sum(&y, Some(&[1]), false)?;
+    assert_close(&total.to_f64_vec()?, &[1.0, 1.0], 1e-6, 0.0, "softmax rows");
+    let loss = |a: &[Array]| ingot::sum(&ingot::square(&ingot::tanh(&a[0])?)?, None, false);
+    let g = ingot::grad(loss, &[0])(&[x])?;
+    let want: Vec<f64> = (1..=6)
+        .map(|v| {
+            let t = (v as f64).tanh();
+            2.0 * t * (1.0 - t * t)
+        })
+        .collect();
+    // float32: 1 - tanh² cancels near saturation, so compare with an absolute floor.
+    assert_close(&g[0].to_f64_vec()?, &want, 1e-5, 1e-6, "grad");
+    Ok(())
+}
