@@ -313,19 +313,24 @@ pub fn value_and_grad<F>(
 where
     F: Fn(&[Array]) -> Result<Array>,
 {
-    let argnums = argnums.to_vec();
+    // Arrays are trees of one leaf each: one implementation serves both.
+    let vg = value_and_grad_tree(
+        move |t: &[Tree]| {
+            let args: Vec<Array> = t
+                .iter()
+                .map(|t| t.array().cloned())
+                .collect::<Result<_>>()?;
+            f(&args)
+        },
+        argnums,
+    );
     move |args: &[Array]| {
-        check_argnums("value_and_grad", &argnums, args.len())?;
-        let _keep = RetainGraph::new();
-        let mut call: Vec<Array> = args.to_vec();
-        let xs: Vec<Array> = argnums.iter().map(|&i| marker(&args[i])).collect();
-        for (&i, x) in argnums.iter().zip(&xs) {
-            call[i] = x.clone();
-        }
-        let y = f(&call)?;
-        scalar_output("value_and_grad", &y)?;
-        let seed = crate::ones_like(&y)?;
-        let gs = backward(std::slice::from_ref(&y), &[seed], &xs)?;
+        let trees: Vec<Tree> = args.iter().map(Tree::from).collect();
+        let (y, gs) = vg(&trees)?;
+        let gs = gs
+            .iter()
+            .map(|t| t.array().cloned())
+            .collect::<Result<_>>()?;
         Ok((y, gs))
     }
 }

@@ -107,11 +107,7 @@ impl Graph {
                 .iter()
                 .map(|&o| (self.values[o].shape.clone(), self.values[o].dtype))
                 .collect();
-            let outs = if let ([(s, d)], false) = (&shapes[..], self.rules.contains_key(&k)) {
-                vec![Array::from_op(app.op.clone(), ins, s.clone(), *d)]
-            } else {
-                Array::from_op_with_rule(app.op.clone(), ins, shapes, self.rules.get(&k).cloned())
-            };
+            let outs = apply(&app.op, ins, &shapes, self.rules.get(&k).cloned());
             for (&o, a) in app.outs.iter().zip(outs) {
                 vals[o] = Some(a);
             }
@@ -124,6 +120,19 @@ impl Graph {
                     .ok_or_else(|| Error::invalid("call", "internal: output never defined"))
             })
             .collect()
+    }
+}
+
+/// A node (or sibling nodes, for several outputs or a custom rule) applying `op`.
+pub(crate) fn apply(
+    op: &Op,
+    inputs: Vec<Array>,
+    shapes: &[(Vec<usize>, DType)],
+    rule: Option<crate::transforms::VjpRule>,
+) -> Vec<Array> {
+    match (shapes, rule) {
+        ([(s, d)], None) => vec![Array::from_op(op.clone(), inputs, s.clone(), *d)],
+        (_, rule) => Array::from_op_with_rule(op.clone(), inputs, shapes.to_vec(), rule),
     }
 }
 

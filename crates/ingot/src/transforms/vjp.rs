@@ -62,13 +62,10 @@ pub(crate) fn vjp_rule(
             &single()?.1,
             inputs[0].shape(),
         )?)]),
-        Op::Transpose { perm } => {
-            let mut inv = vec![0isize; perm.len()];
-            for (i, &p) in perm.iter().enumerate() {
-                inv[p] = i as isize;
-            }
-            Ok(vec![Some(crate::transpose(&single()?.1, Some(&inv))?)])
-        }
+        Op::Transpose { perm } => Ok(vec![Some(crate::transpose(
+            &single()?.1,
+            Some(&inverse_perm(perm)),
+        )?)]),
         Op::Slice { start, step } => {
             let g = single()?.1;
             let x = &inputs[0];
@@ -340,6 +337,15 @@ pub(crate) fn vjp_rule(
     }
 }
 
+/// The permutation that undoes `perm`, as `transpose` takes it.
+fn inverse_perm(perm: &[usize]) -> Vec<isize> {
+    let mut inv = vec![0isize; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i as isize;
+    }
+    inv
+}
+
 /// Swaps the last two axes.
 fn mt(a: &Array) -> Result<Array> {
     crate::swapaxes(a, -1, -2)
@@ -432,11 +438,7 @@ fn diagonal_vjp(g: &Array, x: &Array, offset: isize, a1: usize, a2: usize) -> Re
     // Dims are (rest.., a1, a2); put them back in x's order.
     let mut order: Vec<usize> = rest.clone();
     order.extend([a1, a2]);
-    let mut inv = vec![0isize; order.len()];
-    for (i, &o) in order.iter().enumerate() {
-        inv[o] = i as isize;
-    }
-    crate::transpose(&full, Some(&inv))
+    crate::transpose(&full, Some(&inverse_perm(&order)))
 }
 
 fn unary(op: &Op, u: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<Array>> {
@@ -583,6 +585,7 @@ fn prod_vjp(axes: &[usize], x: &Array, g: &Array) -> Result<Array> {
     let kept: Vec<usize> = (0..nd).filter(|i| !axes.contains(i)).collect();
     let mut perm: Vec<isize> = kept.iter().map(|&i| i as isize).collect();
     perm.extend(axes.iter().map(|&i| i as isize));
+    let perm_u: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
     let xt = crate::transpose(x, Some(&perm))?;
     let mut flat: Vec<usize> = kept.iter().map(|&i| x.shape()[i]).collect();
     let r: usize = axes.iter().map(|&i| x.shape()[i]).product();
@@ -597,11 +600,7 @@ fn prod_vjp(axes: &[usize], x: &Array, g: &Array) -> Result<Array> {
     let d = crate::multiply(&gf, &crate::multiply(&left, &right)?)?;
     let tshape: Vec<usize> = perm.iter().map(|&i| x.shape()[i as usize]).collect();
     let d = crate::reshape_to(&d, &tshape)?;
-    let mut inv = vec![0isize; nd];
-    for (i, &p) in perm.iter().enumerate() {
-        inv[p as usize] = i as isize;
-    }
-    crate::transpose(&d, Some(&inv))
+    crate::transpose(&d, Some(&inverse_perm(&perm_u)))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,7 +6,7 @@
 //! rule of its own runs once per example and the results are stacked: slower, but exact for
 //! any op.
 
-use super::trace::{trace, Graph, Source};
+use super::trace::{apply, trace, Graph, Source};
 use crate::op::Op;
 use crate::shape::fmt_shape;
 use crate::{Array, DType, Error, Result};
@@ -173,18 +173,6 @@ fn run_batched(
                 .ok_or_else(|| Error::invalid("vmap", "internal: undefined output"))
         })
         .collect()
-}
-
-fn apply(
-    op: &Op,
-    inputs: Vec<Array>,
-    shapes: &[(Vec<usize>, DType)],
-    rule: Option<crate::transforms::VjpRule>,
-) -> Vec<Array> {
-    match (shapes, rule) {
-        ([(s, d)], None) => vec![Array::from_op(op.clone(), inputs, s.clone(), *d)],
-        (_, rule) => Array::from_op_with_rule(op.clone(), inputs, shapes.to_vec(), rule),
-    }
 }
 
 /// The op once per example, outputs stacked on a new first axis.
