@@ -385,6 +385,12 @@ pub enum Op {
     RandomBits,
 
     // ---- transforms -------------------------------------------------------------------------
+    /// A chain of elementwise ops run as one pass over cache-sized tiles (made by `compile`).
+    /// Inputs have the output's rank, each dim equal to the output's or 1 (broadcast); every
+    /// input, intermediate and output has the node's dtype, f32 or f64.
+    Fused {
+        program: FusedProgram,
+    },
     /// A function with its own backward rule (`custom_vjp`, `checkpoint`): inputs are the
     /// function's `n_in` arguments followed by its outputs, which the node passes through.
     /// The rule lives on the node, not here; `id` keeps two such nodes distinct.
@@ -393,6 +399,97 @@ pub enum Op {
         id: u64,
         n_in: usize,
     },
+}
+
+/// One step of a fused program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FusedOp {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+}
+
+/// The body of an `Op::Fused` node. Values are numbered: the node's `n` inputs are 0..n, and
+/// instruction k defines value n + k from earlier values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FusedProgram {
+    pub instrs: Vec<FusedInstr>,
+    /// The value each node output takes.
+    pub outputs: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FusedInstr {
+    pub op: FusedOp,
+    pub args: Vec<usize>,
+}
+
+impl FusedProgram {
+    /// Checks the program is well formed for `n_inputs` inputs: every argument an earlier
+    /// value, arities right, only float ops that keep the dtype, outputs in range.
+    pub fn validate(&self, n_inputs: usize) -> crate::Result<()> {
+        let bad = |why: String| Err(crate::Error::invalid("fused", why));
+        for (k, ins) in self.instrs.iter().enumerate() {
+            let defined = n_inputs + k;
+            let arity = match ins.op {
+                FusedOp::Unary(u) if u.fusable() => 1,
+                FusedOp::Binary(b) if b.fusable() => 2,
+                op => return bad(format!("instruction {k}: {op:?} cannot be fused")),
+            };
+            if ins.args.len() != arity {
+                return bad(format!(
+                    "instruction {k}: {:?} takes {arity} arguments, got {}",
+                    ins.op,
+                    ins.args.len()
+                ));
+            }
+            if let Some(a) = ins.args.iter().find(|&&a| a >= defined) {
+                return bad(format!(
+                    "instruction {k} reads value {a}, only {defined} are defined before it"
+                ));
+            }
+        }
+        let total = n_inputs + self.instrs.len();
+        if self.outputs.is_empty() {
+            return bad("the program has no outputs".into());
+        }
+        if let Some(o) = self.outputs.iter().find(|&&o| o >= total) {
+            return bad(format!("output value {o} is out of range ({total} values)"));
+        }
+        Ok(())
+    }
+}
+
+impl UnaryOp {
+    /// Float-to-float ops the fused CPU kernel runs (same dtype in and out).
+    pub fn fusable(self) -> bool {
+        use UnaryOp::*;
+        !matches!(
+            self,
+            LogicalNot
+                | BitwiseInvert
+                | IsNan
+                | IsInf
+                | IsFinite
+                | SignBit
+                | StopGradient
+                | Real
+                | Imag
+                | Conj
+                | Angle
+        )
+    }
+}
+
+impl BinaryOp {
+    /// Float-to-float ops the fused CPU kernel runs.
+    pub fn fusable(self) -> bool {
+        use BinaryOp::*;
+        !self.returns_bool()
+            && !matches!(
+                self,
+                BitwiseAnd | BitwiseOr | BitwiseXor | LeftShift | RightShift
+            )
+    }
 }
 
 impl Op {
@@ -443,6 +540,7 @@ impl Op {
             Op::GridSample { .. } => "grid_sample",
             Op::Hadamard { .. } => "hadamard_transform",
             Op::RandomBits => "random_bits",
+            Op::Fused { .. } => "fused",
             Op::Custom { .. } => "custom",
         }
     }

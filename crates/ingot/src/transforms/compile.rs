@@ -23,11 +23,16 @@ pub const DISABLE_ENV: &str = "INGOT_DISABLE_COMPILE";
 pub struct CompileOptions {
     /// Remove no-ops, merge common subexpressions, fold constants.
     pub simplify: bool,
+    /// Fuse chains of elementwise ops into single kernels.
+    pub fuse: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { simplify: true }
+        CompileOptions {
+            simplify: true,
+            fuse: true,
+        }
     }
 }
 
@@ -122,11 +127,21 @@ where
 
     fn trace(&self, inputs: &[Array]) -> Result<Arc<Graph>> {
         let g = trace(|x| (self.f)(x), inputs)?;
-        Ok(Arc::new(if self.options.simplify {
-            simplify(&g)?
-        } else {
-            g
-        }))
+        Ok(Arc::new(optimize(&g, self.options)?))
+    }
+}
+
+/// The program as `options` transform it: simplified, then fused.
+pub(crate) fn optimize(g: &Graph, options: CompileOptions) -> Result<Graph> {
+    let g = if options.simplify {
+        simplify(g)?
+    } else {
+        g.clone()
+    };
+    if options.fuse {
+        super::fuse::fuse(&g)
+    } else {
+        Ok(g)
     }
 }
 

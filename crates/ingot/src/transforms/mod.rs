@@ -7,6 +7,7 @@
 
 mod autodiff;
 mod compile;
+mod fuse;
 mod trace;
 mod tree;
 mod vjp;
@@ -23,3 +24,5 @@ pub use compile::{
 pub use trace::{trace, App, Graph, Source, Value};
 pub use tree::Tree;
 pub use vmap::vmap;
+pub(crate) use compile::optimize;
+pub(crate) use fuse::expand as fuse_expand;

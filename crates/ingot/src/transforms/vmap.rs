@@ -271,7 +271,8 @@ fn batch_rule(
         | Op::Eigh { .. }
         | Op::SolveTriangular { .. }
         | Op::Solve
-        | Op::Hadamard { .. } => same(op.clone()),
+        | Op::Hadamard { .. }
+        | Op::Fused { .. } => same(op.clone()),
         Op::Transpose { perm } => {
             let mut p = vec![0];
             p.extend(perm.iter().map(|&a| a + 1));

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod fft;
+pub mod fused;
 pub mod index;
 pub mod linalg;
 pub mod misc;
@@ -64,6 +65,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
             misc::eval(op, inputs, outs)
         }
         Op::RandomBits => random::eval(op, inputs, outs),
+        Op::Fused { program } => fused::eval(program, inputs, outs),
         // The outputs were computed by ordinary ops; the node only carries the rule.
         Op::Custom { n_in, .. } => Ok(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
     }
