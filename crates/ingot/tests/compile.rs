@@ -152,7 +152,14 @@ fn simplify_removes_noops_merges_and_folds() {
         .unwrap();
     assert_eq!(got, want);
     // Without simplification the replay still matches.
-    let c = ingot::compile_with(f, ingot::transforms::CompileOptions { simplify: false });
+    let c = ingot::compile_with(
+        f,
+        ingot::transforms::CompileOptions {
+            simplify: false,
+            fuse: false,
+            ..Default::default()
+        },
+    );
     assert_eq!(
         c.graph(std::slice::from_ref(&x)).unwrap().num_ops(),
         raw.num_ops()
@@ -212,4 +219,227 @@ fn trace_keeps_unused_inputs_constants_and_multi_output_ops() {
     let out = g.call(&[x, unused]).unwrap();
     assert_eq!(out[0].to_vec::<f64>().unwrap(), [15.0, 9.0]);
     assert_eq!(out[1].to_f64_vec().unwrap(), [1.0, 2.0]);
+}
+
+/// gelu (tanh form) as a user writes it: nine elementwise ops and four scalar constants.
+fn gelu(a: &[Array]) -> Result<Vec<Array>> {
+    let x = &a[0];
+    let inner = ingot::multiply(
+        ingot::add(
+            x,
+            ingot::multiply(ingot::multiply(ingot::multiply(x, x)?, x)?, 0.044715)?,
+        )?,
+        0.797_884_560_8,
+    )?;
+    let y = ingot::multiply(
+        ingot::multiply(x, 0.5)?,
+        ingot::add(ingot::tanh(&inner)?, 1.0)?,
+    )?;
+    Ok(vec![y])
+}
+
+fn fused_count(g: &ingot::transforms::Graph) -> usize {
+    g.apps
+        .iter()
+        .filter(|a| matches!(a.op, ingot::op::Op::Fused { .. }))
+        .count()
+}
+
+/// Bits of every element, NaN payloads aside: fused and unfused kernels run the same
+/// element functions, so results are identical, not merely close.
+fn bits(a: &Array) -> Vec<u64> {
+    a.to_f64_vec()
+        .unwrap()
+        .iter()
+        .map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() })
+        .collect()
+}
+
+#[test]
+fn fusion_makes_one_kernel_with_identical_results() {
+    let mut rng = Rng::new(7);
+    // Empty, 0-d, below and above the parallel threshold, not a multiple of the tile.
+    for shape in [
+        vec![0usize],
+        vec![],
+        vec![3, 5],
+        vec![70_001],
+        vec![2, 0, 3],
+    ] {
+        for dtype in [DType::F32, DType::F64] {
+            let (x, xv) = rand_array(&mut rng, &shape, dtype);
+            let c = ingot::compile(gelu);
+            let g = c.graph(std::slice::from_ref(&x)).unwrap();
+            assert_eq!(fused_count(&g), 1, "{shape:?} {dtype}");
+            // The scalar constants are read in place, not broadcast to full arrays.
+            assert!(
+                !g.apps
+                    .iter()
+                    .any(|a| matches!(a.op, ingot::op::Op::Broadcast)),
+                "{shape:?}"
+            );
+            let want = gelu(std::slice::from_ref(&x)).unwrap().remove(0);
+            let got = c.call(std::slice::from_ref(&x)).unwrap().remove(0);
+            assert_eq!(bits(&got), bits(&want), "{shape:?} {dtype}");
+            // And both are gelu.
+            let reference: Vec<f64> = xv
+                .iter()
+                .map(|&v| 0.5 * v * (1.0 + (0.797_884_560_8 * (v + 0.044715 * v * v * v)).tanh()))
+                .collect();
+            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-14 };
+            assert_close(&got.to_f64_vec().unwrap(), &reference, tol, tol, "gelu");
+            // Non-contiguous inputs take the gather path.
+            if shape.len() == 2 {
+                let xt = transposed(&xv, &shape, dtype);
+                let got = c.call(std::slice::from_ref(&xt)).unwrap().remove(0);
+                assert_eq!(bits(&got), bits(&want), "transposed {shape:?} {dtype}");
+                let xn = noncontiguous(&xv, &shape, dtype);
+                let got = c.call(std::slice::from_ref(&xn)).unwrap().remove(0);
+                assert_eq!(bits(&got), bits(&want), "stepped {shape:?} {dtype}");
+            }
+        }
+    }
+}
+
+/// Broadcast operands (a row, a column, a scalar), an intermediate that is also an output,
+/// and an op outside the chain that reads the chain's middle.
+fn broadcast_chain(a: &[Array]) -> Result<Vec<Array>> {
+    let (x, row, col) = (&a[0], &a[1], &a[2]);
+    let t = ingot::exp(&ingot::negative(&ingot::abs(&ingot::subtract(x, row)?)?)?)?;
+    let u = ingot::maximum(ingot::multiply(&t, col)?, 0.25)?;
+    let s = ingot::sum(&t, Some(&[1]), true)?; // reads the chain's middle
+    let v = ingot::divide(ingot::sqrt(&ingot::add(&u, 1.0)?)?, &s)?;
+    Ok(vec![v, t])
+}
+
+#[test]
+fn fusion_with_broadcasts_and_side_outputs() {
+    let mut rng = Rng::new(8);
+    for dtype in [DType::F32, DType::F64] {
+        for (m, n) in [(4usize, 7usize), (300, 301)] {
+            let (x, _) = rand_array(&mut rng, &[m, n], dtype);
+            let (row, _) = rand_array(&mut rng, &[n], dtype);
+            let (col, _) = rand_array(&mut rng, &[m, 1], dtype);
+            let args = [x, row, col];
+            let c = ingot::compile(broadcast_chain);
+            let g = c.graph(&args).unwrap();
+            // One chain; the divide reads the sum of the chain's middle, so it stays out.
+            assert_eq!(fused_count(&g), 1);
+            let want = broadcast_chain(&args).unwrap();
+            let got = c.call(&args).unwrap();
+            for (gv, wv) in got.iter().zip(&want) {
+                assert_eq!(gv.shape(), wv.shape());
+                assert_eq!(bits(gv), bits(wv), "{m}x{n} {dtype}");
+            }
+        }
+    }
+}
+
+/// Random f32 chains, fused and not, agree exactly; without fusion there are no fused
+/// nodes.
+#[test]
+fn fused_and_unfused_chains_agree_in_f32() {
+    for seed in 0..12u64 {
+        let mut rng = Rng::new(2000 + seed);
+        let shape = [1 + rng.below(40) as usize, 1 + rng.below(70) as usize];
+        let (a, _) = rand_array(&mut rng, &shape, DType::F32);
+        let (b, _) = rand_array(&mut rng, &shape, DType::F32);
+        let args = [a, b];
+        let fused = ingot::compile(random_chain(seed, 30));
+        let plain = ingot::compile_with(
+            random_chain(seed, 30),
+            ingot::transforms::CompileOptions {
+                fuse: false,
+                ..Default::default()
+            },
+        );
+        assert_eq!(fused_count(&plain.graph(&args).unwrap()), 0);
+        let got = fused.call(&args).unwrap();
+        let want = plain.call(&args).unwrap();
+        let direct = random_chain(seed, 30)(&args).unwrap();
+        for ((g, w), d) in got.iter().zip(&want).zip(&direct) {
+            assert_eq!(bits(g), bits(w), "seed {seed}");
+            assert_eq!(bits(g), bits(d), "seed {seed}");
+        }
+    }
+}
+
+/// Fused nodes differentiate (through their expansion) and batch under vmap.
+#[test]
+fn fused_nodes_differentiate_and_vectorize() {
+    let c = std::sync::Arc::new(ingot::compile(gelu));
+    let mut rng = Rng::new(9);
+    let (x, _) = rand_array(&mut rng, &[5, 3], DType::F64);
+    assert_eq!(fused_count(&c.graph(std::slice::from_ref(&x)).unwrap()), 1);
+    let c2 = c.clone();
+    let compiled_loss = move |a: &[Array]| ingot::sum(&c2.call(a)?.remove(0), None, false);
+    let plain_loss = |a: &[Array]| ingot::sum(&gelu(a)?.remove(0), None, false);
+    let g1 = ingot::grad(compiled_loss, &[0])(std::slice::from_ref(&x)).unwrap();
+    let g2 = ingot::grad(plain_loss, &[0])(std::slice::from_ref(&x)).unwrap();
+    assert_close(
+        &g1[0].to_f64_vec().unwrap(),
+        &g2[0].to_f64_vec().unwrap(),
+        1e-14,
+        1e-15,
+        "grad through a fused node",
+    );
+    let c3 = c.clone();
+    let batched = ingot::vmap(move |a: &[Array]| c3.call(a), &[Some(1)], &[Some(0)]);
+    let got = batched(std::slice::from_ref(&x)).unwrap().remove(0);
+    let xt = ingot::transpose(&x, None).unwrap();
+    let want = gelu(&[xt]).unwrap().remove(0);
+    assert_eq!(got.shape(), want.shape());
+    assert_close(
+        &got.to_f64_vec().unwrap(),
+        &want.to_f64_vec().unwrap(),
+        1e-15,
+        0.0,
+        "vmap of a fused node",
+    );
+}
+
+/// A malformed fused node (as a tampered package could hold) is an error, not a crash.
+#[test]
+fn malformed_fused_programs_are_refused() {
+    use ingot::op::{BinaryOp, FusedInstr, FusedOp, FusedProgram, Op, UnaryOp};
+    let x = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let node = |program: FusedProgram, dtype: DType| {
+        Array::from_op(Op::Fused { program }, vec![x.clone()], vec![2], dtype)
+    };
+    let reads_ahead = FusedProgram {
+        instrs: vec![FusedInstr {
+            op: FusedOp::Binary(BinaryOp::Add),
+            args: vec![0, 1],
+        }],
+        outputs: vec![1],
+    };
+    let e = node(reads_ahead, DType::F32)
+        .eval()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("instruction 0 reads value 1"), "{e}");
+    let not_float = FusedProgram {
+        instrs: vec![FusedInstr {
+            op: FusedOp::Unary(UnaryOp::IsNan),
+            args: vec![0],
+        }],
+        outputs: vec![1],
+    };
+    let e = node(not_float, DType::F32).eval().unwrap_err().to_string();
+    assert!(e.contains("cannot be fused"), "{e}");
+    let ok = FusedProgram {
+        instrs: vec![FusedInstr {
+            op: FusedOp::Unary(UnaryOp::Exp),
+            args: vec![0],
+        }],
+        outputs: vec![1],
+    };
+    let e = node(ok.clone(), DType::F64).eval().unwrap_err().to_string();
+    assert!(e.contains("input 0 is (2,) float32"), "{e}");
+    let bad_out = FusedProgram {
+        outputs: vec![5],
+        ..ok
+    };
+    let e = node(bad_out, DType::F32).eval().unwrap_err().to_string();
+    assert!(e.contains("output value 5 is out of range"), "{e}");
 }

@@ -628,3 +628,55 @@ fn donated_buffers_give_same_results() {
         assert_eq!(g as f32, (v as f32) * 4.0, "t+t [{i}]");
     }
 }
+
+/// The vectorized f32 tanh: within 2 ulp of the correctly rounded result, across the switch
+/// between its polynomial and its exponential form, and exact at the limits.
+#[test]
+fn tanh_f32_ulp() {
+    let mut xs: Vec<f32> = (0..200_001)
+        .map(|i| -12.0 + 24.0 * i as f32 / 200_000.0)
+        .collect();
+    xs.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        1e-5,
+        0.624_999_9,
+        0.625,
+        -0.625,
+        50.0,
+        -50.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    let got = ingot::tanh(&Array::from_slice(&xs, &[xs.len()]).unwrap())
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let ulp_order = |v: f32| {
+        let b = v.to_bits() as i64;
+        if b < 0x8000_0000 {
+            b
+        } else {
+            0x8000_0000 - b
+        }
+    };
+    for (&x, &g) in xs.iter().zip(&got) {
+        let want = (x as f64).tanh() as f32;
+        let ulps = (ulp_order(g) - ulp_order(want)).abs();
+        assert!(ulps <= 2, "tanh({x}) = {g}, want {want} ({ulps} ulp)");
+        assert_eq!(
+            g.is_sign_negative(),
+            want.is_sign_negative(),
+            "sign of tanh({x})"
+        );
+    }
+    let nan = ingot::tanh(&Array::from_slice(&[f32::NAN], &[1]).unwrap())
+        .unwrap()
+        .item::<f32>()
+        .unwrap();
+    assert!(nan.is_nan());
+}

@@ -25,6 +25,11 @@ pub struct CompileOptions {
     pub simplify: bool,
     /// Fuse chains of elementwise ops into single kernels.
     pub fuse: bool,
+    /// Key the cache by input ranks and dtypes only: a call whose sizes differ from the
+    /// trace replays it with shapes inferred op by op, tracing again only when the program
+    /// holds an op whose output shape can't be inferred (see docs/transforms.md). Values
+    /// the function computed from shapes while tracing (a mean's 1 / n) stay as traced.
+    pub shapeless: bool,
 }
 
 impl Default for CompileOptions {
@@ -32,6 +37,7 @@ impl Default for CompileOptions {
         CompileOptions {
             simplify: true,
             fuse: true,
+            shapeless: false,
         }
     }
 }
@@ -92,14 +98,20 @@ where
             .map(|x| (x.shape().to_vec(), x.dtype()))
             .collect();
         let cached = self.cache.lock().get(&key).cloned();
-        let graph = match cached {
-            Some(g) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                g
+        if let Some(g) = cached {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return g.call(inputs);
+        }
+        if self.options.shapeless {
+            let cached = self.cache.lock().get(&rank_key(inputs)).cloned();
+            if let Some(g) = cached {
+                if let Some(ys) = super::shapeless::replay(&g, inputs)? {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(ys);
+                }
             }
-            None => self.graph(inputs)?,
-        };
-        graph.call(inputs)
+        }
+        self.graph(inputs)?.call(inputs)
     }
 
     /// The simplified program for these inputs' shapes and dtypes (tracing if needed, even
@@ -114,7 +126,11 @@ where
         }
         let g = self.trace(inputs)?;
         self.traces.fetch_add(1, Ordering::Relaxed);
-        self.cache.lock().insert(key, g.clone());
+        let mut cache = self.cache.lock();
+        cache.insert(key, g.clone());
+        if self.options.shapeless {
+            cache.entry(rank_key(inputs)).or_insert_with(|| g.clone());
+        }
         Ok(g)
     }
 
@@ -129,6 +145,15 @@ where
         let g = trace(|x| (self.f)(x), inputs)?;
         Ok(Arc::new(optimize(&g, self.options)?))
     }
+}
+
+/// A shapeless cache key: each input's rank (as a shape of `usize::MAX`s, which no real
+/// shape has) and dtype.
+fn rank_key(inputs: &[Array]) -> Key {
+    inputs
+        .iter()
+        .map(|x| (vec![usize::MAX; x.ndim()], x.dtype()))
+        .collect()
 }
 
 /// The program as `options` transform it: simplified, then fused.

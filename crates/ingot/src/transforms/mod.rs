@@ -8,6 +8,7 @@
 mod autodiff;
 mod compile;
 mod fuse;
+mod shapeless;
 mod trace;
 mod tree;
 mod vjp;
@@ -18,11 +19,10 @@ mod vmap;
 pub use autodiff::{
     checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, VjpRule,
 };
+pub(crate) use compile::optimize;
 pub use compile::{
     compile, compile_with, simplify, CompileOptions, CompileStats, Compiled, DISABLE_ENV,
 };
 pub use trace::{trace, App, Graph, Source, Value};
 pub use tree::Tree;
 pub use vmap::vmap;
-pub(crate) use compile::optimize;
-pub(crate) use fuse::expand as fuse_expand;

@@ -149,6 +149,7 @@ fn unary(op: UnaryOp, x: &Array, out: DType) -> Result<Data> {
     }
     match dt {
         DType::F32 if op == UnaryOp::Exp => super::strided::map1_slices::<f32, f32>(x, exp_slice),
+        DType::F32 if op == UnaryOp::Tanh => super::strided::map1_slices::<f32, f32>(x, tanh_slice),
         DType::F32 => unary_float::<f32>(op, x).ok_or_else(bad)?,
         DType::F64 => unary_float::<f64>(op, x).ok_or_else(bad)?,
         DType::F16 => unary_float::<f16>(op, x).ok_or_else(bad)?,
@@ -176,7 +177,7 @@ fn classify<T: Element + Float>(op: UnaryOp, x: &Array) -> Result<Data> {
 
 /// Round half to even at `decimals` places, as NumPy does (scale, round, unscale).
 #[inline]
-fn round_dec(v: f64, decimals: i32) -> f64 {
+pub(crate) fn round_dec(v: f64, decimals: i32) -> f64 {
     if decimals == 0 {
         return v.round_ties_even();
     }
@@ -201,6 +202,26 @@ pub(crate) fn exp_slice(src: &[f32], out: &mut [f32]) {
 unsafe fn exp_slice_avx2(src: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(src) {
         *o = exp_f32(x);
+    }
+}
+
+/// `out[i] = tanh(src[i])`, 8 wide with AVX2 and FMA where the CPU has them.
+pub(crate) fn tanh_slice(src: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // Safety: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { tanh_slice_avx2(src, out) };
+    }
+    for (o, &x) in out.iter_mut().zip(src) {
+        *o = tanh_f32(x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_slice_avx2(src: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(src) {
+        *o = tanh_f32(x);
     }
 }
 
@@ -239,73 +260,299 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p * s1 * s2
 }
 
-fn unary_float<T: Element + Float>(op: UnaryOp, x: &Array) -> Option<Result<Data>> {
-    use UnaryOp::*;
-    let f64_via = |f: fn(f64) -> f64| map1::<T, T>(x, move |v| T::from_f64(f(v.to_f64())));
-    Some(match op {
-        Abs => map1::<T, T>(x, |v| v.abs()),
-        Negative => map1::<T, T>(x, |v| -v),
-        Sign => map1::<T, T>(x, |v| {
-            if v > T::zero() {
-                T::one()
-            } else if v < T::zero() {
-                -T::one()
-            } else if v.is_nan() {
-                v
-            } else {
-                T::zero() // NumPy: sign(-0.0) is +0.0
+/// Float math the kernels share, with branch-free f32 forms that vectorize.
+pub(crate) trait FastMath: Element + Float {
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
+    fn fast_tanh(self) -> Self {
+        self.tanh()
+    }
+}
+impl FastMath for f64 {}
+impl FastMath for f16 {}
+impl FastMath for bf16 {}
+impl FastMath for f32 {
+    #[inline(always)]
+    fn fast_exp(self) -> f32 {
+        exp_f32(self)
+    }
+    #[inline(always)]
+    fn fast_tanh(self) -> f32 {
+        tanh_f32(self)
+    }
+}
+
+/// tanh in f32 without branches: an odd polynomial below 0.625 (Cephes' tanhf), else
+/// 1 - 2 / (e^2|x| + 1) with x's sign. Within 2 ulp of tanh.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * x
+            + x;
+    let large = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
+    // tanh has x's sign everywhere, -0.0 included (the polynomial would give +0.0 there).
+    if a < 0.625 { small } else { large }.copysign(x)
+}
+
+/// `f` computed in f64 (for functions the Float trait lacks).
+#[inline(always)]
+pub(crate) fn via<T: Element>(v: T, f: fn(f64) -> f64) -> T {
+    T::from_f64(f(v.to_f64()))
+}
+
+/// Binds `$f` to the element function of float unary op `$op` on `$T` and evaluates
+/// `$body`, or evaluates `$none` when the op has no float form: one statement of each op's
+/// semantics for the elementwise kernels and the fused kernel.
+macro_rules! with_float_unary {
+    ($op:expr, $T:ty, $f:ident => $body:expr, $none:expr) => {{
+        #[allow(unused_imports)]
+        use num_traits::Float as _;
+        #[allow(unused_imports)]
+        use $crate::backend::cpu::elementwise::{erfinv, round_dec, via, FastMath};
+        use $crate::op::UnaryOp::*;
+        match $op {
+            Abs => {
+                let $f = |v: $T| v.abs();
+                $body
             }
-        }),
-        Exp => map1::<T, T>(x, |v| v.exp()),
-        Expm1 => map1::<T, T>(x, |v| v.exp_m1()),
-        Log => map1::<T, T>(x, |v| v.ln()),
-        Log1p => map1::<T, T>(x, |v| v.ln_1p()),
-        Log2 => map1::<T, T>(x, |v| v.log2()),
-        Log10 => map1::<T, T>(x, |v| v.log10()),
-        Sqrt => map1::<T, T>(x, |v| v.sqrt()),
-        Rsqrt => map1::<T, T>(x, |v| v.sqrt().recip()),
-        Square => map1::<T, T>(x, |v| v * v),
-        Reciprocal => map1::<T, T>(x, |v| v.recip()),
-        Sin => map1::<T, T>(x, |v| v.sin()),
-        Cos => map1::<T, T>(x, |v| v.cos()),
-        Tan => map1::<T, T>(x, |v| v.tan()),
-        Arcsin => map1::<T, T>(x, |v| v.asin()),
-        Arccos => map1::<T, T>(x, |v| v.acos()),
-        Arctan => map1::<T, T>(x, |v| v.atan()),
-        Sinh => map1::<T, T>(x, |v| v.sinh()),
-        Cosh => map1::<T, T>(x, |v| v.cosh()),
-        Tanh => map1::<T, T>(x, |v| v.tanh()),
-        Arcsinh => f64_via(|v| v.asinh()),
-        Arccosh => f64_via(|v| v.acosh()),
-        Arctanh => f64_via(|v| v.atanh()),
-        Erf => f64_via(libm::erf),
-        Erfinv => f64_via(erfinv),
-        Floor => map1::<T, T>(x, |v| v.floor()),
-        Ceil => map1::<T, T>(x, |v| v.ceil()),
-        Round { decimals } => {
-            map1::<T, T>(x, move |v| T::from_f64(round_dec(v.to_f64(), decimals)))
+            Negative => {
+                let $f = |v: $T| -v;
+                $body
+            }
+            Sign => {
+                let $f = |v: $T| {
+                    if v > <$T>::zero() {
+                        <$T>::one()
+                    } else if v < <$T>::zero() {
+                        -<$T>::one()
+                    } else if v.is_nan() {
+                        v
+                    } else {
+                        <$T>::zero() // NumPy: sign(-0.0) is +0.0
+                    }
+                };
+                $body
+            }
+            Exp => {
+                let $f = |v: $T| v.fast_exp();
+                $body
+            }
+            Expm1 => {
+                let $f = |v: $T| v.exp_m1();
+                $body
+            }
+            Log => {
+                let $f = |v: $T| v.ln();
+                $body
+            }
+            Log1p => {
+                let $f = |v: $T| v.ln_1p();
+                $body
+            }
+            Log2 => {
+                let $f = |v: $T| v.log2();
+                $body
+            }
+            Log10 => {
+                let $f = |v: $T| v.log10();
+                $body
+            }
+            Sqrt => {
+                let $f = |v: $T| v.sqrt();
+                $body
+            }
+            Rsqrt => {
+                let $f = |v: $T| v.sqrt().recip();
+                $body
+            }
+            Square => {
+                let $f = |v: $T| v * v;
+                $body
+            }
+            Reciprocal => {
+                let $f = |v: $T| v.recip();
+                $body
+            }
+            Sin => {
+                let $f = |v: $T| v.sin();
+                $body
+            }
+            Cos => {
+                let $f = |v: $T| v.cos();
+                $body
+            }
+            Tan => {
+                let $f = |v: $T| v.tan();
+                $body
+            }
+            Arcsin => {
+                let $f = |v: $T| v.asin();
+                $body
+            }
+            Arccos => {
+                let $f = |v: $T| v.acos();
+                $body
+            }
+            Arctan => {
+                let $f = |v: $T| v.atan();
+                $body
+            }
+            Sinh => {
+                let $f = |v: $T| v.sinh();
+                $body
+            }
+            Cosh => {
+                let $f = |v: $T| v.cosh();
+                $body
+            }
+            Tanh => {
+                let $f = |v: $T| v.fast_tanh();
+                $body
+            }
+            Arcsinh => {
+                let $f = |v: $T| via(v, f64::asinh);
+                $body
+            }
+            Arccosh => {
+                let $f = |v: $T| via(v, f64::acosh);
+                $body
+            }
+            Arctanh => {
+                let $f = |v: $T| via(v, f64::atanh);
+                $body
+            }
+            Erf => {
+                let $f = |v: $T| via(v, libm::erf);
+                $body
+            }
+            Erfinv => {
+                let $f = |v: $T| via(v, erfinv);
+                $body
+            }
+            Floor => {
+                let $f = |v: $T| v.floor();
+                $body
+            }
+            Ceil => {
+                let $f = |v: $T| v.ceil();
+                $body
+            }
+            Round { decimals } => {
+                let $f = move |v: $T| {
+                    <$T as $crate::dtype::Element>::from_f64(round_dec(
+                        $crate::dtype::Element::to_f64(v),
+                        decimals,
+                    ))
+                };
+                $body
+            }
+            Sigmoid => {
+                // Both halves from e^-|v|, selected: no overflow, and the loop vectorizes.
+                let $f = |v: $T| {
+                    let e = (-v.abs()).fast_exp();
+                    let r = <$T>::one() / (<$T>::one() + e);
+                    if v >= <$T>::zero() {
+                        r
+                    } else {
+                        e * r
+                    }
+                };
+                $body
+            }
+            Real | Conj => {
+                let $f = |v: $T| v;
+                $body
+            }
+            Imag => {
+                let $f = |_: $T| <$T>::zero();
+                $body
+            }
+            Angle => {
+                let $f = |v: $T| {
+                    if v.is_nan() {
+                        v
+                    } else if v.is_sign_negative() {
+                        <$T as $crate::dtype::Element>::from_f64(std::f64::consts::PI)
+                    } else {
+                        <$T>::zero()
+                    }
+                };
+                $body
+            }
+            _ => $none,
         }
-        Sigmoid => map1::<T, T>(x, |v| {
-            if v >= T::zero() {
-                T::one() / (T::one() + (-v).exp())
-            } else {
-                let e = v.exp();
-                e / (T::one() + e)
+    }};
+}
+pub(crate) use with_float_unary;
+
+/// The binary counterpart of [`with_float_unary`].
+macro_rules! with_float_binary {
+    ($op:expr, $T:ty, $f:ident => $body:expr, $none:expr) => {{
+        #[allow(unused_imports)]
+        use num_traits::Float as _;
+        use $crate::backend::cpu::elementwise::{
+            logaddexp, nan_max, nan_min, py_floor_div, py_mod,
+        };
+        use $crate::op::BinaryOp::*;
+        match $op {
+            Add => {
+                let $f = |x: $T, y: $T| x + y;
+                $body
             }
-        }),
-        Real | Conj => map1::<T, T>(x, |v| v),
-        Imag => map1::<T, T>(x, |_| T::zero()),
-        Angle => map1::<T, T>(x, |v| {
-            if v.is_nan() {
-                v
-            } else if v.is_sign_negative() {
-                T::from_f64(std::f64::consts::PI)
-            } else {
-                T::zero()
+            Subtract => {
+                let $f = |x: $T, y: $T| x - y;
+                $body
             }
-        }),
-        _ => return None,
-    })
+            Multiply => {
+                let $f = |x: $T, y: $T| x * y;
+                $body
+            }
+            Divide => {
+                let $f = |x: $T, y: $T| x / y;
+                $body
+            }
+            FloorDivide => {
+                let $f = py_floor_div::<$T>;
+                $body
+            }
+            Remainder => {
+                let $f = py_mod::<$T>;
+                $body
+            }
+            Power => {
+                let $f = |x: $T, y: $T| x.powf(y);
+                $body
+            }
+            Maximum => {
+                let $f = nan_max::<$T>;
+                $body
+            }
+            Minimum => {
+                let $f = nan_min::<$T>;
+                $body
+            }
+            Arctan2 => {
+                let $f = |x: $T, y: $T| x.atan2(y);
+                $body
+            }
+            LogAddExp => {
+                let $f = logaddexp::<$T>;
+                $body
+            }
+            _ => $none,
+        }
+    }};
+}
+pub(crate) use with_float_binary;
+
+fn unary_float<T: FastMath>(op: UnaryOp, x: &Array) -> Option<Result<Data>> {
+    Some(with_float_unary!(op, T, f => map1::<T, T>(x, f), return None))
 }
 
 fn unary_int(op: UnaryOp, x: &Array) -> Option<Result<Data>> {
@@ -561,7 +808,7 @@ fn compare(op: BinaryOp, a: &Array, b: &Array, shape: &[usize]) -> Option<Result
 }
 
 #[inline]
-fn nan_max<T: Float>(x: T, y: T) -> T {
+pub(crate) fn nan_max<T: Float>(x: T, y: T) -> T {
     if x.is_nan() || y.is_nan() {
         T::nan()
     } else if x >= y {
@@ -571,7 +818,7 @@ fn nan_max<T: Float>(x: T, y: T) -> T {
     }
 }
 #[inline]
-fn nan_min<T: Float>(x: T, y: T) -> T {
+pub(crate) fn nan_min<T: Float>(x: T, y: T) -> T {
     if x.is_nan() || y.is_nan() {
         T::nan()
     } else if x <= y {
@@ -583,7 +830,7 @@ fn nan_min<T: Float>(x: T, y: T) -> T {
 
 /// Python's modulo: the result has the divisor's sign.
 #[inline]
-fn py_mod<T: Float>(x: T, y: T) -> T {
+pub(crate) fn py_mod<T: Float>(x: T, y: T) -> T {
     let r = x % y;
     if r != T::zero() && ((r < T::zero()) != (y < T::zero())) {
         r + y
@@ -600,7 +847,7 @@ fn py_mod<T: Float>(x: T, y: T) -> T {
 }
 
 #[inline]
-fn py_floor_div<T: Float>(x: T, y: T) -> T {
+pub(crate) fn py_floor_div<T: Float>(x: T, y: T) -> T {
     if y == T::zero() {
         return x / y;
     }
@@ -622,7 +869,7 @@ fn py_floor_div<T: Float>(x: T, y: T) -> T {
 }
 
 #[inline]
-fn logaddexp<T: Float>(x: T, y: T) -> T {
+pub(crate) fn logaddexp<T: Float>(x: T, y: T) -> T {
     if x == y {
         // also covers both infinite with the same sign
         return x + T::from(std::f64::consts::LN_2).unwrap();
@@ -641,21 +888,7 @@ fn binary_float<T: Element + Float>(
     b: &Array,
     s: &[usize],
 ) -> Option<Result<Data>> {
-    use BinaryOp::*;
-    Some(match op {
-        Add => map2::<T, T, T>(a, b, s, |x, y| x + y),
-        Subtract => map2::<T, T, T>(a, b, s, |x, y| x - y),
-        Multiply => map2::<T, T, T>(a, b, s, |x, y| x * y),
-        Divide => map2::<T, T, T>(a, b, s, |x, y| x / y),
-        FloorDivide => map2::<T, T, T>(a, b, s, py_floor_div),
-        Remainder => map2::<T, T, T>(a, b, s, py_mod),
-        Power => map2::<T, T, T>(a, b, s, |x, y| x.powf(y)),
-        Maximum => map2::<T, T, T>(a, b, s, nan_max),
-        Minimum => map2::<T, T, T>(a, b, s, nan_min),
-        Arctan2 => map2::<T, T, T>(a, b, s, |x, y| x.atan2(y)),
-        LogAddExp => map2::<T, T, T>(a, b, s, logaddexp),
-        _ => return None,
-    })
+    Some(with_float_binary!(op, T, f => map2::<T, T, T>(a, b, s, f), return None))
 }
 
 fn binary_complex(op: BinaryOp, a: &Array, b: &Array, s: &[usize]) -> Option<Result<Data>> {
