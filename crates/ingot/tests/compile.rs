@@ -443,3 +443,112 @@ fn malformed_fused_programs_are_refused() {
     let e = node(bad_out, DType::F32).eval().unwrap_err().to_string();
     assert!(e.contains("output value 5 is out of range"), "{e}");
 }
+
+fn shapeless() -> ingot::transforms::CompileOptions {
+    ingot::transforms::CompileOptions {
+        shapeless: true,
+        ..Default::default()
+    }
+}
+
+/// A layer as models write it: matmul, a broadcast bias, an activation chain, a softmax and
+/// a reduction that drops its axis.
+fn layer(a: &[Array]) -> Result<Vec<Array>> {
+    let (x, w, b) = (&a[0], &a[1], &a[2]);
+    let h = ingot::add(&ingot::matmul(x, w)?, b)?;
+    let h = ingot::multiply(&h, &ingot::sigmoid(&ingot::multiply(&h, 1.702)?)?)?;
+    let p = ingot::softmax(&h, -1)?;
+    let s = ingot::max(&h, Some(&[-1]), false)?;
+    Ok(vec![p, s, ingot::transpose(&h, None)?])
+}
+
+#[test]
+fn shapeless_compile_replays_new_sizes_without_tracing() {
+    let mut rng = Rng::new(21);
+    let c = ingot::compile_with(layer, shapeless());
+    for (i, (batch, d_in, d_out)) in [(3usize, 4usize, 5usize), (7, 4, 5), (1, 6, 2), (0, 4, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let (x, _) = rand_array(&mut rng, &[batch, d_in], DType::F32);
+        let (w, _) = rand_array(&mut rng, &[d_in, d_out], DType::F32);
+        let (b, _) = rand_array(&mut rng, &[d_out], DType::F32);
+        let args = [x, w, b];
+        let got = c.call(&args).unwrap();
+        let want = layer(&args).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.shape(), w.shape(), "call {i}");
+            assert_eq!(bits(g), bits(w), "call {i}");
+        }
+        assert_eq!(c.stats().traces, 1, "call {i} traced again");
+        assert_eq!(c.stats().hits, i);
+    }
+    // A new rank is a new signature.
+    let (x, _) = rand_array(&mut rng, &[2, 3, 4], DType::F32);
+    let (w, _) = rand_array(&mut rng, &[2, 4, 5], DType::F32);
+    let (b, _) = rand_array(&mut rng, &[5], DType::F32);
+    let args = [x, w, b];
+    let got = c.call(&args).unwrap();
+    assert_eq!(bits(&got[0]), bits(&layer(&args).unwrap()[0]));
+    assert_eq!(c.stats().traces, 2);
+}
+
+/// A program holding an op whose output shape is a traced parameter (here a slice) is
+/// traced again for new sizes, and still gives the right answer.
+#[test]
+fn shapeless_compile_traces_again_when_it_must() {
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let x = ingot::slice(&a[0], &[ingot::SliceArg::range(1, -1)])?;
+        Ok(vec![ingot::exp(&ingot::multiply(&x, 2.0)?)?])
+    };
+    let c = ingot::compile_with(f, shapeless());
+    let mut rng = Rng::new(22);
+    for (n, traces) in [(6usize, 1usize), (9, 2), (9, 2)] {
+        let (x, _) = rand_array(&mut rng, &[n], DType::F64);
+        let got = c.call(std::slice::from_ref(&x)).unwrap().remove(0);
+        let want = f(std::slice::from_ref(&x)).unwrap().remove(0);
+        assert_eq!(got.shape(), &[n - 2]);
+        assert_eq!(bits(&got), bits(&want));
+        assert_eq!(c.stats().traces, traces, "n = {n}");
+    }
+    // Sizes that don't fit together are the function's own error, not a bad replay.
+    let c = ingot::compile_with(layer, shapeless());
+    let ok = [
+        rand_array(&mut rng, &[2, 3], DType::F32).0,
+        rand_array(&mut rng, &[3, 4], DType::F32).0,
+        rand_array(&mut rng, &[4], DType::F32).0,
+    ];
+    c.call(&ok).unwrap();
+    let bad = [
+        rand_array(&mut rng, &[2, 3], DType::F32).0,
+        rand_array(&mut rng, &[5, 4], DType::F32).0,
+        rand_array(&mut rng, &[4], DType::F32).0,
+    ];
+    let e = c.call(&bad).unwrap_err().to_string();
+    assert!(e.contains("matmul"), "{e}");
+}
+
+/// Two nodes with the same op and inputs but different output shapes or dtypes (broadcast,
+/// arange) are different values: simplification must not merge them.
+#[test]
+fn simplify_keeps_same_op_with_different_outputs() {
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let x = &a[0];
+        let r1 = ingot::broadcast_to(x, &[2, 3])?;
+        let r2 = ingot::broadcast_to(x, &[4, 3])?;
+        let i32s = ingot::arange(0.0, 3.0, 1.0, DType::I32)?;
+        let f32s = ingot::arange(0.0, 3.0, 1.0, DType::F32)?;
+        Ok(vec![
+            ingot::sum(&r1, None, false)?,
+            ingot::sum(&r2, None, false)?,
+            ingot::astype(&i32s, DType::F64)?,
+            ingot::astype(&f32s, DType::F64)?,
+        ])
+    };
+    let x = Array::from_slice(&[1.0f64, 2.0, 3.0], &[3]).unwrap();
+    let got = ingot::compile(f).call(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(got[0].item::<f64>().unwrap(), 12.0);
+    assert_eq!(got[1].item::<f64>().unwrap(), 24.0);
+    assert_eq!(got[2].to_vec::<f64>().unwrap(), [0.0, 1.0, 2.0]);
+    assert_eq!(got[3].to_vec::<f64>().unwrap(), [0.0, 1.0, 2.0]);
+}

@@ -198,7 +198,10 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
         rules: HashMap::new(),
     };
     let mut map = vec![usize::MAX; g.values.len()];
-    let mut seen: HashMap<(Op, Vec<usize>), Vec<usize>> = HashMap::new();
+    // Equal op on equal inputs *and* equal output shapes and dtypes: arange and broadcast
+    // take their output's shape and dtype from the node, not from the op.
+    type CseKey = (Op, Vec<usize>, Vec<(Vec<usize>, DType)>);
+    let mut seen: HashMap<CseKey, Vec<usize>> = HashMap::new();
     for (v, val) in g.values.iter().enumerate() {
         match &val.source {
             Source::Input(i) => {
@@ -218,8 +221,14 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
                     map[a.outs[0]] = inputs[0];
                     continue;
                 }
+                let outs_sig: Vec<(Vec<usize>, DType)> = a
+                    .outs
+                    .iter()
+                    .map(|&o| (g.values[o].shape.clone(), g.values[o].dtype))
+                    .collect();
+                let key = (a.op.clone(), inputs.clone(), outs_sig);
                 if custom.is_none() {
-                    if let Some(prev) = seen.get(&(a.op.clone(), inputs.clone())) {
+                    if let Some(prev) = seen.get(&key) {
                         for (&o, &p) in a.outs.iter().zip(prev) {
                             map[o] = p;
                         }
@@ -259,7 +268,7 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
                 if let Some(rule) = custom {
                     out.rules.insert(k, rule);
                 } else {
-                    seen.insert((a.op.clone(), inputs.clone()), outs.clone());
+                    seen.insert(key, outs.clone());
                 }
                 out.apps.push(App {
                     op: a.op.clone(),
