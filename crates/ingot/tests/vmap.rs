@@ -108,7 +108,7 @@ fn vmap_equals_a_loop_for_every_family() {
         "pad reflect", &[&[3, 4]], m, 0, |a| ingot::pad(&a[0], &[(2, 1)], ingot::PadMode::Reflect, 0);
         "sort", &[&[3, 5]], m, 0, |a| ingot::sort(&a[0], Some(0));
         "argsort", &[&[3, 5]], m1, 0, |a| ingot::argsort(&a[0], Some(0));
-        "take (per example)", &[&[3, 4]], m, 0, |a| ingot::take(&a[0], &idx(), Some(0));
+        "take", &[&[3, 4]], m, 0, |a| ingot::take(&a[0], &idx(), Some(0));
         "take_along_axis", &[&[3, 4, 2]], m, 0, |a| ingot::take_along_axis(&a[0], &ingot::argsort(&a[0], Some(0))?, Some(0));
         "gather", &[&[3, 4, 2]], m, 0, |a| ingot::gather(&a[0], &[Array::from_slice(&[1i64, 3], &[2]).unwrap()], &[0], &[1, 2]);
         "scatter_add", &[&[3, 4, 2], &[3, 2, 1, 2]], &[Some(0), Some(0)], 0, |a| ingot::scatter_add(&a[0], &[Array::from_slice(&[1i64, 1], &[2]).unwrap()], &a[1], &[0]);
