@@ -574,8 +574,8 @@ fn scatter_rule(
 
 /// `searchsorted(sorted, values)`. Shared sorted array: the same op on the batched values.
 /// A batched sorted array: a binary search run by every (example, value) pair at once, one
-/// `take_along_axis` per halving step. On a sorted row it finds the same partition point as
-/// the kernel, under the kernel's order (NaN last). Complex values keep the per-example loop
+/// `take_along_axis` per step. On a sorted row it finds the same partition point as the
+/// kernel, under the kernel's order (NaN last). Complex values keep the per-example loop
 /// (their NumPy order is not a composite of comparisons here).
 fn searchsorted_rule(
     right: bool,
@@ -609,36 +609,47 @@ fn searchsorted_rule(
         (s.clone(), v)
     };
     let v = crate::reshape_to(&v, &[b, m])?;
-    let float = s.dtype().is_inexact();
-    let v_nan = if float { Some(crate::isnan(&v)?) } else { None };
-    // The kernel's predicate on element e: e < v (left) or e <= v (right) in its total order.
-    let pred = |e: &Array| -> Result<Array> {
-        match (&v_nan, right) {
-            (None, false) => crate::less(e, &v),
-            (None, true) => crate::less_equal(e, &v),
-            (Some(vn), false) => crate::logical_or(
-                crate::less(e, &v)?,
-                crate::logical_and(crate::logical_not(&crate::isnan(e)?)?, vn)?,
-            ),
-            (Some(vn), true) => crate::logical_or(crate::less_equal(e, &v)?, vn),
+    // The kernel's predicate on element e is "e before v" (left) or "e not after v" (right)
+    // in its total order, NaN last. For a non-NaN v that is plain `<` / `<=` (a NaN e fails
+    // both); a NaN v is placed after the row's non-NaN elements (left) or at its end (right),
+    // fixed up below.
+    let pred = |e: &Array| {
+        if right {
+            crate::less_equal(e, &v)
+        } else {
+            crate::less(e, &v)
         }
     };
-    let mut lo = crate::zeros(&[b, m], DType::I64)?;
-    let mut hi = crate::full(&[b, m], n as i64, DType::I64)?;
+    // Binary search by descending powers of two: pos only moves past elements that satisfy
+    // the predicate, and the steps add up to any count in 0..=n.
+    let mut pos = crate::zeros(&[b, m], DType::I64)?;
     let last = Array::scalar::<i64>(n as i64 - 1);
-    let (one, two) = (Array::scalar::<i64>(1), Array::scalar::<i64>(2));
-    // Each step at least halves hi - lo, so bit_length(n) steps leave lo == hi.
-    for _ in 0..usize::BITS - n.leading_zeros() {
-        let active = crate::less(&lo, &hi)?;
-        let mid = crate::floor_divide(crate::add(&lo, &hi)?, &two)?;
-        let e = crate::take_along_axis(&s, &crate::minimum(&mid, &last)?, Some(1))?;
-        let p = pred(&e)?;
-        let go_right = crate::logical_and(&active, &p)?;
-        let go_left = crate::logical_and(&active, crate::logical_not(&p)?)?;
-        lo = crate::where_(&go_right, crate::add(&mid, &one)?, &lo)?;
-        hi = crate::where_(&go_left, &mid, &hi)?;
+    let mut step = 1usize << (usize::BITS - 1 - n.leading_zeros());
+    while step > 0 {
+        let probe = crate::minimum(
+            crate::add(&pos, Array::scalar::<i64>(step as i64 - 1))?,
+            &last,
+        )?;
+        let e = crate::take_along_axis(&s, &probe, Some(1))?;
+        let fits = crate::less_equal(&pos, Array::scalar::<i64>((n - step) as i64))?;
+        let go = crate::logical_and(&fits, pred(&e)?)?;
+        pos = crate::where_(
+            &go,
+            crate::add(&pos, Array::scalar::<i64>(step as i64))?,
+            &pos,
+        )?;
+        step /= 2;
     }
-    Ok(Some(vec![crate::reshape_to(&lo, &out[0].0)?]))
+    if s.dtype().is_inexact() {
+        let at_nan = if right {
+            Array::scalar::<i64>(n as i64)
+        } else {
+            let real = crate::logical_not(&crate::isnan(&s)?)?;
+            crate::sum(&crate::astype(&real, DType::I64)?, Some(&[1]), true)?
+        };
+        pos = crate::where_(&crate::isnan(&v)?, &at_nan, &pos)?;
+    }
+    Ok(Some(vec![crate::reshape_to(&pos, &out[0].0)?]))
 }
 
 /// `grid_sample` of x (N, H, W, C) at grid (N, Ho, Wo, 2). Every output pixel reads only its
