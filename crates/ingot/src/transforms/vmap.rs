@@ -6,7 +6,8 @@
 //! shifted parameters, or a batched form built from a few ops (indexing gets a batch index,
 //! a batched conv kernel becomes a grouped conv, batched random keys run Threefry as uint32
 //! ops). What has no rule (custom_vjp nodes, searchsorted on complex) runs once per example
-//! and the results are stacked: slower, but exact for any op.
+//! and the results are stacked: slower, but exact for any op. So does `random_bits` with many
+//! words per key, where the per-key kernel is the faster form.
 
 use super::trace::{apply, trace, Graph, Source};
 use crate::op::Op;
