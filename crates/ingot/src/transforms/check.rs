@@ -6,12 +6,14 @@
 //! `Op` on exactly those inputs. The outputs it declares are then the ones the kernel
 //! expects. Placeholders stand for the inputs and nothing is evaluated. Two ops have no
 //! public op that builds them as they are and are checked directly: `Arange` (its length
-//! comes from the node) and `Fused` (made by `compile`). `Custom` is refused: its rule is
+//! comes from the node), `Concatenate` (also made by other ops as a copy) and `Fused` (made
+//! by `compile`). `Custom` is refused: its rule is
 //! Rust code that no package holds.
 
 use crate::array::Array;
 use crate::op::{ArgReduceKind, BinaryOp, FftKind, Op, PoolKind, ReduceKind, ScanKind, UnaryOp};
 
+use crate::ops::view::SliceArg;
 use crate::shape::{checked_size, fmt_shape};
 use crate::{DType, Error, Result};
 
@@ -96,6 +98,40 @@ pub fn infer(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<Sig
                 }
             }
             Ok(declared.iter().cloned().map(Some).collect())
+        }
+        // The public op leaves empty inputs out of the node and returns a lone input as it
+        // is, while other ops build one-input concatenates as fast copies: checked here.
+        Op::Concatenate { axis } => {
+            let ([(shape, dtype)], Some((first, _))) = (declared, inputs.first()) else {
+                return Err(fail("takes at least one input and makes one output".into()));
+            };
+            let (ax, nd) = (*axis, shape.len());
+            if ax >= nd || first.len() != nd {
+                return Err(fail(format!("axis {ax} is out of range for rank {nd}")));
+            }
+            let mut total = 0usize;
+            for (s, d) in inputs {
+                let same = s.len() == nd && (0..nd).all(|i| i == ax || s[i] == shape[i]);
+                if d != dtype || !same {
+                    return Err(fail(format!(
+                        "input {} {d} does not match the output but on axis {ax}",
+                        fmt_shape(s)
+                    )));
+                }
+                total = total.saturating_add(s[ax]);
+            }
+            let empty = |s: &[usize]| s.contains(&0);
+            let ok = if empty(shape) {
+                inputs.iter().all(|(s, _)| empty(s))
+            } else {
+                total == shape[ax]
+            };
+            if !ok {
+                return Err(fail(format!(
+                    "the inputs' lengths on axis {ax} do not add up to the output's"
+                )));
+            }
+            Ok(vec![Some(declared[0].clone())])
         }
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
@@ -331,10 +367,6 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
                 ScanKind::LogAddExp => logcumsumexp(a, ax, r, i),
             }?
         }
-        Op::Concatenate { axis } => {
-            x0()?;
-            concatenate(xs, Some(one(*axis)?))?
-        }
         Op::Pad {
             low,
             high,
@@ -556,7 +588,7 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
             need(op, xs, 1)?;
             crate::random::random_bits(x0()?, target(op, declared)?)?
         }
-        Op::Arange { .. } | Op::Fused { .. } | Op::Custom { .. } => {
+        Op::Arange { .. } | Op::Fused { .. } | Op::Concatenate { .. } | Op::Custom { .. } => {
             return Err(Error::invalid(op.name(), "checked directly"))
         }
     };
