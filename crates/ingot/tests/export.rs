@@ -550,3 +550,210 @@ fn edited_numbers_in_the_manifest_never_panic() {
     }
     assert!(refused > tries / 2, "only {refused} of {tries} refused");
 }
+
+// ---- every op family --------------------------------------------------------------------
+
+fn idx(v: &[i64]) -> Array {
+    Array::from_slice(v, &[v.len()]).unwrap()
+}
+
+fn fam_linalg(xs: &[Array]) -> Result<Vec<Array>> {
+    let a = &xs[0];
+    let n = a.shape()[1];
+    let spd = ingot::add(
+        ingot::matmul(a, &ingot::transpose(a, Some(&[0, 2, 1]))?)?,
+        ingot::eye(n, None, 0, DType::F64)?,
+    )?;
+    let l = ingot::cholesky(&spd, false)?;
+    let (q, r) = ingot::qr(a)?;
+    let (w, v) = ingot::eigh(&spd, false)?;
+    let s = ingot::svd(a, false, false)?;
+    let inv = ingot::inv(&spd)?;
+    let x = ingot::solve(&spd, &xs[1])?;
+    let t = ingot::solve_triangular(&l, &xs[1], false, false, true)?;
+    let (p, lo, up) = ingot::lu(&spd)?;
+    let (lu, piv) = ingot::lu_factor(&spd)?;
+    Ok(vec![
+        l,
+        q,
+        r,
+        w,
+        ingot::abs(&v)?,
+        s[0].clone(),
+        inv,
+        x,
+        t,
+        p,
+        lo,
+        up,
+        lu,
+        piv,
+    ])
+}
+
+fn fam_index(xs: &[Array]) -> Result<Vec<Array>> {
+    let a = &xs[0];
+    let i = idx(&[2, 0, 1]);
+    let g = ingot::gather(a, std::slice::from_ref(&i), &[0], &[1, a.shape()[1]])?;
+    let sc = ingot::scatter_add(a, std::slice::from_ref(&i), &ingot::tanh(&g)?, &[0])?;
+    let ii = ingot::broadcast_to(&ingot::reshape(&i, &[3, 1])?, &[3, 2])?;
+    let ta = ingot::take_along_axis(&ingot::slice(a, &[SliceArg::range(0, 3)])?, &ii, Some(1))?;
+    let pa = ingot::put_along_axis(
+        &ingot::slice(a, &[SliceArg::range(0, 3)])?,
+        &ii,
+        9.0,
+        Some(1),
+    )?;
+    let su = ingot::slice_update(a, ingot::negative(&xs[1])?, &[SliceArg::new(None, None, 2)])?;
+    let fl = ingot::flip(a, Some(&[0, 1]))?;
+    let dg = ingot::diagonal(a, 1, 0, 1)?;
+    Ok(vec![g, sc, ta, pa, su, fl, dg])
+}
+
+fn fam_sort_scan(xs: &[Array]) -> Result<Vec<Array>> {
+    let a = &xs[0];
+    let srt = ingot::sort(&ingot::reshape(a, &[-1])?, Some(0))?;
+    let ss = ingot::searchsorted(&srt, ingot::multiply(a, 0.5)?, false)?;
+    Ok(vec![
+        ingot::argsort(a, Some(0))?,
+        ingot::partition(a, 1, Some(-1))?,
+        ingot::argpartition(a, 2, Some(-1))?,
+        ss,
+        ingot::cumprod(a, Some(0), true, false)?,
+        ingot::logcumsumexp(a, Some(1), false, true)?,
+        ingot::cummax(a, Some(1), false, true)?,
+        ingot::argmin(a, Some(0), true)?,
+        ingot::prod(a, Some(&[0]), false)?,
+        ingot::min(a, None, false)?,
+        ingot::all(&ingot::greater(a, -0.5)?, Some(&[1]), false)?,
+        ingot::any(&ingot::isnan(a)?, None, false)?,
+        ingot::var(a, Some(&[0, 1]), false, 1)?,
+    ])
+}
+
+fn fam_shape_dtype(xs: &[Array]) -> Result<Vec<Array>> {
+    let a = &xs[0];
+    let r = ingot::pad(a, &[(1, 2), (2, 1)], ingot::op::PadMode::Reflect, 0.0)?;
+    let e = ingot::pad(a, &[(0, 1), (1, 0)], ingot::op::PadMode::Edge, 0.0)?;
+    let bits = ingot::view(&ingot::astype(a, DType::F32)?, DType::U32)?;
+    let ints = ingot::astype(&ingot::multiply(a, 10.0)?, DType::I32)?;
+    let shifted = ingot::right_shift(
+        &ints,
+        ingot::astype(&ingot::ones(&[1], DType::I32)?, DType::I32)?,
+    )?;
+    let ar = ingot::add(ingot::arange(0.0, a.shape()[1] as f64, 1.0, DType::F64)?, a)?;
+    let rn = ingot::round(&ingot::power(a, 2.0)?, 2)?;
+    let st = ingot::stack(&[a.clone(), ingot::sin(a)?], 1)?;
+    let tl = ingot::tile(a, &[2, 1])?;
+    let wh = ingot::where_(
+        ingot::less(a, 0.0)?,
+        ingot::floor_divide(a, 0.3)?,
+        ingot::remainder(a, 0.3)?,
+    )?;
+    Ok(vec![r, e, bits, shifted, ar, rn, st, tl, wh])
+}
+
+fn fam_signal(xs: &[Array]) -> Result<Vec<Array>> {
+    let img = &xs[0];
+    let norm = ingot::FftNorm::Backward;
+    let f = ingot::rfft(img, None, -1, norm)?;
+    let back = ingot::irfft(&f, Some(img.shape()[3]), -1, norm)?;
+    let c = ingot::fft(&f, None, 1, ingot::FftNorm::Ortho)?;
+    let mag = ingot::abs(&ingot::ifft(&c, None, 1, norm)?)?;
+    let h = ingot::hadamard_transform(img, None)?;
+    let avg = ingot::avg_pool2d(img, &[2, 2], Some(&[1, 1]), &[1, 1], true)?;
+    let k = ingot::ones(&[2, 2, 2, 4], DType::F32)?;
+    let ct = ingot::conv_transpose2d(img, &k, &[2, 2], 0usize, &[1, 1], &[0, 0], 1)?;
+    let grid = ingot::multiply(ingot::tanh(&xs[1])?, 0.9)?;
+    let gs = ingot::grid_sample(
+        img,
+        &grid,
+        ingot::op::InterpMode::Bilinear,
+        ingot::op::GridPadding::Border,
+        false,
+    )?;
+    let key = ingot::random::key(3);
+    let noise = ingot::random::normal(&key, img.shape(), 0.0, 1.0, DType::F32)?;
+    Ok(vec![back, mag, h, avg, ct, gs, ingot::add(img, &noise)?])
+}
+
+type Family = (
+    &'static str,
+    fn(&[Array]) -> Result<Vec<Array>>,
+    DType,
+    [&'static [&'static [usize]]; 2],
+);
+
+#[test]
+fn every_op_family_round_trips() {
+    let table: [Family; 5] = [
+        (
+            "linalg",
+            fam_linalg,
+            DType::F64,
+            [&[&[2, 4, 4], &[2, 4, 3]], &[&[1, 3, 3], &[1, 3, 2]]],
+        ),
+        (
+            "index",
+            fam_index,
+            DType::F32,
+            [&[&[5, 4], &[3, 4]], &[&[4, 6], &[2, 6]]],
+        ),
+        (
+            "sort_scan",
+            fam_sort_scan,
+            DType::F64,
+            [&[&[4, 5]], &[&[3, 7]]],
+        ),
+        (
+            "shape_dtype",
+            fam_shape_dtype,
+            DType::F64,
+            [&[&[3, 4]], &[&[5, 3]]],
+        ),
+        (
+            "signal",
+            fam_signal,
+            DType::F32,
+            [
+                &[&[1, 4, 4, 4], &[1, 3, 3, 2]],
+                &[&[2, 4, 8, 4], &[2, 2, 5, 2]],
+            ],
+        ),
+    ];
+    let mut rng = Rng::new(11);
+    for (name, f, dtype, shape_sets) in table {
+        let examples: Vec<Vec<Array>> = shape_sets
+            .iter()
+            .map(|set| {
+                set.iter()
+                    .map(|s| rand_array(&mut rng, s, dtype).0)
+                    .collect()
+            })
+            .collect();
+        let bytes = Exporter::new()
+            .function(name, f, &examples)
+            .unwrap_or_else(|e| panic!("{name}: export: {e}"))
+            .to_bytes()
+            .unwrap();
+        let pkg = ingot::import_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: import: {e}"));
+        for set in shape_sets {
+            for contiguous in [true, false] {
+                let xs: Vec<Array> = set
+                    .iter()
+                    .map(|s| {
+                        let n: usize = s.iter().product();
+                        let v = rng.values(n, dtype);
+                        if contiguous {
+                            array_from_f64(&v, s, dtype)
+                        } else {
+                            transposed(&v, s, dtype)
+                        }
+                    })
+                    .collect();
+                let got = pkg.call(name, &xs).unwrap();
+                assert_same(&got, &f(&xs).unwrap(), &format!("{name} {set:?}"));
+            }
+        }
+    }
+}

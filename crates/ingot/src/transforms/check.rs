@@ -4,15 +4,13 @@
 //! dtypes. So an application is accepted only when the public op, called with the same
 //! parameters on inputs of the same shapes and dtypes, builds exactly this node: the same
 //! `Op` on exactly those inputs. The outputs it declares are then the ones the kernel
-//! expects. Placeholders stand for the inputs and nothing is evaluated. Two ops have no
+//! expects. Placeholders stand for the inputs and nothing is evaluated. Three ops have no
 //! public op that builds them as they are and are checked directly: `Arange` (its length
 //! comes from the node), `Concatenate` (also made by other ops as a copy) and `Fused` (made
-//! by `compile`). `Custom` is refused: its rule is
-//! Rust code that no package holds.
+//! by `compile`). `Custom` is refused: its rule is Rust code that no package holds.
 
 use crate::array::Array;
 use crate::op::{ArgReduceKind, BinaryOp, FftKind, Op, PoolKind, ReduceKind, ScanKind, UnaryOp};
-
 use crate::ops::view::SliceArg;
 use crate::shape::{checked_size, fmt_shape};
 use crate::{DType, Error, Result};
