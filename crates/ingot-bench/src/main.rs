@@ -309,7 +309,8 @@ fn main() {
             let c = ingot::compile(move |xs: &[Array]| mlp(&ws, xs));
             c.call(std::slice::from_ref(&x)).unwrap()[0].eval().unwrap();
         };
-        let path = std::env::temp_dir().join(format!("ingot-bench-mlp-{}.ingot", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ingot-bench-mlp-{}.ingot", std::process::id()));
         let ws = init();
         let bytes = ingot::Exporter::new()
             .function("mlp", |xs| mlp(&ws, xs), &[vec![x.clone()]])
