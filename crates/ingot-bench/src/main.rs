@@ -279,6 +279,69 @@ fn main() {
         goal: "<= 50 ms".into(),
     });
 
+    // Exported package vs building the same function from code: an MLP of six 2048x2048
+    // f32 layers (100.7 MB of weights). "Build" draws the weights with ingot::random (normal
+    // init), traces and compiles the forward pass and computes its first output; "import"
+    // opens the package (file in the page cache) and computes the same output.
+    {
+        let (width, layers, batch) = (2048usize, 6usize, 8usize);
+        fn mlp(ws: &[Array], xs: &[Array]) -> ingot::Result<Vec<Array>> {
+            let mut h = xs[0].clone();
+            for w in ws {
+                h = ingot::maximum(&ingot::matmul(&h, w)?, 0.0)?;
+            }
+            Ok(vec![h])
+        }
+        let x = Array::from_vec(rand_f32(batch * width, 6), &[batch, width]).unwrap();
+        let init = || -> Vec<Array> {
+            let keys = ingot::random::split(&ingot::random::key(0), layers).unwrap();
+            let ws: Vec<Array> = (0..layers)
+                .map(|i| {
+                    let k = ingot::random::key_at(&keys, i).unwrap();
+                    ingot::random::normal(&k, &[width, width], 0.0, 0.02, DType::F32).unwrap()
+                })
+                .collect();
+            ingot::eval(&ws).unwrap();
+            ws
+        };
+        let build = || {
+            let ws = init();
+            let c = ingot::compile(move |xs: &[Array]| mlp(&ws, xs));
+            c.call(std::slice::from_ref(&x)).unwrap()[0].eval().unwrap();
+        };
+        let path =
+            std::env::temp_dir().join(format!("ingot-bench-mlp-{}.ingot", std::process::id()));
+        let ws = init();
+        let bytes = ingot::Exporter::new()
+            .function("mlp", |xs| mlp(&ws, xs), &[vec![x.clone()]])
+            .unwrap()
+            .write(&path)
+            .unwrap();
+        drop(ws);
+        let import = || {
+            let pkg = ingot::import(&path).unwrap();
+            pkg.call("mlp", std::slice::from_ref(&x)).unwrap()[0]
+                .eval()
+                .unwrap();
+        };
+        let reps = if quick { 2 } else { 3 };
+        let t_build = best_of(reps, build);
+        let t_import = best_of(reps, import);
+        let _ = std::fs::remove_file(&path);
+        rows.push(Row {
+            name: format!(
+                "import {:.0} MB MLP package (peer column: build it from code)",
+                bytes as f64 / 1e6
+            ),
+            ingot_s: t_import,
+            numpy_s: t_build,
+            work: 0.0,
+            unit: "ms",
+            limit: 0.0,
+            goal: ">= 10x (build / import)".into(),
+        });
+    }
+
     let nf = 1 << 20;
     let re = rand_f32(nf, 4);
     let im = rand_f32(nf, 5);

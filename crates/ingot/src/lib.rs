@@ -36,6 +36,7 @@ pub use transforms::{
     checkpoint, compile, compile_with, custom_vjp, grad, grad_tree, jvp, value_and_grad,
     value_and_grad_tree, vjp, vmap, Tree,
 };
+pub use transforms::{export, import, import_bytes, Exporter, Package};
 
 /// Evaluates several arrays together, sharing their common work.
 pub fn eval(arrays: &[Array]) -> Result<()> {

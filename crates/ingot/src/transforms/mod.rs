@@ -6,7 +6,9 @@
 //! graphs they build can be transformed again (grad of grad, jvp of vjp).
 
 mod autodiff;
+mod check;
 mod compile;
+mod export;
 mod fuse;
 mod shapeless;
 mod trace;
@@ -19,9 +21,14 @@ mod vmap;
 pub use autodiff::{
     checkpoint, custom_vjp, grad, grad_tree, jvp, value_and_grad, value_and_grad_tree, vjp, VjpRule,
 };
+pub use check::{infer as check_op, Sig};
 pub(crate) use compile::optimize;
 pub use compile::{
     compile, compile_with, simplify, CompileOptions, CompileStats, Compiled, DISABLE_ENV,
+};
+pub use export::{
+    export, import, import_bytes, Exporter, Package, Signature, TensorSpec, PACKAGE_MAGIC,
+    PACKAGE_VERSION,
 };
 pub use trace::{trace, App, Graph, Source, Value};
 pub use tree::Tree;
