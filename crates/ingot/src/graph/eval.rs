@@ -69,9 +69,10 @@ fn run_node(node: &Arc<Node>) -> Result<()> {
             .iter()
             .map(|w| match w.upgrade() {
                 Some(n) => (n.shape.clone(), n.dtype),
-                // A dropped sibling's output is still computed (kernels make all outputs);
-                // its shape is not needed by any CPU kernel, which derive shapes from inputs.
-                None => (Vec::new(), crate::DType::F32),
+                // A dropped sibling's output is still computed (kernels make all outputs).
+                // Its own shape is gone: this node's stands in, which is exact for the fused
+                // kernel (one shape for all outputs); the others derive shapes from inputs.
+                None => (node.shape.clone(), node.dtype),
             })
             .collect(),
     };

@@ -202,6 +202,7 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
     // take their output's shape and dtype from the node, not from the op.
     type CseKey = (Op, Vec<usize>, Vec<(Vec<usize>, DType)>);
     let mut seen: HashMap<CseKey, Vec<usize>> = HashMap::new();
+    let mut lifted: HashMap<usize, Array> = HashMap::new();
     for (v, val) in g.values.iter().enumerate() {
         match &val.source {
             Source::Input(i) => {
@@ -235,23 +236,30 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
                         continue;
                     }
                 }
-                let all_const = custom.is_none()
-                    && !inputs.is_empty()
-                    && inputs
-                        .iter()
-                        .all(|&i| matches!(out.values[i].source, Source::Const(_)));
-                if all_const && a.outs.len() == 1 {
-                    let ins: Vec<Array> = inputs
-                        .iter()
-                        .map(|&i| match out.values[i].source {
-                            Source::Const(c) => out.consts[c].clone(),
-                            _ => unreachable!(),
-                        })
-                        .collect();
-                    let o = &g.values[a.outs[0]];
-                    let folded = Array::from_op(a.op.clone(), ins, o.shape.clone(), o.dtype);
+                // A constant, or an op on constants kept as an op because folding it would
+                // have grown a constant (a broadcast scalar): the value, unevaluated.
+                let const_value = |i: usize, out: &Graph| match out.values[i].source {
+                    Source::Const(c) => Some(out.consts[c].clone()),
+                    _ => lifted.get(&i).cloned(),
+                };
+                let consts: Option<Vec<Array>> =
+                    if custom.is_none() && !inputs.is_empty() && a.outs.len() == 1 {
+                        inputs.iter().map(|&i| const_value(i, &out)).collect()
+                    } else {
+                        None
+                    };
+                let o = &g.values[a.outs[0]];
+                let lazy =
+                    consts.map(|ins| Array::from_op(a.op.clone(), ins, o.shape.clone(), o.dtype));
+                // Folding must not grow a constant: a broadcast scalar stays a scalar, read
+                // in place by the fused kernel and free to follow new sizes (shapeless).
+                let n: usize = o.shape.iter().product();
+                let grows = inputs
+                    .iter()
+                    .all(|&i| out.values[i].shape.iter().product::<usize>() < n);
+                if let (Some(folded), false) = (&lazy, grows) {
                     folded.eval()?;
-                    map[a.outs[0]] = push_const(&mut out, folded, o);
+                    map[a.outs[0]] = push_const(&mut out, folded.clone(), o);
                     continue;
                 }
                 let k = out.apps.len();
@@ -270,6 +278,9 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
                 } else {
                     seen.insert(key, outs.clone());
                 }
+                if let Some(l) = lazy {
+                    lifted.insert(outs[0], l);
+                }
                 out.apps.push(App {
                     op: a.op.clone(),
                     inputs,
@@ -279,7 +290,9 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
         }
     }
     out.outputs = g.outputs.iter().map(|&o| map[o]).collect();
-    Ok(out)
+    // Ops whose only consumers were folded (a broadcast scalar) are dead now.
+    let (values, apps, rules) = (out.values.clone(), out.apps.clone(), out.rules.clone());
+    Ok(super::fuse::renumber(&out, values, apps, rules))
 }
 
 fn push_const(out: &mut Graph, a: Array, like: &Value) -> usize {

@@ -292,7 +292,7 @@ pub(crate) fn fuse(g: &Graph) -> Result<Graph> {
 
 /// A graph from applications over `values`: sorted so every value is defined before use,
 /// unused applications dropped, values renumbered (inputs and constants first).
-fn renumber(
+pub(super) fn renumber(
     g: &Graph,
     values: Vec<Value>,
     apps: Vec<App>,

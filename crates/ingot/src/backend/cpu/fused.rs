@@ -118,6 +118,7 @@ fn run<T: FastMath>(
         .map(|b| b.as_slice_mut::<T>().as_mut_ptr() as usize)
         .collect();
     let slots = inputs.len() + program.instrs.len();
+    let avx2 = has_avx2();
     let new_scratch = || {
         let mut scratch = vec![T::zero(); slots * TILE];
         for (i, l) in loads.iter().enumerate() {
@@ -131,7 +132,7 @@ fn run<T: FastMath>(
         let mut s = start;
         while s < end {
             let len = TILE.min(end - s);
-            run_tile(program, &loads, scratch, &outs, s, len);
+            run_tile(program, &loads, scratch, &outs, (s, len), avx2);
             s += len;
         }
     };
@@ -149,44 +150,74 @@ fn run<T: FastMath>(
     Ok(bufs.into_iter().map(|b| out_data(b, shape)).collect())
 }
 
-/// One tile, with AVX2 and FMA code where the CPU has them.
+/// Does this CPU have AVX2 and FMA (for the per-op loops)?
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+// Each op's loop is its own small function, one instance per element function, so the
+// element function inlines and the loop vectorizes (inside one large tile function the
+// optimizer called them through pointers, one element at a time).
+#[inline(always)]
+fn loop1<T: Copy, F: Fn(T) -> T>(x: &[T], out: &mut [T], f: F) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f(v);
+    }
+}
+
+#[inline(always)]
+fn loop2<T: Copy, F: Fn(T, T) -> T>(x: &[T], y: &[T], out: &mut [T], f: F) {
+    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
+        *o = f(p, q);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn loop1_avx2<T: Copy, F: Fn(T) -> T>(x: &[T], out: &mut [T], f: F) {
+    loop1(x, out, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn loop2_avx2<T: Copy, F: Fn(T, T) -> T>(x: &[T], y: &[T], out: &mut [T], f: F) {
+    loop2(x, y, out, f)
+}
+
+#[inline(never)]
+fn apply1<T: Copy, F: Fn(T) -> T>(avx2: bool, x: &[T], out: &mut [T], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // Safety: the caller checked that the CPU has AVX2 and FMA.
+        return unsafe { loop1_avx2(x, out, f) };
+    }
+    let _ = avx2;
+    loop1(x, out, f)
+}
+
+#[inline(never)]
+fn apply2<T: Copy, F: Fn(T, T) -> T>(avx2: bool, x: &[T], y: &[T], out: &mut [T], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // Safety: the caller checked that the CPU has AVX2 and FMA.
+        return unsafe { loop2_avx2(x, y, out, f) };
+    }
+    let _ = avx2;
+    loop2(x, y, out, f)
+}
+
 fn run_tile<T: FastMath>(
     program: &FusedProgram,
     loads: &[Load<T>],
     scratch: &mut [T],
     outs: &[usize],
-    start: usize,
-    len: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // Safety: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { run_tile_avx2(program, loads, scratch, outs, start, len) };
-    }
-    tile_body(program, loads, scratch, outs, start, len)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_tile_avx2<T: FastMath>(
-    program: &FusedProgram,
-    loads: &[Load<T>],
-    scratch: &mut [T],
-    outs: &[usize],
-    start: usize,
-    len: usize,
-) {
-    tile_body(program, loads, scratch, outs, start, len)
-}
-
-#[inline(always)]
-fn tile_body<T: FastMath>(
-    program: &FusedProgram,
-    loads: &[Load<T>],
-    scratch: &mut [T],
-    outs: &[usize],
-    start: usize,
-    len: usize,
+    (start, len): (usize, usize),
+    avx2: bool,
 ) {
     let n_in = loads.len();
     for (i, l) in loads.iter().enumerate() {
@@ -226,19 +257,11 @@ fn tile_body<T: FastMath>(
         match ins.op {
             FusedOp::Unary(u) => {
                 let x = arg(ins.args[0]);
-                with_float_unary!(u, T, f => {
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        *o = f(v);
-                    }
-                }, {})
+                with_float_unary!(u, T, f => apply1(avx2, x, out, f), {})
             }
             FusedOp::Binary(b) => {
                 let (x, y) = (arg(ins.args[0]), arg(ins.args[1]));
-                with_float_binary!(b, T, f => {
-                    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
-                        *o = f(p, q);
-                    }
-                }, {})
+                with_float_binary!(b, T, f => apply2(avx2, x, y, out, f), {})
             }
         }
     }
