@@ -9,7 +9,7 @@
 mod npy;
 mod npz;
 mod pyliteral;
-mod safetensors;
+pub(crate) mod safetensors;
 
 pub use npy::{load_npy, load_npy_bytes, npy_to_bytes, save_npy};
 pub use npz::{load_npz, load_npz_bytes, npz_to_bytes, save_npz};

@@ -34,7 +34,7 @@ pub fn load_safetensors_bytes(bytes: &[u8]) -> Result<Loaded> {
     parse("<bytes>", &Src::Slice(bytes))
 }
 
-fn st_dtype(s: &str) -> Option<DType> {
+pub(crate) fn st_dtype(s: &str) -> Option<DType> {
     Some(match s {
         "BOOL" => DType::Bool,
         "U8" => DType::U8,

@@ -707,26 +707,6 @@ fn rebuild(t: TraceM, weights: &HashMap<String, Array>) -> Result<(Signature, Gr
     Ok((sig, graph))
 }
 
-fn st_dtype(s: &str) -> Option<DType> {
-    Some(match s {
-        "BOOL" => DType::Bool,
-        "U8" => DType::U8,
-        "U16" => DType::U16,
-        "U32" => DType::U32,
-        "U64" => DType::U64,
-        "I8" => DType::I8,
-        "I16" => DType::I16,
-        "I32" => DType::I32,
-        "I64" => DType::I64,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F32" => DType::F32,
-        "F64" => DType::F64,
-        "C64" => DType::C64,
-        _ => return None,
-    })
-}
-
 /// The weights section: a safetensors file at `start` of `src`, `len` bytes long. Its
 /// arrays borrow the mapped file.
 fn read_weights(src: &Src, start: usize, len: usize) -> Result<HashMap<String, Array>> {
@@ -759,7 +739,7 @@ fn read_weights(src: &Src, start: usize, len: usize) -> Result<HashMap<String, A
         let dtype = v
             .get("dtype")
             .and_then(|d| d.as_str())
-            .and_then(st_dtype)
+            .and_then(crate::io::safetensors::st_dtype)
             .ok_or_else(|| t(format!("missing or unknown dtype in {v}")))?;
         let shape = v
             .get("shape")

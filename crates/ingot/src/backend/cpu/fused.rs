@@ -12,9 +12,9 @@ use crate::shape::{collapse_dims, fmt_shape, size_of};
 use crate::{DType, Error, Result};
 use rayon::prelude::*;
 
-/// Elements per tile: every value of the program gets a tile, and a dozen f32 tiles stay
-/// in L2.
-const TILE: usize = 2048;
+/// Elements per tile: each live value of the program gets a tile, and a handful of f32
+/// tiles stay in L1.
+const TILE: usize = 1024;
 
 pub fn eval(program: &FusedProgram, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     program.validate(inputs.len())?;
@@ -117,7 +117,7 @@ fn run<T: FastMath>(
         .iter_mut()
         .map(|b| b.as_slice_mut::<T>().as_mut_ptr() as usize)
         .collect();
-    let slots = inputs.len() + program.instrs.len();
+    let (slot, slots) = assign_slots(program, inputs.len());
     let avx2 = has_avx2();
     let new_scratch = || {
         let mut scratch = vec![T::zero(); slots * TILE];
@@ -132,7 +132,7 @@ fn run<T: FastMath>(
         let mut s = start;
         while s < end {
             let len = TILE.min(end - s);
-            run_tile(program, &loads, scratch, &outs, (s, len), avx2);
+            run_tile(program, &loads, &slot, scratch, &outs, (s, len), avx2);
             s += len;
         }
     };
@@ -148,6 +148,48 @@ fn run<T: FastMath>(
             });
     }
     Ok(bufs.into_iter().map(|b| out_data(b, shape)).collect())
+}
+
+/// Where each value of a tile lives: an input's own scratch tile (`Slot::Scratch(i)`), a
+/// result's tile, shared with other results once the values it held were read for the last
+/// time (so the live tiles of a long chain stay in L1), or output buffer `k`
+/// (`Slot::Out(k)`) for a result the program returns, written there directly. A result
+/// never shares a tile with its own arguments. Returns the places and the scratch tiles.
+fn assign_slots(program: &FusedProgram, n_in: usize) -> (Vec<Slot>, usize) {
+    let n = n_in + program.instrs.len();
+    let mut last_use = vec![0usize; n];
+    for (k, ins) in program.instrs.iter().enumerate() {
+        for &a in &ins.args {
+            last_use[a] = k;
+        }
+    }
+    let mut slot: Vec<Slot> = (0..n_in).map(Slot::Scratch).collect();
+    let (mut free, mut used) = (Vec::new(), n_in);
+    for (k, ins) in program.instrs.iter().enumerate() {
+        let v = n_in + k;
+        if let Some(o) = program.outputs.iter().position(|&o| o == v) {
+            slot.push(Slot::Out(o));
+        } else {
+            slot.push(Slot::Scratch(free.pop().unwrap_or_else(|| {
+                used += 1;
+                used - 1
+            })));
+        }
+        for (j, &a) in ins.args.iter().enumerate() {
+            if let Slot::Scratch(t) = slot[a] {
+                if a >= n_in && last_use[a] == k && !ins.args[..j].contains(&a) {
+                    free.push(t);
+                }
+            }
+        }
+    }
+    (slot, used)
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Scratch(usize),
+    Out(usize),
 }
 
 /// Does this CPU have AVX2 and FMA (for the per-op loops)?
@@ -214,6 +256,7 @@ fn apply2<T: Copy, F: Fn(T, T) -> T>(avx2: bool, x: &[T], y: &[T], out: &mut [T]
 fn run_tile<T: FastMath>(
     program: &FusedProgram,
     loads: &[Load<T>],
+    slot: &[Slot],
     scratch: &mut [T],
     outs: &[usize],
     (start, len): (usize, usize),
@@ -244,15 +287,27 @@ fn run_tile<T: FastMath>(
             );
         }
     }
+    // This tile of every value, as a pointer to `len` elements.
+    let base = scratch.as_mut_ptr();
+    let place = |v: usize| -> *mut T {
+        match (loads.get(v), slot[v]) {
+            (Some(Load::Direct(s)), _) => s[start..].as_ptr() as *mut T,
+            // Safety: output buffers have n elements and start + len <= n; scratch has a
+            // TILE for every slot.
+            (_, Slot::Out(k)) => unsafe { (outs[k] as *mut T).add(start) },
+            (_, Slot::Scratch(t)) => unsafe { base.add(t * TILE) },
+        }
+    };
     for (k, ins) in program.instrs.iter().enumerate() {
-        let slot = n_in + k;
-        let (before, rest) = scratch.split_at_mut(slot * TILE);
-        let out = &mut rest[..len];
-        let arg = |a: usize| -> &[T] {
-            match loads.get(a) {
-                Some(Load::Direct(s)) => &s[start..start + len],
-                _ => &before[a * TILE..a * TILE + len],
-            }
+        // Safety: the result's place is written by this instruction alone and is none of
+        // its arguments' places (assign_slots), and the tile of an output buffer is this
+        // tile's alone (tiles are disjoint); arguments are only read.
+        let out = unsafe { std::slice::from_raw_parts_mut(place(n_in + k), len) };
+        let arg = |a: usize| -> &[T] { unsafe { std::slice::from_raw_parts(place(a), len) } };
+        // A broadcast scalar operand is passed as a value, not read from a filled tile.
+        let splat = |a: usize| match loads.get(a) {
+            Some(Load::Splat(v)) => Some(*v),
+            _ => None,
         };
         match ins.op {
             FusedOp::Unary(u) => {
@@ -260,18 +315,28 @@ fn run_tile<T: FastMath>(
                 with_float_unary!(u, T, f => apply1(avx2, x, out, f), {})
             }
             FusedOp::Binary(b) => {
-                let (x, y) = (arg(ins.args[0]), arg(ins.args[1]));
-                with_float_binary!(b, T, f => apply2(avx2, x, y, out, f), {})
+                let (a0, a1) = (ins.args[0], ins.args[1]);
+                match (splat(a0), splat(a1)) {
+                    (None, Some(q)) => with_float_binary!(b, T, f => {
+                        apply1(avx2, arg(a0), out, move |p| f(p, q))
+                    }, {}),
+                    (Some(p), None) => with_float_binary!(b, T, f => {
+                        apply1(avx2, arg(a1), out, move |q| f(p, q))
+                    }, {}),
+                    _ => with_float_binary!(b, T, f => {
+                        apply2(avx2, arg(a0), arg(a1), out, f)
+                    }, {}),
+                }
             }
         }
     }
-    for (&v, &ptr) in program.outputs.iter().zip(outs) {
-        // Safety: `ptr` is an output buffer of the full length; this tile alone writes
-        // [start, start + len) of it.
-        let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut T).add(start), len) };
-        match loads.get(v) {
-            Some(Load::Direct(s)) => dst.copy_from_slice(&s[start..start + len]),
-            _ => dst.copy_from_slice(&scratch[v * TILE..v * TILE + len]),
+    // Outputs not written in place: an input returned as is, or a value returned twice.
+    for (k, (&v, &ptr)) in program.outputs.iter().zip(outs).enumerate() {
+        if matches!(slot[v], Slot::Out(j) if j == k) {
+            continue;
         }
+        // Safety: as above; the source is another buffer or scratch.
+        let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut T).add(start), len) };
+        dst.copy_from_slice(unsafe { std::slice::from_raw_parts(place(v), len) });
     }
 }
