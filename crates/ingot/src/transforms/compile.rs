@@ -291,7 +291,12 @@ pub fn simplify(g: &Graph) -> Result<Graph> {
     }
     out.outputs = g.outputs.iter().map(|&o| map[o]).collect();
     // Ops whose only consumers were folded (a broadcast scalar) are dead now.
-    let (values, apps, rules) = (out.values.clone(), out.apps.clone(), out.rules.clone());
+    // renumber reads the graph's values, inputs, constants and outputs, not its apps.
+    let (apps, rules) = (
+        std::mem::take(&mut out.apps),
+        std::mem::take(&mut out.rules),
+    );
+    let values = out.values.clone();
     Ok(super::fuse::renumber(&out, values, apps, rules))
 }
 
