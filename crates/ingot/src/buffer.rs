@@ -3,7 +3,9 @@
 use crate::dtype::Element;
 use crate::{Error, Result};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::VecDeque;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 // malloc's own alignment: at most this, `alloc_zeroed` is calloc, which maps fresh zero
@@ -28,7 +30,8 @@ enum Inner {
         len: usize,
     },
     Anon {
-        map: memmap2::MmapMut,
+        // Taken out in Drop, to go to the cache instead of being unmapped.
+        map: std::mem::ManuallyDrop<memmap2::MmapMut>,
         start: usize,
         len: usize,
     },
@@ -68,18 +71,35 @@ impl Buffer {
             op: "alloc".into(),
             msg: format!("could not allocate {nbytes} bytes on the host"),
         })?;
+        track_alloc(nbytes);
         Ok(Buffer {
             inner: Inner::Owned { ptr, len: nbytes },
         })
     }
 
-    /// A zeroed anonymous mapping of `nbytes`, starting on a huge page.
+    /// A buffer of `nbytes` whose contents are unspecified (old data of a freed buffer), for
+    /// kernels that write every byte before anyone reads it. Large sizes come from the cache
+    /// of freed buffers when one fits, which skips the OS zeroing fresh pages. Debug builds
+    /// fill it with 0xff bytes (NaN, -1) so a kernel that misses an element fails its tests.
+    pub fn uninit(nbytes: usize) -> Result<Buffer> {
+        let mut buf = match take_cached(nbytes) {
+            Some(b) => b,
+            None => Self::zeroed(nbytes)?,
+        };
+        if cfg!(debug_assertions) {
+            buf.as_bytes_mut().fill(0xff);
+        }
+        Ok(buf)
+    }
+
+    /// A zeroed anonymous mapping of `nbytes`, starting on a huge page. It maps a whole
+    /// size class (`map_len`), so the cache can hand it to any request of that class.
     fn anon(nbytes: usize) -> Result<Buffer> {
         let oom = || Error::OutOfMemory {
             op: "alloc".into(),
             msg: format!("could not allocate {nbytes} bytes on the host"),
         };
-        let total = nbytes.checked_add(HUGE_PAGE).ok_or_else(oom)?;
+        let total = map_len(nbytes).ok_or_else(oom)?;
         let map = memmap2::MmapMut::map_anon(total).map_err(|_| oom())?;
         let base = map.as_ptr() as usize;
         let start = base.next_multiple_of(HUGE_PAGE) - base;
@@ -88,9 +108,10 @@ impl Buffer {
             // Only a hint: without transparent huge pages the buffer works as before.
             let _ = map.advise_range(memmap2::Advice::HugePage, start, nbytes);
         }
+        track_alloc(nbytes);
         Ok(Buffer {
             inner: Inner::Anon {
-                map,
+                map: std::mem::ManuallyDrop::new(map),
                 start,
                 len: nbytes,
             },
@@ -100,7 +121,7 @@ impl Buffer {
     /// A buffer holding a copy of `data`.
     pub fn from_slice<T: Element>(data: &[T]) -> Result<Buffer> {
         let nbytes = std::mem::size_of_val(data);
-        let mut b = Buffer::zeroed(nbytes)?;
+        let mut b = Buffer::uninit(nbytes)?;
         unsafe {
             std::ptr::copy_nonoverlapping(
                 data.as_ptr() as *const u8,
@@ -183,12 +204,159 @@ impl Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        if let Inner::Owned { ptr, len } = self.inner {
-            if len > 0 {
-                unsafe { dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(len, ALIGN)) };
+        match &mut self.inner {
+            Inner::Owned { ptr, len } => {
+                if *len > 0 {
+                    ACTIVE.fetch_sub(*len, Relaxed);
+                    unsafe {
+                        dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(*len, ALIGN))
+                    };
+                }
             }
+            Inner::Anon { map, len, .. } => {
+                ACTIVE.fetch_sub(*len, Relaxed);
+                // Safety: the buffer is being dropped; `map` is not touched again.
+                give_to_cache(unsafe { std::mem::ManuallyDrop::take(map) });
+            }
+            Inner::Mapped { .. } => {}
         }
     }
+}
+
+// ---- host memory accounting and the cache of freed large buffers ---------------------------
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Freed anonymous mappings, oldest first, kept for reuse up to `limit` bytes in all.
+struct HostCache {
+    maps: VecDeque<memmap2::MmapMut>,
+    bytes: usize,
+    limit: usize,
+}
+
+/// Freed large buffers kept at most: enough for the temporaries of a step over arrays of a
+/// few hundred MiB, small beside a machine's memory. `set_cache_limit` changes it.
+const DEFAULT_CACHE_LIMIT: usize = 2 << 30;
+
+static CACHE: parking_lot::Mutex<HostCache> = parking_lot::Mutex::new(HostCache {
+    maps: VecDeque::new(),
+    bytes: 0,
+    limit: DEFAULT_CACHE_LIMIT,
+});
+
+fn track_alloc(nbytes: usize) {
+    let now = ACTIVE.fetch_add(nbytes, Relaxed) + nbytes;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+/// The mapping length for a large buffer of `nbytes`: its size class (a multiple of the
+/// huge page) plus a huge page of slack to align the start.
+fn map_len(nbytes: usize) -> Option<usize> {
+    nbytes
+        .checked_next_multiple_of(HUGE_PAGE)?
+        .checked_add(HUGE_PAGE)
+}
+
+fn give_to_cache(map: memmap2::MmapMut) {
+    let len = map.len();
+    let mut evicted = Vec::new();
+    {
+        let mut c = CACHE.lock();
+        if len > c.limit {
+            return; // unmapped as it drops
+        }
+        while c.bytes + len > c.limit {
+            match c.maps.pop_front() {
+                Some(m) => {
+                    c.bytes -= m.len();
+                    evicted.push(m);
+                }
+                None => break,
+            }
+        }
+        c.bytes += len;
+        c.maps.push_back(map);
+    }
+    // Unmapping is slow (the OS frees the pages): done after the lock is released.
+    drop(evicted);
+}
+
+/// A cached mapping of `nbytes`'s size class, newest first (its pages are likelier cached).
+fn take_cached(nbytes: usize) -> Option<Buffer> {
+    if nbytes < HUGE_MIN {
+        return None;
+    }
+    let want = map_len(nbytes)?;
+    let map = {
+        let mut c = CACHE.lock();
+        let i = c.maps.iter().rposition(|m| m.len() == want)?;
+        let m = c.maps.remove(i)?;
+        c.bytes -= m.len();
+        m
+    };
+    let base = map.as_ptr() as usize;
+    let start = base.next_multiple_of(HUGE_PAGE) - base;
+    track_alloc(nbytes);
+    Some(Buffer {
+        inner: Inner::Anon {
+            map: std::mem::ManuallyDrop::new(map),
+            start,
+            len: nbytes,
+        },
+    })
+}
+
+/// Bytes of host memory held by live arrays and kernel outputs (not memory-mapped files,
+/// not the cache).
+pub fn active_memory() -> usize {
+    ACTIVE.load(Relaxed)
+}
+
+/// The most `active_memory` has been since the start or the last `reset_peak_memory`.
+pub fn peak_memory() -> usize {
+    PEAK.load(Relaxed)
+}
+
+pub fn reset_peak_memory() {
+    PEAK.store(ACTIVE.load(Relaxed), Relaxed);
+}
+
+/// Bytes of freed large buffers kept for reuse.
+pub fn cache_memory() -> usize {
+    CACHE.lock().bytes
+}
+
+/// Sets the most the cache keeps, freeing what is over it; returns the previous limit.
+/// 0 turns the cache off.
+pub fn set_cache_limit(bytes: usize) -> usize {
+    let mut evicted = Vec::new();
+    let old = {
+        let mut c = CACHE.lock();
+        let old = std::mem::replace(&mut c.limit, bytes);
+        while c.bytes > bytes {
+            match c.maps.pop_front() {
+                Some(m) => {
+                    c.bytes -= m.len();
+                    evicted.push(m);
+                }
+                None => break,
+            }
+        }
+        old
+    };
+    drop(evicted);
+    old
+}
+
+/// Returns every cached buffer to the OS.
+pub fn clear_cache() {
+    let maps = {
+        let mut c = CACHE.lock();
+        c.bytes = 0;
+        std::mem::take(&mut c.maps)
+    };
+    drop(maps);
 }
 
 impl std::fmt::Debug for Buffer {

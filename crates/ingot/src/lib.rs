@@ -19,6 +19,13 @@ pub mod dtype;
 pub mod error;
 pub mod graph;
 pub mod io;
+/// Host memory: what live arrays hold, the peak, and the cache of freed large buffers that
+/// kernels reuse instead of asking the OS for fresh (zeroed) pages.
+pub mod memory {
+    pub use crate::buffer::{
+        active_memory, cache_memory, clear_cache, peak_memory, reset_peak_memory, set_cache_limit,
+    };
+}
 pub mod op;
 pub mod ops;
 pub mod runner;

@@ -110,7 +110,7 @@ fn run<T: FastMath>(
     let mut bufs: Vec<Buffer> = program
         .outputs
         .iter()
-        .map(|_| Buffer::zeroed(n * std::mem::size_of::<T>()))
+        .map(|_| Buffer::uninit(n * std::mem::size_of::<T>()))
         .collect::<Result<_>>()?;
     // Each output address is written by exactly one tile, so tiles may run in parallel.
     let outs: Vec<usize> = bufs

@@ -131,9 +131,10 @@ fn chunk_len(n: usize) -> usize {
 }
 
 /// A fresh row-major output of `n` elements of `O`, filled by `fill(chunk_start, chunk)`,
-/// split across threads when large.
+/// split across threads when large. `fill` must write every element of its chunk: the
+/// buffer starts with unspecified contents (poisoned in debug builds).
 pub fn fill_output<O: Element>(n: usize, fill: impl Fn(usize, &mut [O]) + Sync) -> Result<Buffer> {
-    let mut buf = Buffer::zeroed(n * std::mem::size_of::<O>())?;
+    let mut buf = Buffer::uninit(n * std::mem::size_of::<O>())?;
     let out = buf.as_slice_mut::<O>();
     if n < PAR_MIN {
         fill(0, out);
