@@ -101,21 +101,27 @@ impl Buffer {
         };
         let total = map_len(nbytes).ok_or_else(oom)?;
         let map = memmap2::MmapMut::map_anon(total).map_err(|_| oom())?;
+        let buf = Self::over_map(map, nbytes);
+        #[cfg(target_os = "linux")]
+        if let Inner::Anon { map, start, .. } = &buf.inner {
+            // Only a hint: without transparent huge pages the buffer works as before.
+            let _ = map.advise_range(memmap2::Advice::HugePage, *start, nbytes);
+        }
+        Ok(buf)
+    }
+
+    /// `nbytes` of an anonymous mapping of `nbytes`'s size class, from its first huge page.
+    fn over_map(map: memmap2::MmapMut, nbytes: usize) -> Buffer {
         let base = map.as_ptr() as usize;
         let start = base.next_multiple_of(HUGE_PAGE) - base;
-        #[cfg(target_os = "linux")]
-        {
-            // Only a hint: without transparent huge pages the buffer works as before.
-            let _ = map.advise_range(memmap2::Advice::HugePage, start, nbytes);
-        }
         track_alloc(nbytes);
-        Ok(Buffer {
+        Buffer {
             inner: Inner::Anon {
                 map: std::mem::ManuallyDrop::new(map),
                 start,
                 len: nbytes,
             },
-        })
+        }
     }
 
     /// A buffer holding a copy of `data`.
@@ -235,6 +241,22 @@ struct HostCache {
     limit: usize,
 }
 
+impl HostCache {
+    /// Takes out the oldest mappings until at most `bytes` are held; the caller drops
+    /// (unmaps) them after releasing the lock, since unmapping is slow.
+    fn evict_to(&mut self, bytes: usize) -> Vec<memmap2::MmapMut> {
+        let mut evicted = Vec::new();
+        while self.bytes > bytes {
+            let Some(m) = self.maps.pop_front() else {
+                break;
+            };
+            self.bytes -= m.len();
+            evicted.push(m);
+        }
+        evicted
+    }
+}
+
 /// Freed large buffers kept at most: enough for the temporaries of a step over arrays of a
 /// few hundred MiB, small beside a machine's memory. `set_cache_limit` changes it.
 const DEFAULT_CACHE_LIMIT: usize = 2 << 30;
@@ -260,25 +282,17 @@ fn map_len(nbytes: usize) -> Option<usize> {
 
 fn give_to_cache(map: memmap2::MmapMut) {
     let len = map.len();
-    let mut evicted = Vec::new();
-    {
+    let evicted = {
         let mut c = CACHE.lock();
         if len > c.limit {
             return; // unmapped as it drops
         }
-        while c.bytes + len > c.limit {
-            match c.maps.pop_front() {
-                Some(m) => {
-                    c.bytes -= m.len();
-                    evicted.push(m);
-                }
-                None => break,
-            }
-        }
+        let limit = c.limit;
+        let evicted = c.evict_to(limit - len);
         c.bytes += len;
         c.maps.push_back(map);
-    }
-    // Unmapping is slow (the OS frees the pages): done after the lock is released.
+        evicted
+    };
     drop(evicted);
 }
 
@@ -295,16 +309,7 @@ fn take_cached(nbytes: usize) -> Option<Buffer> {
         c.bytes -= m.len();
         m
     };
-    let base = map.as_ptr() as usize;
-    let start = base.next_multiple_of(HUGE_PAGE) - base;
-    track_alloc(nbytes);
-    Some(Buffer {
-        inner: Inner::Anon {
-            map: std::mem::ManuallyDrop::new(map),
-            start,
-            len: nbytes,
-        },
-    })
+    Some(Buffer::over_map(map, nbytes))
 }
 
 /// Bytes of host memory held by live arrays and kernel outputs (not memory-mapped files,
@@ -330,20 +335,10 @@ pub fn cache_memory() -> usize {
 /// Sets the most the cache keeps, freeing what is over it; returns the previous limit.
 /// 0 turns the cache off.
 pub fn set_cache_limit(bytes: usize) -> usize {
-    let mut evicted = Vec::new();
-    let old = {
+    let (old, evicted) = {
         let mut c = CACHE.lock();
         let old = std::mem::replace(&mut c.limit, bytes);
-        while c.bytes > bytes {
-            match c.maps.pop_front() {
-                Some(m) => {
-                    c.bytes -= m.len();
-                    evicted.push(m);
-                }
-                None => break,
-            }
-        }
-        old
+        (old, c.evict_to(bytes))
     };
     drop(evicted);
     old
