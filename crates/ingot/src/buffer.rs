@@ -1,4 +1,7 @@
-//! Host memory behind arrays: 16-byte aligned owned allocations, or a memory-mapped file.
+//! Memory behind arrays: host bytes (16-byte aligned owned allocations, anonymous mappings,
+//! or a memory-mapped file) and/or a copy in GPU memory. Either side is filled lazily from
+//! the other the first time it is needed, once: buffers are immutable once shared, so the
+//! two copies never disagree (unified-memory semantics without managed memory).
 
 use crate::dtype::Element;
 use crate::{Error, Result};
@@ -6,7 +9,9 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::backend::cuda::DeviceMem;
 
 // malloc's own alignment: at most this, `alloc_zeroed` is calloc, which maps fresh zero
 // pages for big buffers; a larger alignment makes it memset (and fault in) every byte on
@@ -37,10 +42,14 @@ enum Inner {
     },
 }
 
-/// A block of host bytes. Immutable once shared; kernels write only into buffers they
-/// allocated or that were donated to them (held by nobody else).
+/// A block of bytes on the host, on a GPU, or both. Immutable once shared; kernels write only
+/// into buffers they allocated or that were donated to them (held by nobody else).
 pub struct Buffer {
-    inner: Inner,
+    /// Host bytes; empty for a GPU kernel's output until the host reads it.
+    host: OnceLock<Inner>,
+    /// The GPU copy; empty for a host buffer until a GPU kernel reads it.
+    dev: OnceLock<DeviceMem>,
+    len: usize,
 }
 
 // The buffer is plain bytes; all access goes through & or &mut as usual.
@@ -51,12 +60,10 @@ impl Buffer {
     /// A zeroed buffer of `nbytes`. Large requests that cannot be met are an error.
     pub fn zeroed(nbytes: usize) -> Result<Buffer> {
         if nbytes == 0 {
-            return Ok(Buffer {
-                inner: Inner::Owned {
-                    ptr: NonNull::dangling(),
-                    len: 0,
-                },
-            });
+            return Ok(Buffer::host(Inner::Owned {
+                ptr: NonNull::dangling(),
+                len: 0,
+            }));
         }
         if nbytes >= HUGE_MIN {
             return Self::anon(nbytes);
@@ -72,9 +79,7 @@ impl Buffer {
             msg: format!("could not allocate {nbytes} bytes on the host"),
         })?;
         track_alloc(nbytes);
-        Ok(Buffer {
-            inner: Inner::Owned { ptr, len: nbytes },
-        })
+        Ok(Buffer::host(Inner::Owned { ptr, len: nbytes }))
     }
 
     /// A buffer of `nbytes` whose contents are unspecified (old data of a freed buffer), for
@@ -103,7 +108,7 @@ impl Buffer {
         let map = memmap2::MmapMut::map_anon(total).map_err(|_| oom())?;
         let buf = Self::over_map(map, nbytes);
         #[cfg(target_os = "linux")]
-        if let Inner::Anon { map, start, .. } = &buf.inner {
+        if let Some(Inner::Anon { map, start, .. }) = buf.host.get() {
             // Only a hint: without transparent huge pages the buffer works as before.
             let _ = map.advise_range(memmap2::Advice::HugePage, *start, nbytes);
         }
@@ -115,13 +120,11 @@ impl Buffer {
         let base = map.as_ptr() as usize;
         let start = base.next_multiple_of(HUGE_PAGE) - base;
         track_alloc(nbytes);
-        Buffer {
-            inner: Inner::Anon {
-                map: std::mem::ManuallyDrop::new(map),
-                start,
-                len: nbytes,
-            },
-        }
+        Buffer::host(Inner::Anon {
+            map: std::mem::ManuallyDrop::new(map),
+            start,
+            len: nbytes,
+        })
     }
 
     /// A buffer holding a copy of `data`.
@@ -142,31 +145,119 @@ impl Buffer {
     /// the range; the start must be aligned for the element type that will read it.
     pub fn mapped(map: Arc<memmap2::Mmap>, start: usize, len: usize) -> Buffer {
         debug_assert!(start + len <= map.len());
+        Buffer::host(Inner::Mapped { map, start, len })
+    }
+
+    fn host(inner: Inner) -> Buffer {
+        let len = match &inner {
+            Inner::Owned { len, .. } | Inner::Mapped { len, .. } | Inner::Anon { len, .. } => *len,
+        };
         Buffer {
-            inner: Inner::Mapped { map, start, len },
+            host: OnceLock::from(inner),
+            dev: OnceLock::new(),
+            len,
+        }
+    }
+
+    /// A buffer whose only copy is in GPU memory (a GPU kernel's output).
+    pub(crate) fn on_device(mem: DeviceMem) -> Buffer {
+        Buffer {
+            len: mem.len(),
+            host: OnceLock::new(),
+            dev: OnceLock::from(mem),
         }
     }
 
     pub fn len(&self) -> usize {
-        match &self.inner {
-            Inner::Owned { len, .. } | Inner::Mapped { len, .. } | Inner::Anon { len, .. } => *len,
-        }
+        self.len
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether the bytes are in host memory now (reading them elsewhere would copy).
+    pub fn is_on_host(&self) -> bool {
+        self.host.get().is_some()
+    }
+
+    /// The GPU holding a copy of the bytes, if any.
+    pub fn device_ordinal(&self) -> Option<usize> {
+        self.dev.get().map(|d| d.ordinal())
+    }
+
+    /// Copies the bytes to the host if only a GPU holds them (waiting for the kernels that
+    /// write them). Everything that reads host bytes goes through here first.
+    pub fn ensure_host(&self) -> Result<()> {
+        if self.host.get().is_some() {
+            return Ok(());
+        }
+        let dev = self
+            .dev
+            .get()
+            .ok_or_else(|| Error::invalid("buffer", "buffer holds no bytes"))?;
+        let mut buf = Self::uninit(self.len)?;
+        dev.copy_to_host(buf.host_bytes_mut())?;
+        let inner = buf.host.take().expect("a fresh buffer is on the host");
+        // Another thread may have copied it meanwhile; its copy is the same bytes.
+        let _ = self.host.set(inner);
+        Ok(())
+    }
+
+    /// The buffer's address on GPU `ordinal`, copying the bytes there first if they are only
+    /// on the host.
+    pub(crate) fn device_ptr(&self, ordinal: usize) -> Result<u64> {
+        if let Some(d) = self.dev.get() {
+            if d.ordinal() == ordinal {
+                return Ok(d.ptr());
+            }
+            return Err(Error::unsupported(
+                "transfer",
+                format!(
+                    "a buffer on cuda:{} is needed on cuda:{ordinal}; moving between GPUs is not built yet",
+                    d.ordinal()
+                ),
+            ));
+        }
+        let mem = DeviceMem::upload(ordinal, self.as_bytes())?;
+        let _ = self.dev.set(mem);
+        Ok(self.dev.get().expect("just set").ptr())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.inner {
+        if self.host.get().is_none() {
+            // Reads that can fail call ensure_host first and report the error; this is the
+            // last resort for a reader that did not.
+            if let Err(e) = self.ensure_host() {
+                panic!("could not copy a GPU buffer to the host: {e}");
+            }
+        }
+        self.host_bytes()
+    }
+
+    fn host_bytes(&self) -> &[u8] {
+        match self.host.get().expect("host bytes present") {
             Inner::Owned { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             Inner::Mapped { map, start, len } => &map[*start..*start + *len],
             Inner::Anon { map, start, len } => &map[*start..*start + *len],
         }
     }
 
-    /// Mutable bytes; a mapped buffer is read-only and gives an error.
+    /// Mutable bytes; a mapped buffer is read-only and gives an empty slice. A GPU copy,
+    /// stale once the host writes, is dropped.
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
-        match &mut self.inner {
+        if self.host.get().is_none() {
+            if let Err(e) = self.ensure_host() {
+                panic!("could not copy a GPU buffer to the host: {e}");
+            }
+        }
+        if self.dev.get().is_some() {
+            self.dev.take();
+        }
+        self.host_bytes_mut()
+    }
+
+    fn host_bytes_mut(&mut self) -> &mut [u8] {
+        match self.host.get_mut().expect("host bytes present") {
             Inner::Owned { ptr, len } => unsafe {
                 std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
             },
@@ -176,7 +267,7 @@ impl Buffer {
     }
 
     pub fn is_mapped(&self) -> bool {
-        matches!(self.inner, Inner::Mapped { .. })
+        matches!(self.host.get(), Some(Inner::Mapped { .. }))
     }
 
     /// The buffer's elements as `T`. Panics only on a broken internal invariant (wrong size
@@ -208,9 +299,9 @@ impl Buffer {
     }
 }
 
-impl Drop for Buffer {
+impl Drop for Inner {
     fn drop(&mut self) {
-        match &mut self.inner {
+        match self {
             Inner::Owned { ptr, len } => {
                 if *len > 0 {
                     ACTIVE.fetch_sub(*len, Relaxed);

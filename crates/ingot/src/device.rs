@@ -41,13 +41,15 @@ impl std::str::FromStr for Device {
 
 static DEFAULT: RwLock<Option<Device>> = RwLock::new(None);
 
-/// The device operations run on unless one is named: `INGOT_DEVICE` or the CPU.
+/// The device operations run on unless one is named: `INGOT_DEVICE`, else
+/// `INGOT_TEST_DEVICE` (which the test suites are run with to test a GPU), else the CPU.
 pub fn default_device() -> Device {
     if let Some(d) = *DEFAULT.read() {
         return d;
     }
     let d = std::env::var("INGOT_DEVICE")
         .ok()
+        .or_else(|| std::env::var("INGOT_TEST_DEVICE").ok())
         .and_then(|s| s.parse().ok())
         .unwrap_or_default();
     *DEFAULT.write() = Some(d);
@@ -56,4 +58,23 @@ pub fn default_device() -> Device {
 
 pub fn set_default_device(d: Device) {
     *DEFAULT.write() = Some(d);
+}
+
+/// Runs `f` with `d` as the default device, restoring the previous default afterwards.
+/// The default is process-wide: concurrent code sees the change while `f` runs.
+pub fn with_device<R>(d: Device, f: impl FnOnce() -> R) -> R {
+    let old = default_device();
+    set_default_device(d);
+    let r = f();
+    set_default_device(old);
+    r
+}
+
+/// Waits until every operation queued on `d` has finished (a no-op on the CPU, whose
+/// kernels run during `eval`).
+pub fn synchronize(d: Device) -> crate::Result<()> {
+    match d {
+        Device::Cpu => Ok(()),
+        Device::Cuda(n) => crate::backend::cuda::synchronize(n),
+    }
 }

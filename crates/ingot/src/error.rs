@@ -20,6 +20,9 @@ pub enum Error {
     /// Memory could not be allocated.
     #[error("[{op}] out of memory: {msg}")]
     OutOfMemory { op: String, msg: String },
+    /// A GPU driver, compiler or library call failed.
+    #[error("[{op}] {msg}")]
+    Backend { op: String, msg: String },
 }
 
 impl Error {
@@ -47,7 +50,8 @@ impl Error {
             Error::Invalid { op, .. }
             | Error::Io { op, .. }
             | Error::Unsupported { op, .. }
-            | Error::OutOfMemory { op, .. } => op,
+            | Error::OutOfMemory { op, .. }
+            | Error::Backend { op, .. } => op,
         }
     }
 }

@@ -25,6 +25,20 @@ pub mod memory {
     pub use crate::buffer::{
         active_memory, cache_memory, clear_cache, peak_memory, reset_peak_memory, set_cache_limit,
     };
+    /// GPU memory of the caching allocator, per GPU ordinal: the same figures and controls,
+    /// plus a memory limit past which allocation returns `Error::OutOfMemory`.
+    pub mod cuda {
+        pub use crate::backend::cuda::alloc_api::*;
+        pub use crate::backend::cuda::DeviceMemoryStats;
+    }
+    pub use crate::backend::cuda::{thread_transfers, transfers, Transfers};
+}
+
+/// NVIDIA GPUs: whether one is there, waiting for queued work, and what ran on the CPU for
+/// want of a GPU kernel.
+pub mod cuda {
+    pub use crate::backend::cuda::matmul_api::set_allow_tf32;
+    pub use crate::backend::cuda::{device_count, fallbacks, is_available, synchronize};
 }
 pub mod op;
 pub mod ops;
@@ -33,7 +47,7 @@ pub mod shape;
 pub mod transforms;
 
 pub use array::{Array, IntoArray};
-pub use device::{default_device, set_default_device, Device};
+pub use device::{default_device, set_default_device, synchronize, with_device, Device};
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
 pub use graph::{to_dot, to_dot_fn};
@@ -47,6 +61,13 @@ pub use transforms::{export, import, import_bytes, Exporter, Package};
 
 /// Evaluates several arrays together, sharing their common work.
 pub fn eval(arrays: &[Array]) -> Result<()> {
+    graph::eval(arrays)
+}
+
+/// Evaluates like [`eval`] and returns without waiting for GPU work to finish: kernels are
+/// queued on the device's stream, and the host waits only when it reads a result (or at
+/// [`synchronize`]). On the CPU this is `eval`.
+pub fn async_eval(arrays: &[Array]) -> Result<()> {
     graph::eval(arrays)
 }
 

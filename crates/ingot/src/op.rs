@@ -89,7 +89,91 @@ pub enum BinaryOp {
     RightShift,
 }
 
+impl UnaryOp {
+    /// Every unary op (Round twice), for checks that cover them all.
+    pub const ALL_FOR_CHECK: [UnaryOp; 43] = {
+        use UnaryOp::*;
+        [
+            Abs,
+            Negative,
+            Sign,
+            Exp,
+            Expm1,
+            Log,
+            Log1p,
+            Log2,
+            Log10,
+            Sqrt,
+            Rsqrt,
+            Square,
+            Reciprocal,
+            Sin,
+            Cos,
+            Tan,
+            Arcsin,
+            Arccos,
+            Arctan,
+            Sinh,
+            Cosh,
+            Tanh,
+            Arcsinh,
+            Arccosh,
+            Arctanh,
+            Erf,
+            Erfinv,
+            Floor,
+            Ceil,
+            Round { decimals: -1 },
+            Round { decimals: 2 },
+            Sigmoid,
+            LogicalNot,
+            BitwiseInvert,
+            IsNan,
+            IsInf,
+            IsFinite,
+            SignBit,
+            Real,
+            Imag,
+            Conj,
+            Angle,
+            StopGradient,
+        ]
+    };
+}
+
 impl BinaryOp {
+    /// Every binary op, for checks that cover them all.
+    pub const ALL_FOR_CHECK: [BinaryOp; 25] = {
+        use BinaryOp::*;
+        [
+            Add,
+            Subtract,
+            Multiply,
+            Divide,
+            FloorDivide,
+            Remainder,
+            Power,
+            Maximum,
+            Minimum,
+            Arctan2,
+            LogAddExp,
+            Equal,
+            NotEqual,
+            Less,
+            LessEqual,
+            Greater,
+            GreaterEqual,
+            LogicalAnd,
+            LogicalOr,
+            LogicalXor,
+            BitwiseAnd,
+            BitwiseOr,
+            BitwiseXor,
+            LeftShift,
+            RightShift,
+        ]
+    };
+
     /// Comparisons and logical ops produce bool.
     pub fn returns_bool(self) -> bool {
         use BinaryOp::*;

@@ -3,7 +3,9 @@
 
 use crate::array::{retaining_graph, Array, Data, Node, Pending, State};
 use crate::device::Device;
-use crate::{Error, Result};
+#[allow(unused_imports)]
+use crate::Error;
+use crate::Result;
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
@@ -124,12 +126,15 @@ fn keep_recipe(node: &Arc<Node>, pending: &Pending) {
 
 fn run_kernel(p: &Pending, outs: &[(Vec<usize>, crate::DType)]) -> Result<Vec<Data>> {
     match p.device {
-        Device::Cpu => crate::backend::cpu::eval(&p.op, &p.inputs, outs),
-        Device::Cuda(n) => Err(Error::unsupported(
-            p.op.name(),
-            format!(
-                "device cuda:{n} is not available in this build (CUDA backend not yet written)"
-            ),
-        )),
+        Device::Cpu => {
+            // Inputs a GPU computed come to the host here, where a failure can be reported.
+            for a in &p.inputs {
+                if let State::Ready(d) = &*a.0.state.lock() {
+                    d.buffer.ensure_host()?;
+                }
+            }
+            crate::backend::cpu::eval(&p.op, &p.inputs, outs)
+        }
+        Device::Cuda(n) => crate::backend::cuda::eval(n, &p.op, &p.inputs, outs),
     }
 }

@@ -1,0 +1,268 @@
+//! GPU benchmarks: each row times ingot on a CUDA GPU beside PyTorch on the same GPU in the
+//! same run (scripts/gpu/torch_bench.py, started from here), with the physical limit: the
+//! copy bandwidth measured here, or the tensor-core peak. Prints a table and, with
+//! --json FILE, the same figures as JSON.
+//!
+//! usage: ingot-gpu-bench [--quick] [--json FILE] [--python python3]
+
+use ingot::{Array, DType, Device};
+use std::time::Instant;
+
+/// Median of 5 batches of `reps` runs after a warm-up, each batch ended by a synchronize,
+/// per run. The host clock with a synchronize times the same span as CUDA events around
+/// the batch, plus one synchronize's latency spread over the batch.
+fn time_gpu(reps: usize, mut f: impl FnMut() -> Array) -> f64 {
+    let dev = Device::Cuda(0);
+    f().eval().unwrap();
+    ingot::synchronize(dev).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut keep = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let y = f();
+            ingot::async_eval(std::slice::from_ref(&y)).unwrap();
+            keep.push(y);
+            // Drop results as we go, as PyTorch does, so memory is reused.
+            if keep.len() > 2 {
+                keep.remove(0);
+            }
+        }
+        ingot::synchronize(dev).unwrap();
+        times.push(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[2]
+}
+
+fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
+    let key = ingot::random::key(seed);
+    let x = ingot::random::uniform(&key, shape, -1.0, 1.0, DType::F32).unwrap();
+    let x = ingot::astype(&x, dtype).unwrap();
+    x.eval().unwrap();
+    x
+}
+
+struct Row {
+    name: String,
+    ingot: f64,
+    torch: Option<f64>,
+    work: f64,
+    unit: &'static str,
+    limit: f64,
+    goal: String,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let json_out = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let python = args
+        .iter()
+        .position(|a| a == "--python")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "python3".into());
+    if !ingot::cuda::is_available() {
+        eprintln!("ingot-gpu-bench: no CUDA GPU here");
+        std::process::exit(2);
+    }
+    ingot::set_default_device(Device::Cuda(0));
+
+    // PyTorch first, so the two never share the GPU.
+    let torch: serde_json::Value = std::process::Command::new(&python)
+        .arg("scripts/gpu/torch_bench.py")
+        .args(if quick { vec!["--quick"] } else { vec![] })
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_else(|| {
+            eprintln!("ingot-gpu-bench: PyTorch comparison unavailable");
+            serde_json::json!({})
+        });
+    let peer = |k: &str| torch.get(k).and_then(|v| v.as_f64());
+
+    let mut rows = Vec::new();
+    let big: usize = if quick { 1 << 24 } else { 1 << 28 };
+    let x = rand(&[big], DType::F32, 1);
+    let y = rand(&[big], DType::F32, 2);
+    let bytes1 = (big * 4 * 2) as f64; // one read, one write
+    let bytes2 = (big * 4 * 3) as f64;
+    let copy = time_gpu(20, || ingot::copy(&x).unwrap());
+    let bw = bytes1 / copy;
+    rows.push(Row {
+        name: format!("copy {big} f32"),
+        ingot: copy,
+        torch: peer("copy"),
+        work: bytes1,
+        unit: "B",
+        limit: bw,
+        goal: "the limit".into(),
+    });
+    let exp = time_gpu(20, || ingot::exp(&x).unwrap());
+    rows.push(Row {
+        name: format!("exp {big} f32"),
+        ingot: exp,
+        torch: peer("exp"),
+        work: bytes1,
+        unit: "B",
+        limit: bw,
+        goal: "90% of copy bandwidth".into(),
+    });
+    let add = time_gpu(20, || ingot::add(&x, &y).unwrap());
+    rows.push(Row {
+        name: format!("add {big} f32"),
+        ingot: add,
+        torch: peer("add"),
+        work: bytes2,
+        unit: "B",
+        limit: bw,
+        goal: "90% of copy bandwidth".into(),
+    });
+    let m = rand(&[4096, 4096], DType::F32, 3);
+    let mb = (4096 * 4096 * 4) as f64;
+    for (name, key, axes) in [
+        (
+            "sum over last axis 4096x4096 f32",
+            "sum_last",
+            Some(&[1isize][..]),
+        ),
+        (
+            "sum over first axis 4096x4096 f32",
+            "sum_first",
+            Some(&[0isize][..]),
+        ),
+        ("sum of all 4096x4096 f32", "sum_all", None),
+    ] {
+        let t = time_gpu(20, || ingot::sum(&m, axes, false).unwrap());
+        rows.push(Row {
+            name: name.into(),
+            ingot: t,
+            torch: peer(key),
+            work: mb,
+            unit: "B",
+            limit: bw,
+            goal: "0.9x PyTorch".into(),
+        });
+    }
+    // 0.5 x (1 + tanh(0.798 (x + 0.0447 x^3))), one op at a time.
+    let gelu = |v: &Array| -> Array {
+        let mul = |a: &Array, b: &Array| ingot::multiply(a, b).unwrap();
+        let cube = mul(&mul(v, v), v);
+        let inner = ingot::add(v, ingot::multiply(&cube, 0.044715).unwrap()).unwrap();
+        let t = ingot::tanh(&ingot::multiply(&inner, 0.7978845608).unwrap()).unwrap();
+        let half = ingot::multiply(v, 0.5).unwrap();
+        ingot::multiply(half, ingot::add(&t, 1.0).unwrap()).unwrap()
+    };
+    let g = time_gpu(5, || gelu(&x));
+    rows.push(Row {
+        name: format!("gelu chain {big} f32, uncompiled"),
+        ingot: g,
+        torch: peer("gelu_uncompiled"),
+        work: bytes1,
+        unit: "B",
+        limit: bw,
+        goal: "(compiled: torch.compile)".into(),
+    });
+    drop((x, y, m));
+    for n in if quick { vec![4096] } else { vec![4096, 8192] } {
+        for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
+            let a = rand(&[n, n], dt, 4);
+            let b = rand(&[n, n], dt, 5);
+            let t = time_gpu(10, || ingot::matmul(&a, &b).unwrap());
+            rows.push(Row {
+                name: format!("matmul {tag} {n}"),
+                ingot: t,
+                torch: peer(&format!("matmul_{tag}_{n}")),
+                work: 2.0 * (n as f64).powi(3),
+                unit: "FLOP",
+                limit: 989e12,
+                goal: "0.97x PyTorch".into(),
+            });
+        }
+    }
+    // Building and enqueueing one tiny op, host time, no synchronize.
+    let mut s = ingot::ones(&[4], DType::F32).unwrap();
+    for _ in 0..100 {
+        s = ingot::add(&s, 1.0).unwrap();
+        s.eval().unwrap();
+    }
+    ingot::synchronize(Device::Cuda(0)).unwrap();
+    let t = Instant::now();
+    for _ in 0..10000 {
+        s = ingot::add(&s, 1.0).unwrap();
+        ingot::async_eval(std::slice::from_ref(&s)).unwrap();
+    }
+    let tiny = t.elapsed().as_secs_f64() / 10000.0;
+    ingot::synchronize(Device::Cuda(0)).unwrap();
+    assert_eq!(s.to_vec::<f32>().unwrap()[0], 10101.0);
+    rows.push(Row {
+        name: "one tiny op, build + enqueue".into(),
+        ingot: tiny,
+        torch: peer("tiny_op"),
+        work: 0.0,
+        unit: "",
+        limit: 0.0,
+        goal: "at most 5 us".into(),
+    });
+
+    println!(
+        "{:<40} {:>12} {:>12} {:>9} {:>16} {:>9}  goal",
+        "benchmark", "ingot", "PyTorch", "vs torch", "ingot rate", "of limit"
+    );
+    let mut json = Vec::new();
+    for r in &rows {
+        let rate = if r.work > 0.0 { r.work / r.ingot } else { 0.0 };
+        let (rate_s, lim_s) = match r.unit {
+            "B" => (
+                format!("{:.0} GB/s", rate / 1e9),
+                format!("{:.0}%", 100.0 * rate / r.limit),
+            ),
+            "FLOP" => (
+                format!("{:.0} TFLOP/s", rate / 1e12),
+                format!("{:.0}%", 100.0 * rate / r.limit),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let vs = r
+            .torch
+            .map(|p| format!("{:.2}x", p / r.ingot))
+            .unwrap_or_else(|| "-".into());
+        let fmt_t = |s: f64| {
+            if s < 1e-3 {
+                format!("{:.2} us", s * 1e6)
+            } else {
+                format!("{:.3} ms", s * 1e3)
+            }
+        };
+        println!(
+            "{:<40} {:>12} {:>12} {:>9} {:>16} {:>9}  {}",
+            r.name,
+            fmt_t(r.ingot),
+            r.torch.map(fmt_t).unwrap_or_else(|| "-".into()),
+            vs,
+            rate_s,
+            lim_s,
+            r.goal
+        );
+        json.push(serde_json::json!({
+            "name": r.name, "ingot_s": r.ingot, "torch_s": r.torch, "work": r.work,
+            "unit": r.unit, "limit": r.limit, "goal": r.goal,
+        }));
+    }
+    let fb = ingot::cuda::fallbacks();
+    if !fb.is_empty() {
+        println!("ops that ran on the CPU for want of a GPU kernel: {fb:?}");
+    }
+    let doc =
+        serde_json::json!({ "device": "cuda:0", "rows": json, "fallbacks": format!("{fb:?}") });
+    println!("{doc}");
+    if let Some(p) = json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
+}

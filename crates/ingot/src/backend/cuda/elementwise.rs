@@ -1,0 +1,607 @@
+//! Elementwise kernels: unary, binary, select, casts, arange and strided copies. One map
+//! kernel shape serves all of them; the Rust side writes the element expression for the op
+//! and dtypes (matching cpu/elementwise.rs) and how each operand is indexed: contiguous,
+//! a broadcast scalar, or strided over the output's collapsed shape. Returning `None` means
+//! no GPU kernel handles the case and the op runs on the CPU.
+
+use super::{Args, Gpu};
+use crate::array::{Array, Data};
+use crate::backend::cpu::Outs;
+use crate::buffer::Buffer;
+use crate::dtype::{DType, Kind};
+use crate::op::{BinaryOp, Op, UnaryOp};
+use crate::shape::{broadcast_strides, contiguous_strides, size_of};
+use crate::Result;
+use std::sync::Arc;
+
+pub(crate) const COMMON: &str = include_str!("kernels/common.cuh");
+pub(crate) const FUNCS: &str = include_str!("kernels/elementwise.cuh");
+const MAX_DIMS: usize = 6;
+
+/// The kernel-side name of a dtype's storage type.
+pub(crate) fn ctype(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "boolean",
+        DType::U8 => "u8",
+        DType::U16 => "u16",
+        DType::U32 => "u32",
+        DType::U64 => "u64",
+        DType::I8 => "i8",
+        DType::I16 => "i16",
+        DType::I32 => "i32",
+        DType::I64 => "i64",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::F32 => "f32",
+        DType::F64 => "f64",
+        DType::C64 => "c64",
+    }
+}
+
+/// The compute type's name (what `ld` returns).
+fn comp(d: DType) -> &'static str {
+    match d {
+        DType::F16 | DType::BF16 | DType::F32 => "float",
+        DType::F64 => "double",
+        DType::Bool => "bool",
+        _ => ctype(d),
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct KShape {
+    pub nd: i32,
+    pub dim: [i64; MAX_DIMS],
+}
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct KStrides {
+    pub off: i64,
+    pub st: [i64; MAX_DIMS],
+}
+
+/// How the kernel reads one operand.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Contiguous,
+    Scalar,
+    Strided,
+    /// A broadcast scalar still on the host, passed by value (no upload for `x * 2.0`).
+    Value,
+}
+
+/// The output shape collapsed with the operands' strides over it: adjacent dims merge where
+/// every operand steps through them as one, size-1 dims drop. `None` when more than
+/// MAX_DIMS remain.
+pub(crate) fn collapse(
+    shape: &[usize],
+    strides: &[Vec<isize>],
+) -> Option<(Vec<usize>, Vec<Vec<isize>>)> {
+    let keep: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] != 1).collect();
+    let mut dims: Vec<usize> = Vec::new();
+    let mut sts: Vec<Vec<isize>> = vec![Vec::new(); strides.len()];
+    for &i in &keep {
+        let merge = !dims.is_empty()
+            && strides
+                .iter()
+                .zip(&sts)
+                .all(|(s, c)| *c.last().unwrap() == s[i] * shape[i] as isize);
+        if merge {
+            *dims.last_mut().unwrap() *= shape[i];
+            for (s, c) in strides.iter().zip(sts.iter_mut()) {
+                *c.last_mut().unwrap() = s[i];
+            }
+        } else {
+            dims.push(shape[i]);
+            for (s, c) in strides.iter().zip(sts.iter_mut()) {
+                c.push(s[i]);
+            }
+        }
+    }
+    if dims.is_empty() {
+        dims.push(1);
+        for c in sts.iter_mut() {
+            c.push(0);
+        }
+    }
+    (dims.len() <= MAX_DIMS).then_some((dims, sts))
+}
+
+/// One operand of a map kernel.
+struct Operand {
+    ptr: u64,
+    dtype: DType,
+    mode: Mode,
+    strides: KStrides,
+}
+
+/// Launches `out[i] = body` over `n` elements, where `body` reads operand k as `vK`.
+fn map_kernel(
+    g: &Gpu,
+    tag: &str,
+    inputs: &[(&Array, Data)],
+    out_shape: &[usize],
+    out_dtype: DType,
+    body: &str,
+) -> Result<Option<Data>> {
+    let n = size_of(out_shape);
+    let out_strides = contiguous_strides(out_shape);
+    if n == 0 {
+        let mem = g.alloc(0)?;
+        return Ok(Some(Data {
+            buffer: Arc::new(Buffer::on_device(mem)),
+            strides: out_strides,
+            offset: 0,
+        }));
+    }
+    let bstrides: Vec<Vec<isize>> = inputs
+        .iter()
+        .map(|(a, d)| broadcast_strides(a.shape(), &d.strides, out_shape))
+        .collect();
+    let mut all = bstrides.clone();
+    all.push(out_strides.clone());
+    let Some((dims, sts)) = collapse(out_shape, &all) else {
+        return Ok(None);
+    };
+    let contiguous = sts.last().unwrap().clone();
+    let mut ops = Vec::new();
+    for (k, (a, d)) in inputs.iter().enumerate() {
+        let s = &sts[k];
+        let mode = if s.iter().all(|&x| x == 0) {
+            Mode::Scalar
+        } else if *s == contiguous {
+            Mode::Contiguous
+        } else {
+            Mode::Strided
+        };
+        let mut st = [0i64; MAX_DIMS];
+        for (i, &x) in s.iter().enumerate() {
+            st[i] = x as i64;
+        }
+        if mode == Mode::Scalar && d.buffer.device_ordinal().is_none() {
+            // The element's bytes, zero-padded to 8, go in place of the pointer.
+            let size = a.dtype().size();
+            let bytes = &d.buffer.as_bytes()[d.offset * size..(d.offset + 1) * size];
+            let mut v = [0u8; 8];
+            v[..size].copy_from_slice(bytes);
+            ops.push(Operand {
+                ptr: u64::from_le_bytes(v),
+                dtype: a.dtype(),
+                mode: Mode::Value,
+                strides: KStrides {
+                    off: 0,
+                    st: [0; MAX_DIMS],
+                },
+            });
+            continue;
+        }
+        ops.push(Operand {
+            ptr: d.buffer.device_ptr(g.ordinal)?,
+            dtype: a.dtype(),
+            mode,
+            strides: KStrides {
+                off: d.offset as i64,
+                st,
+            },
+        });
+    }
+    let wide = n > i32::MAX as usize;
+    let sig: String = ops
+        .iter()
+        .map(|o| match o.mode {
+            Mode::Contiguous => format!("c{}", ctype(o.dtype)),
+            Mode::Scalar => format!("s{}", ctype(o.dtype)),
+            Mode::Strided => format!("g{}", ctype(o.dtype)),
+            Mode::Value => format!("k{}", ctype(o.dtype)),
+        })
+        .collect::<Vec<_>>()
+        .join("_");
+    let name = format!(
+        "map_{tag}_{sig}_to_{}{}",
+        ctype(out_dtype),
+        if wide { "_w" } else { "" }
+    );
+    let desc: Vec<(DType, Mode)> = ops.iter().map(|o| (o.dtype, o.mode)).collect();
+    let f = g.kernel(&name, || map_source(&name, &desc, out_dtype, wide, body))?;
+    let mem = g.alloc(n * out_dtype.size())?;
+    let mut args = Args::new();
+    let mut kd = [0i64; MAX_DIMS];
+    for (i, &x) in dims.iter().enumerate() {
+        kd[i] = x as i64;
+    }
+    args.push(mem.ptr()).push(n as i64).push(KShape {
+        nd: dims.len() as i32,
+        dim: kd,
+    });
+    for o in &ops {
+        args.push(o.ptr).push(o.strides);
+    }
+    let blocks = n.div_ceil(256 * 4) as u32;
+    g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &mut args)?;
+    Ok(Some(Data {
+        buffer: Arc::new(Buffer::on_device(mem)),
+        strides: out_strides,
+        offset: 0,
+    }))
+}
+
+/// The source of map kernel `name`: operand k of dtype and mode `ops[k]` is read as `vK`,
+/// and `out[i] = body`.
+fn map_source(
+    name: &str,
+    ops: &[(DType, Mode)],
+    out_dtype: DType,
+    wide: bool,
+    body: &str,
+) -> String {
+    let idx_t = if wide { "long long" } else { "unsigned" };
+    let mut params = format!(
+        "{}* __restrict__ out, long long n, Shape shape",
+        ctype(out_dtype)
+    );
+    let mut loads = String::new();
+    for (k, (dt, mode)) in ops.iter().enumerate() {
+        let t = ctype(*dt);
+        if *mode == Mode::Value {
+            params.push_str(&format!(", {t} p{k}, Strides s{k}"));
+            loads.push_str(&format!("            {t} v{k} = p{k};\n"));
+            continue;
+        }
+        params.push_str(&format!(", const {t}* __restrict__ p{k}, Strides s{k}"));
+        let idx = match mode {
+            Mode::Contiguous => format!("s{k}.off + i"),
+            Mode::Scalar => format!("s{k}.off"),
+            _ => format!("offset_of<{idx_t}>(({idx_t})i, shape, s{k})"),
+        };
+        loads.push_str(&format!("            {t} v{k} = p{k}[{idx}];\n"));
+    }
+    format!(
+        "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n\
+         long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
+         #pragma unroll\n\
+         for (int k = 0; k < 4; ++k) {{\n\
+             long long i = base + (long long)k * blockDim.x;\n\
+             if (i < n) {{\n{loads}            out[i] = {body};\n        }}\n    }}\n}}\n"
+    )
+}
+
+fn unary_body(u: UnaryOp, dt: DType, out_dtype: DType) -> Option<String> {
+    let e = unary_expr(u, dt)?;
+    Some(format!(
+        "st<{}>([&](typename Ct<{}>::type a) {{ return {e}; }}(ld(v0)))",
+        ctype(out_dtype),
+        ctype(dt)
+    ))
+}
+
+fn binary_body(b: BinaryOp, dt: DType, out_dtype: DType) -> Option<String> {
+    let e = binary_expr(b, dt)?;
+    let ct = ctype(dt);
+    Some(format!(
+        "st<{}>([&](typename Ct<{ct}>::type a, typename Ct<{ct}>::type b) {{ return {e}; }}(ld(v0), ld(v1)))",
+        ctype(out_dtype)
+    ))
+}
+
+/// Sources of map kernels for every unary, binary and cast op on every dtype, for a check
+/// that they compile (NVRTC needs no GPU).
+pub(crate) fn all_sources() -> Vec<(String, String)> {
+    use crate::dtype::DType::*;
+    const ALL: [DType; 14] = [
+        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, BF16, F32, F64, C64,
+    ];
+    let mut v = Vec::new();
+    let c = Mode::Contiguous;
+    let s = Mode::Strided;
+    for dt in ALL {
+        for u in crate::op::UnaryOp::ALL_FOR_CHECK {
+            let out = if matches!(
+                u,
+                UnaryOp::IsNan
+                    | UnaryOp::IsInf
+                    | UnaryOp::IsFinite
+                    | UnaryOp::SignBit
+                    | UnaryOp::LogicalNot
+            ) {
+                Bool
+            } else {
+                dt
+            };
+            if let Some(body) = unary_body(u, dt, out) {
+                let name = format!("chk_u_{}_{}", op_tag(&format!("{u:?}")), ctype(dt));
+                v.push((
+                    name.clone(),
+                    map_source(&name, &[(dt, c)], out, false, &body),
+                ));
+            }
+        }
+        for b in crate::op::BinaryOp::ALL_FOR_CHECK {
+            let out = if b.returns_bool() { Bool } else { dt };
+            if let Some(body) = binary_body(b, dt, out) {
+                let name = format!("chk_b_{}_{}", op_tag(&format!("{b:?}")), ctype(dt));
+                v.push((
+                    name.clone(),
+                    map_source(&name, &[(dt, c), (dt, s)], out, true, &body),
+                ));
+            }
+        }
+        for to in ALL {
+            if let Some(e) = cast_expr("v0", dt, to) {
+                let name = format!("chk_cast_{}_{}", ctype(dt), ctype(to));
+                v.push((name.clone(), map_source(&name, &[(dt, s)], to, false, &e)));
+            }
+        }
+        let name = format!("chk_select_{}", ctype(dt));
+        v.push((
+            name.clone(),
+            map_source(
+                &name,
+                &[(Bool, c), (dt, s), (dt, Mode::Scalar)],
+                dt,
+                false,
+                "v0.b ? v1 : v2",
+            ),
+        ));
+    }
+    v
+}
+
+fn is_int_like(d: DType) -> bool {
+    matches!(d.kind(), Kind::Bool | Kind::Int | Kind::UInt)
+}
+
+/// `x` of dtype `from` converted to `to` as `cast_elem` does, on storage values.
+fn cast_expr(x: &str, from: DType, to: DType) -> Option<String> {
+    if from == DType::C64 || to == DType::C64 {
+        return None;
+    }
+    let (a, b) = (ctype(from), ctype(to));
+    Some(if from == to {
+        x.to_string()
+    } else if is_int_like(from) && is_int_like(to) {
+        format!("from_bits<{b}>(int_bits<{a}>({x}))")
+    } else {
+        format!("from_f64<{b}>(to_f64<{a}>({x}))")
+    })
+}
+
+/// The compute-type expression of unary `op` on `a` (dtype `d`), or None if not on the GPU.
+fn unary_expr(op: UnaryOp, d: DType) -> Option<String> {
+    use UnaryOp::*;
+    let c = comp(d);
+    let e = match d.kind() {
+        Kind::Float => match op {
+            Abs => "m_abs(a)".into(),
+            Negative => "-a".into(),
+            Sign => "m_sign(a)".into(),
+            Exp => "m_exp(a)".into(),
+            Expm1 => "m_expm1(a)".into(),
+            Log => "m_log(a)".into(),
+            Log1p => "m_log1p(a)".into(),
+            Log2 => "m_log2(a)".into(),
+            Log10 => "m_log10(a)".into(),
+            Sqrt => "m_sqrt(a)".into(),
+            Rsqrt => format!("({c})1 / m_sqrt(a)"),
+            Square => "a * a".into(),
+            Reciprocal => format!("({c})1 / a"),
+            Sin => "m_sin(a)".into(),
+            Cos => "m_cos(a)".into(),
+            Tan => "m_tan(a)".into(),
+            Arcsin => "m_asin(a)".into(),
+            Arccos => "m_acos(a)".into(),
+            Arctan => "m_atan(a)".into(),
+            Sinh => "m_sinh(a)".into(),
+            Cosh => "m_cosh(a)".into(),
+            Tanh => "m_tanh(a)".into(),
+            // The CPU computes these in f64 for every float type.
+            Arcsinh => format!("({c})asinh((double)a)"),
+            Arccosh => format!("({c})acosh((double)a)"),
+            Arctanh => format!("({c})atanh((double)a)"),
+            Erf => format!("({c})erf((double)a)"),
+            Erfinv => format!("({c})erfinv((double)a)"),
+            Floor => "m_floor(a)".into(),
+            Ceil => "m_ceil(a)".into(),
+            Round { decimals } => format!("({c})round_dec((double)a, {decimals})"),
+            Sigmoid => "m_sigmoid(a)".into(),
+            Real | Conj => "a".into(),
+            Imag => format!("({c})0"),
+            Angle => "m_angle(a)".into(),
+            IsNan => "m_isnan(a)".into(),
+            IsInf => "m_isinf(a)".into(),
+            IsFinite => "!(m_isnan(a) || m_isinf(a))".into(),
+            SignBit => "m_signbit(a)".into(),
+            LogicalNot => format!("a == ({c})0"),
+            _ => return None,
+        },
+        Kind::Int | Kind::UInt => match op {
+            Abs => "i_abs(a)".into(),
+            Negative => "w_neg(a)".into(),
+            Sign => "i_sign(a)".into(),
+            Square => "w_mul(a, a)".into(),
+            BitwiseInvert => format!("({c})~a"),
+            Floor | Ceil | Real | Conj => "a".into(),
+            Round { decimals } if decimals >= 0 => "a".into(),
+            Round { decimals } => format!("from_f64<{c}>(round_dec((double)a, {decimals}))"),
+            Imag => format!("({c})0"),
+            IsNan | IsInf => "false".into(),
+            IsFinite => "true".into(),
+            SignBit => format!("a < ({c})0"),
+            LogicalNot => format!("a == ({c})0"),
+            _ => return None,
+        },
+        Kind::Bool => match op {
+            BitwiseInvert | LogicalNot => "!a".into(),
+            Abs | Square | Floor | Ceil | Round { .. } | Real | Conj => "a".into(),
+            Imag | IsNan | IsInf | SignBit => "false".into(),
+            IsFinite => "true".into(),
+            _ => return None,
+        },
+        Kind::Complex => return None,
+    };
+    Some(e)
+}
+
+/// The compute-type expression of binary `op` on `a`, `b` of dtype `d`.
+fn binary_expr(op: BinaryOp, d: DType) -> Option<String> {
+    use BinaryOp::*;
+    let c = comp(d);
+    let cmp = |o: &str| format!("a {o} b");
+    let e = match op {
+        Equal => cmp("=="),
+        NotEqual => cmp("!="),
+        Less => cmp("<"),
+        LessEqual => cmp("<="),
+        Greater => cmp(">"),
+        GreaterEqual => cmp(">="),
+        LogicalAnd => format!("(a != ({c})0) && (b != ({c})0)"),
+        LogicalOr => format!("(a != ({c})0) || (b != ({c})0)"),
+        LogicalXor => format!("(a != ({c})0) != (b != ({c})0)"),
+        _ => match d.kind() {
+            Kind::Float => match op {
+                Add => "a + b".into(),
+                Subtract => "a - b".into(),
+                Multiply => "a * b".into(),
+                Divide => "a / b".into(),
+                FloorDivide => "py_floor_div(a, b)".into(),
+                Remainder => "py_mod(a, b)".into(),
+                Power => "m_pow(a, b)".into(),
+                Maximum => "nan_max(a, b)".into(),
+                Minimum => "nan_min(a, b)".into(),
+                Arctan2 => "m_atan2(a, b)".into(),
+                LogAddExp => "logaddexp(a, b)".into(),
+                _ => return None,
+            },
+            Kind::Int | Kind::UInt => match op {
+                Add => "w_add(a, b)".into(),
+                Subtract => "w_sub(a, b)".into(),
+                Multiply => "w_mul(a, b)".into(),
+                FloorDivide => "i_floor_div(a, b)".into(),
+                Remainder => "i_mod(a, b)".into(),
+                Power => "i_pow(a, b)".into(),
+                Maximum => "(a >= b ? a : b)".into(),
+                Minimum => "(a <= b ? a : b)".into(),
+                BitwiseAnd => format!("({c})(a & b)"),
+                BitwiseOr => format!("({c})(a | b)"),
+                BitwiseXor => format!("({c})(a ^ b)"),
+                LeftShift => "i_shl(a, b)".into(),
+                RightShift => "i_shr(a, b)".into(),
+                _ => return None,
+            },
+            Kind::Bool => match op {
+                Add | Maximum | BitwiseOr => "a || b".into(),
+                Multiply | Minimum | BitwiseAnd => "a && b".into(),
+                BitwiseXor => "a != b".into(),
+                _ => return None,
+            },
+            Kind::Complex => return None,
+        },
+    };
+    if d == DType::C64 {
+        return None;
+    }
+    Some(e)
+}
+
+fn op_tag(op: &str) -> String {
+    op.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '-' => 'm',
+            c if c.is_ascii_alphanumeric() => c.to_ascii_lowercase(),
+            _ => '_',
+        })
+        .collect()
+}
+
+pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
+    let (out_shape, out_dtype) = (&outs[0].0, outs[0].1);
+    let datas: Vec<(&Array, Data)> = inputs.iter().map(|a| (a, a.ready_data())).collect();
+    let out = match op {
+        Op::Arange { start, step } => {
+            return arange(g, start.to_f64(), step.to_f64(), out_shape, out_dtype)
+        }
+        Op::AsType(to) => {
+            let Some(e) = cast_expr("v0", inputs[0].dtype(), *to) else {
+                return Ok(None);
+            };
+            map_kernel(g, "cast", &datas, out_shape, out_dtype, &e)?
+        }
+        Op::Unary(UnaryOp::StopGradient) => return Ok(copy(g, &inputs[0])?.map(|d| vec![d])),
+        Op::Unary(u) => {
+            let dt = inputs[0].dtype();
+            let Some(body) = unary_body(*u, dt, out_dtype) else {
+                return Ok(None);
+            };
+            let tag = op_tag(&format!("{u:?}"));
+            map_kernel(g, &tag, &datas, out_shape, out_dtype, &body)?
+        }
+        Op::Binary(b) => {
+            let dt = inputs[0].dtype();
+            if inputs[1].dtype() != dt {
+                return Ok(None);
+            }
+            let Some(body) = binary_body(*b, dt, out_dtype) else {
+                return Ok(None);
+            };
+            let tag = op_tag(&format!("{b:?}"));
+            map_kernel(g, &tag, &datas, out_shape, out_dtype, &body)?
+        }
+        Op::Select => {
+            if inputs[0].dtype() != DType::Bool
+                || inputs[1].dtype() != out_dtype
+                || inputs[2].dtype() != out_dtype
+            {
+                return Ok(None);
+            }
+            map_kernel(g, "select", &datas, out_shape, out_dtype, "v0.b ? v1 : v2")?
+        }
+        _ => return Ok(None),
+    };
+    Ok(out.map(|d| vec![d]))
+}
+
+fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<Option<Vec<Data>>> {
+    let n = size_of(shape);
+    let name = format!("arange_{}", ctype(dt));
+    let t = ctype(dt);
+    let f = g.kernel(&name, || {
+        format!(
+            "{COMMON}\nextern \"C\" __global__ void {name}({t}* out, long long n, double start, double step) {{\n\
+             long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n\
+             if (i < n) out[i] = from_f64<{t}>(start + (double)i * step);\n}}\n"
+        )
+    })?;
+    let mem = g.alloc(n * dt.size())?;
+    if n > 0 {
+        let mut args = Args::new();
+        args.push(mem.ptr()).push(n as i64).push(start).push(step);
+        g.launch(
+            &f,
+            (n.div_ceil(256) as u32, 1, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+    }
+    Ok(Some(vec![Data {
+        buffer: Arc::new(Buffer::on_device(mem)),
+        strides: contiguous_strides(shape),
+        offset: 0,
+    }]))
+}
+
+/// A row-major copy of `x` on the GPU (any dtype: elements move as plain bits).
+pub(super) fn copy(g: &Gpu, x: &Array) -> Result<Option<Data>> {
+    let d = x.ready_data();
+    let bits = match x.dtype().size() {
+        1 => DType::U8,
+        2 => DType::U16,
+        4 => DType::U32,
+        _ => DType::U64,
+    };
+    // Reinterpret the operand as same-size unsigned integers; the output buffer holds the
+    // same bits, labelled with x's dtype by the caller.
+    let view = Array::from_data(d.clone(), x.shape().to_vec(), bits);
+    map_kernel(g, "copy", &[(&view, d)], x.shape(), bits, "v0")
+}

@@ -1,0 +1,167 @@
+// Element functions of the unary and binary ops, one statement of each op's semantics that
+// matches cpu/elementwise.rs. The Rust side (cuda/elementwise.rs) writes the expression
+// that calls them for one op and dtype and wraps it in a map kernel.
+
+// Float and double forms of the libm functions under one name each.
+#define M1(name, ff, fd) \
+    DEV float name(float x) { return ff(x); } \
+    DEV double name(double x) { return fd(x); }
+M1(m_abs, fabsf, fabs) M1(m_expm1, expm1f, expm1) M1(m_log, logf, log)
+M1(m_log1p, log1pf, log1p) M1(m_log2, log2f, log2) M1(m_log10, log10f, log10)
+M1(m_sqrt, sqrtf, sqrt) M1(m_sin, sinf, sin) M1(m_cos, cosf, cos) M1(m_tan, tanf, tan)
+M1(m_asin, asinf, asin) M1(m_acos, acosf, acos) M1(m_atan, atanf, atan)
+M1(m_sinh, sinhf, sinh) M1(m_cosh, coshf, cosh) M1(m_floor, floorf, floor)
+M1(m_ceil, ceilf, ceil)
+DEV float m_pow(float x, float y) { return powf(x, y); }
+DEV double m_pow(double x, double y) { return pow(x, y); }
+DEV float m_atan2(float x, float y) { return atan2f(x, y); }
+DEV double m_atan2(double x, double y) { return atan2(x, y); }
+DEV float m_fmod(float x, float y) { return fmodf(x, y); }
+DEV double m_fmod(double x, double y) { return fmod(x, y); }
+DEV bool m_isnan(float x) { return x != x; }
+DEV bool m_isnan(double x) { return x != x; }
+DEV bool m_isinf(float x) { return fabsf(x) == __int_as_float(0x7f800000); }
+DEV bool m_isinf(double x) { return fabs(x) == __longlong_as_double(0x7ff0000000000000ll); }
+DEV bool m_signbit(float x) { return (__float_as_uint(x) >> 31) != 0; }
+DEV bool m_signbit(double x) { return (__double_as_longlong(x) >> 63) != 0; }
+
+// e^x in f32 as the CPU computes it (cpu::elementwise::exp_f32), operation for operation
+// with explicit roundings so that the compiler fuses nothing: the same bits on both.
+DEV float m_exp(float x) {
+    const float LOG2E = 1.44269504088896340736f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    const float ROUND = 12582912.0f;
+    float xc = x < -104.f ? -104.f : (x > 89.f ? 89.f : x);
+    float t = __fadd_rn(__fmul_rn(xc, LOG2E), ROUND);
+    float n = __fsub_rn(t, ROUND);
+    float r = __fsub_rn(__fsub_rn(xc, __fmul_rn(n, LN2_HI)), __fmul_rn(n, LN2_LO));
+    float z = __fmul_rn(r, r);
+    float p = __fadd_rn(__fmul_rn(1.9875691e-4f, r), 1.3981999e-3f);
+    p = __fadd_rn(__fmul_rn(p, r), 8.333452e-3f);
+    p = __fadd_rn(__fmul_rn(p, r), 4.1665796e-2f);
+    p = __fadd_rn(__fmul_rn(p, r), 1.6666665e-1f);
+    p = __fadd_rn(__fmul_rn(p, r), 5.0000001e-1f);
+    p = __fadd_rn(__fadd_rn(__fmul_rn(p, z), r), 1.0f);
+    int k = (int)__float_as_uint(t) - (int)__float_as_uint(ROUND);
+    int k1 = k >> 1, k2 = k - k1;
+    float s1 = __uint_as_float((unsigned)(k1 + 127) << 23);
+    float s2 = __uint_as_float((unsigned)(k2 + 127) << 23);
+    return __fmul_rn(__fmul_rn(p, s1), s2);
+}
+DEV double m_exp(double x) { return exp(x); }
+
+// tanh in f32 as the CPU computes it (cpu::elementwise::tanh_f32): a rational in f64 with
+// fused multiply-adds, rounded to f32 once.
+DEV float m_tanh(float xf) {
+    double x = (double)xf;
+    x = x < -9.0 ? -9.0 : (x > 9.0 ? 9.0 : x);
+    double z = x * x;
+    double p = fma(fma(fma(fma(1.335401547897828e-8, z, 2.0608714522106114e-5), z,
+        0.003495571296949932), z, 0.13381013624383414), z, 0.9999999796875829);
+    double q = fma(fma(fma(fma(7.776320716775055e-7, z, 3.2856031813140917e-4), z,
+        0.025876924712820625), z, 0.46714329321388726), z, 1.0);
+    return (float)(__dmul_rn(x, p) / q);
+}
+DEV double m_tanh(double x) { return tanh(x); }
+
+template <class T> DEV T m_sign(T v) {
+    if (v > (T)0) return (T)1;
+    if (v < (T)0) return (T)-1;
+    if (v != v) return v;
+    return (T)0;
+}
+template <class T> DEV T m_sigmoid(T v) {
+    T e = m_exp(-m_abs(v));
+    T r = (T)1 / ((T)1 + e);
+    return v >= (T)0 ? r : e * r;
+}
+template <class T> DEV T m_angle(T v) {
+    if (v != v) return v;
+    return m_signbit(v) ? (T)3.14159265358979323846 : (T)0;
+}
+DEV double round_dec(double v, int d) {
+    if (d == 0) return rint(v);
+    double s = 1.0;
+    for (int i = 0; i < (d < 0 ? -d : d); ++i) s *= 10.0;
+    if (d < 0) s = 1.0 / s;
+    return rint(v * s) / s;
+}
+template <class T> DEV T nan_max(T x, T y) { return (x != x || y != y) ? (x != x ? x : y) : (x >= y ? x : y); }
+template <class T> DEV T nan_min(T x, T y) { return (x != x || y != y) ? (x != x ? x : y) : (x <= y ? x : y); }
+template <class T> DEV T py_mod(T x, T y) {
+    T r = m_fmod(x, y);
+    if (r != (T)0 && ((r < (T)0) != (y < (T)0))) return r + y;
+    if (r == (T)0) return y < (T)0 ? -(T)0 : (T)0;
+    return r;
+}
+template <class T> DEV T py_floor_div(T x, T y) {
+    if (y == (T)0) return x / y;
+    T m = py_mod(x, y);
+    T d = (x - m) / y;
+    T f = m_floor(d);
+    T q = (d - f > (T)0.5) ? f + (T)1 : f;
+    if (q == (T)0) { T s = x / y; return (s > (T)0 ? (T)1 : (s < (T)0 ? (T)-1 : s)) * (T)0; }
+    return q;
+}
+template <class T> DEV T logaddexp(T x, T y) {
+    if (x == y) return x + (T)0.69314718055994530942;
+    T m = nan_max(x, y);
+    if (m != m) return m;
+    T d = m_abs(x - y);
+    return m + m_log1p(exp(-d));
+}
+
+// ---- integers: wrapping arithmetic through the unsigned type, NumPy's division rules -------
+
+template <class T> struct Uns { typedef T type; };
+template <> struct Uns<i8> { typedef u8 type; };
+template <> struct Uns<i16> { typedef u16 type; };
+template <> struct Uns<i32> { typedef u32 type; };
+template <> struct Uns<i64> { typedef u64 type; };
+template <class T> DEV T w_add(T x, T y) { typedef typename Uns<T>::type U; return (T)(U)((U)x + (U)y); }
+template <class T> DEV T w_sub(T x, T y) { typedef typename Uns<T>::type U; return (T)(U)((U)x - (U)y); }
+template <class T> DEV T w_mul(T x, T y) { typedef typename Uns<T>::type U; return (T)(U)((U)x * (U)y); }
+template <class T> DEV T w_neg(T x) { return w_sub((T)0, x); }
+template <class T> DEV T i_abs(T x) { return x < (T)0 ? w_neg(x) : x; }
+template <class T> DEV T i_sign(T x) { return x > (T)0 ? (T)1 : (x == (T)0 ? (T)0 : w_neg((T)1)); }
+// Truncating division and remainder that wrap for MIN / -1 instead of trapping.
+template <class T> DEV T w_div(T x, T y) { return ((T)-1 < (T)0 && y == (T)-1) ? w_neg(x) : (T)(x / y); }
+template <class T> DEV T w_rem(T x, T y) { return ((T)-1 < (T)0 && y == (T)-1) ? (T)0 : (T)(x % y); }
+template <class T> DEV T i_floor_div(T x, T y) {
+    if (y == (T)0) return (T)0;
+    T q = w_div(x, y);
+    if (w_rem(x, y) != (T)0 && ((x < (T)0) != (y < (T)0))) return w_sub(q, (T)1);
+    return q;
+}
+template <class T> DEV T i_mod(T x, T y) {
+    if (y == (T)0) return (T)0;
+    T r = w_rem(x, y);
+    if (r != (T)0 && ((r < (T)0) != (y < (T)0))) return w_add(r, y);
+    return r;
+}
+template <class T> DEV T i_pow(T x, T y) {
+    if (y < (T)0) {
+        if (x == (T)1) return (T)1;
+        if (x == w_neg((T)1)) return (w_rem(y, (T)2) == (T)0) ? (T)1 : x;
+        return (T)0;
+    }
+    T base = x, acc = (T)1;
+    typedef typename Uns<T>::type U;
+    U e = (U)y;
+    while (e > 0) {
+        if (e & 1) acc = w_mul(acc, base);
+        base = w_mul(base, base);
+        e >>= 1;
+    }
+    return acc;
+}
+template <class T> DEV T i_shl(T x, T y) {
+    const long long bits = sizeof(T) * 8;
+    if (y < (T)0 || (unsigned long long)y >= (unsigned long long)bits) return (T)0;
+    typedef typename Uns<T>::type U;
+    return (T)(U)((U)x << (int)y);
+}
+template <class T> DEV T i_shr(T x, T y) {
+    const long long bits = sizeof(T) * 8;
+    if (y < (T)0 || (unsigned long long)y >= (unsigned long long)bits) return x < (T)0 ? w_neg((T)1) : (T)0;
+    return (T)(x >> (int)y);
+}

@@ -1,0 +1,389 @@
+//! The CUDA backend. Everything is loaded at run time (cudarc's dynamic loading): a machine
+//! without a GPU builds and runs the same binary, and `Device::Cuda(n)` then reports that
+//! no GPU is there. Kernels are CUDA C++ under `kernels/`, compiled by NVRTC for the running
+//! GPU and cached on disk (`nvrtc.rs`); matmul goes to cuBLAS. Work is queued on one stream
+//! per GPU and the host waits only when it reads a result.
+//!
+//! An op without a GPU kernel yet runs on the CPU: its inputs move to the host and its output
+//! moves back when a GPU kernel reads it. `fallbacks()` counts those runs by op name.
+
+mod alloc;
+mod elementwise;
+mod matmul;
+mod nvrtc;
+mod reduce;
+
+pub use alloc::api as alloc_api;
+pub use alloc::{DeviceMem, DeviceMemoryStats};
+pub mod matmul_api {
+    pub use super::matmul::set_allow_tf32;
+}
+
+use crate::array::{Array, Data};
+use crate::backend::cpu::Outs;
+use crate::op::Op;
+use crate::{Error, Result};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// One GPU: its context, the stream all work goes to, compiled kernels and memory pool.
+pub(crate) struct Gpu {
+    pub ordinal: usize,
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    /// NVRTC's target, e.g. "sm_90a".
+    pub arch: String,
+    pub sm_count: u32,
+    kernels: Mutex<HashMap<String, Arc<CudaFunction>>>,
+    blas: OnceLock<std::result::Result<matmul::Blas, String>>,
+    pub(crate) pool: Mutex<alloc::Pool>,
+}
+
+pub(crate) fn cuda_err(op: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        op: op.into(),
+        msg: format!("CUDA: {e}"),
+    }
+}
+
+static GPUS: OnceLock<
+    std::result::Result<Vec<OnceLock<std::result::Result<Arc<Gpu>, String>>>, String>,
+> = OnceLock::new();
+
+fn driver(
+) -> &'static std::result::Result<Vec<OnceLock<std::result::Result<Arc<Gpu>, String>>>, String> {
+    GPUS.get_or_init(|| {
+        // Safety: only probes whether the shared library can be opened.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err("the CUDA driver (libcuda.so) was not found: no NVIDIA GPU here".into());
+        }
+        cudarc::driver::result::init().map_err(|e| format!("cuInit failed: {e}"))?;
+        let n = CudaContext::device_count().map_err(|e| format!("counting GPUs: {e}"))?;
+        Ok((0..n.max(0)).map(|_| OnceLock::new()).collect())
+    })
+}
+
+/// Whether at least one CUDA GPU can be used.
+pub fn is_available() -> bool {
+    device_count() > 0
+}
+
+/// The number of CUDA GPUs (0 without a driver).
+pub fn device_count() -> usize {
+    driver().as_ref().map(|v| v.len()).unwrap_or(0)
+}
+
+/// GPU `ordinal`, set up on first use.
+pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
+    let unavailable = |msg: String| Error::Unsupported {
+        op: "cuda".into(),
+        msg: format!("device cuda:{ordinal} is not available: {msg}"),
+    };
+    let gpus = driver().as_ref().map_err(|e| unavailable(e.clone()))?;
+    let slot = gpus
+        .get(ordinal)
+        .ok_or_else(|| unavailable(format!("this machine has {} GPU(s)", gpus.len())))?;
+    let g = slot
+        .get_or_init(|| Gpu::new(ordinal).map(Arc::new).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| unavailable(e.clone()))?;
+    g.ctx.bind_to_thread().map_err(|e| cuda_err("cuda", e))?;
+    Ok(g.clone())
+}
+
+/// GPU `ordinal` if it was set up already (memory figures must not start a GPU).
+pub(crate) fn gpu_if_started(ordinal: usize) -> Option<Arc<Gpu>> {
+    let g = driver()
+        .as_ref()
+        .ok()?
+        .get(ordinal)?
+        .get()?
+        .as_ref()
+        .ok()?
+        .clone();
+    g.ctx.bind_to_thread().ok()?;
+    Some(g)
+}
+
+impl Gpu {
+    fn new(ordinal: usize) -> Result<Gpu> {
+        let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("cuda", e))?;
+        // cudarc would record an event per buffer use; ingot orders work itself (one stream).
+        // Safety: no cudarc-managed buffers are shared between streams.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(|e| cuda_err("cuda", e))?;
+        let (major, minor) = ctx.compute_capability().map_err(|e| cuda_err("cuda", e))?;
+        // Hopper's arch-specific target enables wgmma and setmaxnreg for kernels that use them.
+        let arch = if (major, minor) == (9, 0) {
+            "sm_90a".to_string()
+        } else {
+            format!("sm_{major}{minor}")
+        };
+        let sm_count = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(|e| cuda_err("cuda", e))? as u32;
+        let total = ctx.total_mem().map_err(|e| cuda_err("cuda", e))?;
+        Ok(Gpu {
+            ordinal,
+            ctx,
+            stream,
+            arch,
+            sm_count,
+            kernels: Mutex::new(HashMap::new()),
+            blas: OnceLock::new(),
+            pool: Mutex::new(alloc::Pool::new(total)),
+        })
+    }
+
+    /// The kernel `name` from the source `make_src` builds (called only on a cache miss).
+    pub(crate) fn kernel(
+        &self,
+        name: &str,
+        make_src: impl FnOnce() -> String,
+    ) -> Result<Arc<CudaFunction>> {
+        if let Some(f) = self.kernels.lock().get(name) {
+            return Ok(f.clone());
+        }
+        let src = make_src();
+        let cubin = nvrtc::compile(&self.arch, name, &src)?;
+        let module = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+            .map_err(|e| cuda_err(name, e))?;
+        let f = Arc::new(module.load_function(name).map_err(|e| cuda_err(name, e))?);
+        self.kernels.lock().insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Launches `f` on the GPU's stream with the kernel arguments in `args`.
+    pub(crate) fn launch(
+        &self,
+        f: &CudaFunction,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        shared: u32,
+        args: &mut Args,
+    ) -> Result<()> {
+        let mut ptrs: Vec<*mut std::ffi::c_void> = args
+            .vals
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut std::ffi::c_void)
+            .collect();
+        // Safety: `args` holds each parameter by value in the order and layout of the
+        // kernel's signature (checked by the kernel's author); buffers outlive the call
+        // because freed memory is only reused by later work on the same stream.
+        unsafe {
+            cudarc::driver::result::launch_kernel(
+                f.cu_function(),
+                grid,
+                block,
+                shared,
+                self.stream.cu_stream(),
+                &mut ptrs,
+            )
+        }
+        .map_err(|e| cuda_err("launch", e))
+    }
+
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronize", e))
+    }
+
+    /// A fresh device buffer of `nbytes` (contents unspecified).
+    pub(crate) fn alloc(&self, nbytes: usize) -> Result<DeviceMem> {
+        DeviceMem::alloc(self, nbytes)
+    }
+}
+
+/// Kernel parameters, each kept by value in 8-byte-aligned storage until the launch.
+#[derive(Default)]
+pub(crate) struct Args {
+    vals: Vec<Vec<u64>>,
+}
+
+impl Args {
+    pub(crate) fn new() -> Args {
+        Args::default()
+    }
+    /// Appends a parameter; `T` must match the kernel's parameter type (plain data,
+    /// `#[repr(C)]` for structs).
+    pub(crate) fn push<T: Copy>(&mut self, v: T) -> &mut Args {
+        let n = std::mem::size_of::<T>().div_ceil(8).max(1);
+        let mut b = vec![0u64; n];
+        // Safety: `b` has room for a T and u64 storage is aligned for any parameter type.
+        unsafe { std::ptr::write_unaligned(b.as_mut_ptr() as *mut T, v) };
+        self.vals.push(b);
+        self
+    }
+}
+
+static FALLBACKS: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new());
+
+/// Ops that ran on the CPU for a GPU device because no GPU kernel handles them yet, with
+/// how many times, since the start of the process.
+pub fn fallbacks() -> Vec<(&'static str, usize)> {
+    FALLBACKS.lock().clone()
+}
+
+fn note_fallback(name: &'static str) {
+    let mut f = FALLBACKS.lock();
+    match f.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, c)) => *c += 1,
+        None => f.push((name, 1)),
+    }
+}
+
+/// Runs `op` for GPU `ordinal`: on a GPU kernel when one handles it, else on the CPU.
+pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let g = gpu(ordinal)?;
+    let done = match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::AsType(_) | Op::Arange { .. } => {
+            elementwise::eval(&g, op, inputs, outs)?
+        }
+        Op::Copy => elementwise::copy(&g, &inputs[0])?.map(|d| vec![d]),
+        Op::Reduce { .. } => reduce::eval(&g, op, inputs, outs)?,
+        Op::Matmul => matmul::eval(&g, inputs, outs)?,
+        // Views only change the layout over the same buffer, wherever it lives; a reshape
+        // that needs a copy makes it on the GPU first.
+        Op::Reshape => {
+            let x = &inputs[0];
+            let d = x.ready_data();
+            match crate::shape::reshape_strides(x.shape(), &d.strides, &outs[0].0) {
+                Some(_) => Some(crate::backend::cpu::eval(op, inputs, outs)?),
+                None => match elementwise::copy(&g, x)? {
+                    Some(c) => {
+                        let y = Array::from_data(c, x.shape().to_vec(), x.dtype());
+                        Some(crate::backend::cpu::eval(op, &[y], outs)?)
+                    }
+                    None => None,
+                },
+            }
+        }
+        Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast => {
+            Some(crate::backend::cpu::eval(op, inputs, outs)?)
+        }
+        Op::Custom { n_in, .. } => Some(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
+        _ => None,
+    };
+    match done {
+        Some(d) => Ok(d),
+        None => {
+            note_fallback(op.name());
+            for a in inputs {
+                a.ready_data().buffer.ensure_host()?;
+            }
+            crate::backend::cpu::eval(op, inputs, outs)
+        }
+    }
+}
+
+/// Compiles every elementwise kernel (all ops and dtypes, as one module) and a sample of the
+/// reduction modules with NVRTC for `arch`, without a GPU; returns the number of modules.
+/// The test suite runs it wherever NVRTC can be loaded, so a kernel that does not compile
+/// fails on the CPU machine, not on the GPU one.
+#[doc(hidden)]
+pub fn check_kernels_compile(arch: &str) -> Result<usize> {
+    let prelude = format!("{}\n{}\n", elementwise::COMMON, elementwise::FUNCS);
+    let mut one = prelude.clone();
+    for (_, src) in elementwise::all_sources() {
+        one.push_str(
+            src.strip_prefix(&prelude)
+                .expect("map kernels start with the prelude"),
+        );
+    }
+    let dump = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from);
+    if let Some(d) = &dump {
+        let _ = std::fs::write(d.join("check_elementwise.cu"), &one);
+    }
+    nvrtc::build("check_elementwise", &one, &nvrtc::options(arch))?;
+    let reds = reduce::sample_sources();
+    if let Some(d) = &dump {
+        for (name, src) in &reds {
+            let _ = std::fs::write(d.join(format!("{name}.cu")), src);
+        }
+    }
+    for (name, src) in &reds {
+        nvrtc::build(name, src, &nvrtc::options(arch))?;
+    }
+    Ok(1 + reds.len())
+}
+
+/// Whether NVRTC can be loaded here (it needs no GPU).
+#[doc(hidden)]
+pub fn nvrtc_available() -> bool {
+    // Safety: only probes whether the shared library can be opened.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Waits until the work queued on GPU `ordinal` has finished.
+pub fn synchronize(ordinal: usize) -> Result<()> {
+    match gpu_if_started(ordinal) {
+        Some(g) => g.synchronize(),
+        None => Ok(()),
+    }
+}
+
+// ---- transfers -----------------------------------------------------------------------------
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Copies between host and GPU memory, counted for tests and the profiler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub to_device: usize,
+    pub to_device_bytes: usize,
+    pub to_host: usize,
+    pub to_host_bytes: usize,
+}
+
+static TO_DEV: AtomicUsize = AtomicUsize::new(0);
+static TO_DEV_BYTES: AtomicUsize = AtomicUsize::new(0);
+static TO_HOST: AtomicUsize = AtomicUsize::new(0);
+static TO_HOST_BYTES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static LOCAL: std::cell::Cell<Transfers> = const { std::cell::Cell::new(Transfers {
+        to_device: 0, to_device_bytes: 0, to_host: 0, to_host_bytes: 0 }) };
+}
+
+pub(crate) fn count_transfer(to_device: bool, bytes: usize) {
+    let (n, b) = if to_device {
+        (&TO_DEV, &TO_DEV_BYTES)
+    } else {
+        (&TO_HOST, &TO_HOST_BYTES)
+    };
+    n.fetch_add(1, Relaxed);
+    b.fetch_add(bytes, Relaxed);
+    LOCAL.with(|l| {
+        let mut t = l.get();
+        if to_device {
+            t.to_device += 1;
+            t.to_device_bytes += bytes;
+        } else {
+            t.to_host += 1;
+            t.to_host_bytes += bytes;
+        }
+        l.set(t);
+    });
+}
+
+/// Host↔GPU copies made by the whole process since it started.
+pub fn transfers() -> Transfers {
+    Transfers {
+        to_device: TO_DEV.load(Relaxed),
+        to_device_bytes: TO_DEV_BYTES.load(Relaxed),
+        to_host: TO_HOST.load(Relaxed),
+        to_host_bytes: TO_HOST_BYTES.load(Relaxed),
+    }
+}
+
+/// Host↔GPU copies made by this thread (evaluation and reads run on the calling thread, so
+/// a test counts its own copies even while other tests run).
+pub fn thread_transfers() -> Transfers {
+    LOCAL.with(|l| l.get())
+}

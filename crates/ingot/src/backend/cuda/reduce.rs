@@ -1,0 +1,296 @@
+//! Reductions (sum, prod, max, min, all, any) over any axes, with the CPU's accumulator
+//! types: integers and bools sum in 64 bits (wrapping), f16/bf16 in f32, max/min propagate
+//! NaN. Work is split across blocks when there are too few outputs to fill the GPU.
+
+use super::elementwise::{collapse, ctype, KShape, KStrides, COMMON};
+use super::{Args, Gpu};
+use crate::array::{Array, Data};
+use crate::backend::cpu::Outs;
+use crate::buffer::Buffer;
+use crate::dtype::{DType, Kind};
+use crate::op::{Op, ReduceKind};
+use crate::shape::{contiguous_strides, size_of};
+use crate::Result;
+use std::sync::Arc;
+
+const FUNCS: &str = include_str!("kernels/elementwise.cuh");
+const REDUCE: &str = include_str!("kernels/reduce.cuh");
+
+/// (ACC, INIT, FOLD, COMB, FIN) for `kind` on input `ti` with output `to`.
+fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
+    if ti == DType::C64 {
+        return None;
+    }
+    let t = ctype(ti);
+    let o = ctype(to);
+    let float = ti.kind() == Kind::Float;
+    let acc = match ti {
+        DType::F16 | DType::BF16 | DType::F32 => "float",
+        DType::F64 => "double",
+        DType::U8 | DType::U16 | DType::U32 | DType::U64 => "u64",
+        _ => "i64",
+    };
+    let s = |x: &str| x.to_string();
+    Some(match kind {
+        ReduceKind::Sum | ReduceKind::Prod => {
+            let (init, op) = match (kind, float) {
+                (ReduceKind::Sum, true) => ("0", "+"),
+                (ReduceKind::Sum, false) => ("0", "w_add"),
+                (_, true) => ("1", "*"),
+                (_, false) => ("1", "w_mul"),
+            };
+            let f = |a: &str, b: &str| {
+                if float {
+                    format!("(({a}) {op} ({b}))")
+                } else {
+                    format!("{op}<{acc}>(({a}), ({b}))")
+                }
+            };
+            [
+                s(acc),
+                format!("(({acc}){init})"),
+                f("a", &format!("({acc})ld<{t}>(X_)")),
+                f("a", "b"),
+                format!("st<{o}>((typename Ct<{o}>::type)(a))"),
+            ]
+        }
+        ReduceKind::Max | ReduceKind::Min => {
+            let c = match ti {
+                DType::F16 | DType::BF16 => "float",
+                DType::Bool => "bool",
+                _ => t,
+            };
+            let (lo, cmp) = match (kind, ti.kind()) {
+                (ReduceKind::Max, Kind::Float) => (s("-__int_as_float(0x7f800000)"), ">"),
+                (ReduceKind::Min, Kind::Float) => (s("__int_as_float(0x7f800000)"), "<"),
+                (ReduceKind::Max, Kind::Bool) => (s("false"), ">"),
+                (ReduceKind::Min, Kind::Bool) => (s("true"), "<"),
+                (ReduceKind::Max, Kind::UInt) => (s("0"), ">"),
+                (ReduceKind::Min, Kind::UInt) => (format!("(({t})~0ull)"), "<"),
+                (ReduceKind::Max, _) => (
+                    format!("(({t})(1ull << ({bits} - 1)))", bits = ti.size() * 8),
+                    ">",
+                ),
+                (_, _) => (
+                    format!("(({t})~(1ull << ({bits} - 1)))", bits = ti.size() * 8),
+                    "<",
+                ),
+            };
+            let lo = if ti == DType::F64 {
+                lo.replace(
+                    "__int_as_float(0x7f800000)",
+                    "__longlong_as_double(0x7ff0000000000000ll)",
+                )
+            } else {
+                lo
+            };
+            [
+                s(c),
+                format!("(({c}){lo})"),
+                format!("pick({c}, a, ld<{t}>(X_), {cmp})"),
+                format!("pick({c}, a, b, {cmp})"),
+                format!("st<{o}>(a)"),
+            ]
+        }
+        ReduceKind::All => [
+            s("bool"),
+            s("true"),
+            format!("((a) && (ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
+            s("((a) && (b))"),
+            format!("st<{o}>(a)"),
+        ],
+        ReduceKind::Any => [
+            s("bool"),
+            s("false"),
+            format!("((a) || (ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
+            s("((a) || (b))"),
+            format!("st<{o}>(a)"),
+        ],
+    })
+}
+
+fn kernel_base(kind: ReduceKind, ti: DType, to: DType, one: bool) -> String {
+    format!(
+        "red_{}_{}_{}{}",
+        format!("{kind:?}").to_lowercase(),
+        ctype(ti),
+        ctype(to),
+        if one { "_1" } else { "" }
+    )
+}
+
+/// The module holding kernels `{base}_row`, `{base}_col` and `{base}_fin`.
+fn reduce_source(base: &str, ti: DType, to: DType, one: bool, r: [&str; 5]) -> String {
+    let [acc, init, fold, comb, fin] = r;
+    let roff = if one {
+        "((r) * rst.st[0])"
+    } else {
+        "offset_of<long long>((r), rs, rst)"
+    };
+    format!(
+        "{COMMON}\n{FUNCS}\n#define pick(C, a, b, op) ([&](C p, C q) {{ return (q op p || q != q) ? q : p; }}((a), (b)))\n\
+         #define TI {t}\n#define TO {o}\n#define ACC {acc}\n#define INIT {init}\n\
+         #define FOLD(a, X_) {fold}\n#define COMB(a, b) {comb}\n#define FIN(a) {fin}\n\
+         #define ROFF(r) {roff}\n#define KNAME(k) {base}_##k\n{REDUCE}\n",
+        t = ctype(ti),
+        o = ctype(to),
+    )
+}
+
+/// Reduction modules of every kind for a sample of dtypes, for the compile check.
+pub(crate) fn sample_sources() -> Vec<(String, String)> {
+    use crate::dtype::DType::*;
+    let mut v = Vec::new();
+    for kind in [
+        ReduceKind::Sum,
+        ReduceKind::Prod,
+        ReduceKind::Max,
+        ReduceKind::Min,
+        ReduceKind::All,
+        ReduceKind::Any,
+    ] {
+        for ti in [Bool, U8, I32, I64, F16, BF16, F32, F64] {
+            let to = match kind {
+                ReduceKind::Sum | ReduceKind::Prod => crate::backend::cpu::reduce::sum_dtype(ti),
+                ReduceKind::Max | ReduceKind::Min => ti,
+                _ => Bool,
+            };
+            if let Some(r) = recipe(kind, ti, to) {
+                for one in [false, true] {
+                    let base = kernel_base(kind, ti, to, one);
+                    let [a, b, c, d, e] = &r;
+                    let src = reduce_source(&base, ti, to, one, [a, b, c, d, e]);
+                    v.push((base, src));
+                }
+            }
+        }
+    }
+    v
+}
+
+pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
+    let Op::Reduce { kind, axes } = op else {
+        return Ok(None);
+    };
+    let x = &inputs[0];
+    let (out_shape, to) = (&outs[0].0, outs[0].1);
+    let ti = x.dtype();
+    let Some([acc, init, fold, comb, fin]) = recipe(*kind, ti, to) else {
+        return Ok(None);
+    };
+    let d = x.ready_data();
+    let shape = x.shape();
+    let kdims: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
+    let kshape: Vec<usize> = kdims.iter().map(|&i| shape[i]).collect();
+    let kst: Vec<isize> = kdims.iter().map(|&i| d.strides[i]).collect();
+    let rshape: Vec<usize> = axes.iter().map(|&i| shape[i]).collect();
+    let rst: Vec<isize> = axes.iter().map(|&i| d.strides[i]).collect();
+    let nout = size_of(&kshape);
+    let nred = size_of(&rshape);
+    let mem = g.alloc(nout * to.size())?;
+    let result = |mem| {
+        Ok(Some(vec![Data {
+            buffer: Arc::new(Buffer::on_device(mem)),
+            strides: contiguous_strides(out_shape),
+            offset: 0,
+        }]))
+    };
+    if nout == 0 {
+        return result(mem);
+    }
+    let (Some((kd, ks)), Some((rd, rs))) = (collapse(&kshape, &[kst]), collapse(&rshape, &[rst]))
+    else {
+        return Ok(None);
+    };
+    let kern = |dims: &[usize], st: &[isize], off: usize| {
+        let mut a = [0i64; 6];
+        let mut b = [0i64; 6];
+        for (i, (&n, &s)) in dims.iter().zip(st).enumerate() {
+            a[i] = n as i64;
+            b[i] = s as i64;
+        }
+        (
+            KShape {
+                nd: dims.len() as i32,
+                dim: a,
+            },
+            KStrides {
+                off: off as i64,
+                st: b,
+            },
+        )
+    };
+    let (kshape_k, kst_k) = kern(&kd, &ks[0], d.offset);
+    let (rshape_k, rst_k) = kern(&rd, &rs[0], 0);
+    // Reduced positions along one collapsed dim are a multiply, not a division per element.
+    let one = rd.len() == 1;
+    // Column mode when the reduced positions are far apart in memory but neighbouring
+    // outputs are neighbours.
+    let rinner = *rs[0].last().unwrap();
+    let kinner = *ks[0].last().unwrap();
+    let col = rinner.unsigned_abs() != 1 && kinner.unsigned_abs() == 1 && nout >= 32;
+    let sm = g.sm_count as usize;
+    let splits = if col {
+        let blocks = nout.div_ceil(256);
+        (4 * sm).div_ceil(blocks).min(nred.div_ceil(64)).max(1)
+    } else {
+        (4 * sm).div_ceil(nout).min(nred.div_ceil(2048)).max(1)
+    };
+    let base = kernel_base(*kind, ti, to, one);
+    let src = || reduce_source(&base, ti, to, one, [&acc, &init, &fold, &comb, &fin]);
+    let part = if splits > 1 {
+        Some(g.alloc(nout * splits * 8)?)
+    } else {
+        None
+    };
+    let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
+    let xptr = d.buffer.device_ptr(g.ordinal)?;
+    let mut args = Args::new();
+    args.push(mem.ptr())
+        .push(part_ptr)
+        .push(xptr)
+        .push(nout as i64)
+        .push(nred as i64)
+        .push(splits as i32)
+        .push(kshape_k)
+        .push(kst_k)
+        .push(rshape_k)
+        .push(rst_k);
+    if col {
+        let f = g.kernel(&format!("{base}_col"), src)?;
+        g.launch(
+            &f,
+            (nout.div_ceil(256) as u32, splits as u32, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+    } else {
+        let f = g.kernel(&format!("{base}_row"), src)?;
+        g.launch(
+            &f,
+            (nout as u32, splits as u32, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+    }
+    if splits > 1 {
+        let f = g.kernel(&format!("{base}_fin"), src)?;
+        let mut args = Args::new();
+        args.push(mem.ptr())
+            .push(part_ptr)
+            .push(nout as i64)
+            .push(splits as i32);
+        g.launch(
+            &f,
+            (nout.div_ceil(256) as u32, 1, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+    }
+    // `part` is freed into the cache here; later work on the stream runs after the kernels.
+    drop(part);
+    result(mem)
+}

@@ -1,0 +1,176 @@
+//! The CUDA backend's own checks. The kernel compile check runs wherever NVRTC loads (no GPU
+//! needed); the rest run on a GPU and skip cleanly without one. The op suites themselves run
+//! on the GPU with `INGOT_TEST_DEVICE=cuda` (see scripts/gpu-tests.sh).
+
+use ingot::{Array, DType, Device};
+
+fn gpu() -> bool {
+    if ingot::cuda::is_available() {
+        return true;
+    }
+    eprintln!("skipped: no CUDA GPU here");
+    false
+}
+
+#[test]
+fn kernels_compile_with_nvrtc() {
+    if !ingot::backend::cuda::nvrtc_available() {
+        eprintln!("skipped: NVRTC not found (set LD_LIBRARY_PATH to a libnvrtc.so to run it)");
+        return;
+    }
+    let n = ingot::backend::cuda::check_kernels_compile("sm_90a").unwrap();
+    assert!(n > 10, "{n} modules");
+}
+
+fn f32s(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+        })
+        .collect()
+}
+
+/// Everything that depends on the process-wide default device or on the GPU's memory
+/// figures, in one test function so no other test of this binary runs between its steps.
+#[test]
+fn cuda_backend() {
+    if !gpu() {
+        return;
+    }
+    let gpu0 = Device::Cuda(0);
+    ingot::set_default_device(gpu0);
+    transfers_are_lazy_and_counted();
+    results_match_the_cpu_bit_for_bit();
+    running_out_of_memory_is_an_error();
+    memory_figures_and_cache();
+    ops_without_kernels_fall_back_to_the_cpu();
+}
+
+fn transfers_are_lazy_and_counted() {
+    let t0 = ingot::memory::thread_transfers();
+    let x = Array::from_slice(&f32s(1000, 1), &[10, 100]).unwrap();
+    let y = ingot::multiply(ingot::exp(&x).unwrap(), 2.0).unwrap();
+    let z = ingot::sum(&y, Some(&[1]), false).unwrap();
+    z.eval().unwrap();
+    let t1 = ingot::memory::thread_transfers();
+    // x went up once (the scalar 2.0 rides in the kernel's parameters); the GPU-only chain
+    // moved nothing else, and nothing came back.
+    assert_eq!(t1.to_device - t0.to_device, 1, "{t0:?} -> {t1:?}");
+    assert_eq!(t1.to_device_bytes - t0.to_device_bytes, 4000);
+    assert_eq!(t1.to_host, t0.to_host);
+    let v = z.to_vec::<f32>().unwrap();
+    let t2 = ingot::memory::thread_transfers();
+    assert_eq!(t2.to_host - t1.to_host, 1);
+    assert_eq!(t2.to_host_bytes - t1.to_host_bytes, 40);
+    // Read again: the host copy is kept.
+    assert_eq!(z.to_vec::<f32>().unwrap(), v);
+    // A second GPU op on x reuses its device copy.
+    ingot::negative(&x).unwrap().eval().unwrap();
+    let t3 = ingot::memory::thread_transfers();
+    assert_eq!(t3.to_host, t2.to_host);
+    assert_eq!(t3.to_device, t2.to_device);
+    // A CPU op on y (only on the GPU so far) brings it down once; then y is on both sides.
+    let w = ingot::with_device(Device::Cpu, || ingot::add(&y, 1.0).unwrap());
+    w.eval().unwrap();
+    let t4 = ingot::memory::thread_transfers();
+    assert_eq!(t4.to_host - t3.to_host, 1);
+    assert_eq!(t4.to_device, t3.to_device);
+    ingot::synchronize(Device::Cuda(0)).unwrap();
+}
+
+fn results_match_the_cpu_bit_for_bit() {
+    // exp and tanh of f32 use the CPU's own formulas on the GPU, so the bits agree.
+    let vals = f32s(1 << 16, 7);
+    let x = Array::from_slice(&vals, &[1 << 16]).unwrap();
+    for (name, f) in [
+        ("exp", ingot::exp as fn(&Array) -> ingot::Result<Array>),
+        ("tanh", ingot::tanh),
+    ] {
+        let g = f(&x).unwrap().to_vec::<f32>().unwrap();
+        let c = ingot::with_device(Device::Cpu, || f(&x).unwrap().to_vec::<f32>().unwrap());
+        let diff = g
+            .iter()
+            .zip(&c)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(diff, 0, "{name}: {diff} of {} differ", g.len());
+    }
+    // A strided, broadcast binary op and a transposed matmul against the CPU.
+    let a = Array::from_slice(&f32s(64 * 48, 3), &[64, 48]).unwrap();
+    let b = Array::from_slice(&f32s(48, 4), &[48]).unwrap();
+    let at = ingot::transpose(&a, None).unwrap();
+    let run = || {
+        let s = ingot::add(ingot::transpose(&at, None).unwrap(), &b).unwrap();
+        let m = ingot::matmul(&at, &s).unwrap();
+        (s.to_vec::<f32>().unwrap(), m.to_vec::<f32>().unwrap())
+    };
+    let (sg, mg) = run();
+    let (sc, mc) = ingot::with_device(Device::Cpu, run);
+    assert_eq!(sg, sc);
+    let err = mg
+        .iter()
+        .zip(&mc)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max);
+    assert!(err < 1e-4, "matmul differs by {err}");
+}
+
+fn running_out_of_memory_is_an_error() {
+    let stats = ingot::memory::cuda::memory_stats(0);
+    // Four times the card: the allocation fails and says so.
+    let n = stats.total; // f32 elements: 4x the bytes
+    let big = ingot::arange(0.0, n as f64, 1.0, DType::F32).unwrap();
+    match big.eval() {
+        Err(ingot::Error::OutOfMemory { msg, .. }) => assert!(msg.contains("cuda:0"), "{msg}"),
+        other => panic!("expected OutOfMemory, got {:?}", other.err()),
+    }
+    drop(big);
+    // The process goes on and the GPU still works.
+    let x = ingot::arange(0.0, 1000.0, 1.0, DType::F32).unwrap();
+    assert_eq!(
+        ingot::sum(&x, None, false).unwrap().item::<f32>().unwrap(),
+        499500.0
+    );
+    // A memory limit is enforced the same way.
+    let active = ingot::memory::cuda::active_memory(0);
+    let old = ingot::memory::cuda::set_memory_limit(0, active + (8 << 20)).unwrap();
+    let y = ingot::arange(0.0, (16 << 20) as f64, 1.0, DType::F32).unwrap();
+    assert!(matches!(y.eval(), Err(ingot::Error::OutOfMemory { .. })));
+    ingot::memory::cuda::set_memory_limit(0, old).unwrap();
+    y.eval().unwrap();
+}
+
+fn memory_figures_and_cache() {
+    ingot::memory::cuda::clear_cache(0).unwrap();
+    assert_eq!(ingot::memory::cuda::cache_memory(0), 0);
+    let base = ingot::memory::cuda::active_memory(0);
+    let x = ingot::arange(0.0, (4 << 20) as f64, 1.0, DType::F32).unwrap();
+    x.eval().unwrap();
+    let bytes = 16 << 20;
+    assert_eq!(ingot::memory::cuda::active_memory(0), base + bytes);
+    assert!(ingot::memory::cuda::peak_memory(0) >= base + bytes);
+    drop(x);
+    assert_eq!(ingot::memory::cuda::active_memory(0), base);
+    assert_eq!(ingot::memory::cuda::cache_memory(0), bytes);
+    // The next buffer of that size class is the cached block.
+    let y = ingot::arange(1.0, (4 << 20) as f64 + 1.0, 1.0, DType::F32).unwrap();
+    y.eval().unwrap();
+    assert_eq!(ingot::memory::cuda::cache_memory(0), 0);
+    assert_eq!(y.to_vec::<f32>().unwrap()[5], 6.0);
+    drop(y);
+    ingot::memory::cuda::clear_cache(0).unwrap();
+    assert_eq!(ingot::memory::cuda::cache_memory(0), 0);
+}
+
+fn ops_without_kernels_fall_back_to_the_cpu() {
+    let x = Array::from_slice(&f32s(100, 9), &[100]).unwrap();
+    let s = ingot::sort(&ingot::exp(&x).unwrap(), None).unwrap();
+    let v = s.to_vec::<f32>().unwrap();
+    assert!(v.windows(2).all(|w| w[0] <= w[1]));
+    let fb = ingot::cuda::fallbacks();
+    assert!(fb.iter().any(|(n, c)| *n == "sort" && *c > 0), "{fb:?}");
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds, on this CPU machine, everything a GPU run needs: the release test executables of
+# the workspace, the ingot CLI and ingot-gpu-bench (through ../shared/tools/device-pack),
+# stripped and packed into .devpack/device.tar.xz (the executables share most of their code,
+# so a large window compresses them together far below the device tool's 64 MiB limit).
+# Then, with the device tool: carry [".devpack"] and run `bash scripts/gpu/run.sh`
+# (docs/cuda.md has the whole call).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+../shared/tools/device-pack --bin ingot --bin ingot-gpu-bench
+strip .device/tests/* .device/bin/*
+mkdir -p .devpack
+rm -f .devpack/device.tar.xz
+tar -cf - .device | xz -T1 --lzma2=preset=6,dict=1GiB > .devpack/device.tar.xz
+du -h .devpack/device.tar.xz
