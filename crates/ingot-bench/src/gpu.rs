@@ -5,6 +5,8 @@
 //!
 //! usage: ingot-gpu-bench [--quick] [--json FILE] [--python python3]
 
+mod cli;
+
 use ingot::{Array, DType, Device};
 use std::time::Instant;
 
@@ -56,17 +58,8 @@ struct Row {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let json_out = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let python = args
-        .iter()
-        .position(|a| a == "--python")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "python3".into());
+    let json_out = cli::value(&args, "--json");
+    let python = cli::value(&args, "--python").unwrap_or_else(|| "python3".into());
     if !ingot::cuda::is_available() {
         eprintln!("ingot-gpu-bench: no CUDA GPU here");
         std::process::exit(2);

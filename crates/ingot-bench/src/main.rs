@@ -5,6 +5,8 @@
 //!
 //! usage: ingot-bench [--quick] [--json FILE] [--python python3]
 
+mod cli;
+
 use ingot::{Array, DType};
 use std::time::Instant;
 
@@ -113,17 +115,8 @@ print(json.dumps(out))
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let json_path = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let python = args
-        .iter()
-        .position(|a| a == "--python")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "python3".into());
+    let json_path = cli::value(&args, "--json");
+    let python = cli::value(&args, "--python").unwrap_or_else(|| "python3".into());
 
     eprintln!("running NumPy peer...");
     let np_out = std::process::Command::new(&python)

@@ -6,13 +6,13 @@
 
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Kind};
 use crate::op::{BinaryOp, Op, UnaryOp};
 use crate::shape::{broadcast_strides, contiguous_strides, size_of};
 use crate::Result;
-use std::sync::Arc;
 
 pub(crate) const COMMON: &str = include_str!("kernels/common.cuh");
 pub(crate) const FUNCS: &str = include_str!("kernels/elementwise.cuh");
@@ -128,12 +128,7 @@ fn map_kernel(
     let n = size_of(out_shape);
     let out_strides = contiguous_strides(out_shape);
     if n == 0 {
-        let mem = g.alloc(0)?;
-        return Ok(Some(Data {
-            buffer: Arc::new(Buffer::on_device(mem)),
-            strides: out_strides,
-            offset: 0,
-        }));
+        return Ok(Some(out_data(Buffer::on_device(g.alloc(0)?), out_shape)));
     }
     let bstrides: Vec<Vec<isize>> = inputs
         .iter()
@@ -219,11 +214,7 @@ fn map_kernel(
     }
     let blocks = n.div_ceil(256 * 4) as u32;
     g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &mut args)?;
-    Ok(Some(Data {
-        buffer: Arc::new(Buffer::on_device(mem)),
-        strides: out_strides,
-        offset: 0,
-    }))
+    Ok(Some(out_data(Buffer::on_device(mem), out_shape)))
 }
 
 /// The source of map kernel `name`: operand k of dtype and mode `ops[k]` is read as `vK`,
@@ -584,11 +575,7 @@ fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<
             &mut args,
         )?;
     }
-    Ok(Some(vec![Data {
-        buffer: Arc::new(Buffer::on_device(mem)),
-        strides: contiguous_strides(shape),
-        offset: 0,
-    }]))
+    Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 
 /// A row-major copy of `x` on the GPU (any dtype: elements move as plain bits).

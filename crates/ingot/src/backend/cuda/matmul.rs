@@ -5,14 +5,14 @@
 
 use super::{cuda_err, elementwise, Gpu};
 use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
 use crate::buffer::Buffer;
 use crate::dtype::DType;
-use crate::shape::{contiguous_strides, size_of};
+use crate::shape::size_of;
 use crate::Result;
 use cudarc::cublas::sys;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
 
 pub(crate) struct Blas {
     handle: sys::cublasHandle_t,
@@ -141,13 +141,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let batch = size_of(&out_shape[..nd - 2]);
     let esize = dt.size();
     let mem = g.alloc(total * esize)?;
-    let out = |mem| {
-        Ok(Some(vec![Data {
-            buffer: Arc::new(Buffer::on_device(mem)),
-            strides: contiguous_strides(out_shape),
-            offset: 0,
-        }]))
-    };
+    let out = |mem| Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
     if total == 0 {
         return out(mem);
     }

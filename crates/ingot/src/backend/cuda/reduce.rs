@@ -5,13 +5,13 @@
 use super::elementwise::{collapse, ctype, KShape, KStrides, COMMON};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Kind};
 use crate::op::{Op, ReduceKind};
-use crate::shape::{contiguous_strides, size_of};
+use crate::shape::size_of;
 use crate::Result;
-use std::sync::Arc;
 
 const FUNCS: &str = include_str!("kernels/elementwise.cuh");
 const REDUCE: &str = include_str!("kernels/reduce.cuh");
@@ -60,9 +60,14 @@ fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
                 DType::Bool => "bool",
                 _ => t,
             };
+            let inf = if ti == DType::F64 {
+                "__longlong_as_double(0x7ff0000000000000ll)"
+            } else {
+                "__int_as_float(0x7f800000)"
+            };
             let (lo, cmp) = match (kind, ti.kind()) {
-                (ReduceKind::Max, Kind::Float) => (s("-__int_as_float(0x7f800000)"), ">"),
-                (ReduceKind::Min, Kind::Float) => (s("__int_as_float(0x7f800000)"), "<"),
+                (ReduceKind::Max, Kind::Float) => (format!("-{inf}"), ">"),
+                (ReduceKind::Min, Kind::Float) => (s(inf), "<"),
                 (ReduceKind::Max, Kind::Bool) => (s("false"), ">"),
                 (ReduceKind::Min, Kind::Bool) => (s("true"), "<"),
                 (ReduceKind::Max, Kind::UInt) => (s("0"), ">"),
@@ -75,14 +80,6 @@ fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
                     format!("(({t})~(1ull << ({bits} - 1)))", bits = ti.size() * 8),
                     "<",
                 ),
-            };
-            let lo = if ti == DType::F64 {
-                lo.replace(
-                    "__int_as_float(0x7f800000)",
-                    "__longlong_as_double(0x7ff0000000000000ll)",
-                )
-            } else {
-                lo
             };
             [
                 s(c),
@@ -188,13 +185,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
     let nout = size_of(&kshape);
     let nred = size_of(&rshape);
     let mem = g.alloc(nout * to.size())?;
-    let result = |mem| {
-        Ok(Some(vec![Data {
-            buffer: Arc::new(Buffer::on_device(mem)),
-            strides: contiguous_strides(out_shape),
-            offset: 0,
-        }]))
-    };
+    let result = |mem| Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
     if nout == 0 {
         return result(mem);
     }

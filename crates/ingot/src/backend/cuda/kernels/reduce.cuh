@@ -9,6 +9,13 @@
 template <class A> DEV A shfl_down(A v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
 DEV bool shfl_down(bool v, int d) { return __shfl_down_sync(0xffffffffu, (int)v, d) != 0; }
 
+// The reduced positions [r0, r1) of split s of S.
+DEV void split_range(long long nred, int S, int s, long long& r0, long long& r1) {
+    long long chunk = (nred + S - 1) / S;
+    r0 = (long long)s * chunk;
+    r1 = r0 + chunk < nred ? r0 + chunk : nred;
+}
+
 DEV ACC block_reduce(ACC a) {
     __shared__ ACC warps[32];
     for (int d = 16; d > 0; d >>= 1) a = COMB(a, shfl_down(a, d));
@@ -27,9 +34,8 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(row)(TO* out, ACC* part,
     long long nout, long long nred, int S, Shape ks, Strides kst, Shape rs, Strides rst) {
     long long o = blockIdx.x;
     int s = blockIdx.y;
-    long long chunk = (nred + S - 1) / S;
-    long long r0 = (long long)s * chunk;
-    long long r1 = r0 + chunk < nred ? r0 + chunk : nred;
+    long long r0, r1;
+    split_range(nred, S, s, r0, r1);
     long long base = offset_of<long long>(o, ks, kst);
     ACC a = INIT;
     for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
@@ -48,9 +54,8 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* out, ACC* part,
     long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= nout) return;
     int s = blockIdx.y;
-    long long chunk = (nred + S - 1) / S;
-    long long r0 = (long long)s * chunk;
-    long long r1 = r0 + chunk < nred ? r0 + chunk : nred;
+    long long r0, r1;
+    split_range(nred, S, s, r0, r1);
     long long base = offset_of<long long>(o, ks, kst);
     ACC a = INIT;
     for (long long r = r0; r < r1; ++r) {
