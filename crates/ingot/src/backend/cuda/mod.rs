@@ -28,6 +28,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+type KernelSlot = Arc<OnceLock<std::result::Result<Arc<CudaFunction>, String>>>;
+
 /// One GPU: its context, the stream all work goes to, compiled kernels and memory pool.
 pub(crate) struct Gpu {
     pub ordinal: usize,
@@ -36,7 +38,7 @@ pub(crate) struct Gpu {
     /// NVRTC's target, e.g. "sm_90a".
     pub arch: String,
     pub sm_count: u32,
-    kernels: Mutex<HashMap<String, Arc<CudaFunction>>>,
+    kernels: Mutex<HashMap<String, KernelSlot>>,
     blas: OnceLock<std::result::Result<matmul::Blas, String>>,
     pub(crate) pool: Mutex<alloc::Pool>,
 }
@@ -145,18 +147,30 @@ impl Gpu {
         name: &str,
         make_src: impl FnOnce() -> String,
     ) -> Result<Arc<CudaFunction>> {
-        if let Some(f) = self.kernels.lock().get(name) {
-            return Ok(f.clone());
-        }
-        let src = make_src();
-        let cubin = nvrtc::compile(&self.arch, name, &src)?;
-        let module = self
-            .ctx
-            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
-            .map_err(|e| cuda_err(name, e))?;
-        let f = Arc::new(module.load_function(name).map_err(|e| cuda_err(name, e))?);
-        self.kernels.lock().insert(name.to_string(), f.clone());
-        Ok(f)
+        // One slot per name, filled once: threads that want a kernel being compiled wait for
+        // that compile instead of starting their own.
+        let slot = self
+            .kernels
+            .lock()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let built = slot.get_or_init(|| {
+            let src = make_src();
+            let cubin = nvrtc::compile(&self.arch, name, &src).map_err(|e| e.to_string())?;
+            let module = self
+                .ctx
+                .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+                .map_err(|e| cuda_err(name, e).to_string())?;
+            let f = module
+                .load_function(name)
+                .map_err(|e| cuda_err(name, e).to_string())?;
+            Ok(Arc::new(f))
+        });
+        built.clone().map_err(|msg| Error::Backend {
+            op: name.into(),
+            msg,
+        })
     }
 
     /// Launches `f` on the GPU's stream with the kernel arguments in `args`.
