@@ -10,9 +10,10 @@ use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Kind};
-use crate::op::{BinaryOp, Op, UnaryOp};
+use crate::op::{BinaryOp, FusedOp, FusedProgram, Op, UnaryOp};
 use crate::shape::{broadcast_strides, contiguous_strides, size_of};
 use crate::Result;
+use sha2::Digest;
 
 pub(crate) const COMMON: &str = include_str!("kernels/common.cuh");
 pub(crate) const FUNCS: &str = include_str!("kernels/elementwise.cuh");
@@ -125,10 +126,33 @@ fn map_kernel(
     out_dtype: DType,
     body: &str,
 ) -> Result<Option<Data>> {
+    let stmts = store(body);
+    Ok(map_kernel_n(g, tag, inputs, out_shape, out_dtype, 1, &stmts)?.map(|mut v| v.remove(0)))
+}
+
+/// The statement of a one-output map kernel.
+fn store(body: &str) -> String {
+    format!("y0 = {body};")
+}
+
+/// Launches `stmts` over `n` elements: they read operand k as `vK` and set `yJ`, the
+/// element of output J (of `n_out`).
+fn map_kernel_n(
+    g: &Gpu,
+    tag: &str,
+    inputs: &[(&Array, Data)],
+    out_shape: &[usize],
+    out_dtype: DType,
+    n_out: usize,
+    stmts: &str,
+) -> Result<Option<Vec<Data>>> {
     let n = size_of(out_shape);
     let out_strides = contiguous_strides(out_shape);
     if n == 0 {
-        return Ok(Some(out_data(Buffer::on_device(g.alloc(0)?), out_shape)));
+        return (0..n_out)
+            .map(|_| Ok(out_data(Buffer::on_device(g.alloc(0)?), out_shape)))
+            .collect::<Result<Vec<_>>>()
+            .map(Some);
     }
     let bstrides: Vec<Vec<isize>> = inputs
         .iter()
@@ -192,20 +216,40 @@ fn map_kernel(
         })
         .collect::<Vec<_>>()
         .join("_");
+    // Vector accesses need every contiguous operand's first element on a 4-element
+    // boundary (outputs are fresh blocks, aligned to 512 bytes).
+    let vec = ops.iter().all(|o| {
+        let size = o.dtype.size() as u64;
+        o.mode != Mode::Contiguous
+            || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
+    });
     let name = format!(
-        "map_{tag}_{sig}_to_{}{}",
+        "map_{tag}_{sig}_to_{}{}{}{}",
         ctype(out_dtype),
-        if wide { "_w" } else { "" }
+        if n_out > 1 {
+            format!("x{n_out}")
+        } else {
+            String::new()
+        },
+        if wide { "_w" } else { "" },
+        if vec { "_v" } else { "" }
     );
     let desc: Vec<(DType, Mode)> = ops.iter().map(|o| (o.dtype, o.mode)).collect();
-    let f = g.kernel(&name, || map_source(&name, &desc, out_dtype, wide, body))?;
-    let mem = g.alloc(n * out_dtype.size())?;
+    let f = g.kernel(&name, || {
+        map_source(&name, &desc, out_dtype, n_out, wide, vec, stmts)
+    })?;
+    let mems = (0..n_out)
+        .map(|_| g.alloc(n * out_dtype.size()))
+        .collect::<Result<Vec<_>>>()?;
     let mut args = Args::new();
     let mut kd = [0i64; MAX_DIMS];
     for (i, &x) in dims.iter().enumerate() {
         kd[i] = x as i64;
     }
-    args.push(mem.ptr()).push(n as i64).push(KShape {
+    for m in &mems {
+        args.push(m.ptr());
+    }
+    args.push(n as i64).push(KShape {
         nd: dims.len() as i32,
         dim: kd,
     });
@@ -214,29 +258,42 @@ fn map_kernel(
     }
     let blocks = n.div_ceil(256 * 4) as u32;
     g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &mut args)?;
-    Ok(Some(out_data(Buffer::on_device(mem), out_shape)))
+    Ok(Some(
+        mems.into_iter()
+            .map(|m| out_data(Buffer::on_device(m), out_shape))
+            .collect(),
+    ))
 }
 
 /// The source of map kernel `name`: operand k of dtype and mode `ops[k]` is read as `vK`,
-/// and `out[i] = body`.
+/// and `stmts` set `y0` .. `y{n_out - 1}`, stored to the outputs at the element's index.
+/// `vec`: each thread takes 4 consecutive elements and moves contiguous operands and the
+/// outputs with one vector load or store each (the caller checks their alignment), which
+/// keeps more bytes in flight per thread than scalar accesses do.
 fn map_source(
     name: &str,
     ops: &[(DType, Mode)],
     out_dtype: DType,
+    n_out: usize,
     wide: bool,
-    body: &str,
+    vec: bool,
+    stmts: &str,
 ) -> String {
     let idx_t = if wide { "long long" } else { "unsigned" };
-    let mut params = format!(
-        "{}* __restrict__ out, long long n, Shape shape",
-        ctype(out_dtype)
-    );
+    let to = ctype(out_dtype);
+    let mut params: String = (0..n_out)
+        .map(|j| format!("{to}* __restrict__ out{j}, "))
+        .collect();
+    params.push_str("long long n, Shape shape");
     let mut loads = String::new();
+    let mut vloads = String::new();
+    let mut vgets = String::new();
     for (k, (dt, mode)) in ops.iter().enumerate() {
         let t = ctype(*dt);
         if *mode == Mode::Value {
             params.push_str(&format!(", {t} p{k}, Strides s{k}"));
-            loads.push_str(&format!("            {t} v{k} = p{k};\n"));
+            loads.push_str(&format!("{t} v{k} = p{k};\n"));
+            vgets.push_str(&format!("{t} v{k} = p{k};\n"));
             continue;
         }
         params.push_str(&format!(", const {t}* __restrict__ p{k}, Strides s{k}"));
@@ -245,15 +302,45 @@ fn map_source(
             Mode::Scalar => format!("s{k}.off"),
             _ => format!("offset_of<{idx_t}>(({idx_t})i, shape, s{k})"),
         };
-        loads.push_str(&format!("            {t} v{k} = p{k}[{idx}];\n"));
+        loads.push_str(&format!("{t} v{k} = p{k}[{idx}];\n"));
+        if *mode == Mode::Contiguous {
+            vloads.push_str(&format!(
+                "V4<{t}> q{k} = *(const V4<{t}>*)(p{k} + s{k}.off + i0);\n"
+            ));
+            vgets.push_str(&format!("{t} v{k} = q{k}.v[k];\n"));
+        } else {
+            vgets.push_str(&format!("{t} v{k} = p{k}[{idx}];\n"));
+        }
     }
-    format!(
-        "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n\
-         long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
-         #pragma unroll\n\
-         for (int k = 0; k < 4; ++k) {{\n\
+    let decl: String = (0..n_out).map(|j| format!("{to} y{j}; ")).collect();
+    let store: String = (0..n_out).map(|j| format!("out{j}[i] = y{j}; ")).collect();
+    let body = if vec {
+        let rdecl: String = (0..n_out).map(|j| format!("V4<{to}> r{j}; ")).collect();
+        let rset: String = (0..n_out).map(|j| format!("r{j}.v[k] = y{j}; ")).collect();
+        let rstore: String = (0..n_out)
+            .map(|j| format!("*(V4<{to}>*)(out{j} + i0) = r{j}; "))
+            .collect();
+        format!(
+            "long long i0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;\n\
+             if (i0 + 4 <= n) {{\n{vloads}{rdecl}\n\
+             #pragma unroll\n\
+             for (int k = 0; k < 4; ++k) {{\nlong long i = i0 + k;\n{vgets}{decl}\n{stmts}\n{rset}\n}}\n\
+             {rstore}\n\
+             }} else {{\n\
+             for (long long i = i0; i < n; ++i) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n\
+             }}\n"
+        )
+    } else {
+        format!(
+            "long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
+             #pragma unroll\n\
+             for (int k = 0; k < 4; ++k) {{\n\
              long long i = base + (long long)k * blockDim.x;\n\
-             if (i < n) {{\n{loads}            out[i] = {body};\n        }}\n    }}\n}}\n"
+             if (i < n) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n}}\n"
+        )
+    };
+    format!(
+        "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n{body}}}\n"
     )
 }
 
@@ -303,7 +390,7 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 let name = format!("chk_u_{}_{}", op_tag(&format!("{u:?}")), ctype(dt));
                 v.push((
                     name.clone(),
-                    map_source(&name, &[(dt, c)], out, false, &body),
+                    map_source(&name, &[(dt, c)], out, 1, false, false, &store(&body)),
                 ));
             }
         }
@@ -313,15 +400,69 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 let name = format!("chk_b_{}_{}", op_tag(&format!("{b:?}")), ctype(dt));
                 v.push((
                     name.clone(),
-                    map_source(&name, &[(dt, c), (dt, s)], out, true, &body),
+                    map_source(
+                        &name,
+                        &[(dt, c), (dt, s)],
+                        out,
+                        1,
+                        true,
+                        true,
+                        &store(&body),
+                    ),
                 ));
             }
         }
         for to in ALL {
             if let Some(e) = cast_expr("v0", dt, to) {
                 let name = format!("chk_cast_{}_{}", ctype(dt), ctype(to));
-                v.push((name.clone(), map_source(&name, &[(dt, s)], to, false, &e)));
+                v.push((
+                    name.clone(),
+                    map_source(&name, &[(dt, s)], to, 1, false, true, &store(&e)),
+                ));
             }
+        }
+        if matches!(dt, F32 | F64) {
+            // Every fusable op in one chain: x2 = u(x..), then binary ops with the input x1.
+            let mut instrs = Vec::new();
+            let mut last = 0;
+            for u in crate::op::UnaryOp::ALL_FOR_CHECK
+                .into_iter()
+                .filter(|u| u.fusable())
+            {
+                instrs.push(crate::op::FusedInstr {
+                    op: FusedOp::Unary(u),
+                    args: vec![last],
+                });
+                last = 1 + instrs.len();
+            }
+            for b in crate::op::BinaryOp::ALL_FOR_CHECK
+                .into_iter()
+                .filter(|b| b.fusable())
+            {
+                instrs.push(crate::op::FusedInstr {
+                    op: FusedOp::Binary(b),
+                    args: vec![last, 1],
+                });
+                last = 1 + instrs.len();
+            }
+            let program = FusedProgram {
+                instrs,
+                outputs: vec![last, 2],
+            };
+            let stmts = fused_stmts(&program, 2, dt).expect("every fusable op has a float form");
+            let name = format!("chk_fused_{}", ctype(dt));
+            v.push((
+                name.clone(),
+                map_source(
+                    &name,
+                    &[(dt, c), (dt, Mode::Scalar)],
+                    dt,
+                    2,
+                    false,
+                    true,
+                    &stmts,
+                ),
+            ));
         }
         let name = format!("chk_select_{}", ctype(dt));
         v.push((
@@ -330,8 +471,10 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 &name,
                 &[(Bool, c), (dt, s), (dt, Mode::Scalar)],
                 dt,
+                1,
                 false,
-                "v0.b ? v1 : v2",
+                true,
+                &store("v0.b ? v1 : v2"),
             ),
         ));
     }
@@ -547,9 +690,81 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             }
             map_kernel(g, "select", &datas, out_shape, out_dtype, "v0.b ? v1 : v2")?
         }
+        Op::Fused { program } => return fused(g, program, &datas, out_shape, out_dtype),
         _ => return Ok(None),
     };
     Ok(out.map(|d| vec![d]))
+}
+
+/// The statements of a fused program over `n_in` operands `vK` of dtype `dt`, writing
+/// `yM`; `None` when an op has no GPU expression for `dt`.
+fn fused_stmts(program: &FusedProgram, n_in: usize, dt: DType) -> Option<String> {
+    let c = comp(dt);
+    let mut stmts = String::new();
+    for k in 0..n_in {
+        stmts.push_str(&format!("{c} x{k} = ld(v{k}); "));
+    }
+    for (j, ins) in program.instrs.iter().enumerate() {
+        let e = match ins.op {
+            FusedOp::Unary(u) => {
+                unary_expr(u, dt).map(|e| format!("[&]({c} a) {{ return {e}; }}(x{})", ins.args[0]))
+            }
+            FusedOp::Binary(b) => binary_expr(b, dt).map(|e| {
+                format!(
+                    "[&]({c} a, {c} b) {{ return {e}; }}(x{}, x{})",
+                    ins.args[0], ins.args[1]
+                )
+            }),
+        };
+        let e = e?;
+        stmts.push_str(&format!("{c} x{} = ({c})({e});\n", n_in + j));
+    }
+    for (m, o) in program.outputs.iter().enumerate() {
+        stmts.push_str(&format!("y{m} = st<{}>(x{o}); ", ctype(dt)));
+    }
+    Some(stmts)
+}
+
+/// A compiled function's fused elementwise chain as one kernel: each value lives in a
+/// register, so the chain reads its inputs and writes its outputs once. The ops are the
+/// unfused kernels' own expressions, so fused and unfused results agree. `None` (CPU) for
+/// what the CPU's fused kernel would reject, so errors read the same on both devices.
+fn fused(
+    g: &Gpu,
+    program: &FusedProgram,
+    datas: &[(&Array, Data)],
+    out_shape: &[usize],
+    dt: DType,
+) -> Result<Option<Vec<Data>>> {
+    let n_in = datas.len();
+    if program.validate(n_in).is_err()
+        || !matches!(dt, DType::F32 | DType::F64)
+        || datas.iter().any(|(a, _)| {
+            a.dtype() != dt
+                || a.ndim() != out_shape.len()
+                || a.shape()
+                    .iter()
+                    .zip(out_shape)
+                    .any(|(&x, &y)| x != y && x != 1)
+        })
+    {
+        return Ok(None);
+    }
+    let Some(stmts) = fused_stmts(program, n_in, dt) else {
+        return Ok(None);
+    };
+    // The program's text names the kernel: the same chain compiles once per machine.
+    let digest = sha2::Sha256::digest(stmts.as_bytes());
+    let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    map_kernel_n(
+        g,
+        &format!("fz{tag}"),
+        datas,
+        out_shape,
+        dt,
+        program.outputs.len(),
+        &stmts,
+    )
 }
 
 fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<Option<Vec<Data>>> {

@@ -12,6 +12,8 @@ mod elementwise;
 mod matmul;
 mod nvrtc;
 mod reduce;
+mod scan;
+mod softmax;
 
 pub use alloc::api as alloc_api;
 pub use alloc::{DeviceMem, DeviceMemoryStats};
@@ -257,12 +259,27 @@ fn note_fallback(name: &'static str) {
 pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let g = gpu(ordinal)?;
     let done = match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::AsType(_) | Op::Arange { .. } => {
-            elementwise::eval(&g, op, inputs, outs)?
-        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Select
+        | Op::AsType(_)
+        | Op::Arange { .. }
+        | Op::Fused { .. } => elementwise::eval(&g, op, inputs, outs)?,
         Op::Copy => elementwise::copy(&g, &inputs[0])?.map(|d| vec![d]),
         Op::Reduce { .. } => reduce::eval(&g, op, inputs, outs)?,
         Op::Matmul => matmul::eval(&g, inputs, outs)?,
+        Op::Scan {
+            kind,
+            axis,
+            reverse,
+            inclusive,
+        } => scan::eval(
+            &g,
+            &inputs[0],
+            (*kind, *axis, *reverse, *inclusive),
+            outs[0].1,
+        )?,
+        Op::Softmax { axis, log } => softmax::eval(&g, &inputs[0], *axis, *log)?,
         // Views only change the layout over the same buffer, wherever it lives; a reshape
         // that needs a copy makes it on the GPU first.
         Op::Reshape => {
@@ -316,7 +333,9 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
         let _ = std::fs::write(d.join("check_elementwise.cu"), &one);
     }
     nvrtc::build("check_elementwise", &one, &nvrtc::options(arch))?;
-    let reds = reduce::sample_sources();
+    let mut reds = reduce::sample_sources();
+    reds.extend(softmax::sample_sources());
+    reds.extend(scan::sample_sources());
     if let Some(d) = &dump {
         for (name, src) in &reds {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);

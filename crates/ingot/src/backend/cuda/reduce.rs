@@ -2,7 +2,7 @@
 //! types: integers and bools sum in 64 bits (wrapping), f16/bf16 in f32, max/min propagate
 //! NaN. Work is split across blocks when there are too few outputs to fill the GPU.
 
-use super::elementwise::{collapse, ctype, KShape, KStrides, COMMON};
+use super::elementwise::{collapse, ctype, KShape, KStrides, COMMON, FUNCS};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
@@ -13,11 +13,10 @@ use crate::op::{Op, ReduceKind};
 use crate::shape::size_of;
 use crate::Result;
 
-const FUNCS: &str = include_str!("kernels/elementwise.cuh");
 const REDUCE: &str = include_str!("kernels/reduce.cuh");
 
 /// (ACC, INIT, FOLD, COMB, FIN) for `kind` on input `ti` with output `to`.
-fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
+pub(super) fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
     if ti == DType::C64 {
         return None;
     }
@@ -116,21 +115,30 @@ fn kernel_base(kind: ReduceKind, ti: DType, to: DType, one: bool) -> String {
     )
 }
 
-/// The module holding kernels `{base}_row`, `{base}_col` and `{base}_fin`.
-fn reduce_source(base: &str, ti: DType, to: DType, one: bool, r: [&str; 5]) -> String {
+/// The start of a reduction-like module: the prelude, the NaN-propagating `pick`, and the
+/// recipe as macros TI, TO, ACC, INIT, FOLD, COMB, FIN, with kernels named `{base}_k`.
+pub(super) fn recipe_defines(base: &str, ti: DType, to: DType, r: [&str; 5]) -> String {
     let [acc, init, fold, comb, fin] = r;
+    format!(
+        "{COMMON}\n{FUNCS}\n#define pick(C, a, b, op) ([&](C p, C q) {{ return (q op p || q != q) ? q : p; }}((a), (b)))\n\
+         #define TI {t}\n#define TO {o}\n#define ACC {acc}\n#define INIT {init}\n\
+         #define FOLD(a, X_) {fold}\n#define COMB(a, b) {comb}\n#define FIN(a) {fin}\n\
+         #define KNAME(k) {base}_##k\n",
+        t = ctype(ti),
+        o = ctype(to),
+    )
+}
+
+/// The module holding kernels `{base}_row`, `{base}_rowc`, `{base}_col` and `{base}_fin`.
+fn reduce_source(base: &str, ti: DType, to: DType, one: bool, r: [&str; 5]) -> String {
     let roff = if one {
         "((r) * rst.st[0])"
     } else {
         "offset_of<long long>((r), rs, rst)"
     };
     format!(
-        "{COMMON}\n{FUNCS}\n#define pick(C, a, b, op) ([&](C p, C q) {{ return (q op p || q != q) ? q : p; }}((a), (b)))\n\
-         #define TI {t}\n#define TO {o}\n#define ACC {acc}\n#define INIT {init}\n\
-         #define FOLD(a, X_) {fold}\n#define COMB(a, b) {comb}\n#define FIN(a) {fin}\n\
-         #define ROFF(r) {roff}\n#define KNAME(k) {base}_##k\n{REDUCE}\n",
-        t = ctype(ti),
-        o = ctype(to),
+        "{}#define ROFF(r) {roff}\n{REDUCE}\n",
+        recipe_defines(base, ti, to, r)
     )
 }
 
@@ -257,7 +265,9 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             &mut args,
         )?;
     } else {
-        let f = g.kernel(&format!("{base}_row"), src)?;
+        // Consecutive reduced positions take the vectorized row kernel.
+        let which = if one && rinner == 1 { "rowc" } else { "row" };
+        let f = g.kernel(&format!("{base}_{which}"), src)?;
         g.launch(
             &f,
             (nout as u32, splits as u32, 1),

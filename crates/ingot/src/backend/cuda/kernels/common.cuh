@@ -20,6 +20,9 @@ struct __align__(8) c64 { float re, im; };
 
 #define DEV __device__ __forceinline__
 
+// Four consecutive elements moved as one access (at most 16 bytes are one instruction).
+template <class T> struct alignas(sizeof(T) * 4 > 16 ? 16 : sizeof(T) * 4) V4 { T v[4]; };
+
 // ---- 16-bit floats ---------------------------------------------------------------------
 
 DEV float h2f(f16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h.b)); return f; }

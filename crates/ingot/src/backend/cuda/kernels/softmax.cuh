@@ -1,0 +1,83 @@
+// Softmax and log-softmax along one axis of a row-major array viewed as (outer, len, inner),
+// as cpu/misc.rs computes them: m = max (NaN if any element is NaN), s = sum exp(x - m),
+// then exp(x - m) / s, or (x - m) - log(s). The includer defines T (storage type), C (compute
+// type), LOG (0 or 1) and KNAME(k).
+//   row: inner == 1, one block per row; the second and third passes over the row mostly
+//        hit L2, so HBM sees one read and one write.
+//   col: inner > 1, one thread per (outer, inner) line; neighbouring threads read
+//        neighbouring elements.
+
+#define K_INF __int_as_float(0x7f800000)
+#define K_NAN __int_as_float(0x7fc00000)
+
+template <class A> DEV A warp_max(A v) {
+    for (int d = 16; d > 0; d >>= 1) { A o = __shfl_xor_sync(0xffffffffu, v, d); v = o > v ? o : v; }
+    return v;
+}
+template <class A> DEV A warp_sum(A v) {
+    for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
+    return v;
+}
+// Every thread gets the block's result. `sh` holds 32 values; the caller's barrier
+// before reuse is the one at the start of the next call.
+template <class A, bool MAX> DEV A block_all(A v, A* sh) {
+    v = MAX ? warp_max(v) : warp_sum(v);
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : (MAX ? -(A)K_INF : (A)0);
+    return MAX ? warp_max(v) : warp_sum(v);
+}
+
+extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out, const T* __restrict__ x,
+    long long rows, long long len) {
+    __shared__ C sh[32];
+    const T* p = x + (long long)blockIdx.x * len;
+    T* q = out + (long long)blockIdx.x * len;
+    C m = -(C)K_INF;
+    int nan = 0;
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+        C v = ld(p[i]);
+        nan |= v != v;
+        m = v > m ? v : m;
+    }
+    m = block_all<C, true>(m, sh);
+    if (__syncthreads_or(nan)) m = (C)K_NAN;
+    C s = 0;
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) s += m_exp(ld(p[i]) - m);
+    s = block_all<C, false>(s, sh);
+    if (LOG) {
+        C ls = m_log(s);
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>((ld(p[i]) - m) - ls);
+    } else {
+        C r = (C)1 / s;
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>(m_exp(ld(p[i]) - m) * r);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) KNAME(col)(T* __restrict__ out, const T* __restrict__ x,
+    long long lines, long long len, long long inner) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= lines) return;
+    long long base = (t / inner) * len * inner + t % inner;
+    const T* p = x + base;
+    T* q = out + base;
+    C m = -(C)K_INF;
+    bool nan = false;
+    for (long long l = 0; l < len; ++l) {
+        C v = ld(p[l * inner]);
+        nan |= v != v;
+        m = v > m ? v : m;
+    }
+    if (nan) m = (C)K_NAN;
+    C s = 0;
+    for (long long l = 0; l < len; ++l) s += m_exp(ld(p[l * inner]) - m);
+    if (LOG) {
+        C ls = m_log(s);
+        for (long long l = 0; l < len; ++l) q[l * inner] = st<T>((ld(p[l * inner]) - m) - ls);
+    } else {
+        C r = (C)1 / s;
+        for (long long l = 0; l < len; ++l) q[l * inner] = st<T>(m_exp(ld(p[l * inner]) - m) * r);
+    }
+}

@@ -1,0 +1,180 @@
+//! Scans along one axis (kernels/scan.cuh) with the reductions' recipes: cumsum and cumprod
+//! in the CPU's accumulators, cummax and cummin propagating NaN, logcumsumexp for floats;
+//! inclusive or exclusive, forward or reverse. A non-contiguous input is first copied to
+//! row-major order on the GPU.
+
+use super::elementwise::{copy, ctype};
+use super::reduce::{recipe, recipe_defines};
+use super::{Args, Gpu};
+use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
+use crate::buffer::Buffer;
+use crate::dtype::{DType, Kind};
+use crate::op::{ReduceKind, ScanKind};
+use crate::shape::{contiguous_strides, size_of};
+use crate::Result;
+
+const SCAN: &str = include_str!("kernels/scan.cuh");
+/// Positions per tile of the tiled kernels (scan.cuh's TILE).
+const TILE: usize = 2048;
+
+/// (ACC, INIT, FOLD, COMB, FIN) and the scan's starting value.
+fn scan_recipe(kind: ScanKind, ti: DType, to: DType) -> Option<([String; 5], String)> {
+    let red = match kind {
+        ScanKind::Sum => ReduceKind::Sum,
+        ScanKind::Prod => ReduceKind::Prod,
+        ScanKind::Max => ReduceKind::Max,
+        ScanKind::Min => ReduceKind::Min,
+        ScanKind::LogAddExp => {
+            if ti.kind() != Kind::Float {
+                return None;
+            }
+            let acc = if ti == DType::F64 { "double" } else { "float" };
+            let (t, o) = (ctype(ti), ctype(to));
+            let r = [
+                acc.to_string(),
+                format!("(-({acc})__int_as_float(0x7f800000))"),
+                format!("logaddexp(a, ({acc})ld<{t}>(X_))"),
+                "logaddexp(a, b)".to_string(),
+                format!("st<{o}>((typename Ct<{o}>::type)(a))"),
+            ];
+            let init = r[1].clone();
+            return Some((r, init));
+        }
+    };
+    let r = recipe(red, ti, to)?;
+    // The CPU starts float sums from -0.0, so a cumsum of -0.0 is -0.0.
+    let start = if kind == ScanKind::Sum && ti.kind() == Kind::Float {
+        format!("(({})-0.0)", r[0])
+    } else {
+        r[1].clone()
+    };
+    Some((r, start))
+}
+
+fn base(kind: ScanKind, ti: DType, to: DType) -> String {
+    format!(
+        "scan_{}_{}_{}",
+        format!("{kind:?}").to_lowercase(),
+        ctype(ti),
+        ctype(to)
+    )
+}
+
+fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> String {
+    let r: [&str; 5] = [&r[0], &r[1], &r[2], &r[3], &r[4]];
+    format!(
+        "{}#define SINIT {start}\n{SCAN}\n",
+        recipe_defines(base, ti, to, r)
+    )
+}
+
+/// Scan modules of every kind for a sample of dtypes, for the compile check.
+pub(crate) fn sample_sources() -> Vec<(String, String)> {
+    use DType::*;
+    let mut v = Vec::new();
+    for kind in [
+        ScanKind::Sum,
+        ScanKind::Prod,
+        ScanKind::Max,
+        ScanKind::Min,
+        ScanKind::LogAddExp,
+    ] {
+        for ti in [Bool, I8, U32, I64, F16, BF16, F32, F64] {
+            let to = match (kind, ti.kind()) {
+                (ScanKind::Sum | ScanKind::Prod, Kind::Bool | Kind::Int) if ti != I64 => I64,
+                (ScanKind::Sum | ScanKind::Prod, Kind::UInt) => U64,
+                _ => ti,
+            };
+            if let Some((r, start)) = scan_recipe(kind, ti, to) {
+                let b = base(kind, ti, to);
+                v.push((b.clone(), source(&b, ti, to, &r, &start)));
+            }
+        }
+    }
+    v
+}
+
+pub(super) fn eval(
+    g: &Gpu,
+    x: &Array,
+    (kind, axis, reverse, inclusive): (ScanKind, usize, bool, bool),
+    to: DType,
+) -> Result<Option<Vec<Data>>> {
+    let ti = x.dtype();
+    let Some((r, start)) = scan_recipe(kind, ti, to) else {
+        return Ok(None);
+    };
+    let shape = x.shape();
+    let total = size_of(shape);
+    let mem = g.alloc(total * to.size())?;
+    if total == 0 {
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
+    }
+    let mut d = x.ready_data();
+    if d.strides != contiguous_strides(shape) {
+        match copy(g, x)? {
+            Some(c) => d = c,
+            None => return Ok(None),
+        }
+    }
+    let xptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * ti.size()) as u64;
+    let n = shape[axis];
+    let m: usize = shape[axis + 1..].iter().product();
+    let lines = total / n;
+    let b = base(kind, ti, to);
+    let src = || source(&b, ti, to, &r, &start);
+    let (rev, incl) = (reverse as i32, inclusive as i32);
+    let tiles = n.div_ceil(TILE);
+    if m > 1 || n <= 64 || tiles > 65535 {
+        let f = g.kernel(&format!("{b}_col"), src)?;
+        let mut args = Args::new();
+        args.push(mem.ptr())
+            .push(xptr)
+            .push(lines as i64)
+            .push(n as i64)
+            .push(m as i64)
+            .push(rev)
+            .push(incl);
+        g.launch(
+            &f,
+            (lines.div_ceil(256) as u32, 1, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
+    }
+    if lines > i32::MAX as usize {
+        return Ok(None);
+    }
+    let grid = (lines as u32, tiles as u32, 1);
+    // Totals of every tile but the last of each line feed the tiles after them.
+    let part = if tiles > 1 {
+        Some(g.alloc(lines * tiles * 8)?)
+    } else {
+        None
+    };
+    let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
+    if tiles > 1 {
+        let f = g.kernel(&format!("{b}_agg"), src)?;
+        let mut args = Args::new();
+        args.push(part_ptr).push(xptr).push(n as i64).push(rev);
+        g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+        let f = g.kernel(&format!("{b}_pre"), src)?;
+        let mut args = Args::new();
+        args.push(part_ptr).push(tiles as i64);
+        g.launch(&f, (lines as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    }
+    let f = g.kernel(&format!("{b}_tile"), src)?;
+    let mut args = Args::new();
+    args.push(mem.ptr())
+        .push(xptr)
+        .push(part_ptr)
+        .push(n as i64)
+        .push(rev)
+        .push(incl);
+    g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+    drop(part);
+    Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}

@@ -1,0 +1,89 @@
+//! Softmax and log-softmax along one axis (kernels/softmax.cuh), for f16, bf16, f32 and f64
+//! (halves computed in f32, as on the CPU). A non-contiguous input is first copied to
+//! row-major order on the GPU.
+
+use super::elementwise::{copy, ctype, COMMON, FUNCS};
+use super::{Args, Gpu};
+use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
+use crate::buffer::Buffer;
+use crate::shape::{contiguous_strides, size_of};
+use crate::{DType, Result};
+
+const SOFTMAX: &str = include_str!("kernels/softmax.cuh");
+
+fn source(base: &str, dt: DType, log: bool) -> String {
+    let c = if dt == DType::F64 { "double" } else { "float" };
+    format!(
+        "{COMMON}\n{FUNCS}\n#define T {}\n#define C {c}\n#define LOG {}\n#define KNAME(k) {base}_##k\n{SOFTMAX}\n",
+        ctype(dt),
+        log as i32
+    )
+}
+
+/// Module bases for the compile check: every dtype, both forms.
+pub(crate) fn sample_sources() -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for dt in [DType::F16, DType::BF16, DType::F32, DType::F64] {
+        for log in [false, true] {
+            let base = base(dt, log);
+            v.push((base.clone(), source(&base, dt, log)));
+        }
+    }
+    v
+}
+
+fn base(dt: DType, log: bool) -> String {
+    format!("{}softmax_{}", if log { "log" } else { "" }, ctype(dt))
+}
+
+pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<Vec<Data>>> {
+    let dt = x.dtype();
+    if !matches!(dt, DType::F16 | DType::BF16 | DType::F32 | DType::F64) || axis >= x.ndim() {
+        return Ok(None);
+    }
+    let shape = x.shape();
+    let n = size_of(shape);
+    let mem = g.alloc(n * dt.size())?;
+    if n == 0 {
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
+    }
+    let mut d = x.ready_data();
+    if d.strides != contiguous_strides(shape) {
+        match copy(g, x)? {
+            Some(c) => d = c,
+            None => return Ok(None),
+        }
+    }
+    let xptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * dt.size()) as u64;
+    let len = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let base = base(dt, log);
+    let src = || source(&base, dt, log);
+    let mut args = Args::new();
+    args.push(mem.ptr()).push(xptr);
+    if inner == 1 {
+        let rows = n / len;
+        if rows > i32::MAX as usize {
+            return Ok(None);
+        }
+        let f = g.kernel(&format!("{base}_row"), src)?;
+        args.push(rows as i64).push(len as i64);
+        // Short rows waste most of a 256-thread block; 64 threads still cover 2 KiB rows
+        // in a few loads each.
+        let threads = if len <= 1024 { 64 } else { 256 };
+        g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
+    } else {
+        let lines = n / len;
+        let f = g.kernel(&format!("{base}_col"), src)?;
+        args.push(lines as i64).push(len as i64).push(inner as i64);
+        g.launch(
+            &f,
+            (lines.div_ceil(256) as u32, 1, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
+    }
+    Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}
