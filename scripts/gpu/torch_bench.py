@@ -49,6 +49,14 @@ def gelu(v):
 
 
 timeit("gelu_uncompiled", lambda: gelu(x), reps=5)
+try:
+    gelu_c = torch.compile(gelu)
+    timeit("gelu_compiled", lambda: gelu_c(x), reps=5)
+except Exception as e:  # no compiler toolchain for inductor: leave the row empty
+    print(f"torch.compile unavailable: {e}", file=sys.stderr)
+timeit("softmax", lambda: torch.softmax(m, dim=-1))
+v = torch.rand(1 << 24, device=dev, generator=g)
+timeit("cumsum", lambda: torch.cumsum(v, dim=0))
 for n in ([4096] if quick else [4096, 8192]):
     for dt, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
         a = torch.randn(n, n, device=dev, generator=g).to(dt)

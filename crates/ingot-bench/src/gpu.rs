@@ -162,7 +162,43 @@ fn main() {
         limit: bw,
         goal: "(compiled: torch.compile)".into(),
     });
-    drop((x, y, m));
+    // The same chain compiled: compile fuses it into one kernel.
+    let gelu_fn = |xs: &[Array]| -> ingot::Result<Vec<Array>> { Ok(vec![gelu(&xs[0])]) };
+    let compiled = ingot::compile(gelu_fn);
+    let gc = time_gpu(5, || {
+        compiled.call(std::slice::from_ref(&x)).unwrap().remove(0)
+    });
+    rows.push(Row {
+        name: format!("gelu chain {big} f32, compiled"),
+        ingot: gc,
+        torch: peer("gelu_compiled"),
+        work: bytes1,
+        unit: "B",
+        limit: bw,
+        goal: "1x torch.compile".into(),
+    });
+    let t = time_gpu(20, || ingot::softmax(&m, -1).unwrap());
+    rows.push(Row {
+        name: "softmax over last axis 4096x4096 f32".into(),
+        ingot: t,
+        torch: peer("softmax"),
+        work: 2.0 * mb,
+        unit: "B",
+        limit: bw,
+        goal: "0.9x PyTorch".into(),
+    });
+    let v = rand(&[1 << 24], DType::F32, 6);
+    let t = time_gpu(20, || ingot::cumsum(&v, Some(0), false, true).unwrap());
+    rows.push(Row {
+        name: "cumsum of 16M f32".into(),
+        ingot: t,
+        torch: peer("cumsum"),
+        work: 2.0 * mb,
+        unit: "B",
+        limit: bw,
+        goal: "0.9x PyTorch".into(),
+    });
+    drop((x, y, m, v));
     for n in if quick { vec![4096] } else { vec![4096, 8192] } {
         for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
             let a = rand(&[n, n], dt, 4);

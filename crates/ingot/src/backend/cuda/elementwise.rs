@@ -60,10 +60,13 @@ pub(crate) struct KShape {
 pub(crate) struct KStrides {
     pub off: i64,
     pub st: [i64; MAX_DIMS],
+    /// How a map kernel reads the operand (common.cuh's `Strides::mode`); 0 elsewhere.
+    pub mode: i64,
 }
 
-/// How the kernel reads one operand.
+/// How the kernel reads one operand (`Strides::mode` in common.cuh).
 #[derive(Clone, Copy, PartialEq)]
+#[repr(i64)]
 enum Mode {
     Contiguous,
     Scalar,
@@ -191,6 +194,7 @@ fn map_kernel_n(
                 strides: KStrides {
                     off: 0,
                     st: [0; MAX_DIMS],
+                    mode: Mode::Value as i64,
                 },
             });
             continue;
@@ -202,20 +206,11 @@ fn map_kernel_n(
             strides: KStrides {
                 off: d.offset as i64,
                 st,
+                mode: mode as i64,
             },
         });
     }
     let wide = n > i32::MAX as usize;
-    let sig: String = ops
-        .iter()
-        .map(|o| match o.mode {
-            Mode::Contiguous => format!("c{}", ctype(o.dtype)),
-            Mode::Scalar => format!("s{}", ctype(o.dtype)),
-            Mode::Strided => format!("g{}", ctype(o.dtype)),
-            Mode::Value => format!("k{}", ctype(o.dtype)),
-        })
-        .collect::<Vec<_>>()
-        .join("_");
     // Vector accesses need every contiguous operand's first element on a 4-element
     // boundary (outputs are fresh blocks, aligned to 512 bytes).
     let vec = ops.iter().all(|o| {
@@ -223,8 +218,15 @@ fn map_kernel_n(
         o.mode != Mode::Contiguous
             || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
     });
+    // Layouts are run-time arguments, so the name (and the compiled kernel) depends only on
+    // the op and the dtypes: few kernels to compile however arrays are laid out.
+    let sig: String = ops
+        .iter()
+        .map(|o| ctype(o.dtype))
+        .collect::<Vec<_>>()
+        .join("_");
     let name = format!(
-        "map_{tag}_{sig}_to_{}{}{}{}",
+        "map_{tag}_{sig}_to_{}{}{}",
         ctype(out_dtype),
         if n_out > 1 {
             format!("x{n_out}")
@@ -232,11 +234,10 @@ fn map_kernel_n(
             String::new()
         },
         if wide { "_w" } else { "" },
-        if vec { "_v" } else { "" }
     );
-    let desc: Vec<(DType, Mode)> = ops.iter().map(|o| (o.dtype, o.mode)).collect();
+    let desc: Vec<DType> = ops.iter().map(|o| o.dtype).collect();
     let f = g.kernel(&name, || {
-        map_source(&name, &desc, out_dtype, n_out, wide, vec, stmts)
+        map_source(&name, &desc, out_dtype, n_out, wide, stmts)
     })?;
     let mems = (0..n_out)
         .map(|_| g.alloc(n * out_dtype.size()))
@@ -249,7 +250,7 @@ fn map_kernel_n(
     for m in &mems {
         args.push(m.ptr());
     }
-    args.push(n as i64).push(KShape {
+    args.push(n as i64).push(vec as i32).push(KShape {
         nd: dims.len() as i32,
         dim: kd,
     });
@@ -265,18 +266,17 @@ fn map_kernel_n(
     ))
 }
 
-/// The source of map kernel `name`: operand k of dtype and mode `ops[k]` is read as `vK`,
-/// and `stmts` set `y0` .. `y{n_out - 1}`, stored to the outputs at the element's index.
-/// `vec`: each thread takes 4 consecutive elements and moves contiguous operands and the
-/// outputs with one vector load or store each (the caller checks their alignment), which
-/// keeps more bytes in flight per thread than scalar accesses do.
+/// The source of map kernel `name`: operand k of dtype `ops[k]` is read as `vK`, and
+/// `stmts` set `y0` .. `y{n_out - 1}`, stored to the outputs at the element's index.
+/// With `vec` set (a run-time argument) each thread takes 4 consecutive elements and moves
+/// contiguous operands and the outputs with one vector access each (the caller checks
+/// their alignment), which keeps more bytes in flight per thread than scalar accesses do.
 fn map_source(
     name: &str,
-    ops: &[(DType, Mode)],
+    ops: &[DType],
     out_dtype: DType,
     n_out: usize,
     wide: bool,
-    vec: bool,
     stmts: &str,
 ) -> String {
     let idx_t = if wide { "long long" } else { "unsigned" };
@@ -284,63 +284,48 @@ fn map_source(
     let mut params: String = (0..n_out)
         .map(|j| format!("{to}* __restrict__ out{j}, "))
         .collect();
-    params.push_str("long long n, Shape shape");
+    params.push_str("long long n, int vec, Shape shape");
     let mut loads = String::new();
     let mut vloads = String::new();
     let mut vgets = String::new();
-    for (k, (dt, mode)) in ops.iter().enumerate() {
+    for (k, dt) in ops.iter().enumerate() {
         let t = ctype(*dt);
-        if *mode == Mode::Value {
-            params.push_str(&format!(", {t} p{k}, Strides s{k}"));
-            loads.push_str(&format!("{t} v{k} = p{k};\n"));
-            vgets.push_str(&format!("{t} v{k} = p{k};\n"));
-            continue;
-        }
-        params.push_str(&format!(", const {t}* __restrict__ p{k}, Strides s{k}"));
-        let idx = match mode {
-            Mode::Contiguous => format!("s{k}.off + i"),
-            Mode::Scalar => format!("s{k}.off"),
-            _ => format!("offset_of<{idx_t}>(({idx_t})i, shape, s{k})"),
-        };
-        loads.push_str(&format!("{t} v{k} = p{k}[{idx}];\n"));
-        if *mode == Mode::Contiguous {
-            vloads.push_str(&format!(
-                "V4<{t}> q{k} = *(const V4<{t}>*)(p{k} + s{k}.off + i0);\n"
-            ));
-            vgets.push_str(&format!("{t} v{k} = q{k}.v[k];\n"));
-        } else {
-            vgets.push_str(&format!("{t} v{k} = p{k}[{idx}];\n"));
-        }
+        params.push_str(&format!(", u64 p{k}, Strides s{k}"));
+        loads.push_str(&format!(
+            "{t} v{k} = operand<{t}, {idx_t}>(p{k}, s{k}, i, shape);\n"
+        ));
+        vloads.push_str(&format!(
+            "V4<{t}> q{k}; if (s{k}.mode == 0) q{k} = *(const V4<{t}>*)((const {t}*)p{k} + s{k}.off + i0);\n"
+        ));
+        vgets.push_str(&format!(
+            "{t} v{k} = s{k}.mode == 0 ? q{k}.v[k] : operand<{t}, {idx_t}>(p{k}, s{k}, i, shape);\n"
+        ));
     }
     let decl: String = (0..n_out).map(|j| format!("{to} y{j}; ")).collect();
     let store: String = (0..n_out).map(|j| format!("out{j}[i] = y{j}; ")).collect();
-    let body = if vec {
-        let rdecl: String = (0..n_out).map(|j| format!("V4<{to}> r{j}; ")).collect();
-        let rset: String = (0..n_out).map(|j| format!("r{j}.v[k] = y{j}; ")).collect();
-        let rstore: String = (0..n_out)
-            .map(|j| format!("*(V4<{to}>*)(out{j} + i0) = r{j}; "))
-            .collect();
-        format!(
-            "long long i0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;\n\
-             if (i0 + 4 <= n) {{\n{vloads}{rdecl}\n\
-             #pragma unroll\n\
-             for (int k = 0; k < 4; ++k) {{\nlong long i = i0 + k;\n{vgets}{decl}\n{stmts}\n{rset}\n}}\n\
-             {rstore}\n\
-             }} else {{\n\
-             for (long long i = i0; i < n; ++i) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n\
-             }}\n"
-        )
-    } else {
-        format!(
-            "long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
-             #pragma unroll\n\
-             for (int k = 0; k < 4; ++k) {{\n\
-             long long i = base + (long long)k * blockDim.x;\n\
-             if (i < n) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n}}\n"
-        )
-    };
+    let rdecl: String = (0..n_out).map(|j| format!("V4<{to}> r{j}; ")).collect();
+    let rset: String = (0..n_out).map(|j| format!("r{j}.v[k] = y{j}; ")).collect();
+    let rstore: String = (0..n_out)
+        .map(|j| format!("*(V4<{to}>*)(out{j} + i0) = r{j}; "))
+        .collect();
     format!(
-        "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n{body}}}\n"
+        "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n\
+         if (vec) {{\n\
+         long long i0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;\n\
+         if (i0 + 4 <= n) {{\n{vloads}{rdecl}\n\
+         #pragma unroll\n\
+         for (int k = 0; k < 4; ++k) {{\nlong long i = i0 + k;\n{vgets}{decl}\n{stmts}\n{rset}\n}}\n\
+         {rstore}\n\
+         }} else {{\n\
+         for (long long i = i0; i < n; ++i) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n\
+         }}\n\
+         }} else {{\n\
+         long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
+         #pragma unroll\n\
+         for (int k = 0; k < 4; ++k) {{\n\
+         long long i = base + (long long)k * blockDim.x;\n\
+         if (i < n) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n}}\n\
+         }}\n}}\n"
     )
 }
 
@@ -370,8 +355,6 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
         Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, BF16, F32, F64, C64,
     ];
     let mut v = Vec::new();
-    let c = Mode::Contiguous;
-    let s = Mode::Strided;
     for dt in ALL {
         for u in crate::op::UnaryOp::ALL_FOR_CHECK {
             let out = if matches!(
@@ -390,7 +373,7 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 let name = format!("chk_u_{}_{}", op_tag(&format!("{u:?}")), ctype(dt));
                 v.push((
                     name.clone(),
-                    map_source(&name, &[(dt, c)], out, 1, false, false, &store(&body)),
+                    map_source(&name, &[dt], out, 1, false, &store(&body)),
                 ));
             }
         }
@@ -400,15 +383,7 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 let name = format!("chk_b_{}_{}", op_tag(&format!("{b:?}")), ctype(dt));
                 v.push((
                     name.clone(),
-                    map_source(
-                        &name,
-                        &[(dt, c), (dt, s)],
-                        out,
-                        1,
-                        true,
-                        true,
-                        &store(&body),
-                    ),
+                    map_source(&name, &[dt, dt], out, 1, true, &store(&body)),
                 ));
             }
         }
@@ -417,7 +392,7 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
                 let name = format!("chk_cast_{}_{}", ctype(dt), ctype(to));
                 v.push((
                     name.clone(),
-                    map_source(&name, &[(dt, s)], to, 1, false, true, &store(&e)),
+                    map_source(&name, &[dt], to, 1, false, &store(&e)),
                 ));
             }
         }
@@ -453,15 +428,7 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
             let name = format!("chk_fused_{}", ctype(dt));
             v.push((
                 name.clone(),
-                map_source(
-                    &name,
-                    &[(dt, c), (dt, Mode::Scalar)],
-                    dt,
-                    2,
-                    false,
-                    true,
-                    &stmts,
-                ),
+                map_source(&name, &[dt, dt], dt, 2, false, &stmts),
             ));
         }
         let name = format!("chk_select_{}", ctype(dt));
@@ -469,11 +436,10 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
             name.clone(),
             map_source(
                 &name,
-                &[(Bool, c), (dt, s), (dt, Mode::Scalar)],
+                &[Bool, dt, dt],
                 dt,
                 1,
                 false,
-                true,
                 &store("v0.b ? v1 : v2"),
             ),
         ));

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+type ModuleSlot = Arc<OnceLock<std::result::Result<Arc<cudarc::driver::CudaModule>, String>>>;
 type KernelSlot = Arc<OnceLock<std::result::Result<Arc<CudaFunction>, String>>>;
 
 /// One GPU: its context, the stream all work goes to, compiled kernels and memory pool.
@@ -41,6 +42,7 @@ pub(crate) struct Gpu {
     pub arch: String,
     pub sm_count: u32,
     kernels: Mutex<HashMap<String, KernelSlot>>,
+    modules: Mutex<HashMap<String, ModuleSlot>>,
     blas: OnceLock<std::result::Result<matmul::Blas, String>>,
     pub(crate) pool: Mutex<alloc::Pool>,
 }
@@ -138,6 +140,7 @@ impl Gpu {
             arch,
             sm_count,
             kernels: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
             pool: Mutex::new(alloc::Pool::new(total)),
         })
@@ -146,6 +149,17 @@ impl Gpu {
     /// The kernel `name` from the source `make_src` builds (called only on a cache miss).
     pub(crate) fn kernel(
         &self,
+        name: &str,
+        make_src: impl FnOnce() -> String,
+    ) -> Result<Arc<CudaFunction>> {
+        self.kernel_in(name, name, make_src)
+    }
+
+    /// Kernel `name` of module `module` (built from `make_src` on its first use): a module
+    /// holding several kernels is compiled and loaded once.
+    pub(crate) fn kernel_in(
+        &self,
+        module: &str,
         name: &str,
         make_src: impl FnOnce() -> String,
     ) -> Result<Arc<CudaFunction>> {
@@ -158,13 +172,21 @@ impl Gpu {
             .or_default()
             .clone();
         let built = slot.get_or_init(|| {
-            let src = make_src();
-            let cubin = nvrtc::compile(&self.arch, name, &src).map_err(|e| e.to_string())?;
-            let module = self
-                .ctx
-                .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
-                .map_err(|e| cuda_err(name, e).to_string())?;
-            let f = module
+            let mslot = self
+                .modules
+                .lock()
+                .entry(module.to_string())
+                .or_default()
+                .clone();
+            let m = mslot.get_or_init(|| {
+                let src = make_src();
+                let cubin = nvrtc::compile(&self.arch, module, &src).map_err(|e| e.to_string())?;
+                self.ctx
+                    .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+                    .map_err(|e| cuda_err(module, e).to_string())
+            });
+            let f = m
+                .clone()?
                 .load_function(name)
                 .map_err(|e| cuda_err(name, e).to_string())?;
             Ok(Arc::new(f))

@@ -24,6 +24,9 @@ pub(crate) fn options(arch: &str) -> Vec<String> {
         format!("--gpu-architecture={arch}"),
         "--std=c++17".into(),
         "--device-as-default-execution-space".into(),
+        // No contraction of a * b + c into one rounding: results match the CPU's, and a
+        // fused chain matches the same ops unfused, bit for bit.
+        "--fmad=false".into(),
         // Generated code compares unsigned values with 0 and keeps unused helpers.
         "--diag-suppress=186,177".into(),
     ]

@@ -105,13 +105,12 @@ pub(super) fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 
     })
 }
 
-fn kernel_base(kind: ReduceKind, ti: DType, to: DType, one: bool) -> String {
+fn kernel_base(kind: ReduceKind, ti: DType, to: DType) -> String {
     format!(
-        "red_{}_{}_{}{}",
+        "red_{}_{}_{}",
         format!("{kind:?}").to_lowercase(),
         ctype(ti),
         ctype(to),
-        if one { "_1" } else { "" }
     )
 }
 
@@ -130,12 +129,10 @@ pub(super) fn recipe_defines(base: &str, ti: DType, to: DType, r: [&str; 5]) -> 
 }
 
 /// The module holding kernels `{base}_row`, `{base}_rowc`, `{base}_col` and `{base}_fin`.
-fn reduce_source(base: &str, ti: DType, to: DType, one: bool, r: [&str; 5]) -> String {
-    let roff = if one {
-        "((r) * rst.st[0])"
-    } else {
-        "offset_of<long long>((r), rs, rst)"
-    };
+fn reduce_source(base: &str, ti: DType, to: DType, r: [&str; 5]) -> String {
+    // Reduced positions along one collapsed dim are a multiply, not a division per element
+    // (a uniform branch: one module serves both).
+    let roff = "(rs.nd == 1 ? (r) * rst.st[0] : offset_of<long long>((r), rs, rst))";
     format!(
         "{}#define ROFF(r) {roff}\n{REDUCE}\n",
         recipe_defines(base, ti, to, r)
@@ -161,12 +158,10 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
                 _ => Bool,
             };
             if let Some(r) = recipe(kind, ti, to) {
-                for one in [false, true] {
-                    let base = kernel_base(kind, ti, to, one);
-                    let [a, b, c, d, e] = &r;
-                    let src = reduce_source(&base, ti, to, one, [a, b, c, d, e]);
-                    v.push((base, src));
-                }
+                let base = kernel_base(kind, ti, to);
+                let [a, b, c, d, e] = &r;
+                let src = reduce_source(&base, ti, to, [a, b, c, d, e]);
+                v.push((base, src));
             }
         }
     }
@@ -216,12 +211,12 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             KStrides {
                 off: off as i64,
                 st: b,
+                mode: 0,
             },
         )
     };
     let (kshape_k, kst_k) = kern(&kd, &ks[0], d.offset);
     let (rshape_k, rst_k) = kern(&rd, &rs[0], 0);
-    // Reduced positions along one collapsed dim are a multiply, not a division per element.
     let one = rd.len() == 1;
     // Column mode when the reduced positions are far apart in memory but neighbouring
     // outputs are neighbours.
@@ -235,8 +230,8 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
     } else {
         (4 * sm).div_ceil(nout).min(nred.div_ceil(2048)).max(1)
     };
-    let base = kernel_base(*kind, ti, to, one);
-    let src = || reduce_source(&base, ti, to, one, [&acc, &init, &fold, &comb, &fin]);
+    let base = kernel_base(*kind, ti, to);
+    let src = || reduce_source(&base, ti, to, [&acc, &init, &fold, &comb, &fin]);
     let part = if splits > 1 {
         Some(g.alloc(nout * splits * 8)?)
     } else {
@@ -256,7 +251,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
         .push(rshape_k)
         .push(rst_k);
     if col {
-        let f = g.kernel(&format!("{base}_col"), src)?;
+        let f = g.kernel_in(&base, &format!("{base}_col"), src)?;
         g.launch(
             &f,
             (nout.div_ceil(256) as u32, splits as u32, 1),
@@ -267,7 +262,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
     } else {
         // Consecutive reduced positions take the vectorized row kernel.
         let which = if one && rinner == 1 { "rowc" } else { "row" };
-        let f = g.kernel(&format!("{base}_{which}"), src)?;
+        let f = g.kernel_in(&base, &format!("{base}_{which}"), src)?;
         g.launch(
             &f,
             (nout as u32, splits as u32, 1),
@@ -277,7 +272,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
         )?;
     }
     if splits > 1 {
-        let f = g.kernel(&format!("{base}_fin"), src)?;
+        let f = g.kernel_in(&base, &format!("{base}_fin"), src)?;
         let mut args = Args::new();
         args.push(mem.ptr())
             .push(part_ptr)

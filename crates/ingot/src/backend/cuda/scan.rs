@@ -127,7 +127,7 @@ pub(super) fn eval(
     let (rev, incl) = (reverse as i32, inclusive as i32);
     let tiles = n.div_ceil(TILE);
     if m > 1 || n <= 64 || tiles > 65535 {
-        let f = g.kernel(&format!("{b}_col"), src)?;
+        let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
         let mut args = Args::new();
         args.push(mem.ptr())
             .push(xptr)
@@ -157,16 +157,16 @@ pub(super) fn eval(
     };
     let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
     if tiles > 1 {
-        let f = g.kernel(&format!("{b}_agg"), src)?;
+        let f = g.kernel_in(&b, &format!("{b}_agg"), src)?;
         let mut args = Args::new();
         args.push(part_ptr).push(xptr).push(n as i64).push(rev);
         g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
-        let f = g.kernel(&format!("{b}_pre"), src)?;
+        let f = g.kernel_in(&b, &format!("{b}_pre"), src)?;
         let mut args = Args::new();
         args.push(part_ptr).push(tiles as i64);
         g.launch(&f, (lines as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
     }
-    let f = g.kernel(&format!("{b}_tile"), src)?;
+    let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
     let mut args = Args::new();
     args.push(mem.ptr())
         .push(xptr)

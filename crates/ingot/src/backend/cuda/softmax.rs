@@ -67,7 +67,7 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         if rows > i32::MAX as usize {
             return Ok(None);
         }
-        let f = g.kernel(&format!("{base}_row"), src)?;
+        let f = g.kernel_in(&base, &format!("{base}_row"), src)?;
         args.push(rows as i64).push(len as i64);
         // Short rows waste most of a 256-thread block; 64 threads still cover 2 KiB rows
         // in a few loads each.
@@ -75,7 +75,7 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
     } else {
         let lines = n / len;
-        let f = g.kernel(&format!("{base}_col"), src)?;
+        let f = g.kernel_in(&base, &format!("{base}_col"), src)?;
         args.push(lines as i64).push(len as i64).push(inner as i64);
         g.launch(
             &f,

@@ -102,7 +102,10 @@ template <> DEV boolean from_bits<boolean>(u64 b) { boolean r; r.b = b != 0; ret
 #define MAX_DIMS 6
 // Operands' layouts over the output's (collapsed) shape, in elements.
 struct Shape { int nd; long long dim[MAX_DIMS]; };
-struct Strides { long long off; long long st[MAX_DIMS]; };
+// `mode` says how a map kernel reads the operand (run-time, the same for every thread, so
+// one compiled kernel serves every layout): 0 contiguous, 1 one broadcast element, 2 strided,
+// 3 the element's bits passed in place of the pointer.
+struct Strides { long long off; long long st[MAX_DIMS]; long long mode; };
 
 template <class I> DEV long long offset_of(I i, const Shape& s, const Strides& t) {
     long long o = t.off;
@@ -113,4 +116,15 @@ template <class I> DEV long long offset_of(I i, const Shape& s, const Strides& t
         i = q;
     }
     return o + (long long)i * t.st[0];
+}
+
+// Element i of a map kernel's operand held at (or, in mode 3, as) `p`.
+template <class T, class I> DEV T operand(u64 p, const Strides& s, long long i, const Shape& sh) {
+    const T* __restrict__ q = (const T*)p;
+    switch (s.mode) {
+    case 0: return q[s.off + i];
+    case 1: return q[s.off];
+    case 2: return q[offset_of<I>((I)i, sh, s)];
+    default: return *(const T*)&p;
+    }
 }
