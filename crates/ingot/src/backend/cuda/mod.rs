@@ -8,6 +8,7 @@
 //! moves back when a GPU kernel reads it. `fallbacks()` counts those runs by op name.
 
 mod alloc;
+mod argreduce;
 mod elementwise;
 mod matmul;
 mod nvrtc;
@@ -290,6 +291,7 @@ pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec
         Op::Copy => elementwise::copy(&g, &inputs[0])?.map(|d| vec![d]),
         Op::Reduce { .. } => reduce::eval(&g, op, inputs, outs)?,
         Op::Matmul => matmul::eval(&g, inputs, outs)?,
+        Op::ArgReduce { kind, axis } => argreduce::eval(&g, &inputs[0], *kind, *axis, &outs[0].0)?,
         Op::Scan {
             kind,
             axis,
@@ -358,6 +360,7 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     let mut reds = reduce::sample_sources();
     reds.extend(softmax::sample_sources());
     reds.extend(scan::sample_sources());
+    reds.extend(argreduce::sample_sources());
     if let Some(d) = &dump {
         for (name, src) in &reds {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);
