@@ -19,6 +19,13 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("ingot").join("kernels"))
 }
 
+/// `INGOT_CUDA_LOG_COMPILES=1` prints each NVRTC compile and its time to stderr, to see
+/// what first use of the GPU costs.
+fn log_compiles() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_LOG_COMPILES").is_some_and(|v| v == "1"))
+}
+
 pub(crate) fn options(arch: &str) -> Vec<String> {
     vec![
         format!("--gpu-architecture={arch}"),
@@ -65,7 +72,15 @@ pub(crate) fn compile(arch: &str, name: &str, src: &str) -> Result<Vec<u8>> {
             return Ok(bytes);
         }
     }
+    let t0 = std::time::Instant::now();
     let cubin = build(name, src, &opts)?;
+    if log_compiles() {
+        eprintln!(
+            "ingot-cuda: compiled {name} ({} bytes of source) in {:.0} ms",
+            src.len(),
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     if let Some(f) = &file {
         // A cache that cannot be written only costs a compile next time.
         if let Some(dir) = f.parent() {

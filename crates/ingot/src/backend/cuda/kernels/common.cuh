@@ -107,15 +107,31 @@ struct Shape { int nd; long long dim[MAX_DIMS]; };
 // 3 the element's bits passed in place of the pointer.
 struct Strides { long long off; long long st[MAX_DIMS]; long long mode; };
 
+// Unrolled over MAX_DIMS so every index into the shape and strides is a constant: they are
+// read from the kernel's parameters, not copied to local memory by every thread first.
 template <class I> DEV long long offset_of(I i, const Shape& s, const Strides& t) {
     long long o = t.off;
-    for (int d = s.nd - 1; d > 0; --d) {
-        I n = (I)s.dim[d];
-        I q = i / n;
-        o += (long long)(i - q * n) * t.st[d];
-        i = q;
+    #pragma unroll
+    for (int d = MAX_DIMS - 1; d > 0; --d) {
+        if (d < s.nd) {
+            I n = (I)s.dim[d];
+            I q = i / n;
+            o += (long long)(i - q * n) * t.st[d];
+            i = q;
+        }
     }
     return o + (long long)i * t.st[0];
+}
+
+// A host scalar's bits, passed in place of a pointer (no address taken, so no local copy).
+template <class T> DEV T bits_to(u64 p) { return (T)p; }
+template <> DEV f32 bits_to<f32>(u64 p) { return __uint_as_float((unsigned)p); }
+template <> DEV f64 bits_to<f64>(u64 p) { return __longlong_as_double((long long)p); }
+template <> DEV f16 bits_to<f16>(u64 p) { f16 r; r.b = (unsigned short)p; return r; }
+template <> DEV bf16 bits_to<bf16>(u64 p) { bf16 r; r.b = (unsigned short)p; return r; }
+template <> DEV boolean bits_to<boolean>(u64 p) { boolean r; r.b = (unsigned char)p; return r; }
+template <> DEV c64 bits_to<c64>(u64 p) {
+    c64 r; r.re = __uint_as_float((unsigned)p); r.im = __uint_as_float((unsigned)(p >> 32)); return r;
 }
 
 // Element i of a map kernel's operand held at (or, in mode 3, as) `p`.
@@ -125,6 +141,6 @@ template <class T, class I> DEV T operand(u64 p, const Strides& s, long long i, 
     case 0: return q[s.off + i];
     case 1: return q[s.off];
     case 2: return q[offset_of<I>((I)i, sh, s)];
-    default: return *(const T*)&p;
+    default: return bits_to<T>(p);
     }
 }
