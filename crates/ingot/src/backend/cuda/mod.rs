@@ -338,38 +338,44 @@ pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec
     }
 }
 
-/// Compiles every elementwise kernel (all ops and dtypes, as one module) and a sample of the
-/// reduction modules with NVRTC for `arch`, without a GPU; returns the number of modules.
+/// Compiles every elementwise kernel (all ops and dtypes, in modules of 64) and a sample of
+/// the reduction, scan, softmax and arg-reduction modules with NVRTC for `arch`, without a GPU; returns the number of modules.
 /// The test suite runs it wherever NVRTC can be loaded, so a kernel that does not compile
 /// fails on the CPU machine, not on the GPU one.
 #[doc(hidden)]
 pub fn check_kernels_compile(arch: &str) -> Result<usize> {
+    use rayon::prelude::*;
     let prelude = format!("{}\n{}\n", elementwise::COMMON, elementwise::FUNCS);
-    let mut one = prelude.clone();
-    for (_, src) in elementwise::all_sources() {
-        one.push_str(
-            src.strip_prefix(&prelude)
-                .expect("map kernels start with the prelude"),
-        );
-    }
-    let dump = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from);
-    if let Some(d) = &dump {
-        let _ = std::fs::write(d.join("check_elementwise.cu"), &one);
-    }
-    nvrtc::build("check_elementwise", &one, &nvrtc::options(arch))?;
-    let mut reds = reduce::sample_sources();
-    reds.extend(softmax::sample_sources());
-    reds.extend(scan::sample_sources());
-    reds.extend(argreduce::sample_sources());
-    if let Some(d) = &dump {
-        for (name, src) in &reds {
+    // The elementwise kernels go in modules of 64 (one module of all of them takes NVRTC
+    // minutes), compiled in parallel like the rest.
+    let maps = elementwise::all_sources();
+    let mut modules: Vec<(String, String)> = maps
+        .chunks(64)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut one = prelude.clone();
+            for (_, src) in chunk {
+                one.push_str(
+                    src.strip_prefix(&prelude)
+                        .expect("map kernels start with the prelude"),
+                );
+            }
+            (format!("check_elementwise_{i}"), one)
+        })
+        .collect();
+    modules.extend(reduce::sample_sources());
+    modules.extend(softmax::sample_sources());
+    modules.extend(scan::sample_sources());
+    modules.extend(argreduce::sample_sources());
+    if let Some(d) = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from) {
+        for (name, src) in &modules {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);
         }
     }
-    for (name, src) in &reds {
-        nvrtc::build(name, src, &nvrtc::options(arch))?;
-    }
-    Ok(1 + reds.len())
+    modules
+        .par_iter()
+        .try_for_each(|(name, src)| nvrtc::build(name, src, &nvrtc::options(arch)).map(|_| ()))?;
+    Ok(modules.len())
 }
 
 /// Whether NVRTC can be loaded here (it needs no GPU).
