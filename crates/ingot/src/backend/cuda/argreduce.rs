@@ -105,13 +105,7 @@ pub(super) fn eval(
             mode: 0,
         });
     if col {
-        g.launch(
-            &f,
-            (nout.div_ceil(256) as u32, 1, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        g.launch_1d(&f, nout, &mut args)?;
     } else {
         // Short axes waste most of a 256-thread block.
         let threads = if n <= 2048 { 64 } else { 256 };

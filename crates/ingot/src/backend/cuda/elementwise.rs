@@ -750,15 +750,24 @@ fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<
     if n > 0 {
         let mut args = Args::new();
         args.push(mem.ptr()).push(n as i64).push(start).push(step);
-        g.launch(
-            &f,
-            (n.div_ceil(256) as u32, 1, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        g.launch_1d(&f, n, &mut args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}
+
+/// `x`'s elements in row-major order on the GPU: its own buffer when its layout already is,
+/// else a copy. Returns the data (keep it alive until the kernels reading it are queued) and
+/// the address of its first element; `None` when no copy kernel handles it.
+pub(super) fn row_major(g: &Gpu, x: &Array) -> Result<Option<(Data, u64)>> {
+    let mut d = x.ready_data();
+    if d.strides != contiguous_strides(x.shape()) {
+        match copy(g, x)? {
+            Some(c) => d = c,
+            None => return Ok(None),
+        }
+    }
+    let ptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * x.dtype().size()) as u64;
+    Ok(Some((d, ptr)))
 }
 
 /// A row-major copy of `x` on the GPU (any dtype: elements move as plain bits).

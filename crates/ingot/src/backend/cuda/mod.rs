@@ -166,12 +166,14 @@ impl Gpu {
     ) -> Result<Arc<CudaFunction>> {
         // One slot per name, filled once: threads that want a kernel being compiled wait for
         // that compile instead of starting their own.
-        let slot = self
-            .kernels
-            .lock()
-            .entry(name.to_string())
-            .or_default()
-            .clone();
+        // Every launch comes through here: look up by &str, allocate a key only on a miss.
+        let slot = {
+            let mut map = self.kernels.lock();
+            match map.get(name) {
+                Some(s) => s.clone(),
+                None => map.entry(name.to_string()).or_default().clone(),
+            }
+        };
         let built = slot.get_or_init(|| {
             let mslot = self
                 .modules
@@ -226,6 +228,11 @@ impl Gpu {
             )
         }
         .map_err(|e| cuda_err("launch", e))
+    }
+
+    /// Launches `f` with one thread per item of `n`, in blocks of 256.
+    pub(crate) fn launch_1d(&self, f: &CudaFunction, n: usize, args: &mut Args) -> Result<()> {
+        self.launch(f, (n.div_ceil(256) as u32, 1, 1), (256, 1, 1), 0, args)
     }
 
     pub(crate) fn synchronize(&self) -> Result<()> {

@@ -278,13 +278,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             .push(part_ptr)
             .push(nout as i64)
             .push(splits as i32);
-        g.launch(
-            &f,
-            (nout.div_ceil(256) as u32, 1, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        g.launch_1d(&f, nout, &mut args)?;
     }
     // `part` is freed into the cache here; later work on the stream runs after the kernels.
     drop(part);

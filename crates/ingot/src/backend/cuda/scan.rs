@@ -3,7 +3,7 @@
 //! inclusive or exclusive, forward or reverse. A non-contiguous input is first copied to
 //! row-major order on the GPU.
 
-use super::elementwise::{copy, ctype};
+use super::elementwise::{ctype, row_major};
 use super::reduce::{recipe, recipe_defines};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
@@ -11,7 +11,7 @@ use crate::backend::cpu::strided::out_data;
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Kind};
 use crate::op::{ReduceKind, ScanKind};
-use crate::shape::{contiguous_strides, size_of};
+use crate::shape::size_of;
 use crate::Result;
 
 const SCAN: &str = include_str!("kernels/scan.cuh");
@@ -111,14 +111,9 @@ pub(super) fn eval(
     if total == 0 {
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    let mut d = x.ready_data();
-    if d.strides != contiguous_strides(shape) {
-        match copy(g, x)? {
-            Some(c) => d = c,
-            None => return Ok(None),
-        }
-    }
-    let xptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * ti.size()) as u64;
+    let Some((_src, xptr)) = row_major(g, x)? else {
+        return Ok(None);
+    };
     let n = shape[axis];
     let m: usize = shape[axis + 1..].iter().product();
     let lines = total / n;
@@ -136,13 +131,7 @@ pub(super) fn eval(
             .push(m as i64)
             .push(rev)
             .push(incl);
-        g.launch(
-            &f,
-            (lines.div_ceil(256) as u32, 1, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        g.launch_1d(&f, lines, &mut args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
     if lines > i32::MAX as usize {

@@ -2,12 +2,12 @@
 //! (halves computed in f32, as on the CPU). A non-contiguous input is first copied to
 //! row-major order on the GPU.
 
-use super::elementwise::{copy, ctype, COMMON, FUNCS};
+use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
 use crate::buffer::Buffer;
-use crate::shape::{contiguous_strides, size_of};
+use crate::shape::size_of;
 use crate::{DType, Result};
 
 const SOFTMAX: &str = include_str!("kernels/softmax.cuh");
@@ -48,14 +48,9 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
     if n == 0 {
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    let mut d = x.ready_data();
-    if d.strides != contiguous_strides(shape) {
-        match copy(g, x)? {
-            Some(c) => d = c,
-            None => return Ok(None),
-        }
-    }
-    let xptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * dt.size()) as u64;
+    let Some((_src, xptr)) = row_major(g, x)? else {
+        return Ok(None);
+    };
     let len = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let base = base(dt, log);
@@ -77,13 +72,7 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         let lines = n / len;
         let f = g.kernel_in(&base, &format!("{base}_col"), src)?;
         args.push(lines as i64).push(len as i64).push(inner as i64);
-        g.launch(
-            &f,
-            (lines.div_ceil(256) as u32, 1, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        g.launch_1d(&f, lines, &mut args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
