@@ -285,8 +285,39 @@ fn note_fallback(name: &'static str) {
     }
 }
 
+/// `INGOT_CUDA_SLOW_MS=N`: every GPU op waits for its own work and, when it took N ms or
+/// more (compiles, transfers and the kernels together), prints its name, inputs and time.
+/// A diagnostic mode (it makes eval synchronous), to find what a slow program waits on.
+fn slow_ms() -> Option<f64> {
+    static MS: OnceLock<Option<f64>> = OnceLock::new();
+    *MS.get_or_init(|| std::env::var("INGOT_CUDA_SLOW_MS").ok()?.parse().ok())
+}
+
 /// Runs `op` for GPU `ordinal`: on a GPU kernel when one handles it, else on the CPU.
 pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let Some(limit) = slow_ms() else {
+        return eval_op(ordinal, op, inputs, outs);
+    };
+    let t0 = std::time::Instant::now();
+    let r = eval_op(ordinal, op, inputs, outs);
+    synchronize(ordinal)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    if ms >= limit {
+        let ins: Vec<String> = inputs
+            .iter()
+            .map(|a| format!("{:?}{:?}", a.dtype(), a.shape()))
+            .collect();
+        eprintln!(
+            "ingot-cuda: {} ({}) took {ms:.1} ms on {:?}",
+            op.name(),
+            ins.join(", "),
+            std::thread::current().name().unwrap_or("?")
+        );
+    }
+    r
+}
+
+fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let g = gpu(ordinal)?;
     let done = match op {
         Op::Unary(_)
