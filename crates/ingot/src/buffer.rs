@@ -223,6 +223,15 @@ impl Buffer {
         Ok(self.dev.get().expect("just set").ptr())
     }
 
+    /// The address on GPU `ordinal` of a buffer a kernel will write (one nobody else holds):
+    /// the bytes move there first if they are only on the host, and the host copy, stale
+    /// after the write, is dropped.
+    pub(crate) fn device_ptr_mut(&mut self, ordinal: usize) -> Result<u64> {
+        let p = self.device_ptr(ordinal)?;
+        self.host.take();
+        Ok(p)
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         if self.host.get().is_none() {
             // Reads that can fail call ensure_host first and report the error; this is the

@@ -47,6 +47,7 @@ fn cuda_backend() {
     results_match_the_cpu_bit_for_bit();
     running_out_of_memory_is_an_error();
     memory_figures_and_cache();
+    layout_and_gather_kernels_match_the_cpu();
     ops_without_kernels_fall_back_to_the_cpu();
 }
 
@@ -117,6 +118,88 @@ fn results_match_the_cpu_bit_for_bit() {
         .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
         .fold(0f32, f32::max);
     assert!(err < 1e-4, "matmul differs by {err}");
+}
+
+/// The bits of `f()` evaluated on the default device (the GPU) and on the CPU.
+fn both(f: impl Fn() -> ingot::Result<Array>) -> (Vec<u8>, Vec<u8>) {
+    let bytes = |a: Array| {
+        let a = ingot::view(&a, DType::U8).unwrap_or(a);
+        a.to_vec::<u8>().unwrap()
+    };
+    let g = bytes(f().unwrap());
+    let c = ingot::with_device(Device::Cpu, || bytes(f().unwrap()));
+    (g, c)
+}
+
+fn layout_and_gather_kernels_match_the_cpu() {
+    use ingot::{PadMode, SliceArg};
+    let a = Array::from_slice(&f32s(6 * 5 * 4, 11), &[6, 5, 4]).unwrap();
+    let at = ingot::transpose(&a, Some(&[2, 0, 1])).unwrap(); // strided
+    let b = Array::from_slice(&f32s(6 * 2 * 4, 12), &[6, 2, 4]).unwrap();
+    let (g, c) = both(|| ingot::concatenate(&[a.clone(), b.clone(), a.clone()], Some(1)));
+    assert_eq!(g, c, "concatenate");
+    for mode in [
+        PadMode::Constant,
+        PadMode::Edge,
+        PadMode::Reflect,
+        PadMode::Symmetric,
+    ] {
+        let (g, c) = both(|| ingot::pad(&at, &[(1, 7), (0, 2), (3, 0)], mode, 2.5));
+        assert_eq!(g, c, "pad {mode:?}");
+    }
+    let (g, c) = both(|| {
+        ingot::slice_update(
+            &a,
+            ingot::negative(&b)?,
+            &[
+                SliceArg::new(None, None, 1),
+                SliceArg::new(Some(1), None, 2),
+            ],
+        )
+    });
+    assert_eq!(g, c, "slice_update");
+    let key = ingot::random::key(42);
+    for n in [0usize, 1, 7, 1000, 4097] {
+        let (g, c) = both(|| ingot::random::random_bits(&key, &[n]));
+        assert_eq!(g, c, "random bits of {n}");
+    }
+    // Indices on the host and indices computed on the GPU (resolved there, with negatives).
+    let host_idx = Array::from_slice(&[3i64, -1, 0, 5, -6, 2], &[6]).unwrap();
+    let dev_idx = || {
+        // [5, 3, 1, -1, -3, -5] as int32, made by GPU kernels.
+        let r = ingot::arange(5.0, -6.0, -2.0, DType::I32)?;
+        Ok::<_, ingot::Error>(r)
+    };
+    for (name, idx) in [("host", host_idx.clone()), ("gpu", dev_idx().unwrap())] {
+        let (g, c) = both(|| ingot::take(&at, &idx, Some(1)));
+        assert_eq!(g, c, "take with {name} indices");
+        let (g, c) = both(|| ingot::gather(&a, std::slice::from_ref(&idx), &[0], &[1, 3, 4]));
+        assert_eq!(g, c, "gather with {name} indices");
+    }
+    let along = ingot::argsort(&a, Some(1)).unwrap();
+    let (g, c) = both(|| ingot::take_along_axis(&a, &along, Some(1)));
+    assert_eq!(g, c, "take_along_axis");
+    // An index out of bounds that only the GPU holds is an error naming it.
+    let bad = ingot::add(dev_idx().unwrap(), 100i32).unwrap();
+    bad.eval().unwrap();
+    let e = ingot::take(&a, &bad, Some(0))
+        .and_then(|t| t.eval())
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("index 105 is out of bounds for axis 0 with size 6"),
+        "{e}"
+    );
+    // An update of a GPU array (in place when donated) moves nothing to the host.
+    let big = ingot::zeros(&[1024, 64], DType::F32).unwrap();
+    big.eval().unwrap();
+    let t0 = ingot::memory::thread_transfers();
+    let upd = ingot::slice_update(&big, 1.0f32, &[SliceArg::new(Some(3), Some(4), 1)]).unwrap();
+    drop(big);
+    let s = ingot::sum(&upd, None, false).unwrap();
+    s.eval().unwrap();
+    assert_eq!(ingot::memory::thread_transfers().to_host, t0.to_host);
+    assert_eq!(s.item::<f32>().unwrap(), 64.0);
 }
 
 fn running_out_of_memory_is_an_error() {

@@ -66,7 +66,7 @@ fn out_of_bounds(op: &str, v: i64, axis: usize, n: usize) -> Error {
 
 /// Index `v` on an axis of size `n` where a slice of `size` must fit after it.
 #[inline]
-fn resolve(op: &str, v: i64, axis: usize, n: usize, size: usize) -> Result<usize> {
+pub(crate) fn resolve(op: &str, v: i64, axis: usize, n: usize, size: usize) -> Result<usize> {
     let r = if v < 0 { v.wrapping_add(n as i64) } else { v };
     if r < 0 || r >= n as i64 {
         return Err(out_of_bounds(op, v, axis, n));
@@ -85,11 +85,24 @@ fn resolve(op: &str, v: i64, axis: usize, n: usize, size: usize) -> Result<usize
 
 /// Resolves every index of `idx` on an axis of size `n` (in parallel when there are many).
 fn resolve_all(op: &str, idx: &Array, axis: usize, n: usize) -> Result<Vec<usize>> {
+    resolve_sized(op, idx, axis, n, 1)
+}
+
+/// [`resolve_all`] where a slice of `size` must fit after each index.
+pub(crate) fn resolve_sized(
+    op: &str,
+    idx: &Array,
+    axis: usize,
+    n: usize,
+    size: usize,
+) -> Result<Vec<usize>> {
     with_indices(idx, |v| {
         if v.len() >= PAR_MIN {
-            v.par_iter().map(|&x| resolve(op, x, axis, n, 1)).collect()
+            v.par_iter()
+                .map(|&x| resolve(op, x, axis, n, size))
+                .collect()
         } else {
-            v.iter().map(|&x| resolve(op, x, axis, n, 1)).collect()
+            v.iter().map(|&x| resolve(op, x, axis, n, size)).collect()
         }
     })
 }

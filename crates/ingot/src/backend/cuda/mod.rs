@@ -10,6 +10,8 @@
 mod alloc;
 mod argreduce;
 mod elementwise;
+mod index;
+mod layout;
 mod matmul;
 mod nvrtc;
 mod reduce;
@@ -287,7 +289,8 @@ fn note_fallback(name: &'static str) {
 
 /// `INGOT_CUDA_SLOW_MS=N`: every GPU op waits for its own work and, when it took N ms or
 /// more (compiles, transfers and the kernels together), prints its name, inputs and time.
-/// A diagnostic mode (it makes eval synchronous), to find what a slow program waits on.
+/// A diagnostic mode (it makes eval synchronous), to find what a slow program waits on;
+/// `INGOT_CUDA_SLOW_MS=0` also prints each op as it starts.
 fn slow_ms() -> Option<f64> {
     static MS: OnceLock<Option<f64>> = OnceLock::new();
     *MS.get_or_init(|| std::env::var("INGOT_CUDA_SLOW_MS").ok()?.parse().ok())
@@ -298,21 +301,28 @@ pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec
     let Some(limit) = slow_ms() else {
         return eval_op(ordinal, op, inputs, outs);
     };
+    let describe = || {
+        let ins: Vec<String> = inputs
+            .iter()
+            .map(|a| format!("{:?}{:?}", a.dtype(), a.shape()))
+            .collect();
+        format!(
+            "{} ({}) on {:?}",
+            op.name(),
+            ins.join(", "),
+            std::thread::current().name().unwrap_or("?")
+        )
+    };
+    // 0 also prints each op as it starts, so a hang shows the op it is in.
+    if limit == 0.0 {
+        eprintln!("ingot-cuda: start {}", describe());
+    }
     let t0 = std::time::Instant::now();
     let r = eval_op(ordinal, op, inputs, outs);
     synchronize(ordinal)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     if ms >= limit {
-        let ins: Vec<String> = inputs
-            .iter()
-            .map(|a| format!("{:?}{:?}", a.dtype(), a.shape()))
-            .collect();
-        eprintln!(
-            "ingot-cuda: {} ({}) took {ms:.1} ms on {:?}",
-            op.name(),
-            ins.join(", "),
-            std::thread::current().name().unwrap_or("?")
-        );
+        eprintln!("ingot-cuda: {} took {ms:.1} ms", describe());
     }
     r
 }
@@ -358,7 +368,21 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
                 },
             }
         }
-        Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast => {
+        Op::Concatenate { axis } => layout::concatenate(&g, inputs, *axis, &outs[0].0, outs[0].1)?,
+        Op::Pad {
+            low, mode, value, ..
+        } => layout::pad(&g, &inputs[0], (low, *mode, *value), &outs[0].0)?,
+        Op::SliceUpdate { start, step, kind } => {
+            layout::slice_update(&g, inputs, (start, step, *kind))?
+        }
+        Op::Take { axis } => index::take(&g, inputs, *axis, false, &outs[0].0)?,
+        Op::TakeAlongAxis { axis } => index::take(&g, inputs, *axis, true, &outs[0].0)?,
+        Op::Gather { axes, slice_sizes } => {
+            index::gather(&g, inputs, axes, slice_sizes, &outs[0].0)?
+        }
+        Op::RandomBits => layout::random_bits(&g, &inputs[0], &outs[0].0)?,
+        Op::ViewDtype(_) => layout::view_dtype(&g, op, &inputs[0], outs)?,
+        Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast | Op::Diagonal { .. } => {
             Some(crate::backend::cpu::eval(op, inputs, outs)?)
         }
         Op::Custom { n_in, .. } => Some(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
@@ -405,6 +429,8 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     modules.extend(softmax::sample_sources());
     modules.extend(scan::sample_sources());
     modules.extend(argreduce::sample_sources());
+    modules.extend(layout::sample_sources());
+    modules.extend(index::sample_sources());
     if let Some(d) = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from) {
         for (name, src) in &modules {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);
