@@ -29,6 +29,11 @@ pub fn set_allow_tf32(on: bool) {
     TF32.store(on, Relaxed);
 }
 
+/// Whether f32 matmuls and convolutions may use TF32.
+pub(super) fn allow_tf32() -> bool {
+    TF32.load(Relaxed)
+}
+
 fn blas(g: &Gpu) -> Result<&Blas> {
     let b = g.blas.get_or_init(|| {
         // Safety: plain handle creation; the library is probed first.

@@ -9,7 +9,9 @@
 
 mod alloc;
 mod argreduce;
+mod conv;
 mod elementwise;
+mod fft;
 mod index;
 mod layout;
 mod matmul;
@@ -380,6 +382,27 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         Op::Gather { axes, slice_sizes } => {
             index::gather(&g, inputs, axes, slice_sizes, &outs[0].0)?
         }
+        Op::Conv {
+            stride,
+            padding_lo,
+            padding_hi,
+            kernel_dilation,
+            input_dilation,
+            groups,
+            flip,
+        } => {
+            let p = conv::ConvParams {
+                stride,
+                padding_lo,
+                padding_hi,
+                kernel_dilation,
+                input_dilation,
+                groups: *groups,
+                flip: *flip,
+            };
+            conv::eval(&g, inputs, &p, &outs[0].0)?
+        }
+        Op::Fft { axes, kind } => fft::eval(&g, &inputs[0], axes, *kind, &outs[0].0)?,
         Op::RandomBits => layout::random_bits(&g, &inputs[0], &outs[0].0)?,
         Op::ViewDtype(_) => layout::view_dtype(&g, op, &inputs[0], outs)?,
         Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast | Op::Diagonal { .. } => {
@@ -440,6 +463,24 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
         .par_iter()
         .try_for_each(|(name, src)| nvrtc::build(name, src, &nvrtc::options(arch)).map(|_| ()))?;
     Ok(modules.len())
+}
+
+/// Host seconds per launch of an empty kernel on GPU `ordinal`, over `n` launches: the
+/// driver's own cost per op, which no framework goes below (for the benchmark).
+#[doc(hidden)]
+pub fn empty_launch_time(ordinal: usize, n: usize) -> Result<f64> {
+    let g = gpu(ordinal)?;
+    let f = g.kernel("ingot_empty", || {
+        "extern \"C\" __global__ void ingot_empty() {}\n".to_string()
+    })?;
+    g.synchronize()?;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        g.launch(&f, (1, 1, 1), (32, 1, 1), 0, &mut Args::new())?;
+    }
+    let s = t.elapsed().as_secs_f64() / n.max(1) as f64;
+    g.synchronize()?;
+    Ok(s)
 }
 
 /// Whether NVRTC can be loaded here (it needs no GPU).

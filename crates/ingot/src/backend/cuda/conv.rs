@@ -1,0 +1,350 @@
+//! Convolution on the GPU through cuDNN (loaded at run time, like the rest of CUDA).
+//!
+//! ingot's convolutions are channels-last, x `(N, *spatial, C_in)` and w `(C_out, *kernel,
+//! C_in / groups)`, which is cuDNN's NHWC tensor and filter format, so both go to cuDNN as
+//! they are (after a copy only when not row-major). 1-D convolutions get a unit height.
+//! Unequal low and high padding is applied first with the pad kernel (cuDNN pads both sides
+//! alike). Transposed convolutions (input dilation) and complex dtypes still run on the CPU.
+//!
+//! f16 and bf16 accumulate in f32 on tensor cores; f32 uses plain FMA math unless TF32 is
+//! allowed (`ingot::cuda::set_allow_tf32`), as for matmul; f64 computes in f64. The
+//! algorithm is cuDNN's own heuristic choice (cudnnGetConvolutionForwardAlgorithm_v7, as
+//! PyTorch does without benchmark mode), cached by problem.
+
+use super::Gpu;
+use crate::array::{Array, Data};
+use crate::backend::cpu::strided::out_data;
+use crate::buffer::Buffer;
+use crate::dtype::DType;
+use crate::op::PadMode;
+use crate::shape::size_of;
+use crate::{Error, Result, Scalar};
+use cudarc::cudnn::{result as dnn, sys};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::c_int;
+
+/// The parameters of one convolution, as the op holds them.
+pub(super) struct ConvParams<'a> {
+    pub stride: &'a [usize],
+    pub padding_lo: &'a [usize],
+    pub padding_hi: &'a [usize],
+    pub kernel_dilation: &'a [usize],
+    pub input_dilation: &'a [usize],
+    pub groups: usize,
+    pub flip: bool,
+}
+
+struct Handle(sys::cudnnHandle_t);
+// Safety: a cuDNN handle may be used from any thread, one at a time (the mutex below).
+unsafe impl Send for Handle {}
+
+/// One handle per GPU, bound to its stream; the lock is held while work is enqueued, since a
+/// handle must not be used by two threads at once.
+static HANDLES: Mutex<Vec<(usize, Handle)>> = Mutex::new(Vec::new());
+
+type AlgoKey = (usize, Vec<c_int>, DType, bool);
+/// Chosen algorithm and workspace bytes by (GPU, problem, dtype, tf32).
+static ALGOS: Mutex<Option<HashMap<AlgoKey, (sys::cudnnConvolutionFwdAlgo_t, usize)>>> =
+    Mutex::new(None);
+
+fn dnn_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Backend {
+        op: "conv".into(),
+        msg: format!("cuDNN {what}: {e:?}"),
+    }
+}
+
+fn dnn_dtype(dt: DType) -> Option<(sys::cudnnDataType_t, sys::cudnnDataType_t)> {
+    use sys::cudnnDataType_t::*;
+    Some(match dt {
+        DType::F16 => (CUDNN_DATA_HALF, CUDNN_DATA_FLOAT),
+        DType::BF16 => (CUDNN_DATA_BFLOAT16, CUDNN_DATA_FLOAT),
+        DType::F32 => (CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT),
+        DType::F64 => (CUDNN_DATA_DOUBLE, CUDNN_DATA_DOUBLE),
+        _ => return None,
+    })
+}
+
+/// Packed channels-last strides for cuDNN's dims order (N, C, *spatial).
+fn nhwc_strides(dims: &[c_int]) -> Vec<c_int> {
+    let (n_sp, c) = (dims.len() - 2, dims[1]);
+    let mut st = vec![0; dims.len()];
+    st[1] = 1;
+    let mut acc = c;
+    for i in (0..n_sp).rev() {
+        st[2 + i] = acc;
+        acc *= dims[2 + i];
+    }
+    st[0] = acc;
+    st
+}
+
+/// Descriptors, destroyed on drop (also on an error path).
+struct Descs {
+    x: sys::cudnnTensorDescriptor_t,
+    y: sys::cudnnTensorDescriptor_t,
+    w: sys::cudnnFilterDescriptor_t,
+    conv: sys::cudnnConvolutionDescriptor_t,
+}
+
+impl Drop for Descs {
+    fn drop(&mut self) {
+        // Safety: each was created by `Descs::new` and is destroyed once.
+        unsafe {
+            let _ = dnn::destroy_tensor_descriptor(self.x);
+            let _ = dnn::destroy_tensor_descriptor(self.y);
+            let _ = dnn::destroy_filter_descriptor(self.w);
+            let _ = dnn::destroy_convolution_descriptor(self.conv);
+        }
+    }
+}
+
+impl Descs {
+    fn new() -> Result<Descs> {
+        let e = |e| dnn_err("descriptor", e);
+        Ok(Descs {
+            x: dnn::create_tensor_descriptor().map_err(e)?,
+            y: dnn::create_tensor_descriptor().map_err(e)?,
+            w: dnn::create_filter_descriptor().map_err(e)?,
+            conv: dnn::create_convolution_descriptor().map_err(e)?,
+        })
+    }
+}
+
+/// Whether libcudnn can be loaded here.
+fn available() -> bool {
+    // Safety: only probes whether the shared library can be opened.
+    unsafe { sys::is_culib_present() }
+}
+
+fn to_int(v: usize) -> Option<c_int> {
+    c_int::try_from(v).ok()
+}
+
+/// `Conv` on the GPU; `None` hands it to the CPU.
+pub(super) fn eval(
+    g: &Gpu,
+    inputs: &[Array],
+    p: &ConvParams,
+    out_shape: &[usize],
+) -> Result<Option<Vec<Data>>> {
+    let (x, w) = (&inputs[0], &inputs[1]);
+    let dt = x.dtype();
+    let nsp = x.ndim() - 2;
+    let Some((data_t, compute_t)) = dnn_dtype(dt) else {
+        return Ok(None);
+    };
+    if w.dtype() != dt || !(1..=3).contains(&nsp) || p.input_dilation.iter().any(|&d| d != 1) {
+        return Ok(None);
+    }
+    let n_out = size_of(out_shape);
+    if n_out == 0 {
+        return Ok(Some(vec![out_data(Buffer::on_device(g.alloc(0)?), out_shape)]));
+    }
+    // A reduction over nothing (no input channels or an empty input) is left to the CPU,
+    // which writes its zeros; cuDNN refuses empty tensors.
+    if size_of(x.shape()) == 0 || size_of(w.shape()) == 0 || !available() {
+        return Ok(None);
+    }
+    // Unequal padding: pad explicitly, then convolve without padding.
+    let mut x = x.clone();
+    let mut pad: Vec<usize> = p.padding_lo.to_vec();
+    if p.padding_lo != p.padding_hi {
+        let mut low = vec![0usize; x.ndim()];
+        let mut shape = x.shape().to_vec();
+        for i in 0..nsp {
+            low[1 + i] = p.padding_lo[i];
+            shape[1 + i] += p.padding_lo[i] + p.padding_hi[i];
+        }
+        let zero = (&low[..], PadMode::Constant, Scalar::Float(0.0));
+        let Some(mut d) = super::layout::pad(g, &x, zero, &shape)? else {
+            return Ok(None);
+        };
+        x = Array::from_data(d.remove(0), shape, dt);
+        pad = vec![0; nsp];
+    }
+    let (Some((_xs, xp)), Some((_ws, wp))) = (
+        super::elementwise::row_major(g, &x)?,
+        super::elementwise::row_major(g, w)?,
+    ) else {
+        return Ok(None);
+    };
+    // cuDNN's dims order: (N, C, *spatial); a 1-D convolution gets a unit height.
+    let lift = |v: &[usize], unit: usize| -> Vec<usize> {
+        if nsp == 1 {
+            vec![unit, v[0]]
+        } else {
+            v.to_vec()
+        }
+    };
+    let xsh = x.shape();
+    let dims = |n: usize, c: usize, sp: &[usize]| -> Option<Vec<c_int>> {
+        [n, c]
+            .iter()
+            .chain(lift(sp, 1).iter())
+            .map(|&v| to_int(v))
+            .collect()
+    };
+    let (Some(xd), Some(wd), Some(yd)) = (
+        dims(xsh[0], xsh[nsp + 1], &xsh[1..nsp + 1]),
+        dims(w.shape()[0], w.shape()[nsp + 1], &w.shape()[1..nsp + 1]),
+        dims(out_shape[0], out_shape[nsp + 1], &out_shape[1..nsp + 1]),
+    ) else {
+        return Ok(None);
+    };
+    let ints = |v: Vec<usize>| -> Option<Vec<c_int>> { v.into_iter().map(to_int).collect() };
+    let (Some(pads), Some(strides), Some(dils), Some(groups)) = (
+        ints(lift(&pad, 0)),
+        ints(lift(p.stride, 1)),
+        ints(lift(p.kernel_dilation, 1)),
+        to_int(p.groups),
+    ) else {
+        return Ok(None);
+    };
+    if size_of(xsh) > i32::MAX as usize || n_out > i32::MAX as usize {
+        return Ok(None);
+    }
+    let tf32 = super::matmul::allow_tf32();
+    let math = match dt {
+        DType::F16 | DType::BF16 => sys::cudnnMathType_t::CUDNN_TENSOR_OP_MATH,
+        DType::F32 if tf32 => sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
+        _ => sys::cudnnMathType_t::CUDNN_FMA_MATH,
+    };
+    let mode = if p.flip {
+        sys::cudnnConvolutionMode_t::CUDNN_CONVOLUTION
+    } else {
+        sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION
+    };
+    let nb = xd.len() as c_int;
+    let d = Descs::new()?;
+    // Safety: every array passed outlives its call and holds `nb` (or nb - 2) ints.
+    unsafe {
+        let e = |e| dnn_err("descriptor", e);
+        dnn::set_tensornd_descriptor(d.x, data_t, nb, xd.as_ptr(), nhwc_strides(&xd).as_ptr())
+            .map_err(e)?;
+        dnn::set_tensornd_descriptor(d.y, data_t, nb, yd.as_ptr(), nhwc_strides(&yd).as_ptr())
+            .map_err(e)?;
+        dnn::set_filternd_descriptor(
+            d.w,
+            data_t,
+            sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC,
+            nb,
+            wd.as_ptr(),
+        )
+        .map_err(e)?;
+        dnn::set_convolutionnd_descriptor(
+            d.conv,
+            nb - 2,
+            pads.as_ptr(),
+            strides.as_ptr(),
+            dils.as_ptr(),
+            mode,
+            compute_t,
+        )
+        .map_err(e)?;
+        dnn::set_convolution_math_type(d.conv, math).map_err(e)?;
+        dnn::set_convolution_group_count(d.conv, groups).map_err(e)?;
+    }
+    let mem = g.alloc(n_out * dt.size())?;
+    let yp = mem.ptr();
+    let mut handles = HANDLES.lock();
+    let h = match handles.iter().find(|(o, _)| *o == g.ordinal) {
+        Some((_, h)) => h.0,
+        None => {
+            let h = dnn::create_handle().map_err(|e| dnn_err("handle", e))?;
+            // Safety: the handle was just made; the stream lives as long as the GPU.
+            unsafe { dnn::set_stream(h, g.stream.cu_stream() as sys::cudaStream_t) }
+                .map_err(|e| dnn_err("stream", e))?;
+            handles.push((g.ordinal, Handle(h)));
+            h
+        }
+    };
+    let key: AlgoKey = (
+        g.ordinal,
+        [xd.clone(), wd, yd, pads, strides, dils, vec![groups, p.flip as c_int]].concat(),
+        dt,
+        tf32,
+    );
+    let cached = ALGOS.lock().get_or_insert_with(HashMap::new).get(&key).copied();
+    let (algo, ws) = match cached {
+        Some(c) => c,
+        None => {
+            let c = choose_algo(h, &d)?;
+            ALGOS.lock().get_or_insert_with(HashMap::new).insert(key, c);
+            c
+        }
+    };
+    let work = g.alloc(ws)?;
+    let (one_f, zero_f) = (1f32, 0f32);
+    let (one_d, zero_d) = (1f64, 0f64);
+    let (alpha, beta) = if dt == DType::F64 {
+        (
+            &one_d as *const f64 as *const std::ffi::c_void,
+            &zero_d as *const f64 as *const std::ffi::c_void,
+        )
+    } else {
+        (
+            &one_f as *const f32 as *const std::ffi::c_void,
+            &zero_f as *const f32 as *const std::ffi::c_void,
+        )
+    };
+    // Safety: x, w and y hold the elements their descriptors describe, on this GPU; the
+    // workspace has `ws` bytes; alpha and beta point at values of the compute type.
+    unsafe {
+        dnn::convolution_forward(
+            h,
+            alpha,
+            d.x,
+            xp as *const std::ffi::c_void,
+            d.w,
+            wp as *const std::ffi::c_void,
+            d.conv,
+            algo,
+            work.ptr() as *mut std::ffi::c_void,
+            ws,
+            beta,
+            d.y,
+            yp as *mut std::ffi::c_void,
+        )
+    }
+    .map_err(|e| dnn_err("convolution", e))?;
+    drop(handles);
+    // The workspace and any copies go back to the cache; later work runs after this.
+    drop(work);
+    Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
+}
+
+/// cuDNN's fastest expected algorithm that works for the problem and whose workspace fits
+/// in a quarter of the GPU's free memory.
+fn choose_algo(h: sys::cudnnHandle_t, d: &Descs) -> Result<(sys::cudnnConvolutionFwdAlgo_t, usize)> {
+    const N: usize = 8;
+    // Safety: zeroed perf structs are valid (plain data), overwritten by cuDNN.
+    let mut perf: [sys::cudnnConvolutionFwdAlgoPerf_t; N] = unsafe { std::mem::zeroed() };
+    let mut count: c_int = 0;
+    // Safety: `perf` has room for N results.
+    unsafe {
+        dnn::get_convolution_forward_algorithm(
+            h,
+            d.x,
+            d.w,
+            d.conv,
+            d.y,
+            N as c_int,
+            &mut count,
+            perf.as_mut_ptr(),
+        )
+    }
+    .map_err(|e| dnn_err("algorithm choice", e))?;
+    let free = cudarc::driver::result::mem_get_info()
+        .map(|(f, _)| f)
+        .unwrap_or(usize::MAX);
+    perf[..(count.max(0) as usize).min(N)]
+        .iter()
+        .find(|p| p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && p.memory <= free / 4)
+        .map(|p| (p.algo, p.memory))
+        .ok_or_else(|| Error::Backend {
+            op: "conv".into(),
+            msg: "cuDNN has no algorithm for this convolution".into(),
+        })
+}
