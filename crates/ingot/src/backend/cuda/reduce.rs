@@ -128,7 +128,8 @@ pub(super) fn recipe_defines(base: &str, ti: DType, to: DType, r: [&str; 5]) -> 
     )
 }
 
-/// The module holding kernels `{base}_row`, `{base}_rowc`, `{base}_col` and `{base}_fin`.
+/// The module holding kernels `{base}_row`, `{base}_rowc`, `{base}_roww`, `{base}_col` and
+/// `{base}_fin`.
 fn reduce_source(base: &str, ti: DType, to: DType, r: [&str; 5]) -> String {
     // Reduced positions along one collapsed dim are a multiply, not a division per element
     // (a uniform branch: one module serves both).
@@ -259,6 +260,17 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             0,
             &mut args,
         )?;
+    } else if one && rinner == 1 && nout * splits >= 8 * sm && nred / splits <= 1 << 16 {
+        // Many short consecutive runs: a warp each (8 per block), enough warps to fill
+        // every SM.
+        let f = g.kernel_in(&base, &format!("{base}_roww"), src)?;
+        g.launch(
+            &f,
+            (nout.div_ceil(8) as u32, splits as u32, 1),
+            (256, 1, 1),
+            0,
+            &mut args,
+        )?;
     } else {
         // Consecutive reduced positions take the vectorized row kernel.
         let which = if one && rinner == 1 { "rowc" } else { "row" };
@@ -272,13 +284,14 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
         )?;
     }
     if splits > 1 {
+        // A warp per output.
         let f = g.kernel_in(&base, &format!("{base}_fin"), src)?;
         let mut args = Args::new();
         args.push(mem.ptr())
             .push(part_ptr)
             .push(nout as i64)
             .push(splits as i32);
-        g.launch_1d(&f, nout, &mut args)?;
+        g.launch_1d(&f, nout * 32, &mut args)?;
     }
     // `part` is freed into the cache here; later work on the stream runs after the kernels.
     drop(part);

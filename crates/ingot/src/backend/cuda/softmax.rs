@@ -62,12 +62,19 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         if rows > i32::MAX as usize {
             return Ok(None);
         }
-        let f = g.kernel_in(&base, &format!("{base}_row"), src)?;
+        // A row that fits in the 48 KiB of shared memory every kernel may take is read once.
+        let cached = len * if dt == DType::F64 { 8 } else { 4 };
+        let (which, shared) = if cached <= 48 << 10 {
+            ("rows", cached as u32)
+        } else {
+            ("row", 0)
+        };
+        let f = g.kernel_in(&base, &format!("{base}_{which}"), src)?;
         args.push(rows as i64).push(len as i64);
         // Short rows waste most of a 256-thread block; 64 threads still cover 2 KiB rows
         // in a few loads each.
         let threads = if len <= 1024 { 64 } else { 256 };
-        g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
+        g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), shared, &mut args)?;
     } else {
         let lines = n / len;
         let f = g.kernel_in(&base, &format!("{base}_col"), src)?;

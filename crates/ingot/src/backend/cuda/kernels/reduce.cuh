@@ -4,6 +4,7 @@
 //        through them: for reductions along contiguous memory;
 //   col: one thread per output: for reductions across rows (neighbouring outputs read
 //        neighbouring elements, so loads coalesce);
+//   roww: row over consecutive elements, one warp per output, for many short rows;
 //   fin: combines the S partial accumulators of each output when the work was split.
 
 template <class A> DEV A shfl_down(A v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
@@ -91,6 +92,52 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(rowc)(TO* out, ACC* part
     }
 }
 
+// roww: rowc with one warp per output (and split), for many short rows: four 16-byte loads
+// in flight per lane and no block barrier. One 256-thread block per 16 KiB row spent most
+// of its time starting, synchronizing and draining.
+extern "C" __global__ void __launch_bounds__(256) KNAME(roww)(TO* out, ACC* part, const TI* __restrict__ x,
+    long long nout, long long nred, int S, Shape ks, Strides kst, Shape rs, Strides rst) {
+    constexpr int VEC = 16 / sizeof(TI);
+    long long o = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (o >= nout) return; // the whole warp
+    int s = blockIdx.y;
+    long long r0, r1;
+    split_range(nred, S, s, r0, r1);
+    const TI* p = x + offset_of<long long>(o, ks, kst) + r0;
+    long long len = r1 - r0;
+    long long head = (long long)((16 - ((unsigned long long)p & 15)) & 15) / (long long)sizeof(TI);
+    if (head > len) head = len;
+    long long nv = (len - head) / VEC;
+    ACC a = INIT, b = INIT, c = INIT, e = INIT;
+    for (long long r = lane; r < head; r += 32) a = FOLD(a, p[r]);
+    const VecTI* pv = (const VecTI*)(p + head);
+    long long i = lane;
+    for (; i + 96 < nv; i += 128) {
+        VecTI u0 = pv[i], u1 = pv[i + 32], u2 = pv[i + 64], u3 = pv[i + 96];
+        #pragma unroll
+        for (int k = 0; k < VEC; ++k) a = FOLD(a, u0.v[k]);
+        #pragma unroll
+        for (int k = 0; k < VEC; ++k) b = FOLD(b, u1.v[k]);
+        #pragma unroll
+        for (int k = 0; k < VEC; ++k) c = FOLD(c, u2.v[k]);
+        #pragma unroll
+        for (int k = 0; k < VEC; ++k) e = FOLD(e, u3.v[k]);
+    }
+    for (; i < nv; i += 32) {
+        VecTI u = pv[i];
+        #pragma unroll
+        for (int k = 0; k < VEC; ++k) a = FOLD(a, u.v[k]);
+    }
+    for (long long r = head + nv * VEC + lane; r < len; r += 32) a = FOLD(a, p[r]);
+    a = COMB(COMB(a, b), COMB(c, e));
+    for (int d = 16; d > 0; d >>= 1) a = COMB(a, shfl_down(a, d));
+    if (lane == 0) {
+        if (S == 1) out[o] = FIN(a);
+        else part[o * S + s] = a;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* out, ACC* part, const TI* __restrict__ x,
     long long nout, long long nred, int S, Shape ks, Strides kst, Shape rs, Strides rst) {
     long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -100,6 +147,8 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* out, ACC* part,
     split_range(nred, S, s, r0, r1);
     long long base = offset_of<long long>(o, ks, kst);
     ACC a = INIT;
+    // Unrolled so several rows' loads are in flight before the first fold waits on one.
+    #pragma unroll 4
     for (long long r = r0; r < r1; ++r) {
         TI v = x[base + ROFF(r)];
         a = FOLD(a, v);
@@ -108,10 +157,14 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* out, ACC* part,
     else part[o * S + s] = a;
 }
 
-extern "C" __global__ void KNAME(fin)(TO* out, const ACC* part, long long nout, int S) {
-    long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= nout) return;
-    ACC a = part[o * S];
-    for (int s = 1; s < S; ++s) a = COMB(a, part[o * S + s]);
-    out[o] = FIN(a);
+// fin, one warp per output: its lanes stride through the S partials (a single thread
+// walking hundreds of them was a chain of dependent L2 loads as long as the reduction).
+extern "C" __global__ void __launch_bounds__(256) KNAME(fin)(TO* out, const ACC* part, long long nout, int S) {
+    long long o = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (o >= nout) return; // the whole warp: o is the same for its 32 lanes
+    ACC a = INIT;
+    for (int s = lane; s < S; s += 32) a = COMB(a, part[o * S + s]);
+    for (int d = 16; d > 0; d >>= 1) a = COMB(a, shfl_down(a, d));
+    if (lane == 0) out[o] = FIN(a);
 }

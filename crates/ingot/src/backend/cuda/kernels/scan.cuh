@@ -82,21 +82,26 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI
     if (threadIdx.x == blockDim.x - 1) part[r * tiles + t] = a;
 }
 
-// In place: part[r][t] becomes the fold of tiles 0..=t of line r.
+// In place: part[r][t] becomes the fold of tiles 0..=t of line r. Each thread folds a run of
+// consecutive totals, one block scan joins the runs, and each thread rewrites its run from
+// the fold before it: one barrier-bound step instead of one per 256 totals (which made
+// this kernel most of a long cumsum's time).
 extern "C" __global__ void __launch_bounds__(256) KNAME(pre)(ACC* part, long long tiles) {
     __shared__ ACC sh[32];
-    __shared__ ACC carry_sh;
+    __shared__ ACC shp[256];
     ACC* pr = part + (long long)blockIdx.x * tiles;
-    for (long long c0 = 0; c0 < tiles; c0 += blockDim.x) {
-        long long i = c0 + threadIdx.x;
-        ACC v = i < tiles ? pr[i] : (ACC)(INIT);
-        ACC inc = block_scan(v, sh);
-        ACC carry = carry_sh;
-        if (c0 > 0) inc = COMB(carry, inc);
-        if (i < tiles) pr[i] = inc;
-        __syncthreads();
-        if (threadIdx.x == blockDim.x - 1) carry_sh = inc;
-        __syncthreads();
+    long long per = (tiles + blockDim.x - 1) / blockDim.x;
+    long long c0 = threadIdx.x * per, c1 = c0 + per < tiles ? c0 + per : tiles;
+    ACC a = SINIT;
+    for (long long i = c0; i < c1; ++i) a = COMB(a, pr[i]);
+    shp[threadIdx.x] = block_scan(a, sh);
+    __syncthreads();
+    bool has = threadIdx.x > 0;
+    ACC P = has ? shp[threadIdx.x - 1] : (ACC)(INIT);
+    for (long long i = c0; i < c1; ++i) {
+        P = has ? COMB(P, pr[i]) : pr[i];
+        has = true;
+        pr[i] = P;
     }
 }
 

@@ -4,6 +4,7 @@
 // type), LOG (0 or 1) and KNAME(k).
 //   row: inner == 1, one block per row; the second and third passes over the row mostly
 //        hit L2, so HBM sees one read and one write.
+//   rows: row with the row kept in shared memory, for rows of up to 48 KiB;
 //   col: inner > 1, one thread per (outer, inner) line; neighbouring threads read
 //        neighbouring elements.
 
@@ -53,6 +54,44 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out
     } else {
         C r = (C)1 / s;
         for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>(m_exp(ld(p[i]) - m) * r);
+    }
+}
+
+// rows: row for rows that fit in shared memory (the caller passes len * sizeof(C) bytes of
+// it): the row is read from HBM once and exp computed once per element, each thread
+// keeping its own elements (so no barrier between the passes). Same arithmetic in the same
+// order as row, so the results are the same bits.
+extern "C" __global__ void __launch_bounds__(256) KNAME(rows)(T* __restrict__ out, const T* __restrict__ x,
+    long long rows, long long len) {
+    extern __shared__ __align__(16) unsigned char row_smem[];
+    C* r = (C*)row_smem;
+    __shared__ C sh[32];
+    const T* p = x + (long long)blockIdx.x * len;
+    T* q = out + (long long)blockIdx.x * len;
+    C m = -(C)K_INF;
+    int nan = 0;
+    #pragma unroll 4
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+        C v = ld(p[i]);
+        r[i] = v;
+        nan |= v != v;
+        m = v > m ? v : m;
+    }
+    m = block_all<C, true>(m, sh);
+    if (__syncthreads_or(nan)) m = (C)K_NAN;
+    C s = 0;
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+        C e = m_exp(r[i] - m);
+        if (!LOG) r[i] = e;
+        s += e;
+    }
+    s = block_all<C, false>(s, sh);
+    if (LOG) {
+        C ls = m_log(s);
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>((r[i] - m) - ls);
+    } else {
+        C rc = (C)1 / s;
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>(r[i] * rc);
     }
 }
 
