@@ -7,6 +7,9 @@
 # (docs/cuda.md has the whole call).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# No LTO for the GPU build: thin LTO re-optimizes all of ingot into each of the ~25 test
+# executables (over an hour on 2 cores); without it each links the one optimized library.
+export CARGO_PROFILE_RELEASE_LTO=false
 ../shared/tools/device-pack --bin ingot --bin ingot-gpu-bench
 strip .device/tests/* .device/bin/*
 mkdir -p .devpack

@@ -6,6 +6,8 @@
 # its limit has the stacks of its threads written to its log (gdb if present, else the
 # kernel's view from /proc), so a hang is seen rather than only timed out.
 # Logs go to $OUT/suite/NAME.log; the summary lists each binary's result line and time.
+# With OUT set (the device tool), the logs come back as one $OUT/suite-logs.tar.gz, since
+# the tool returns at most 8 files.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
@@ -62,4 +64,8 @@ grep -l -E 'FAILED|panicked|killed after' "$logs"/*.log 2>/dev/null | while read
   echo "---- $(basename "$f")"
   grep -E '^test .* FAILED|panicked at|^failures:|killed after|still running' "$f" | head -20
 done
-! grep -q -v 'rc=0 ' "$logs/summary.txt"
+ok=0; grep -q -v 'rc=0 ' "$logs/summary.txt" && ok=1
+if [ -n "${OUT:-}" ]; then
+  tar -czf "$OUT/suite-logs.tar.gz" -C "$OUT" suite && rm -rf "$OUT/suite"
+fi
+exit $ok

@@ -57,6 +57,47 @@ except Exception as e:  # no compiler toolchain for inductor: leave the row empt
 timeit("softmax", lambda: torch.softmax(m, dim=-1))
 v = torch.rand(1 << 24, device=dev, generator=g)
 timeit("cumsum", lambda: torch.cumsum(v, dim=0))
+z = torch.complex(torch.rand(1 << 24, device=dev, generator=g), torch.rand(1 << 24, device=dev, generator=g))
+timeit("fft_c64_2p24", lambda: torch.fft.fft(z))
+del z
+sv = torch.rand(1 << 24, device=dev, generator=g)
+timeit("sort_16m", lambda: torch.sort(sv), reps=5)
+timeit("argsort_16m", lambda: torch.argsort(sv), reps=5)
+del sv
+
+
+def resnet50_convs():
+    """ResNet-50's convolutions as (size, C_in, C_out, kernel, stride, padding), as in
+    ingot-gpu-bench."""
+    v = [(224, 3, 64, 7, 2, 3)]
+    h, cin = 56, 64
+    for i, (w, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)]):
+        for b in range(blocks):
+            s = 2 if b == 0 and i > 0 else 1
+            ho = h // s
+            v += [(h, cin, w, 1, 1, 0), (h, w, w, 3, s, 1), (ho, w, 4 * w, 1, 1, 0)]
+            if b == 0:
+                v.append((h, cin, 4 * w, 1, s, 0))
+            h, cin = ho, 4 * w
+    return v
+
+
+batch = 8 if quick else 64
+cl = torch.channels_last
+stack = [
+    (torch.rand(batch, cin, h, h, device=dev, generator=g).to(torch.bfloat16).to(memory_format=cl),
+     torch.rand(cout, cin, k, k, device=dev, generator=g).to(torch.bfloat16).to(memory_format=cl), s, p)
+    for (h, cin, cout, k, s, p) in resnet50_convs()
+]
+
+
+def convs():
+    for x, w, s, p in stack:
+        torch.nn.functional.conv2d(x, w, stride=s, padding=p)
+
+
+timeit("resnet50_convs", convs, reps=5)
+del stack
 for n in ([4096] if quick else [4096, 8192]):
     for dt, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
         a = torch.randn(n, n, device=dev, generator=g).to(dt)

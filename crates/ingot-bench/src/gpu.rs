@@ -45,6 +45,29 @@ fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
     x
 }
 
+/// ResNet-50's convolutions as (input size, C_in, C_out, kernel, stride, padding): the
+/// stem, then each bottleneck's 1x1, 3x3 (strided in a stage's first block) and 1x1, and
+/// the strided 1x1 projection of each stage's first block (torchvision's v1.5).
+fn resnet50_convs() -> Vec<(usize, usize, usize, usize, usize, usize)> {
+    let mut v = vec![(224, 3, 64, 7, 2, 3)];
+    let (mut h, mut cin) = (56, 64);
+    for (i, (w, blocks)) in [(64, 3), (128, 4), (256, 6), (512, 3)].into_iter().enumerate() {
+        for b in 0..blocks {
+            let s = if b == 0 && i > 0 { 2 } else { 1 };
+            let ho = h / s;
+            v.push((h, cin, w, 1, 1, 0));
+            v.push((h, w, w, 3, s, 1));
+            v.push((ho, w, 4 * w, 1, 1, 0));
+            if b == 0 {
+                v.push((h, cin, 4 * w, 1, s, 0));
+            }
+            h = ho;
+            cin = 4 * w;
+        }
+    }
+    v
+}
+
 struct Row {
     name: String,
     ingot: f64,
@@ -198,7 +221,85 @@ fn main() {
         limit: bw,
         goal: "0.9x PyTorch".into(),
     });
-    drop((x, y, m, v));
+    // A 2^24-point complex FFT (one batch); memory traffic counted as one read and one
+    // write of the array, as a bandwidth-bound transform of this size is.
+    let z = ingot::astype(&rand(&[1 << 24], DType::F32, 7), DType::C64).unwrap();
+    z.eval().unwrap();
+    let t = time_gpu(20, || ingot::fft::fft(&z, None, -1, ingot::fft::FftNorm::Backward).unwrap());
+    rows.push(Row {
+        name: "fft of 2^24 c64".into(),
+        ingot: t,
+        torch: peer("fft_c64_2p24"),
+        work: 2.0 * 8.0 * (1u64 << 24) as f64,
+        unit: "B",
+        limit: bw,
+        goal: "0.9x PyTorch".into(),
+    });
+    // sort and argsort of 16M f32 (one run per batch: they may still run on the CPU).
+    let sv = rand(&[1 << 24], DType::F32, 8);
+    for (name, key, f) in [
+        ("sort 16M f32", "sort_16m", ingot::sort as fn(&Array, Option<isize>) -> ingot::Result<Array>),
+        ("argsort 16M f32", "argsort_16m", ingot::argsort),
+    ] {
+        let t = time_gpu(1, || f(&sv, Some(0)).unwrap());
+        rows.push(Row {
+            name: name.into(),
+            ingot: t,
+            torch: peer(key),
+            work: 2.0 * 4.0 * (1u64 << 24) as f64,
+            unit: "B",
+            limit: bw,
+            goal: "0.9x PyTorch".into(),
+        });
+    }
+    drop((x, y, m, v, z, sv));
+    // ResNet-50's 53 convolutions (stem on 224x224x3, then the four stages from 56x56x64),
+    // bf16, channels last, batch 64, forward, each on its own input; images/s.
+    let batch = if quick { 8 } else { 64 };
+    let convs = resnet50_convs();
+    let stack: Vec<(Array, Array, usize, usize)> = convs
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, cin, cout, k, s, p))| {
+            let x = rand(&[batch, h, h, cin], DType::BF16, 100 + i as u64);
+            let w = rand(&[cout, k, k, cin], DType::BF16, 200 + i as u64);
+            (x, w, s, p)
+        })
+        .collect();
+    let flops: f64 = convs
+        .iter()
+        .map(|&(h, cin, cout, k, s, p)| {
+            let ho = (h + 2 * p - k) / s + 1;
+            2.0 * (batch * ho * ho * cout * cin * k * k) as f64
+        })
+        .sum();
+    let mut outs = Vec::new();
+    let t = time_gpu(5, || {
+        outs.clear();
+        for (x, w, s, p) in &stack {
+            let y = ingot::conv2d(x, w, &[*s, *s], *p, &[1, 1], 1).unwrap();
+            ingot::async_eval(std::slice::from_ref(&y)).unwrap();
+            outs.push(y);
+        }
+        outs.pop().unwrap()
+    });
+    rows.push(Row {
+        name: format!("resnet-50 convs bf16 batch {batch} (img/s)"),
+        ingot: t,
+        torch: peer("resnet50_convs"),
+        work: flops,
+        unit: "FLOP",
+        limit: 989e12,
+        goal: "0.8x PyTorch".into(),
+    });
+    println!(
+        "resnet-50 convs: ingot {:.0} images/s{}",
+        batch as f64 / t,
+        peer("resnet50_convs")
+            .map(|p| format!(", PyTorch {:.0} images/s", batch as f64 / p))
+            .unwrap_or_default()
+    );
+    drop((stack, outs));
     for n in if quick { vec![4096] } else { vec![4096, 8192] } {
         for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
             let a = rand(&[n, n], dt, 4);
@@ -238,6 +339,34 @@ fn main() {
         unit: "",
         limit: 0.0,
         goal: "at most 5 us".into(),
+    });
+    // Where the tiny op's time goes: building the node alone, and the driver's own cost of
+    // launching an empty kernel (the floor any framework pays per op).
+    let t = Instant::now();
+    let mut keep = Vec::with_capacity(10000);
+    for _ in 0..10000 {
+        keep.push(ingot::add(&s, 1.0).unwrap());
+    }
+    let build = t.elapsed().as_secs_f64() / 10000.0;
+    drop(keep);
+    rows.push(Row {
+        name: "  of which: building the node".into(),
+        ingot: build,
+        torch: None,
+        work: 0.0,
+        unit: "",
+        limit: 0.0,
+        goal: String::new(),
+    });
+    let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
+    rows.push(Row {
+        name: "  floor: empty kernel launch (driver)".into(),
+        ingot: floor,
+        torch: None,
+        work: 0.0,
+        unit: "",
+        limit: 0.0,
+        goal: String::new(),
     });
 
     println!(
