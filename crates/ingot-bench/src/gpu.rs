@@ -51,7 +51,10 @@ fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
 fn resnet50_convs() -> Vec<(usize, usize, usize, usize, usize, usize)> {
     let mut v = vec![(224, 3, 64, 7, 2, 3)];
     let (mut h, mut cin) = (56, 64);
-    for (i, (w, blocks)) in [(64, 3), (128, 4), (256, 6), (512, 3)].into_iter().enumerate() {
+    for (i, (w, blocks)) in [(64, 3), (128, 4), (256, 6), (512, 3)]
+        .into_iter()
+        .enumerate()
+    {
         for b in 0..blocks {
             let s = if b == 0 && i > 0 { 2 } else { 1 };
             let ho = h / s;
@@ -225,7 +228,9 @@ fn main() {
     // write of the array, as a bandwidth-bound transform of this size is.
     let z = ingot::astype(&rand(&[1 << 24], DType::F32, 7), DType::C64).unwrap();
     z.eval().unwrap();
-    let t = time_gpu(20, || ingot::fft::fft(&z, None, -1, ingot::fft::FftNorm::Backward).unwrap());
+    let t = time_gpu(20, || {
+        ingot::fft::fft(&z, None, -1, ingot::fft::FftNorm::Backward).unwrap()
+    });
     rows.push(Row {
         name: "fft of 2^24 c64".into(),
         ingot: t,
@@ -238,7 +243,11 @@ fn main() {
     // sort and argsort of 16M f32 (one run per batch: they may still run on the CPU).
     let sv = rand(&[1 << 24], DType::F32, 8);
     for (name, key, f) in [
-        ("sort 16M f32", "sort_16m", ingot::sort as fn(&Array, Option<isize>) -> ingot::Result<Array>),
+        (
+            "sort 16M f32",
+            "sort_16m",
+            ingot::sort as fn(&Array, Option<isize>) -> ingot::Result<Array>,
+        ),
         ("argsort 16M f32", "argsort_16m", ingot::argsort),
     ] {
         let t = time_gpu(1, || f(&sv, Some(0)).unwrap());

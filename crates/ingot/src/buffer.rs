@@ -180,6 +180,12 @@ impl Buffer {
         self.host.get().is_some()
     }
 
+    /// The address of the GPU copy of the bytes, if there is one (to see that an update
+    /// happened in place).
+    pub fn device_address(&self) -> Option<u64> {
+        self.dev.get().map(|d| d.ptr())
+    }
+
     /// The GPU holding a copy of the bytes, if any.
     pub fn device_ordinal(&self) -> Option<usize> {
         self.dev.get().map(|d| d.ordinal())

@@ -10,9 +10,21 @@ use crate::{Error, Result};
 
 /// Converts to `dtype` (a no-op when it already is).
 pub fn astype(a: &Array, dtype: DType) -> Result<Array> {
-    // A weak scalar of the same dtype still gets a node: it becomes an ordinary array.
     if a.dtype() == dtype && !a.is_weak() {
         return Ok(a.clone());
+    }
+    if a.is_weak() {
+        // A weak scalar is a host constant (a Rust number): cast it here, with the CPU's
+        // cast, into an ordinary constant. No node stands between the number and the op
+        // using it, so on a GPU `x + 1.0` is one kernel taking the value as an argument,
+        // not a cast kernel and a device buffer first.
+        let outs = [(a.shape().to_vec(), dtype)];
+        let d = crate::backend::cpu::eval(&Op::AsType(dtype), std::slice::from_ref(a), &outs)?;
+        let d = d
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid("astype", "the cast produced no output"))?;
+        return Ok(Array::from_data(d, a.shape().to_vec(), dtype));
     }
     Ok(Array::from_op(
         Op::AsType(dtype),

@@ -102,17 +102,24 @@ fn axis_last_view(x: &Array, axis: usize, len: usize) -> (Array, Vec<usize>) {
     (Array::from_data(view, shape.clone(), x.dtype()), perm)
 }
 
-/// A fresh row-major copy of `x` with `axis` moved last, cut to `len` on it or zero-padded
-/// to `len`; with its shape and the axis order.
+/// `x` row-major with `axis` moved last, cut to `len` on it or zero-padded to `len`; with
+/// its shape and the axis order. `x`'s own data when it already is so, unless `fresh` asks
+/// for a copy the caller may overwrite.
 fn lines(
     g: &Gpu,
     x: &Array,
     axis: usize,
     len: usize,
+    fresh: bool,
 ) -> Result<Option<(Data, Vec<usize>, Vec<usize>)>> {
     let (view, perm) = axis_last_view(x, axis, len);
     let mut shape = view.shape().to_vec();
     *shape.last_mut().expect("at least one dim") = len;
+    let d = view.ready_data();
+    if !fresh && view.shape() == shape.as_slice() && d.strides == contiguous_strides(&shape) {
+        // Already row-major with the axis last, nothing to crop or pad: read in place.
+        return Ok(Some((d, shape, perm)));
+    }
     let low = vec![0usize; shape.len()];
     let zero = (&low[..], PadMode::Constant, Scalar::Float(0.0));
     Ok(super::layout::pad(g, &view, zero, &shape)?.map(|mut v| (v.remove(0), shape, perm)))
@@ -143,7 +150,7 @@ fn ptr(g: &Gpu, d: &Data, size: usize) -> Result<u64> {
 
 /// One complex step: `x` (c64) transformed along `axis` to length `n`.
 fn c2c(g: &Gpu, x: &Array, axis: usize, n: usize, inverse: bool) -> Result<Option<Array>> {
-    let Some((src, shape, perm)) = lines(g, x, axis, n)? else {
+    let Some((src, shape, perm)) = lines(g, x, axis, n, false)? else {
         return Ok(None);
     };
     let total = size_of(&shape);
@@ -212,7 +219,7 @@ pub(super) fn eval(
             if n == 0 {
                 return Ok(None);
             }
-            let Some((src, shape, perm)) = lines(g, x, last, n)? else {
+            let Some((src, shape, perm)) = lines(g, x, last, n, false)? else {
                 return Ok(None);
             };
             let rows = size_of(&shape) / n;
@@ -255,7 +262,7 @@ pub(super) fn eval(
             let n = out_shape[last];
             let bins = n / 2 + 1;
             // The bins as fresh rows (C2R overwrites its input), cut or padded to n/2+1.
-            let Some((src, shape, perm)) = lines(g, &cur, last, bins)? else {
+            let Some((src, shape, perm)) = lines(g, &cur, last, bins, true)? else {
                 return Ok(None);
             };
             let rows = size_of(&shape) / bins;

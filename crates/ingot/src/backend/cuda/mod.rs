@@ -213,10 +213,12 @@ impl Gpu {
         shared: u32,
         args: &mut Args,
     ) -> Result<()> {
+        let base = args.vals.as_mut_ptr();
+        // Safety: every start is inside `vals`, which is not touched until the launch returns.
         let mut ptrs: Vec<*mut std::ffi::c_void> = args
-            .vals
-            .iter_mut()
-            .map(|v| v.as_mut_ptr() as *mut std::ffi::c_void)
+            .starts
+            .iter()
+            .map(|&s| unsafe { base.add(s) } as *mut std::ffi::c_void)
             .collect();
         // Safety: `args` holds each parameter by value in the order and layout of the
         // kernel's signature (checked by the kernel's author); buffers outlive the call
@@ -251,24 +253,32 @@ impl Gpu {
     }
 }
 
-/// Kernel parameters, each kept by value in 8-byte-aligned storage until the launch.
-#[derive(Default)]
+/// Kernel parameters, each kept by value in 8-byte-aligned storage until the launch: one
+/// buffer for all of them (a launch is on every op's path; one allocation per parameter
+/// was a dozen per launch).
 pub(crate) struct Args {
-    vals: Vec<Vec<u64>>,
+    vals: Vec<u64>,
+    /// Where each parameter starts in `vals`, in u64 units.
+    starts: Vec<usize>,
 }
 
 impl Args {
     pub(crate) fn new() -> Args {
-        Args::default()
+        Args {
+            vals: Vec::with_capacity(64),
+            starts: Vec::with_capacity(16),
+        }
     }
     /// Appends a parameter; `T` must match the kernel's parameter type (plain data,
     /// `#[repr(C)]` for structs).
     pub(crate) fn push<T: Copy>(&mut self, v: T) -> &mut Args {
         let n = std::mem::size_of::<T>().div_ceil(8).max(1);
-        let mut b = vec![0u64; n];
-        // Safety: `b` has room for a T and u64 storage is aligned for any parameter type.
-        unsafe { std::ptr::write_unaligned(b.as_mut_ptr() as *mut T, v) };
-        self.vals.push(b);
+        let start = self.vals.len();
+        self.vals.resize(start + n, 0);
+        // Safety: `vals[start..]` has room for a T, and u64 storage is aligned for any
+        // parameter type.
+        unsafe { std::ptr::write_unaligned(self.vals.as_mut_ptr().add(start) as *mut T, v) };
+        self.starts.push(start);
         self
     }
 }

@@ -10,6 +10,11 @@
 
 #define ITEMS 8
 #define TILE (256 * ITEMS)
+// Shared-memory index of tile position i: one spare slot every 32, so a warp's threads
+// reading their ITEMS consecutive positions (stride ITEMS) hit 32 different banks instead
+// of 4 (an 8-way conflict on every staged access).
+#define SIDX(i) ((i) + ((i) >> 5))
+#define STAGE (TILE + TILE / 32)
 
 template <class A> DEV A shfl_up_(A v, int d) { return __shfl_up_sync(0xffffffffu, v, d); }
 DEV bool shfl_up_(bool v, int d) { return __shfl_up_sync(0xffffffffu, (int)v, d) != 0; }
@@ -60,14 +65,14 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* __restrict__ ou
 DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
         long long p = p0 + i;
-        if (p < n) sx[i] = xr[at_pos(p, n, rev)];
+        if (p < n) sx[SIDX(i)] = xr[at_pos(p, n, rev)];
     }
     __syncthreads();
 }
 
 extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI* __restrict__ x,
     long long n, int rev) {
-    __shared__ __align__(16) unsigned char stage[TILE * sizeof(TI)];
+    __shared__ __align__(16) unsigned char stage[STAGE * sizeof(TI)];
     __shared__ ACC sh[32];
     TI* sx = (TI*)stage;
     long long r = blockIdx.x, tiles = gridDim.y, t = blockIdx.y;
@@ -76,7 +81,7 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI
     ACC a = SINIT;
     for (int j = 0; j < ITEMS; ++j) {
         int i = threadIdx.x * ITEMS + j;
-        if (p0 + i < n) a = FOLD(a, sx[i]);
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
     }
     a = block_scan(a, sh);
     if (threadIdx.x == blockDim.x - 1) part[r * tiles + t] = a;
@@ -107,7 +112,7 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(pre)(ACC* part, long lon
 
 extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
     const ACC* part, long long n, int rev, int incl) {
-    __shared__ __align__(16) unsigned char stage[TILE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
+    __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
     TI* sx = (TI*)stage;
@@ -119,7 +124,7 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
     #pragma unroll
     for (int j = 0; j < ITEMS; ++j) {
         int i = threadIdx.x * ITEMS + j;
-        if (p0 + i < n) a = FOLD(a, sx[i]);
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
         loc[j] = a;
     }
     ACC inc = block_scan(a, sh);
@@ -138,12 +143,12 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
         if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
         else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
         else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
-        so[i] = y;
+        so[SIDX(i)] = y;
     }
     __syncthreads();
     TO* outr = out + r * n;
     for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
         long long p = p0 + i;
-        if (p < n) outr[at_pos(p, n, rev)] = so[i];
+        if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
     }
 }
