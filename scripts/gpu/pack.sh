@@ -11,6 +11,14 @@ cd "$(dirname "$0")/../.."
 # executables (over an hour on 2 cores); without it each links the one optimized library.
 export CARGO_PROFILE_RELEASE_LTO=false
 ../shared/tools/device-pack --bin ingot --bin ingot-gpu-bench
+# PACK_TESTS="reduce export misc" keeps only those test executables (a smaller, quicker
+# archive for a run that checks a few suites).
+if [ -n "${PACK_TESTS:-}" ]; then
+  for t in .device/tests/*; do
+    name=$(basename "$t" | sed 's/-[0-9a-f]*$//')
+    case " $PACK_TESTS " in *" $name "*) ;; *) rm -f "$t" ;; esac
+  done
+fi
 strip .device/tests/* .device/bin/*
 mkdir -p .devpack
 rm -f .devpack/device.tar.xz

@@ -455,10 +455,18 @@ fn is_int_like(d: DType) -> bool {
 
 /// `x` of dtype `from` converted to `to` as `cast_elem` does, on storage values.
 fn cast_expr(x: &str, from: DType, to: DType) -> Option<String> {
-    if from == DType::C64 || to == DType::C64 {
-        return None;
-    }
     let (a, b) = (ctype(from), ctype(to));
+    if from == DType::C64 || to == DType::C64 {
+        // A real float or bool becomes the real part, rounded once to f32 (through f64,
+        // which holds every such value exactly). Integers stay on the CPU: through f64 a
+        // large i64 would round twice.
+        let real = matches!(from.kind(), Kind::Float | Kind::Bool);
+        return match (from == to, to == DType::C64 && real) {
+            (true, _) => Some(x.to_string()),
+            (_, true) => Some(format!("from_f64<c64>(to_f64<{a}>({x}))")),
+            _ => None,
+        };
+    }
     Some(if from == to {
         x.to_string()
     } else if is_int_like(from) && is_int_like(to) {

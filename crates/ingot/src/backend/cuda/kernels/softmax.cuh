@@ -58,9 +58,9 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out
 }
 
 // rows: row for rows that fit in shared memory (the caller passes len * sizeof(C) bytes of
-// it): the row is read from HBM once and exp computed once per element, each thread
-// keeping its own elements (so no barrier between the passes). Same arithmetic in the same
-// order as row, so the results are the same bits.
+// it): the row is read from HBM once and exp computed once per element. Same arithmetic in
+// the same order as row (max is order-free; the sum runs over the same elements per
+// thread), so the results are the same bits.
 extern "C" __global__ void __launch_bounds__(256) KNAME(rows)(T* __restrict__ out, const T* __restrict__ x,
     long long rows, long long len) {
     extern __shared__ __align__(16) unsigned char row_smem[];
@@ -70,12 +70,31 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(rows)(T* __restrict__ ou
     T* q = out + (long long)blockIdx.x * len;
     C m = -(C)K_INF;
     int nan = 0;
-    #pragma unroll 4
-    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
-        C v = ld(p[i]);
-        r[i] = v;
-        nan |= v != v;
-        m = v > m ? v : m;
+    // The first pass moves 16 bytes per load when the row allows it (the later passes read
+    // shared memory; block_all's barriers order them after every thread's stores).
+    constexpr int VEC = 16 / sizeof(T);
+    struct __align__(16) VT { T v[VEC]; };
+    if (len % VEC == 0 && ((unsigned long long)p & 15) == 0) {
+        const VT* pv = (const VT*)p;
+        #pragma unroll 2
+        for (long long j = threadIdx.x; j < len / VEC; j += blockDim.x) {
+            VT u = pv[j];
+            #pragma unroll
+            for (int k = 0; k < VEC; ++k) {
+                C v = ld(u.v[k]);
+                r[j * VEC + k] = v;
+                nan |= v != v;
+                m = v > m ? v : m;
+            }
+        }
+    } else {
+        #pragma unroll 4
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+            C v = ld(p[i]);
+            r[i] = v;
+            nan |= v != v;
+            m = v > m ? v : m;
+        }
     }
     m = block_all<C, true>(m, sh);
     if (__syncthreads_or(nan)) m = (C)K_NAN;
