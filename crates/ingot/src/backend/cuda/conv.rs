@@ -363,32 +363,24 @@ fn choose_algo(h: sys::cudnnHandle_t, d: &Descs, timed: bool) -> Result<Algo> {
     // first choice for channels-last bf16 ran ResNet-50's convolutions at a third of the
     // speed of the best one. Small ones, where a wrong choice costs little, take the
     // heuristic, which runs nothing.
-    let asked = unsafe {
-        if timed {
-            sys::cudnnFindConvolutionForwardAlgorithm(
-                h,
-                d.x,
-                d.w,
-                d.conv,
-                d.y,
-                N as c_int,
-                &mut count,
-                perf.as_mut_ptr(),
-            )
-            .result()
-        } else {
-            dnn::get_convolution_forward_algorithm(
-                h,
-                d.x,
-                d.w,
-                d.conv,
-                d.y,
-                N as c_int,
-                &mut count,
-                perf.as_mut_ptr(),
-            )
-        }
+    let ask = if timed {
+        sys::cudnnFindConvolutionForwardAlgorithm
+    } else {
+        sys::cudnnGetConvolutionForwardAlgorithm_v7
     };
+    let asked = unsafe {
+        ask(
+            h,
+            d.x,
+            d.w,
+            d.conv,
+            d.y,
+            N as c_int,
+            &mut count,
+            perf.as_mut_ptr(),
+        )
+    }
+    .result();
     if asked.is_err() {
         return Ok(None);
     }

@@ -251,38 +251,26 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
         .push(kst_k)
         .push(rshape_k)
         .push(rst_k);
-    if col {
-        let f = g.kernel_in(&base, &format!("{base}_col"), src)?;
-        g.launch(
-            &f,
-            (nout.div_ceil(256) as u32, splits as u32, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+    // Column mode: a thread per output. Many short consecutive runs: a warp each (8 per
+    // block), when that gives enough warps to fill every SM. Otherwise a block per output,
+    // vectorized when the reduced positions are consecutive.
+    let (which, blocks) = if col {
+        ("col", nout.div_ceil(256))
     } else if one && rinner == 1 && nout * splits >= 8 * sm && nred / splits <= 1 << 16 {
-        // Many short consecutive runs: a warp each (8 per block), enough warps to fill
-        // every SM.
-        let f = g.kernel_in(&base, &format!("{base}_roww"), src)?;
-        g.launch(
-            &f,
-            (nout.div_ceil(8) as u32, splits as u32, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
+        ("roww", nout.div_ceil(8))
+    } else if one && rinner == 1 {
+        ("rowc", nout)
     } else {
-        // Consecutive reduced positions take the vectorized row kernel.
-        let which = if one && rinner == 1 { "rowc" } else { "row" };
-        let f = g.kernel_in(&base, &format!("{base}_{which}"), src)?;
-        g.launch(
-            &f,
-            (nout as u32, splits as u32, 1),
-            (256, 1, 1),
-            0,
-            &mut args,
-        )?;
-    }
+        ("row", nout)
+    };
+    let f = g.kernel_in(&base, &format!("{base}_{which}"), src)?;
+    g.launch(
+        &f,
+        (blocks as u32, splits as u32, 1),
+        (256, 1, 1),
+        0,
+        &mut args,
+    )?;
     if splits > 1 {
         // A warp per output.
         let f = g.kernel_in(&base, &format!("{base}_fin"), src)?;
