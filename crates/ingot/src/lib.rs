@@ -38,7 +38,9 @@ pub mod memory {
 /// want of a GPU kernel.
 pub mod cuda {
     pub use crate::backend::cuda::matmul_api::set_allow_tf32;
-    pub use crate::backend::cuda::{device_count, fallbacks, is_available, synchronize};
+    pub use crate::backend::cuda::{
+        device_count, fallbacks, is_available, print_stats, synchronize,
+    };
 }
 pub mod op;
 pub mod ops;

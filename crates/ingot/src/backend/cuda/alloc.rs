@@ -58,11 +58,13 @@ fn release(g: &Gpu, ptrs: Vec<u64>) -> Result<()> {
         return Ok(());
     }
     g.synchronize()?;
-    for p in ptrs {
-        // Safety: each block came from malloc_sync and is no longer referenced.
-        unsafe { cudarc::driver::result::free_sync(p) }.map_err(|e| cuda_err("free", e))?;
-    }
-    Ok(())
+    super::stats::timed("[cuMemFree]", || {
+        for p in ptrs {
+            // Safety: each block came from malloc_sync and is no longer referenced.
+            unsafe { cudarc::driver::result::free_sync(p) }.map_err(|e| cuda_err("free", e))?;
+        }
+        Ok(())
+    })
 }
 
 /// GPU memory owned by one buffer; freed into its GPU's cache when dropped.
@@ -111,8 +113,11 @@ impl DeviceMem {
                 release(g, blocks)?;
             }
         }
-        // Safety: a plain device allocation; the pointer is owned by the DeviceMem.
-        let ptr = match unsafe { cudarc::driver::result::malloc_sync(class) } {
+        let fresh = super::stats::timed("[cuMemAlloc]", || {
+            // Safety: a plain device allocation; the pointer is owned by the DeviceMem.
+            unsafe { cudarc::driver::result::malloc_sync(class) }
+        });
+        let ptr = match fresh {
             Ok(p) => p,
             Err(_) => {
                 // Free the cache and try once more before giving up.
@@ -132,6 +137,10 @@ impl DeviceMem {
 
     /// A device copy of `bytes` on GPU `ordinal` (counted as a transfer).
     pub(crate) fn upload(ordinal: usize, bytes: &[u8]) -> Result<DeviceMem> {
+        super::stats::timed("[upload]", || Self::upload_inner(ordinal, bytes))
+    }
+
+    fn upload_inner(ordinal: usize, bytes: &[u8]) -> Result<DeviceMem> {
         let g = gpu(ordinal)?;
         let mem = DeviceMem::alloc(&g, bytes.len())?;
         if !bytes.is_empty() {
@@ -148,6 +157,10 @@ impl DeviceMem {
 
     /// Copies the bytes into `out`, waiting for the kernels that write them.
     pub(crate) fn copy_to_host(&self, out: &mut [u8]) -> Result<()> {
+        super::stats::timed("[read to host]", || self.copy_to_host_inner(out))
+    }
+
+    fn copy_to_host_inner(&self, out: &mut [u8]) -> Result<()> {
         let g = gpu(self.ordinal)?;
         if !out.is_empty() {
             // Safety: `out` holds `len` bytes, the block at least as many.

@@ -19,6 +19,8 @@ mod nvrtc;
 mod reduce;
 mod scan;
 mod softmax;
+mod stats;
+pub use stats::print as print_stats;
 
 pub use alloc::api as alloc_api;
 pub use alloc::{DeviceMem, DeviceMemoryStats};
@@ -188,9 +190,11 @@ impl Gpu {
             let m = mslot.get_or_init(|| {
                 let src = make_src();
                 let cubin = nvrtc::compile(&self.arch, module, &src).map_err(|e| e.to_string())?;
-                self.ctx
-                    .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
-                    .map_err(|e| cuda_err(module, e).to_string())
+                stats::timed("[module load]", || {
+                    self.ctx
+                        .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+                        .map_err(|e| cuda_err(module, e).to_string())
+                })
             });
             let f = m
                 .clone()?
@@ -242,9 +246,11 @@ impl Gpu {
     }
 
     pub(crate) fn synchronize(&self) -> Result<()> {
-        self.stream
-            .synchronize()
-            .map_err(|e| cuda_err("synchronize", e))
+        stats::timed("[synchronize]", || {
+            self.stream
+                .synchronize()
+                .map_err(|e| cuda_err("synchronize", e))
+        })
     }
 
     /// A fresh device buffer of `nbytes` (contents unspecified).
@@ -311,7 +317,7 @@ fn slow_ms() -> Option<f64> {
 /// Runs `op` for GPU `ordinal`: on a GPU kernel when one handles it, else on the CPU.
 pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let Some(limit) = slow_ms() else {
-        return eval_op(ordinal, op, inputs, outs);
+        return stats::timed(op.name(), || eval_op(ordinal, op, inputs, outs));
     };
     let describe = || {
         let ins: Vec<String> = inputs

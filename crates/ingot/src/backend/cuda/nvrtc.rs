@@ -68,12 +68,12 @@ pub(crate) fn compile(arch: &str, name: &str, src: &str) -> Result<Vec<u8>> {
         .collect();
     let file = cache_dir().map(|d| d.join(format!("{key}-{arch}.cubin")));
     if let Some(f) = &file {
-        if let Ok(bytes) = std::fs::read(f) {
+        if let Ok(bytes) = super::stats::timed("[kernel from disk]", || std::fs::read(f)) {
             return Ok(bytes);
         }
     }
     let t0 = std::time::Instant::now();
-    let cubin = build(name, src, &opts)?;
+    let cubin = super::stats::timed("[nvrtc compile]", || build(name, src, &opts))?;
     if log_compiles() {
         eprintln!(
             "ingot-cuda: compiled {name} ({} bytes of source) in {:.0} ms",
