@@ -240,7 +240,7 @@ fn main() {
         limit: bw,
         goal: "0.9x PyTorch".into(),
     });
-    // sort and argsort of 16M f32 (one run per batch: they may still run on the CPU).
+    // sort and argsort of 16M f32.
     let sv = rand(&[1 << 24], DType::F32, 8);
     for (name, key, f) in [
         (
@@ -250,7 +250,7 @@ fn main() {
         ),
         ("argsort 16M f32", "argsort_16m", ingot::argsort),
     ] {
-        let t = time_gpu(1, || f(&sv, Some(0)).unwrap());
+        let t = time_gpu(10, || f(&sv, Some(0)).unwrap());
         rows.push(Row {
             name: name.into(),
             ingot: t,

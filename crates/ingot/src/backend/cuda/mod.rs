@@ -19,6 +19,7 @@ mod nvrtc;
 mod reduce;
 mod scan;
 mod softmax;
+mod sort;
 mod stats;
 pub use stats::print as print_stats;
 
@@ -370,6 +371,11 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
             outs[0].1,
         )?,
         Op::Softmax { axis, log } => softmax::eval(&g, &inputs[0], *axis, *log)?,
+        Op::Sort { .. }
+        | Op::ArgSort { .. }
+        | Op::Partition { .. }
+        | Op::ArgPartition { .. }
+        | Op::SearchSorted { .. } => sort::eval(&g, op, inputs, outs)?,
         // Views only change the layout over the same buffer, wherever it lives; a reshape
         // that needs a copy makes it on the GPU first.
         Op::Reshape => {
@@ -470,6 +476,7 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     modules.extend(argreduce::sample_sources());
     modules.extend(layout::sample_sources());
     modules.extend(index::sample_sources());
+    modules.extend(sort::sample_sources());
     if let Some(d) = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from) {
         for (name, src) in &modules {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);
