@@ -303,7 +303,10 @@ pub(super) fn eval(
         None => {
             let macs = n_out * size_of(&w.shape()[1..]);
             let c = choose_algo(h, &d, macs >= 1 << 26)?;
-            ALGOS.lock().get_or_insert_with(HashMap::new).insert(key, c);
+            ALGOS
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(key.clone(), c);
             c
         }
     };
@@ -326,7 +329,7 @@ pub(super) fn eval(
     };
     // Safety: x, w and y hold the elements their descriptors describe, on this GPU; the
     // workspace has `ws` bytes; alpha and beta point at values of the compute type.
-    unsafe {
+    let ran = unsafe {
         dnn::convolution_forward(
             h,
             alpha,
@@ -342,9 +345,18 @@ pub(super) fn eval(
             d.y,
             yp as *mut std::ffi::c_void,
         )
-    }
-    .map_err(|e| dnn_err("convolution", e))?;
+    };
     drop(handles);
+    if ran.is_err() {
+        // cuDNN checks the call before it enqueues anything: an algorithm its heuristic
+        // offered that then refuses the problem (seen as BAD_PARAM for small bf16 problems)
+        // sends this problem to the CPU from now on, counted as a fallback.
+        ALGOS
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(key, None);
+        return Ok(None);
+    }
     // The workspace and any copies go back to the cache; later work runs after this.
     drop(work);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))

@@ -88,19 +88,22 @@ pub(super) fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 
                 format!("st<{o}>(a)"),
             ]
         }
+        // A 0/1 word with bitwise and/or, not a bool with && and ||: the short-circuit
+        // made the vectorized row kernel of bool inputs hang on an H200 (every load became
+        // a branch), and bitwise folds need no branch at all.
         ReduceKind::All => [
-            s("bool"),
-            s("true"),
-            format!("((a) && (ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
-            s("((a) && (b))"),
-            format!("st<{o}>(a)"),
+            s("u32"),
+            s("1u"),
+            format!("((a) & (u32)(ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
+            s("((a) & (b))"),
+            format!("st<{o}>((a) != 0u)"),
         ],
         ReduceKind::Any => [
-            s("bool"),
-            s("false"),
-            format!("((a) || (ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
-            s("((a) || (b))"),
-            format!("st<{o}>(a)"),
+            s("u32"),
+            s("0u"),
+            format!("((a) | (u32)(ld<{t}>(X_) != (typename Ct<{t}>::type)0))"),
+            s("((a) | (b))"),
+            format!("st<{o}>((a) != 0u)"),
         ],
     })
 }
