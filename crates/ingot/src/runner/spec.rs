@@ -7,6 +7,7 @@ use crate::array::Array;
 use crate::device::{set_default_device, Device};
 use crate::io::{load_npy, save_npy};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -104,11 +105,19 @@ pub fn run_spec_with(
         out_dir: out.clone(),
         ..Default::default()
     };
-    for (i, case) in cases.iter().enumerate() {
-        clear_stale(&out, &case.id);
-        // A bug in one op must not end the run: a panic becomes this case's error.
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(case, &base, &out)))
+    // Cases run in parallel a batch at a time (on a GPU, each new op's first use waits for
+    // an NVRTC compile, and compiles proceed in parallel across threads); results and
+    // progress are reported in the spec's order.
+    let batch = rayon::current_num_threads().max(1) * 2;
+    for (b, chunk) in cases.chunks(batch).enumerate() {
+        let results: Vec<Result<()>> = chunk
+            .par_iter()
+            .map(|case| {
+                clear_stale(&out, &case.id);
+                // A bug in one op must not end the run: a panic becomes this case's error.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_case(case, &base, &out)
+                }))
                 .unwrap_or_else(|p| {
                     let msg = p
                         .downcast_ref::<String>()
@@ -116,18 +125,22 @@ pub fn run_spec_with(
                         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(Error::invalid(&case.op, format!("panicked: {msg}")))
-                });
-        match r {
-            Ok(()) => summary.passed += 1,
-            Err(e) => {
-                let msg = e.to_string();
-                let path = out.join(format!("{}.error.txt", case.id));
-                std::fs::write(&path, format!("{msg}\n"))
-                    .map_err(|e| Error::io(OP, format!("{}: {e}", path.display())))?;
-                summary.failed.push((case.id.clone(), msg));
+                })
+            })
+            .collect();
+        for (k, (case, r)) in chunk.iter().zip(results).enumerate() {
+            match r {
+                Ok(()) => summary.passed += 1,
+                Err(e) => {
+                    let msg = e.to_string();
+                    let path = out.join(format!("{}.error.txt", case.id));
+                    std::fs::write(&path, format!("{msg}\n"))
+                        .map_err(|e| Error::io(OP, format!("{}: {e}", path.display())))?;
+                    summary.failed.push((case.id.clone(), msg));
+                }
             }
+            progress(b * batch + k + 1, cases.len(), &case.id);
         }
-        progress(i + 1, cases.len(), &case.id);
     }
     Ok(summary)
 }
