@@ -60,7 +60,7 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
     v
 }
 
-fn kshape(dims: &[usize]) -> KShape {
+pub(super) fn kshape(dims: &[usize]) -> KShape {
     let mut d = [0i64; MAX_DIMS];
     for (i, &x) in dims.iter().enumerate() {
         d[i] = x as i64;
@@ -71,7 +71,7 @@ fn kshape(dims: &[usize]) -> KShape {
     }
 }
 
-fn kstrides(off: usize, st: &[isize]) -> KStrides {
+pub(super) fn kstrides(off: usize, st: &[isize]) -> KStrides {
     let mut s = [0i64; MAX_DIMS];
     for (i, &x) in st.iter().enumerate() {
         s[i] = x as i64;
@@ -84,17 +84,17 @@ fn kstrides(off: usize, st: &[isize]) -> KStrides {
 }
 
 /// One index array's part of the element offsets: `pos[j] (+)= resolve(idx[j]) * mult`.
-struct Part<'a> {
-    idx: &'a Array,
-    axis: usize,
-    n: usize,
-    size: usize,
-    mult: isize,
+pub(super) struct Part<'a> {
+    pub idx: &'a Array,
+    pub axis: usize,
+    pub n: usize,
+    pub size: usize,
+    pub mult: isize,
 }
 
 /// The element offsets `sum over parts of resolve(idx[j]) * mult`, one per index position
 /// (`m` of them), in GPU memory. `None` when a kernel cannot index the arrays.
-fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Option<DeviceMem>> {
+pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Option<DeviceMem>> {
     // Indices on the host: resolved there, by the CPU's code, and uploaded once.
     if parts.iter().all(|p| p.idx.ready_data().buffer.is_on_host()) {
         let mut pos = vec![0i64; m];

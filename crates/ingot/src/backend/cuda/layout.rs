@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 const LAYOUT: &str = include_str!("kernels/layout.cuh");
 const RANDOM: &str = include_str!("kernels/random.cuh");
-const MAX_DIMS: usize = 6;
+pub(super) const MAX_DIMS: usize = 6;
 
 /// The unsigned type of `d`'s width (elements move as bits).
 fn bits(d: DType) -> DType {
@@ -30,7 +30,7 @@ fn bits(d: DType) -> DType {
 
 /// How an update of `kind` combines with the element there, on compute values `a` (old)
 /// and `b` (update), as cpu/index.rs's `Combine`; None where no kernel handles it.
-fn combine(kind: ScatterKind, d: DType) -> Option<&'static str> {
+pub(super) fn combine(kind: ScatterKind, d: DType) -> Option<&'static str> {
     use ScatterKind::*;
     Some(match (kind, d.kind()) {
         (Set, _) => "b",
@@ -263,19 +263,7 @@ pub(super) fn slice_update(
     let base: isize = start.iter().zip(&ostr).map(|(&s, &t)| s as isize * t).sum();
     let wstr: Vec<isize> = ostr.iter().zip(step).map(|(&t, &k)| t * k).collect();
     let n = size_of(shape);
-    // The destination: a's own buffer when donated (nothing else can see the write).
-    let donated = a.try_donate_if(|d| is_row_contiguous(shape, &d.strides));
-    let (mut buffer, offset) = match donated {
-        Some(d) => match Arc::try_unwrap(d.buffer) {
-            Ok(b) => (b, d.offset),
-            Err(buffer) => {
-                let d = Data { buffer, ..d };
-                let y = Array::from_data(d, shape.to_vec(), dt);
-                (fresh_copy(g, &y)?, 0)
-            }
-        },
-        None => (fresh_copy(g, a)?, 0),
-    };
+    let (mut buffer, offset) = update_dest(g, a)?;
     if n > 0 {
         let ptr = buffer.device_ptr_mut(g.ordinal)?;
         let off = (offset as isize + base) as usize;
@@ -289,6 +277,26 @@ pub(super) fn slice_update(
         strides: ostr,
         offset,
     }]))
+}
+
+/// The destination of an update of `a` (at most MAX_DIMS dims), as the buffer and the
+/// element offset where `a` starts: `a`'s own buffer when it is donated and row-major
+/// (nothing else can see the write), else a row-major copy made on the GPU. Call only after
+/// every check that can fail: donation empties the input node.
+pub(super) fn update_dest(g: &Gpu, a: &Array) -> Result<(Buffer, usize)> {
+    let shape = a.shape();
+    let donated = a.try_donate_if(|d| is_row_contiguous(shape, &d.strides));
+    Ok(match donated {
+        Some(d) => match Arc::try_unwrap(d.buffer) {
+            Ok(b) => (b, d.offset),
+            Err(buffer) => {
+                let d = Data { buffer, ..d };
+                let y = Array::from_data(d, shape.to_vec(), a.dtype());
+                (fresh_copy(g, &y)?, 0)
+            }
+        },
+        None => (fresh_copy(g, a)?, 0),
+    })
 }
 
 /// A row-major GPU copy of `x` as an owned buffer (x has at most MAX_DIMS dims).

@@ -15,9 +15,12 @@ mod fft;
 mod index;
 mod layout;
 mod matmul;
+mod misc;
 mod nvrtc;
+mod pool;
 mod reduce;
 mod scan;
+mod scatter;
 mod softmax;
 mod sort;
 mod stats;
@@ -404,6 +407,8 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         Op::Gather { axes, slice_sizes } => {
             index::gather(&g, inputs, axes, slice_sizes, &outs[0].0)?
         }
+        Op::PutAlongAxis { axis, kind } => scatter::put_along_axis(&g, inputs, *axis, *kind)?,
+        Op::Scatter { axes, kind } => scatter::scatter(&g, inputs, axes, *kind)?,
         Op::Conv {
             stride,
             padding_lo,
@@ -424,6 +429,28 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
             };
             conv::eval(&g, inputs, &p, &outs[0].0)?
         }
+        Op::Pool {
+            kind,
+            window,
+            stride,
+            padding,
+            count_pad,
+        } => {
+            let p = pool::PoolParams {
+                kind: *kind,
+                window,
+                stride,
+                padding,
+                count_pad: *count_pad,
+            };
+            pool::eval(&g, &inputs[0], &p, (&outs[0].0, outs[0].1))?
+        }
+        Op::Hadamard { scale } => misc::hadamard(&g, &inputs[0], scale.to_f64())?,
+        Op::GridSample {
+            mode,
+            padding,
+            align_corners,
+        } => misc::grid_sample(&g, inputs, (*mode, *padding, *align_corners), &outs[0].0)?,
         Op::Fft { axes, kind } => fft::eval(&g, &inputs[0], axes, *kind, &outs[0].0)?,
         Op::RandomBits => layout::random_bits(&g, &inputs[0], &outs[0].0)?,
         Op::ViewDtype(_) => layout::view_dtype(&g, op, &inputs[0], outs)?,
@@ -477,6 +504,9 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     modules.extend(layout::sample_sources());
     modules.extend(index::sample_sources());
     modules.extend(sort::sample_sources());
+    modules.extend(scatter::sample_sources());
+    modules.extend(pool::sample_sources());
+    modules.extend(misc::sample_sources());
     if let Some(d) = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from) {
         for (name, src) in &modules {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);
