@@ -121,7 +121,7 @@ pub(super) fn eval(
     let src = || source(&b, ti, to, &r, &start);
     let (rev, incl) = (reverse as i32, inclusive as i32);
     let tiles = n.div_ceil(TILE);
-    if m > 1 || n <= 64 {
+    if m > 1 || n <= 64 || tiles > 65535 {
         let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
         let mut args = Args::new();
         args.push(mem.ptr())
@@ -134,34 +134,36 @@ pub(super) fn eval(
         g.launch_1d(&f, lines, &mut args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    let blocks = lines * tiles;
-    if blocks > i32::MAX as usize {
+    if lines > i32::MAX as usize {
         return Ok(None);
     }
-    // Flags of every tile and the ticket counter, zeroed; two values per tile.
-    let state = g.alloc((blocks + 1) * 4)?;
-    // Every accumulator type fits in 8 bytes.
-    let vals = g.alloc(blocks * 2 * 8)?;
-    // Safety: `state` holds (blocks + 1) * 4 bytes; queued on the stream before the kernel.
-    unsafe {
-        cudarc::driver::result::memset_d8_async(
-            state.ptr(),
-            0,
-            (blocks + 1) * 4,
-            g.stream.cu_stream(),
-        )
+    let grid = (lines as u32, tiles as u32, 1);
+    // Totals of every tile but the last of each line feed the tiles after them.
+    let part = if tiles > 1 {
+        Some(g.alloc(lines * tiles * 8)?)
+    } else {
+        None
+    };
+    let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
+    if tiles > 1 {
+        let f = g.kernel_in(&b, &format!("{b}_agg"), src)?;
+        let mut args = Args::new();
+        args.push(part_ptr).push(xptr).push(n as i64).push(rev);
+        g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+        let f = g.kernel_in(&b, &format!("{b}_pre"), src)?;
+        let mut args = Args::new();
+        args.push(part_ptr).push(tiles as i64);
+        g.launch(&f, (lines as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
     }
-    .map_err(|e| super::cuda_err("memset", e))?;
-    let f = g.kernel_in(&b, &format!("{b}_lb"), src)?;
+    let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
     let mut args = Args::new();
     args.push(mem.ptr())
         .push(xptr)
-        .push(state.ptr())
-        .push(vals.ptr())
+        .push(part_ptr)
         .push(n as i64)
-        .push(tiles as i64)
         .push(rev)
         .push(incl);
-    g.launch(&f, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+    drop(part);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -4,9 +4,9 @@
 // FOLD(a, x), COMB(a, b), FIN(a) and KNAME(k). An exclusive scan's first output is FIN(INIT).
 //   col:  one thread per line (m > 1, or short lines): neighbouring threads read
 //         neighbouring elements.
-//   lb:   m == 1, lines cut into tiles of TILE positions in scan order, one pass with a
-//         decoupled look-back (below). Tiles go through shared memory so global accesses
-//         coalesce.
+//   agg, pre, tile: m == 1, lines cut into tiles of TILE positions in scan order. agg folds
+//         each tile, pre scans the tile totals of each line, tile scans a tile starting from
+//         the totals before it. Tiles go through shared memory so global accesses coalesce.
 
 #define ITEMS 8
 #define TILE (256 * ITEMS)
@@ -70,35 +70,54 @@ DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     __syncthreads();
 }
 
-// ---- single pass (m == 1, several tiles a line): decoupled look-back ---------------------
-// Each block takes the next tile in order (an atomic ticket, so every tile before it has
-// started), publishes its own fold (flag 1), then walks back over the tiles before it a
-// warp at a time, folding their published values until one has published the fold of its
-// whole prefix (flag 2); it then publishes its own prefix fold and writes its outputs. The
-// input is read once and the output written once (the three-kernel path read it twice).
-// state: flags[lines * tiles] (zeroed), then the ticket counter; vals: two ACC per tile.
+extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI* __restrict__ x,
+    long long n, int rev) {
+    __shared__ __align__(16) unsigned char stage[STAGE * sizeof(TI)];
+    __shared__ ACC sh[32];
+    TI* sx = (TI*)stage;
+    long long r = blockIdx.x, tiles = gridDim.y, t = blockIdx.y;
+    long long p0 = t * TILE;
+    stage_in(sx, x + r * n, n, p0, rev);
+    ACC a = SINIT;
+    for (int j = 0; j < ITEMS; ++j) {
+        int i = threadIdx.x * ITEMS + j;
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
+    }
+    a = block_scan(a, sh);
+    if (threadIdx.x == blockDim.x - 1) part[r * tiles + t] = a;
+}
 
-template <class A> DEV A shfl_dn_(A v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
-DEV bool shfl_dn_(bool v, int d) { return __shfl_down_sync(0xffffffffu, (int)v, d) != 0; }
+// In place: part[r][t] becomes the fold of tiles 0..=t of line r. Each thread folds a run of
+// consecutive totals, one block scan joins the runs, and each thread rewrites its run from
+// the fold before it: one barrier-bound step instead of one per 256 totals (which made
+// this kernel most of a long cumsum's time).
+extern "C" __global__ void __launch_bounds__(256) KNAME(pre)(ACC* part, long long tiles) {
+    __shared__ ACC sh[32];
+    __shared__ ACC shp[256];
+    ACC* pr = part + (long long)blockIdx.x * tiles;
+    long long per = (tiles + blockDim.x - 1) / blockDim.x;
+    long long c0 = threadIdx.x * per, c1 = c0 + per < tiles ? c0 + per : tiles;
+    ACC a = SINIT;
+    for (long long i = c0; i < c1; ++i) a = COMB(a, pr[i]);
+    shp[threadIdx.x] = block_scan(a, sh);
+    __syncthreads();
+    bool has = threadIdx.x > 0;
+    ACC P = has ? shp[threadIdx.x - 1] : (ACC)(INIT);
+    for (long long i = c0; i < c1; ++i) {
+        P = has ? COMB(P, pr[i]) : pr[i];
+        has = true;
+        pr[i] = P;
+    }
+}
 
-extern "C" __global__ void __launch_bounds__(256) KNAME(lb)(TO* __restrict__ out, const TI* __restrict__ x,
-    int* state, ACC* vals, long long n, long long tiles, int rev, int incl) {
+extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
+    const ACC* part, long long n, int rev, int incl) {
     __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
-    __shared__ long long ticket;
-    __shared__ ACC prefix;
-    volatile int* flags = state;
-    volatile ACC* vv = vals;
-    if (threadIdx.x == 0) {
-        long long total = (long long)gridDim.x;
-        ticket = (long long)atomicAdd((unsigned*)(state + total), 1u);
-    }
-    __syncthreads();
-    long long v = ticket;
-    long long r = v / tiles, t = v % tiles;
-    long long p0 = t * TILE;
     TI* sx = (TI*)stage;
+    long long r = blockIdx.x, tiles = gridDim.y, t = blockIdx.y;
+    long long p0 = t * TILE;
     stage_in(sx, x + r * n, n, p0, rev);
     ACC loc[ITEMS];
     ACC a = SINIT;
@@ -111,57 +130,10 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(lb)(TO* __restrict__ out
     ACC inc = block_scan(a, sh);
     shp[threadIdx.x] = inc;
     __syncthreads();
-    if (threadIdx.x == 0) {
-        // The tile's fold; a first tile's is its whole prefix. One thread writes every
-        // value and flag of this tile, so a flag never steps back from 2 to 1.
-        vals[2 * v + (t == 0)] = shp[blockDim.x - 1];
-        __threadfence();
-        flags[v] = t == 0 ? 2 : 1;
-    }
-    if (t > 0 && threadIdx.x < 32) {
-        int lane = threadIdx.x;
-        bool has = false;
-        ACC P = (ACC)(INIT);
-        long long j = v - 1;
-        long long first = v - t;  // the line's first tile
-        while (true) {
-            long long k = j - lane;
-            int f = 2;
-            if (k >= first) {
-                do { f = flags[k]; } while (f == 0);
-            }
-            __threadfence();
-            // The nearest lane whose tile holds a whole prefix (lanes past the line's
-            // first tile count as one, contributing nothing); with none, all 32 lanes
-            // fold their tiles' own values and the walk goes on.
-            unsigned full = __ballot_sync(0xffffffffu, f == 2);
-            int stop = full ? __ffs(full) - 1 : 31;
-            bool take = lane <= stop && k >= first;
-            ACC w = (ACC)(INIT);
-            bool wh = false;
-            // Volatile: another SM wrote these after this SM may have cached the line.
-            if (take) { w = f == 2 ? vv[2 * k + 1] : vv[2 * k]; wh = true; }
-            // Fold lanes 0..stop in order: a later tile's value goes on the right.
-            for (int d = 16; d > 0; d >>= 1) {
-                ACC o = shfl_dn_(w, d);
-                bool oh = shfl_dn_(wh, d);
-                if (lane + d < 32 && oh) { w = wh ? COMB(o, w) : o; wh = true; }
-            }
-            if (lane == 0 && wh) { P = has ? COMB(w, P) : w; has = true; }
-            if (full) break;
-            j -= 32;
-        }
-        if (lane == 0) {
-            prefix = P;
-            vals[2 * v + 1] = has ? COMB(P, shp[blockDim.x - 1]) : shp[blockDim.x - 1];
-            __threadfence();
-            flags[v] = 2;
-        }
-    }
-    __syncthreads();
+    // P: the fold of every position before this thread's first one, if there are any.
     bool has = false;
     ACC P = (ACC)(INIT);
-    if (t > 0) { P = prefix; has = true; }
+    if (t > 0) { P = part[r * tiles + t - 1]; has = true; }
     if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
     TO* so = (TO*)stage;
     #pragma unroll
