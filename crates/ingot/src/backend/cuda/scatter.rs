@@ -217,6 +217,13 @@ fn apply(
     may_repeat: bool,
 ) -> Result<Option<Vec<Data>>> {
     let dt = a.dtype();
+    // Float updates that can meet combine in the order atomics happen to run, which would
+    // change the last bits from run to run and from the CPU's (seen on an H200 as a vmap
+    // of scatter_add disagreeing with its loop). They stay on the CPU, in update order,
+    // until a deterministic GPU kernel (sort by destination, then segmented fold) exists.
+    if may_repeat && kind != ScatterKind::Set && matches!(dt.kind(), Kind::Float | Kind::Complex) {
+        return Ok(None);
+    }
     let shape = a.shape();
     let total = geo.total as usize;
     let u = if total > 0 {
