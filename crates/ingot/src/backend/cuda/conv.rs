@@ -311,6 +311,12 @@ pub(super) fn eval(
         }
     };
     let Some((algo, ws)) = chosen else {
+        if super::stats::enabled() {
+            eprintln!(
+                "ingot-cuda: conv to the CPU: cuDNN offered no algorithm for x {xd:?}, y {:?}",
+                key.1
+            );
+        }
         return Ok(None);
     };
     let work = g.alloc(ws)?;
@@ -347,7 +353,10 @@ pub(super) fn eval(
         )
     };
     drop(handles);
-    if ran.is_err() {
+    if let Err(e) = ran {
+        if super::stats::enabled() {
+            eprintln!("ingot-cuda: conv to the CPU: cuDNN refused algorithm {algo:?} ({ws} bytes of workspace) for x {xd:?}: {e:?}");
+        }
         // cuDNN checks the call before it enqueues anything: an algorithm its heuristic
         // offered that then refuses the problem (seen as BAD_PARAM for small bf16 problems)
         // sends this problem to the CPU from now on, counted as a fallback.
