@@ -1061,7 +1061,7 @@ fn scatter_and_put_along_axis_donate_too() {
     // Integers: their combining updates run on the GPU in any order with the same result
     // (float updates that can meet go to the CPU there, to keep the CPU's order). Made by
     // an op, so on a GPU its bytes are on the GPU before the scatter reuses them.
-    let a = ingot::add(&Array::from_slice(&[0i32; 6], &[6]).unwrap(), 0).unwrap();
+    let a = ingot::add(Array::from_slice(&[0i32; 6], &[6]).unwrap(), 0).unwrap();
     let p = buffer_ptr(&a);
     let idx = Array::from_slice(&[1i32, 1, 5], &[3]).unwrap();
     let s = ingot::scatter_add(
