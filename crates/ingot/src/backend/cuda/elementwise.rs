@@ -778,15 +778,20 @@ pub(super) fn row_major(g: &Gpu, x: &Array) -> Result<Option<(Data, u64)>> {
     Ok(Some((d, ptr)))
 }
 
-/// A row-major copy of `x` on the GPU (any dtype: elements move as plain bits).
-pub(super) fn copy(g: &Gpu, x: &Array) -> Result<Option<Data>> {
-    let d = x.ready_data();
-    let bits = match x.dtype().size() {
+/// The unsigned type of `d`'s width (kernels that only move elements move them as bits).
+pub(super) fn bits(d: DType) -> DType {
+    match d.size() {
         1 => DType::U8,
         2 => DType::U16,
         4 => DType::U32,
         _ => DType::U64,
-    };
+    }
+}
+
+/// A row-major copy of `x` on the GPU (any dtype: elements move as plain bits).
+pub(super) fn copy(g: &Gpu, x: &Array) -> Result<Option<Data>> {
+    let d = x.ready_data();
+    let bits = bits(x.dtype());
     // Reinterpret the operand as same-size unsigned integers; the output buffer holds the
     // same bits, labelled with x's dtype by the caller.
     let view = Array::from_data(d.clone(), x.shape().to_vec(), bits);

@@ -6,7 +6,7 @@
 //! the GPU are resolved by a kernel that records the first bad position; the host then waits
 //! for that one word, because an index out of bounds must be an error, not a wrong read.
 
-use super::elementwise::{collapse, ctype, KShape, KStrides, COMMON};
+use super::elementwise::{bits, collapse, ctype, KShape, KStrides, COMMON};
 use super::DeviceMem;
 use super::{cuda_err, Args, Gpu};
 use crate::array::{Array, Data};
@@ -19,15 +19,6 @@ use crate::Result;
 
 const INDEX: &str = include_str!("kernels/index.cuh");
 const MAX_DIMS: usize = 6;
-
-fn bits(d: DType) -> DType {
-    match d.size() {
-        1 => DType::U8,
-        2 => DType::U16,
-        4 => DType::U32,
-        _ => DType::U64,
-    }
-}
 
 fn gather_module(d: DType) -> (String, String) {
     let t = ctype(bits(d));

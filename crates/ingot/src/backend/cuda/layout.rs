@@ -3,7 +3,7 @@
 //! views that need a copy (view-as-dtype of a strided array). Data movement runs on same-size
 //! unsigned integers, so one kernel per element width serves every dtype.
 
-use super::elementwise::{collapse, copy, ctype, KShape, KStrides, COMMON, FUNCS};
+use super::elementwise::{bits, collapse, copy, ctype, KShape, KStrides, COMMON, FUNCS};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
@@ -17,16 +17,6 @@ use std::sync::Arc;
 const LAYOUT: &str = include_str!("kernels/layout.cuh");
 const RANDOM: &str = include_str!("kernels/random.cuh");
 pub(super) const MAX_DIMS: usize = 6;
-
-/// The unsigned type of `d`'s width (elements move as bits).
-fn bits(d: DType) -> DType {
-    match d.size() {
-        1 => DType::U8,
-        2 => DType::U16,
-        4 => DType::U32,
-        _ => DType::U64,
-    }
-}
 
 /// How an update of `kind` combines with the element there, on compute values `a` (old)
 /// and `b` (update), as cpu/index.rs's `Combine`; None where no kernel handles it.

@@ -12,7 +12,7 @@
 //! compare-and-swap loop on the aligned 32- or 64-bit word holding the element (f32 adds too:
 //! the f32 atomic add of global memory flushes subnormals).
 
-use super::elementwise::{collapse, ctype, row_major, COMMON, FUNCS};
+use super::elementwise::{bits, collapse, ctype, row_major, COMMON, FUNCS};
 use super::index::{kshape, kstrides, offsets, Part};
 use super::layout::{update_dest, MAX_DIMS};
 use super::{cuda_err, Args, DeviceMem, Gpu};
@@ -25,15 +25,6 @@ use crate::Result;
 use std::sync::Arc;
 
 const SCATTER: &str = include_str!("kernels/scatter.cuh");
-
-fn bits(d: DType) -> DType {
-    match d.size() {
-        1 => DType::U8,
-        2 => DType::U16,
-        4 => DType::U32,
-        _ => DType::U64,
-    }
-}
 
 /// How an update of `kind` combines with the element there, on compute values `a` (old) and
 /// `b` (update): layout.rs's rule, plus complex numbers.
