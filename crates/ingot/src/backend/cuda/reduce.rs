@@ -88,9 +88,9 @@ pub(super) fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 
                 format!("st<{o}>(a)"),
             ]
         }
-        // A 0/1 word with bitwise and/or, not a bool with && and ||: the short-circuit
-        // made the vectorized row kernel of bool inputs hang on an H200 (every load became
-        // a branch), and bitwise folds need no branch at all.
+        // A 0/1 word with bitwise and/or, not a bool with && and ||: the bool version of
+        // the row kernel over contiguous bool elements never finished on an H200 (what in
+        // it spun was not found); bitwise folds have no branch and pass.
         ReduceKind::All => [
             s("u32"),
             s("1u"),
