@@ -83,6 +83,27 @@ pub(super) struct Part<'a> {
     pub mult: isize,
 }
 
+/// The parts of MLX-style gather and scatter: index array k picks, on axis `axes[k]` of
+/// `shape` (element stride `strides[axes[k]]`), the start of a slice `sizes[axes[k]]` long.
+pub(super) fn slice_parts<'a>(
+    idx: &'a [Array],
+    axes: &[usize],
+    shape: &[usize],
+    sizes: &[usize],
+    strides: &[isize],
+) -> Vec<Part<'a>> {
+    idx.iter()
+        .zip(axes)
+        .map(|(i, &ax)| Part {
+            idx: i,
+            axis: ax,
+            n: shape[ax],
+            size: sizes[ax],
+            mult: strides[ax],
+        })
+        .collect()
+}
+
 /// The element offsets `sum over parts of resolve(idx[j]) * mult`, one per index position
 /// (`m` of them), in GPU memory. `None` when a kernel cannot index the arrays.
 pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Option<DeviceMem>> {
@@ -263,17 +284,7 @@ pub(super) fn gather(
     if idx.iter().any(|i| size_of(i.shape()) != nb) {
         return Ok(None);
     }
-    let parts: Vec<Part> = idx
-        .iter()
-        .zip(axes)
-        .map(|(i, &ax)| Part {
-            idx: i,
-            axis: ax,
-            n: a.shape()[ax],
-            size: slice_sizes[ax],
-            mult: d.strides[ax],
-        })
-        .collect();
+    let parts = slice_parts(idx, axes, a.shape(), slice_sizes, &d.strides);
     let Some((dims, sts)) = collapse(slice_sizes, std::slice::from_ref(&d.strides)) else {
         return Ok(None);
     };

@@ -13,7 +13,7 @@
 //! the f32 atomic add of global memory flushes subnormals).
 
 use super::elementwise::{bits, collapse, ctype, row_major, COMMON, FUNCS};
-use super::index::{kshape, kstrides, offsets, Part};
+use super::index::{kshape, kstrides, offsets, slice_parts, Part};
 use super::layout::{update_dest, MAX_DIMS};
 use super::{cuda_err, Args, DeviceMem, Gpu};
 use crate::array::{Array, Data};
@@ -165,17 +165,7 @@ pub(super) fn scatter(
     }
     let sizes = &upd.shape()[nbd..];
     let ast = contiguous_strides(a.shape());
-    let parts: Vec<Part> = idx
-        .iter()
-        .zip(axes)
-        .map(|(i, &ax)| Part {
-            idx: i,
-            axis: ax,
-            n: a.shape()[ax],
-            size: sizes[ax],
-            mult: ast[ax],
-        })
-        .collect();
+    let parts = slice_parts(idx, axes, a.shape(), sizes, &ast);
     let Some((dims, sts)) = collapse(sizes, std::slice::from_ref(&ast)) else {
         return Ok(None);
     };
