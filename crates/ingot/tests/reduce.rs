@@ -1240,3 +1240,70 @@ fn error_messages() {
     );
     assert_eq!(ingot::cumsum(&s, None, false, true).unwrap().shape(), &[1]);
 }
+
+/// Long lines, which the GPU scans in runs of tiles: two lines whose second starts off a
+/// 16-byte boundary, forward and reverse, inclusive and exclusive, exact in integers and
+/// within rounding in f32, and cummax (whose runs must combine, not add).
+#[test]
+fn long_scans_match_sequential_reference() {
+    let n = 2_500_003usize;
+    let mut rng = Rng::new(23);
+    let ints: Vec<i32> = rng
+        .values(2 * n, DType::I32)
+        .iter()
+        .map(|&v| v as i32)
+        .collect();
+    let floats: Vec<f32> = rng
+        .values(2 * n, DType::F32)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let ai = Array::from_slice(&ints, &[2, n]).unwrap();
+    let af = Array::from_slice(&floats, &[2, n]).unwrap();
+    for reverse in [false, true] {
+        for inclusive in [true, false] {
+            let what = format!("reverse {reverse} inclusive {inclusive}");
+            let si = ingot::cumsum(&ai, Some(1), reverse, inclusive)
+                .unwrap()
+                .to_vec::<i64>()
+                .unwrap();
+            let sf = ingot::cumsum(&af, Some(1), reverse, inclusive)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap();
+            let mx = ingot::cummax(&af, Some(1), reverse, inclusive)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap();
+            for r in 0..2 {
+                let (mut ri, mut rf, mut rm) = (0i64, 0f64, f32::NEG_INFINITY);
+                let (mut max_err, mut scale) = (0f64, 1f64);
+                for k in 0..n {
+                    let p = if reverse { n - 1 - k } else { k };
+                    let j = r * n + p;
+                    if !inclusive {
+                        assert_eq!(si[j], ri, "cumsum i32 {what} row {r} at {p}");
+                        assert_eq!(mx[j], rm, "cummax {what} row {r} at {p}");
+                    }
+                    ri += ints[j] as i64;
+                    rm = rm.max(floats[j]);
+                    let before = rf;
+                    rf += floats[j] as f64;
+                    if inclusive {
+                        assert_eq!(si[j], ri, "cumsum i32 {what} row {r} at {p}");
+                        assert_eq!(mx[j], rm, "cummax {what} row {r} at {p}");
+                    }
+                    let want = if inclusive { rf } else { before };
+                    scale = scale.max(want.abs());
+                    max_err = max_err.max((sf[j] as f64 - want).abs());
+                }
+                // A sequential f32 sum's rounding walks like sqrt(n) steps of half an ulp of
+                // the partial sums (about 0.3 here); any order of adding stays within this.
+                assert!(
+                    max_err <= 1e-3 * scale + 0.1,
+                    "cumsum f32 {what} row {r}: error {max_err} (partial sums up to {scale})"
+                );
+            }
+        }
+    }
+}

@@ -7,12 +7,16 @@
 //! alike). Transposed convolutions (input dilation) and complex dtypes still run on the CPU.
 //!
 //! f16 and bf16 accumulate in f32 on tensor cores; f32 uses plain FMA math unless TF32 is
-//! allowed (`ingot::cuda::set_allow_tf32`), as for matmul; f64 computes in f64. The
-//! algorithm is chosen once per problem and cached: large problems time every algorithm
-//! (cudnnFindConvolutionForwardAlgorithm, PyTorch's benchmark mode), small ones take
-//! cuDNN's heuristic. What cuDNN cannot describe or has no algorithm for (f64
-//! channels-last, for one) runs on the CPU and is counted as a fallback.
+//! allowed (`ingot::cuda::set_allow_tf32`), as for matmul; f64 computes in f64. Each problem
+//! first goes through cuDNN's graph API (conv_graph.rs: its engines include the Hopper
+//! kernels the legacy call does not reach), with engines whose numerics break those rules
+//! left out; where it has no plan, the legacy `cudnnConvolutionForward` is tried, its
+//! algorithm chosen once per problem and cached: large problems time every algorithm
+//! (cudnnFindConvolutionForwardAlgorithm), small ones take cuDNN's heuristic. What cuDNN
+//! cannot describe or has no algorithm for (f64 channels-last, for one) runs on the CPU and
+//! is counted as a fallback.
 
+use super::conv_graph::{self, Plan, Problem};
 use super::Gpu;
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
@@ -25,6 +29,8 @@ use cudarc::cudnn::{result as dnn, sys};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_int;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The parameters of one convolution, as the op holds them.
 pub(super) struct ConvParams<'a> {
@@ -50,6 +56,11 @@ type Algo = Option<(sys::cudnnConvolutionFwdAlgo_t, usize)>;
 /// Chosen algorithm and workspace bytes by (GPU, problem, dtype, tf32); `None` where cuDNN
 /// has none (the CPU computes those).
 static ALGOS: Mutex<Option<HashMap<AlgoKey, Algo>>> = Mutex::new(None);
+
+/// Graph-API plans by problem and address alignment; `None` where the graph API has no
+/// plan (the legacy call is tried then).
+type PlanCache = HashMap<(AlgoKey, i64), Option<Arc<Plan>>>;
+static PLANS: Mutex<Option<PlanCache>> = Mutex::new(None);
 
 fn dnn_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Backend {
@@ -222,6 +233,64 @@ pub(super) fn eval(
     } else {
         sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION
     };
+    let mem = g.alloc(n_out * dt.size())?;
+    let yp = mem.ptr();
+    let mut handles = HANDLES.lock();
+    let h = match handles.iter().find(|(o, _)| *o == g.ordinal) {
+        Some((_, h)) => h.0,
+        None => {
+            let h = dnn::create_handle().map_err(|e| dnn_err("handle", e))?;
+            // Safety: the handle was just made; the stream lives as long as the GPU.
+            unsafe { dnn::set_stream(h, g.stream.cu_stream() as sys::cudaStream_t) }
+                .map_err(|e| dnn_err("stream", e))?;
+            handles.push((g.ordinal, Handle(h)));
+            h
+        }
+    };
+    let key: AlgoKey = (
+        g.ordinal,
+        [
+            xd.clone(),
+            wd.clone(),
+            yd.clone(),
+            pads.clone(),
+            strides.clone(),
+            dils.clone(),
+            vec![groups, p.flip as c_int],
+        ]
+        .concat(),
+        dt,
+        tf32,
+    );
+    let align = [xp, wp, yp]
+        .iter()
+        .map(|&a| 1i64 << a.trailing_zeros().min(4))
+        .min()
+        .unwrap_or(1);
+    let (xst, wst, yst) = (nhwc_strides(&xd), nhwc_strides(&wd), nhwc_strides(&yd));
+    let problem = Problem {
+        data: data_t,
+        compute: compute_t,
+        x: &xd,
+        w: &wd,
+        y: &yd,
+        x_strides: &xst,
+        w_strides: &wst,
+        y_strides: &yst,
+        pads: &pads,
+        strides: &strides,
+        dilations: &dils,
+        mode,
+        align,
+        f32: dt == DType::F32,
+        tf32,
+        double: dt == DType::F64,
+    };
+    let macs = n_out * size_of(&w.shape()[1..]);
+    if graph_forward(g, h, &key, &problem, (xp, wp, yp), macs >= 1 << 26)? {
+        drop(handles);
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    }
     let nb = xd.len() as c_int;
     let d = Descs::new()?;
     // A description cuDNN refuses (a dtype or layout it has no kernels for, such as f64
@@ -264,35 +333,6 @@ pub(super) fn eval(
     if described.is_err() {
         return Ok(None);
     }
-    let mem = g.alloc(n_out * dt.size())?;
-    let yp = mem.ptr();
-    let mut handles = HANDLES.lock();
-    let h = match handles.iter().find(|(o, _)| *o == g.ordinal) {
-        Some((_, h)) => h.0,
-        None => {
-            let h = dnn::create_handle().map_err(|e| dnn_err("handle", e))?;
-            // Safety: the handle was just made; the stream lives as long as the GPU.
-            unsafe { dnn::set_stream(h, g.stream.cu_stream() as sys::cudaStream_t) }
-                .map_err(|e| dnn_err("stream", e))?;
-            handles.push((g.ordinal, Handle(h)));
-            h
-        }
-    };
-    let key: AlgoKey = (
-        g.ordinal,
-        [
-            xd.clone(),
-            wd,
-            yd,
-            pads,
-            strides,
-            dils,
-            vec![groups, p.flip as c_int],
-        ]
-        .concat(),
-        dt,
-        tf32,
-    );
     let cached = ALGOS
         .lock()
         .get_or_insert_with(HashMap::new)
@@ -301,7 +341,6 @@ pub(super) fn eval(
     let chosen = match cached {
         Some(c) => c,
         None => {
-            let macs = n_out * size_of(&w.shape()[1..]);
             let c = choose_algo(h, &d, macs >= 1 << 26)?;
             ALGOS
                 .lock()
@@ -412,4 +451,110 @@ fn choose_algo(h: sys::cudnnHandle_t, d: &Descs, timed: bool) -> Result<Algo> {
         .iter()
         .find(|p| p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && p.memory <= free / 4)
         .map(|p| (p.algo, p.memory)))
+}
+
+/// Enqueues the convolution through the graph API when it has a plan for the problem;
+/// `false` leaves it to the legacy call.
+fn graph_forward(
+    g: &Gpu,
+    h: sys::cudnnHandle_t,
+    key: &AlgoKey,
+    p: &Problem,
+    (xp, wp, yp): (u64, u64, u64),
+    timed: bool,
+) -> Result<bool> {
+    let pkey = (key.clone(), p.align);
+    let cached = PLANS
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .get(&pkey)
+        .cloned();
+    let plan = match cached {
+        Some(Some(plan)) => plan,
+        Some(None) => return Ok(false),
+        None => {
+            let chosen = choose_plan(g, h, p, (xp, wp, yp), timed)?;
+            PLANS
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(pkey.clone(), chosen.clone());
+            match chosen {
+                Some(plan) => plan,
+                None => return Ok(false),
+            }
+        }
+    };
+    let work = g.alloc(plan.workspace)?;
+    if let Err(e) = conv_graph::execute(h, &plan, xp, wp, yp, work.ptr()) {
+        if super::stats::enabled() {
+            eprintln!("ingot-cuda: conv: the graph plan for x {:?} failed ({e:?}); legacy call from now on", p.x);
+        }
+        PLANS
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(pkey, None);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The plan to keep for a problem: the heuristic's first that builds, or for large problems
+/// the fastest of its first four (each run three times on the real operands, like PyTorch's
+/// benchmark mode). Plans whose workspace exceeds a quarter of the free memory are skipped.
+fn choose_plan(
+    g: &Gpu,
+    h: sys::cudnnHandle_t,
+    p: &Problem,
+    (xp, wp, yp): (u64, u64, u64),
+    timed: bool,
+) -> Result<Option<Arc<Plan>>> {
+    let plans = match conv_graph::plans(h, p, if timed { 4 } else { 1 }) {
+        Ok(v) => v,
+        Err(e) => {
+            if super::stats::enabled() {
+                eprintln!("ingot-cuda: conv: no graph plan for x {:?}, w {:?} ({e:?})", p.x, p.w);
+            }
+            return Ok(None);
+        }
+    };
+    let free = cudarc::driver::result::mem_get_info()
+        .map(|(f, _)| f)
+        .unwrap_or(usize::MAX);
+    let mut plans: Vec<Plan> = plans
+        .into_iter()
+        .filter(|pl| pl.workspace <= free / 4)
+        .collect();
+    if plans.len() <= 1 {
+        return Ok(plans.pop().map(Arc::new));
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for (i, pl) in plans.iter().enumerate() {
+        let work = g.alloc(pl.workspace)?;
+        let run = || conv_graph::execute(h, pl, xp, wp, yp, work.ptr());
+        if run().is_err() {
+            continue;
+        }
+        g.synchronize()?;
+        let t = Instant::now();
+        if (0..3).any(|_| run().is_err()) {
+            continue;
+        }
+        g.synchronize()?;
+        let secs = t.elapsed().as_secs_f64() / 3.0;
+        if best.is_none_or(|(_, b)| secs < b) {
+            best = Some((i, secs));
+        }
+    }
+    if super::stats::enabled() {
+        if let Some((i, secs)) = best {
+            eprintln!(
+                "ingot-cuda: conv x {:?} w {:?}: plan {i} of {} ({:.1} us)",
+                p.x,
+                p.w,
+                plans.len(),
+                secs * 1e6
+            );
+        }
+    }
+    Ok(best.map(|(i, _)| Arc::new(plans.swap_remove(i))))
 }

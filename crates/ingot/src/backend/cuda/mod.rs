@@ -10,6 +10,7 @@
 mod alloc;
 mod argreduce;
 mod conv;
+mod conv_graph;
 mod elementwise;
 mod fft;
 mod index;

@@ -17,6 +17,8 @@ use crate::Result;
 const SCAN: &str = include_str!("kernels/scan.cuh");
 /// Positions per tile of the tiled kernels (scan.cuh's TILE).
 const TILE: usize = 2048;
+/// Blocks a long scan aims for (scan.cuh's runs): 132 SMs hold 8 of these blocks each.
+const RUN_BLOCKS: usize = 2048;
 
 /// (ACC, INIT, FOLD, COMB, FIN) and the scan's starting value.
 fn scan_recipe(kind: ScanKind, ti: DType, to: DType) -> Option<([String; 5], String)> {
@@ -121,7 +123,7 @@ pub(super) fn eval(
     let src = || source(&b, ti, to, &r, &start);
     let (rev, incl) = (reverse as i32, inclusive as i32);
     let tiles = n.div_ceil(TILE);
-    if m > 1 || n <= 64 || tiles > 65535 {
+    if m > 1 || n <= 64 {
         let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
         let mut args = Args::new();
         args.push(mem.ptr())
@@ -137,22 +139,33 @@ pub(super) fn eval(
     if lines > i32::MAX as usize {
         return Ok(None);
     }
-    let grid = (lines as u32, tiles as u32, 1);
-    // Totals of every tile but the last of each line feed the tiles after them.
-    let part = if tiles > 1 {
-        Some(g.alloc(lines * tiles * 8)?)
+    // Runs of `per` tiles, one block each: about RUN_BLOCKS blocks in all (a few waves of
+    // the largest GPUs), at most 65535 runs a line (the grid's y limit).
+    let per = (tiles * lines)
+        .div_ceil(RUN_BLOCKS)
+        .max(tiles.div_ceil(65535))
+        .clamp(1, tiles);
+    let nb = tiles.div_ceil(per);
+    let grid = (lines as u32, nb as u32, 1);
+    // Totals of every run but the last of each line feed the runs after them.
+    let part = if nb > 1 {
+        Some(g.alloc(lines * nb * 8)?)
     } else {
         None
     };
     let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
-    if tiles > 1 {
+    if nb > 1 {
         let f = g.kernel_in(&b, &format!("{b}_agg"), src)?;
         let mut args = Args::new();
-        args.push(part_ptr).push(xptr).push(n as i64).push(rev);
+        args.push(part_ptr)
+            .push(xptr)
+            .push(n as i64)
+            .push(rev)
+            .push(per as i64);
         g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
         let f = g.kernel_in(&b, &format!("{b}_pre"), src)?;
         let mut args = Args::new();
-        args.push(part_ptr).push(tiles as i64);
+        args.push(part_ptr).push(nb as i64);
         g.launch(&f, (lines as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
     }
     let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
@@ -162,7 +175,8 @@ pub(super) fn eval(
         .push(part_ptr)
         .push(n as i64)
         .push(rev)
-        .push(incl);
+        .push(incl)
+        .push(per as i64);
     g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
     drop(part);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))

@@ -4,9 +4,14 @@
 // FOLD(a, x), COMB(a, b), FIN(a) and KNAME(k). An exclusive scan's first output is FIN(INIT).
 //   col:  one thread per line (m > 1, or short lines): neighbouring threads read
 //         neighbouring elements.
-//   agg, pre, tile: m == 1, lines cut into tiles of TILE positions in scan order. agg folds
-//         each tile, pre scans the tile totals of each line, tile scans a tile starting from
-//         the totals before it. Tiles go through shared memory so global accesses coalesce.
+//   agg, pre, tile: m == 1, lines cut into tiles of TILE positions in scan order, and each
+//         line's tiles into `nb` runs of `per` consecutive tiles, one block a run (a few
+//         thousand blocks in all, however long the line). agg folds each run (in memory
+//         order: a fold does not care), pre scans each line's run totals, and tile scans a
+//         run's tiles one after another, starting from the totals before it. Tiles go
+//         through shared memory so global accesses coalesce; whole aligned tiles move in
+//         16-byte words. Runs rather than one block a tile keep pre short: with a block a
+//         tile, a 16M-element line had 8192 totals to scan in one block, serially per thread.
 
 #define ITEMS 8
 #define TILE (256 * ITEMS)
@@ -61,30 +66,59 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* __restrict__ ou
     }
 }
 
-// Stages tile t of line r in shared memory (scan order).
+// Elements per 16-byte word.
+#define VW (16 / (int)sizeof(TI))
+
+// Stages the tile of positions p0.. of line xr in shared memory (scan order): whole tiles
+// whose memory is 16-byte aligned move in words, the rest element by element.
 DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
-    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-        long long p = p0 + i;
-        if (p < n) sx[SIDX(i)] = xr[at_pos(p, n, rev)];
+    long long m0 = rev ? n - p0 - TILE : p0;
+    if (p0 + TILE <= n && ((unsigned long long)(xr + m0) & 15) == 0) {
+        const uint4* src = (const uint4*)(xr + m0);
+        for (int w = threadIdx.x; w < TILE / VW; w += blockDim.x) {
+            uint4 q = src[w];
+            TI e[VW];
+            memcpy(e, &q, 16);
+            #pragma unroll
+            for (int j = 0; j < VW; ++j) {
+                int i = w * VW + j;
+                sx[SIDX(rev ? TILE - 1 - i : i)] = e[j];
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+            long long p = p0 + i;
+            if (p < n) sx[SIDX(i)] = xr[at_pos(p, n, rev)];
+        }
     }
     __syncthreads();
 }
 
+// part[r][b]: the fold of run b of line r (`per` tiles), over its memory in any order.
 extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI* __restrict__ x,
-    long long n, int rev) {
-    __shared__ __align__(16) unsigned char stage[STAGE * sizeof(TI)];
+    long long n, int rev, long long per) {
     __shared__ ACC sh[32];
-    TI* sx = (TI*)stage;
-    long long r = blockIdx.x, tiles = gridDim.y, t = blockIdx.y;
-    long long p0 = t * TILE;
-    stage_in(sx, x + r * n, n, p0, rev);
+    long long r = blockIdx.x, nb = gridDim.y, b = blockIdx.y;
+    const TI* xr = x + r * n;
+    long long p0 = b * per * TILE, p1 = p0 + per * TILE < n ? p0 + per * TILE : n;
+    long long m0 = rev ? n - p1 : p0, len = p1 - p0;
+    long long head = (long long)(((16 - ((unsigned long long)(xr + m0) & 15)) & 15) / sizeof(TI));
+    if (head > len) head = len;
+    long long words = (len - head) / VW;
     ACC a = SINIT;
-    for (int j = 0; j < ITEMS; ++j) {
-        int i = threadIdx.x * ITEMS + j;
-        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
+    for (long long i = threadIdx.x; i < head; i += blockDim.x) a = FOLD(a, xr[m0 + i]);
+    const uint4* src = (const uint4*)(xr + m0 + head);
+    #pragma unroll 4
+    for (long long w = threadIdx.x; w < words; w += blockDim.x) {
+        uint4 q = src[w];
+        TI e[VW];
+        memcpy(e, &q, 16);
+        #pragma unroll
+        for (int j = 0; j < VW; ++j) a = FOLD(a, e[j]);
     }
+    for (long long i = head + words * VW + threadIdx.x; i < len; i += blockDim.x) a = FOLD(a, xr[m0 + i]);
     a = block_scan(a, sh);
-    if (threadIdx.x == blockDim.x - 1) part[r * tiles + t] = a;
+    if (threadIdx.x == blockDim.x - 1) part[r * nb + b] = a;
 }
 
 // In place: part[r][t] becomes the fold of tiles 0..=t of line r. Each thread folds a run of
@@ -110,45 +144,76 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(pre)(ACC* part, long lon
     }
 }
 
+// Run b of line r: its tiles in order, each scanned in shared memory and started from the
+// fold of everything before it (the run totals before b, then this run's earlier tiles).
 extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
-    const ACC* part, long long n, int rev, int incl) {
+    const ACC* part, long long n, int rev, int incl, long long per) {
     __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
     TI* sx = (TI*)stage;
-    long long r = blockIdx.x, tiles = gridDim.y, t = blockIdx.y;
-    long long p0 = t * TILE;
-    stage_in(sx, x + r * n, n, p0, rev);
-    ACC loc[ITEMS];
-    ACC a = SINIT;
-    #pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-        int i = threadIdx.x * ITEMS + j;
-        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
-        loc[j] = a;
-    }
-    ACC inc = block_scan(a, sh);
-    shp[threadIdx.x] = inc;
-    __syncthreads();
-    // P: the fold of every position before this thread's first one, if there are any.
-    bool has = false;
-    ACC P = (ACC)(INIT);
-    if (t > 0) { P = part[r * tiles + t - 1]; has = true; }
-    if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
     TO* so = (TO*)stage;
-    #pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-        int i = threadIdx.x * ITEMS + j;
-        TO y;
-        if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
-        else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
-        else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
-        so[SIDX(i)] = y;
-    }
-    __syncthreads();
+    long long r = blockIdx.x, nb = gridDim.y, b = blockIdx.y;
+    long long tiles = (n + TILE - 1) / TILE;
+    long long t0 = b * per, t1 = t0 + per < tiles ? t0 + per : tiles;
+    const TI* xr = x + r * n;
     TO* outr = out + r * n;
-    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-        long long p = p0 + i;
-        if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
+    // carry: the fold of every position before the current tile, if there are any.
+    bool chas = b > 0;
+    ACC carry = chas ? part[r * nb + b - 1] : (ACC)(INIT);
+    for (long long t = t0; t < t1; ++t) {
+        long long p0 = t * TILE;
+        stage_in(sx, xr, n, p0, rev);
+        ACC loc[ITEMS];
+        ACC a = SINIT;
+        #pragma unroll
+        for (int j = 0; j < ITEMS; ++j) {
+            int i = threadIdx.x * ITEMS + j;
+            if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
+            loc[j] = a;
+        }
+        ACC inc = block_scan(a, sh);
+        shp[threadIdx.x] = inc;
+        __syncthreads();
+        // P: the fold of every position before this thread's first one, if there are any.
+        bool has = chas;
+        ACC P = carry;
+        if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
+        ACC total = shp[blockDim.x - 1];
+        #pragma unroll
+        for (int j = 0; j < ITEMS; ++j) {
+            int i = threadIdx.x * ITEMS + j;
+            TO y;
+            if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
+            else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
+            else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
+            so[SIDX(i)] = y;
+        }
+        __syncthreads();
+        long long m0 = rev ? n - p0 - TILE : p0;
+        if (p0 + TILE <= n && ((unsigned long long)(outr + m0) & 15) == 0) {
+            const int VO = 16 / (int)sizeof(TO);
+            uint4* dst = (uint4*)(outr + m0);
+            for (int w = threadIdx.x; w < TILE / VO; w += blockDim.x) {
+                TO e[VO];
+                #pragma unroll
+                for (int j = 0; j < VO; ++j) {
+                    int i = w * VO + j;
+                    e[j] = so[SIDX(rev ? TILE - 1 - i : i)];
+                }
+                uint4 q;
+                memcpy(&q, e, 16);
+                dst[w] = q;
+            }
+        } else {
+            for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+                long long p = p0 + i;
+                if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
+            }
+        }
+        carry = chas ? COMB(carry, total) : total;
+        chas = true;
+        // The next tile's staging reuses the shared memory just read.
+        __syncthreads();
     }
 }
