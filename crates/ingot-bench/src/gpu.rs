@@ -3,7 +3,7 @@
 //! copy bandwidth measured here, or the tensor-core peak. Prints a table and, with
 //! --json FILE, the same figures as JSON.
 //!
-//! usage: ingot-gpu-bench [--quick] [--json FILE] [--python python3]
+//! usage: ingot-gpu-bench [--quick] [--json FILE] [--python python3] [--only WORD]
 
 mod cli;
 
@@ -86,6 +86,10 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let json_out = cli::value(&args, "--json");
     let python = cli::value(&args, "--python").unwrap_or_else(|| "python3".into());
+    // --only WORD: just the rows whose section name holds WORD (copy always runs: the
+    // bandwidth limit comes from it), for a diagnostic run of one case.
+    let only = cli::value(&args, "--only");
+    let want = |section: &str| only.as_deref().is_none_or(|w| section.contains(w));
     if !ingot::cuda::is_available() {
         eprintln!("ingot-gpu-bench: no CUDA GPU here");
         std::process::exit(2);
@@ -123,41 +127,47 @@ fn main() {
         limit: bw,
         goal: "the limit".into(),
     });
-    let exp = time_gpu(20, || ingot::exp(&x).unwrap());
-    rows.push(Row {
-        name: format!("exp {big} f32"),
-        ingot: exp,
-        torch: peer("exp"),
-        work: bytes1,
-        unit: "B",
-        limit: bw,
-        goal: "90% of copy bandwidth".into(),
-    });
-    let add = time_gpu(20, || ingot::add(&x, &y).unwrap());
-    rows.push(Row {
-        name: format!("add {big} f32"),
-        ingot: add,
-        torch: peer("add"),
-        work: bytes2,
-        unit: "B",
-        limit: bw,
-        goal: "90% of copy bandwidth".into(),
-    });
+    if want("exp add") {
+        let exp = time_gpu(20, || ingot::exp(&x).unwrap());
+        rows.push(Row {
+            name: format!("exp {big} f32"),
+            ingot: exp,
+            torch: peer("exp"),
+            work: bytes1,
+            unit: "B",
+            limit: bw,
+            goal: "90% of copy bandwidth".into(),
+        });
+        let add = time_gpu(20, || ingot::add(&x, &y).unwrap());
+        rows.push(Row {
+            name: format!("add {big} f32"),
+            ingot: add,
+            torch: peer("add"),
+            work: bytes2,
+            unit: "B",
+            limit: bw,
+            goal: "90% of copy bandwidth".into(),
+        });
+    }
     let m = rand(&[4096, 4096], DType::F32, 3);
     let mb = (4096 * 4096 * 4) as f64;
-    for (name, key, axes) in [
-        (
-            "sum over last axis 4096x4096 f32",
-            "sum_last",
-            Some(&[1isize][..]),
-        ),
-        (
-            "sum over first axis 4096x4096 f32",
-            "sum_first",
-            Some(&[0isize][..]),
-        ),
-        ("sum of all 4096x4096 f32", "sum_all", None),
-    ] {
+    for (name, key, axes) in if want("sum") {
+        vec![
+            (
+                "sum over last axis 4096x4096 f32",
+                "sum_last",
+                Some(&[1isize][..]),
+            ),
+            (
+                "sum over first axis 4096x4096 f32",
+                "sum_first",
+                Some(&[0isize][..]),
+            ),
+            ("sum of all 4096x4096 f32", "sum_all", None),
+        ]
+    } else {
+        vec![]
+    } {
         let t = time_gpu(20, || ingot::sum(&m, axes, false).unwrap());
         rows.push(Row {
             name: name.into(),
@@ -169,87 +179,99 @@ fn main() {
             goal: "0.9x PyTorch".into(),
         });
     }
-    // 0.5 x (1 + tanh(0.798 (x + 0.0447 x^3))), one op at a time.
-    let gelu = |v: &Array| -> Array {
-        let mul = |a: &Array, b: &Array| ingot::multiply(a, b).unwrap();
-        let cube = mul(&mul(v, v), v);
-        let inner = ingot::add(v, ingot::multiply(&cube, 0.044715).unwrap()).unwrap();
-        let t = ingot::tanh(&ingot::multiply(&inner, 0.7978845608).unwrap()).unwrap();
-        let half = ingot::multiply(v, 0.5).unwrap();
-        ingot::multiply(half, ingot::add(&t, 1.0).unwrap()).unwrap()
-    };
-    let g = time_gpu(5, || gelu(&x));
-    rows.push(Row {
-        name: format!("gelu chain {big} f32, uncompiled"),
-        ingot: g,
-        torch: peer("gelu_uncompiled"),
-        work: bytes1,
-        unit: "B",
-        limit: bw,
-        goal: "(compiled: torch.compile)".into(),
-    });
-    // The same chain compiled: compile fuses it into one kernel.
-    let gelu_fn = |xs: &[Array]| -> ingot::Result<Vec<Array>> { Ok(vec![gelu(&xs[0])]) };
-    let compiled = ingot::compile(gelu_fn);
-    let gc = time_gpu(5, || {
-        compiled.call(std::slice::from_ref(&x)).unwrap().remove(0)
-    });
-    rows.push(Row {
-        name: format!("gelu chain {big} f32, compiled"),
-        ingot: gc,
-        torch: peer("gelu_compiled"),
-        work: bytes1,
-        unit: "B",
-        limit: bw,
-        goal: "1x torch.compile".into(),
-    });
-    let t = time_gpu(20, || ingot::softmax(&m, -1).unwrap());
-    rows.push(Row {
-        name: "softmax over last axis 4096x4096 f32".into(),
-        ingot: t,
-        torch: peer("softmax"),
-        work: 2.0 * mb,
-        unit: "B",
-        limit: bw,
-        goal: "0.9x PyTorch".into(),
-    });
+    if want("gelu") {
+        // 0.5 x (1 + tanh(0.798 (x + 0.0447 x^3))), one op at a time.
+        let gelu = |v: &Array| -> Array {
+            let mul = |a: &Array, b: &Array| ingot::multiply(a, b).unwrap();
+            let cube = mul(&mul(v, v), v);
+            let inner = ingot::add(v, ingot::multiply(&cube, 0.044715).unwrap()).unwrap();
+            let t = ingot::tanh(&ingot::multiply(&inner, 0.7978845608).unwrap()).unwrap();
+            let half = ingot::multiply(v, 0.5).unwrap();
+            ingot::multiply(half, ingot::add(&t, 1.0).unwrap()).unwrap()
+        };
+        let g = time_gpu(5, || gelu(&x));
+        rows.push(Row {
+            name: format!("gelu chain {big} f32, uncompiled"),
+            ingot: g,
+            torch: peer("gelu_uncompiled"),
+            work: bytes1,
+            unit: "B",
+            limit: bw,
+            goal: "(compiled: torch.compile)".into(),
+        });
+        // The same chain compiled: compile fuses it into one kernel.
+        let gelu_fn = |xs: &[Array]| -> ingot::Result<Vec<Array>> { Ok(vec![gelu(&xs[0])]) };
+        let compiled = ingot::compile(gelu_fn);
+        let gc = time_gpu(5, || {
+            compiled.call(std::slice::from_ref(&x)).unwrap().remove(0)
+        });
+        rows.push(Row {
+            name: format!("gelu chain {big} f32, compiled"),
+            ingot: gc,
+            torch: peer("gelu_compiled"),
+            work: bytes1,
+            unit: "B",
+            limit: bw,
+            goal: "1x torch.compile".into(),
+        });
+    }
+    if want("softmax") {
+        let t = time_gpu(20, || ingot::softmax(&m, -1).unwrap());
+        rows.push(Row {
+            name: "softmax over last axis 4096x4096 f32".into(),
+            ingot: t,
+            torch: peer("softmax"),
+            work: 2.0 * mb,
+            unit: "B",
+            limit: bw,
+            goal: "0.9x PyTorch".into(),
+        });
+    }
     let v = rand(&[1 << 24], DType::F32, 6);
-    let t = time_gpu(20, || ingot::cumsum(&v, Some(0), false, true).unwrap());
-    rows.push(Row {
-        name: "cumsum of 16M f32".into(),
-        ingot: t,
-        torch: peer("cumsum"),
-        work: 2.0 * mb,
-        unit: "B",
-        limit: bw,
-        goal: "0.9x PyTorch".into(),
-    });
+    if want("cumsum") {
+        let t = time_gpu(20, || ingot::cumsum(&v, Some(0), false, true).unwrap());
+        rows.push(Row {
+            name: "cumsum of 16M f32".into(),
+            ingot: t,
+            torch: peer("cumsum"),
+            work: 2.0 * mb,
+            unit: "B",
+            limit: bw,
+            goal: "0.9x PyTorch".into(),
+        });
+    }
     // A 2^24-point complex FFT (one batch); memory traffic counted as one read and one
     // write of the array, as a bandwidth-bound transform of this size is.
     let z = ingot::astype(&rand(&[1 << 24], DType::F32, 7), DType::C64).unwrap();
     z.eval().unwrap();
-    let t = time_gpu(20, || {
-        ingot::fft::fft(&z, None, -1, ingot::fft::FftNorm::Backward).unwrap()
-    });
-    rows.push(Row {
-        name: "fft of 2^24 c64".into(),
-        ingot: t,
-        torch: peer("fft_c64_2p24"),
-        work: 2.0 * 8.0 * (1u64 << 24) as f64,
-        unit: "B",
-        limit: bw,
-        goal: "0.9x PyTorch".into(),
-    });
+    if want("fft") {
+        let t = time_gpu(20, || {
+            ingot::fft::fft(&z, None, -1, ingot::fft::FftNorm::Backward).unwrap()
+        });
+        rows.push(Row {
+            name: "fft of 2^24 c64".into(),
+            ingot: t,
+            torch: peer("fft_c64_2p24"),
+            work: 2.0 * 8.0 * (1u64 << 24) as f64,
+            unit: "B",
+            limit: bw,
+            goal: "0.9x PyTorch".into(),
+        });
+    }
     // sort and argsort of 16M f32.
     let sv = rand(&[1 << 24], DType::F32, 8);
-    for (name, key, f) in [
-        (
-            "sort 16M f32",
-            "sort_16m",
-            ingot::sort as fn(&Array, Option<isize>) -> ingot::Result<Array>,
-        ),
-        ("argsort 16M f32", "argsort_16m", ingot::argsort),
-    ] {
+    for (name, key, f) in if want("sort") {
+        vec![
+            (
+                "sort 16M f32",
+                "sort_16m",
+                ingot::sort as fn(&Array, Option<isize>) -> ingot::Result<Array>,
+            ),
+            ("argsort 16M f32", "argsort_16m", ingot::argsort),
+        ]
+    } else {
+        vec![]
+    } {
         let t = time_gpu(10, || f(&sv, Some(0)).unwrap());
         rows.push(Row {
             name: name.into(),
@@ -262,54 +284,62 @@ fn main() {
         });
     }
     drop((x, y, m, v, z, sv));
-    // ResNet-50's 53 convolutions (stem on 224x224x3, then the four stages from 56x56x64),
-    // bf16, channels last, batch 64, forward, each on its own input; images/s.
-    let batch = if quick { 8 } else { 64 };
-    let convs = resnet50_convs();
-    let stack: Vec<(Array, Array, usize, usize)> = convs
-        .iter()
-        .enumerate()
-        .map(|(i, &(h, cin, cout, k, s, p))| {
-            let x = rand(&[batch, h, h, cin], DType::BF16, 100 + i as u64);
-            let w = rand(&[cout, k, k, cin], DType::BF16, 200 + i as u64);
-            (x, w, s, p)
-        })
-        .collect();
-    let flops: f64 = convs
-        .iter()
-        .map(|&(h, cin, cout, k, s, p)| {
-            let ho = (h + 2 * p - k) / s + 1;
-            2.0 * (batch * ho * ho * cout * cin * k * k) as f64
-        })
-        .sum();
-    let mut outs = Vec::new();
-    let t = time_gpu(5, || {
-        outs.clear();
-        for (x, w, s, p) in &stack {
-            let y = ingot::conv2d(x, w, &[*s, *s], *p, &[1, 1], 1).unwrap();
-            ingot::async_eval(std::slice::from_ref(&y)).unwrap();
-            outs.push(y);
-        }
-        outs.pop().unwrap()
-    });
-    rows.push(Row {
-        name: format!("resnet-50 convs bf16 batch {batch} (img/s)"),
-        ingot: t,
-        torch: peer("resnet50_convs"),
-        work: flops,
-        unit: "FLOP",
-        limit: 989e12,
-        goal: "0.8x PyTorch".into(),
-    });
-    println!(
-        "resnet-50 convs: ingot {:.0} images/s{}",
-        batch as f64 / t,
-        peer("resnet50_convs")
-            .map(|p| format!(", PyTorch {:.0} images/s", batch as f64 / p))
-            .unwrap_or_default()
-    );
-    drop((stack, outs));
-    for n in if quick { vec![4096] } else { vec![4096, 8192] } {
+    if want("resnet conv") {
+        // ResNet-50's 53 convolutions (stem on 224x224x3, then the four stages from 56x56x64),
+        // bf16, channels last, batch 64, forward, each on its own input; images/s.
+        let batch = if quick { 8 } else { 64 };
+        let convs = resnet50_convs();
+        let stack: Vec<(Array, Array, usize, usize)> = convs
+            .iter()
+            .enumerate()
+            .map(|(i, &(h, cin, cout, k, s, p))| {
+                let x = rand(&[batch, h, h, cin], DType::BF16, 100 + i as u64);
+                let w = rand(&[cout, k, k, cin], DType::BF16, 200 + i as u64);
+                (x, w, s, p)
+            })
+            .collect();
+        let flops: f64 = convs
+            .iter()
+            .map(|&(h, cin, cout, k, s, p)| {
+                let ho = (h + 2 * p - k) / s + 1;
+                2.0 * (batch * ho * ho * cout * cin * k * k) as f64
+            })
+            .sum();
+        let mut outs = Vec::new();
+        let t = time_gpu(5, || {
+            outs.clear();
+            for (x, w, s, p) in &stack {
+                let y = ingot::conv2d(x, w, &[*s, *s], *p, &[1, 1], 1).unwrap();
+                ingot::async_eval(std::slice::from_ref(&y)).unwrap();
+                outs.push(y);
+            }
+            outs.pop().unwrap()
+        });
+        rows.push(Row {
+            name: format!("resnet-50 convs bf16 batch {batch} (img/s)"),
+            ingot: t,
+            torch: peer("resnet50_convs"),
+            work: flops,
+            unit: "FLOP",
+            limit: 989e12,
+            goal: "0.8x PyTorch".into(),
+        });
+        println!(
+            "resnet-50 convs: ingot {:.0} images/s{}",
+            batch as f64 / t,
+            peer("resnet50_convs")
+                .map(|p| format!(", PyTorch {:.0} images/s", batch as f64 / p))
+                .unwrap_or_default()
+        );
+        drop((stack, outs));
+    }
+    for n in if !want("matmul") {
+        vec![]
+    } else if quick {
+        vec![4096]
+    } else {
+        vec![4096, 8192]
+    } {
         for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
             let a = rand(&[n, n], dt, 4);
             let b = rand(&[n, n], dt, 5);
@@ -325,58 +355,60 @@ fn main() {
             });
         }
     }
-    // Building and enqueueing one tiny op, host time, no synchronize.
-    let mut s = ingot::ones(&[4], DType::F32).unwrap();
-    for _ in 0..100 {
-        s = ingot::add(&s, 1.0).unwrap();
-        s.eval().unwrap();
+    if want("tiny op") {
+        // Building and enqueueing one tiny op, host time, no synchronize.
+        let mut s = ingot::ones(&[4], DType::F32).unwrap();
+        for _ in 0..100 {
+            s = ingot::add(&s, 1.0).unwrap();
+            s.eval().unwrap();
+        }
+        ingot::synchronize(Device::Cuda(0)).unwrap();
+        let t = Instant::now();
+        for _ in 0..10000 {
+            s = ingot::add(&s, 1.0).unwrap();
+            ingot::async_eval(std::slice::from_ref(&s)).unwrap();
+        }
+        let tiny = t.elapsed().as_secs_f64() / 10000.0;
+        ingot::synchronize(Device::Cuda(0)).unwrap();
+        assert_eq!(s.to_vec::<f32>().unwrap()[0], 10101.0);
+        rows.push(Row {
+            name: "one tiny op, build + enqueue".into(),
+            ingot: tiny,
+            torch: peer("tiny_op"),
+            work: 0.0,
+            unit: "",
+            limit: 0.0,
+            goal: "at most 5 us".into(),
+        });
+        // Where the tiny op's time goes: building the node alone, and the driver's own cost of
+        // launching an empty kernel (the floor any framework pays per op).
+        let t = Instant::now();
+        let mut keep = Vec::with_capacity(10000);
+        for _ in 0..10000 {
+            keep.push(ingot::add(&s, 1.0).unwrap());
+        }
+        let build = t.elapsed().as_secs_f64() / 10000.0;
+        drop(keep);
+        rows.push(Row {
+            name: "  of which: building the node".into(),
+            ingot: build,
+            torch: None,
+            work: 0.0,
+            unit: "",
+            limit: 0.0,
+            goal: String::new(),
+        });
+        let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
+        rows.push(Row {
+            name: "  floor: empty kernel launch (driver)".into(),
+            ingot: floor,
+            torch: None,
+            work: 0.0,
+            unit: "",
+            limit: 0.0,
+            goal: String::new(),
+        });
     }
-    ingot::synchronize(Device::Cuda(0)).unwrap();
-    let t = Instant::now();
-    for _ in 0..10000 {
-        s = ingot::add(&s, 1.0).unwrap();
-        ingot::async_eval(std::slice::from_ref(&s)).unwrap();
-    }
-    let tiny = t.elapsed().as_secs_f64() / 10000.0;
-    ingot::synchronize(Device::Cuda(0)).unwrap();
-    assert_eq!(s.to_vec::<f32>().unwrap()[0], 10101.0);
-    rows.push(Row {
-        name: "one tiny op, build + enqueue".into(),
-        ingot: tiny,
-        torch: peer("tiny_op"),
-        work: 0.0,
-        unit: "",
-        limit: 0.0,
-        goal: "at most 5 us".into(),
-    });
-    // Where the tiny op's time goes: building the node alone, and the driver's own cost of
-    // launching an empty kernel (the floor any framework pays per op).
-    let t = Instant::now();
-    let mut keep = Vec::with_capacity(10000);
-    for _ in 0..10000 {
-        keep.push(ingot::add(&s, 1.0).unwrap());
-    }
-    let build = t.elapsed().as_secs_f64() / 10000.0;
-    drop(keep);
-    rows.push(Row {
-        name: "  of which: building the node".into(),
-        ingot: build,
-        torch: None,
-        work: 0.0,
-        unit: "",
-        limit: 0.0,
-        goal: String::new(),
-    });
-    let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
-    rows.push(Row {
-        name: "  floor: empty kernel launch (driver)".into(),
-        ingot: floor,
-        torch: None,
-        work: 0.0,
-        unit: "",
-        limit: 0.0,
-        goal: String::new(),
-    });
 
     println!(
         "{:<40} {:>12} {:>12} {:>9} {:>16} {:>9}  goal",

@@ -1375,3 +1375,49 @@ fn runner_calls_conv_and_pool_ops() {
         "[conv1d] stride needs 1 value for 1 spatial dim, got [1, 2]"
     );
 }
+
+/// On a GPU: ResNet-shaped bf16 and f32 convolutions go through cuDNN's graph API (its
+/// legacy call reaches none of Hopper's fastest kernels) and agree with the CPU. f32 stays
+/// within FMA rounding of it, which an engine computing in TF32 would not.
+#[test]
+fn gpu_convolutions_use_cudnn_graph_api() {
+    if !ingot::backend::cuda::is_available() {
+        eprintln!("skipped: no CUDA GPU");
+        return;
+    }
+    let gpu = ingot::Device::Cuda(0);
+    let mut rng = Rng::new(41);
+    for (dtype, tol) in [(DType::BF16, 2e-2), (DType::F32, 1e-4)] {
+        for (h, cin, cout, k, s, p) in [
+            (28usize, 64usize, 64usize, 3usize, 1usize, 1usize),
+            (14, 128, 256, 1, 2, 0),
+        ] {
+            let (x, _) = rand_array(&mut rng, &[4, h, h, cin], dtype);
+            let (w, _) = rand_array(&mut rng, &[cout, k, k, cin], dtype);
+            let run = || {
+                ingot::conv2d(&x, &w, &[s, s], p, &[1, 1], 1)
+                    .unwrap()
+                    .to_f64_vec()
+                    .unwrap()
+            };
+            let (before, _, _) = ingot::backend::cuda::conv_paths();
+            let got = ingot::with_device(gpu, run);
+            let (after, legacy, why) = ingot::backend::cuda::conv_paths();
+            assert!(
+                after > before,
+                "{dtype} {h}x{h}x{cin} -> {cout}, {k}x{k}/{s}: not through the graph API \
+                 ({legacy} legacy calls so far): {why:?}"
+            );
+            let want = ingot::with_device(ingot::Device::Cpu, run);
+            let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= tol * scale,
+                "{dtype} {h}x{h}x{cin} -> {cout}: error {err} (scale {scale})"
+            );
+        }
+    }
+}

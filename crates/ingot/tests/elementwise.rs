@@ -678,3 +678,251 @@ fn tanh_f32_ulp() {
         .unwrap();
     assert!(nan.is_nan());
 }
+
+/// complex64 arithmetic, comparisons, the unary ops and sums against num_complex on random
+/// values with zeros, infinities and NaNs mixed in; contiguous, transposed and broadcast.
+/// Arithmetic and comparisons agree bit for bit (every device uses the same formulas); the
+/// ops built on libm functions (abs, angle, exp, sign) to a few f32 ulps.
+#[test]
+fn complex_ops_match_num_complex() {
+    use ingot::c64;
+    let mut rng = Rng::new(31);
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    let (r, c) = (37usize, 29usize);
+    let mut draw = |n: usize| -> Vec<c64> {
+        rng.values(2 * n, DType::F32)
+            .chunks(2)
+            .enumerate()
+            .map(|(i, v)| {
+                let (mut re, mut im) = (v[0] as f32, v[1] as f32);
+                if i % 7 == 3 {
+                    re = specials[i % specials.len()];
+                }
+                if i % 11 == 5 {
+                    im = specials[(i / 11) % specials.len()];
+                }
+                c64::new(re, im)
+            })
+            .collect()
+    };
+    let xv = draw(r * c);
+    let yv = draw(r * c);
+    let x = Array::from_slice(&xv, &[r, c]).unwrap();
+    let y = Array::from_slice(&yv, &[r, c]).unwrap();
+    // y read through a transpose of its transpose: a non-contiguous operand.
+    let yt = ingot::transpose(
+        &Array::from_slice(&transpose_vec(&yv, r, c), &[c, r]).unwrap(),
+        None,
+    )
+    .unwrap();
+    let same = |a: c64, b: c64| {
+        let eq = |p: f32, q: f32| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan());
+        eq(a.re, b.re) && eq(a.im, b.im)
+    };
+    let near = |a: f32, b: f32| {
+        a.to_bits() == b.to_bits()
+            || (a.is_nan() && b.is_nan())
+            || (a - b).abs() <= 4.0 * f32::EPSILON * a.abs().max(b.abs())
+    };
+    type Bin = fn(c64, c64) -> c64;
+    let bins: [(&str, fn(&Array, &Array) -> ingot::Result<Array>, Bin); 4] = [
+        ("add", |a, b| ingot::add(a, b), |p, q| p + q),
+        ("subtract", |a, b| ingot::subtract(a, b), |p, q| p - q),
+        ("multiply", |a, b| ingot::multiply(a, b), |p, q| p * q),
+        ("divide", |a, b| ingot::divide(a, b), |p, q| p / q),
+    ];
+    for (name, f, want) in bins {
+        for (layout, yy) in [("contiguous", &y), ("transposed", &yt)] {
+            let got = f(&x, yy).unwrap().to_vec::<c64>().unwrap();
+            for i in 0..xv.len() {
+                let w = want(xv[i], yv[i]);
+                assert!(
+                    same(got[i], w),
+                    "{name} {layout} [{i}]: {} vs {w} ({} , {})",
+                    got[i],
+                    xv[i],
+                    yv[i]
+                );
+            }
+        }
+    }
+    // A broadcast scalar.
+    let s = c64::new(0.5, -2.0);
+    let got = ingot::multiply(&x, Array::from_slice(&[s], &[]).unwrap())
+        .unwrap()
+        .to_vec::<c64>()
+        .unwrap();
+    for i in 0..xv.len() {
+        assert!(same(got[i], xv[i] * s), "multiply by a scalar [{i}]");
+    }
+    type Cmp = fn(c64, c64) -> bool;
+    let cmps: [(&str, fn(&Array, &Array) -> ingot::Result<Array>, Cmp); 6] = [
+        ("equal", |a, b| ingot::equal(a, b), |p, q| p == q),
+        ("not_equal", |a, b| ingot::not_equal(a, b), |p, q| p != q),
+        (
+            "less",
+            |a, b| ingot::less(a, b),
+            |p, q| (p.re, p.im) < (q.re, q.im),
+        ),
+        (
+            "less_equal",
+            |a, b| ingot::less_equal(a, b),
+            |p, q| (p.re, p.im) <= (q.re, q.im),
+        ),
+        (
+            "greater",
+            |a, b| ingot::greater(a, b),
+            |p, q| (p.re, p.im) > (q.re, q.im),
+        ),
+        (
+            "greater_equal",
+            |a, b| ingot::greater_equal(a, b),
+            |p, q| (p.re, p.im) >= (q.re, q.im),
+        ),
+    ];
+    // Equal values too, so the imaginary parts decide some comparisons.
+    let xe: Vec<c64> = xv
+        .iter()
+        .zip(&yv)
+        .enumerate()
+        .map(|(i, (a, b))| if i % 3 == 0 { c64::new(b.re, a.im) } else { *a })
+        .collect();
+    let xa = Array::from_slice(&xe, &[r, c]).unwrap();
+    for (name, f, want) in cmps {
+        let got = f(&xa, &y).unwrap().to_vec::<bool>().unwrap();
+        for i in 0..xe.len() {
+            assert_eq!(
+                got[i],
+                want(xe[i], yv[i]),
+                "{name} [{i}]: {} vs {}",
+                xe[i],
+                yv[i]
+            );
+        }
+    }
+    type Un = fn(&Array) -> ingot::Result<Array>;
+    let exact: [(&str, Un, fn(c64) -> c64); 4] = [
+        ("negative", |a| ingot::negative(a), |z| -z),
+        ("conj", |a| ingot::conj(a), |z| z.conj()),
+        ("square", |a| ingot::square(a), |z| z * z),
+        ("reciprocal", |a| ingot::reciprocal(a), |z| z.inv()),
+    ];
+    for (name, f, want) in exact {
+        let got = f(&x).unwrap().to_vec::<c64>().unwrap();
+        for i in 0..xv.len() {
+            assert!(
+                same(got[i], want(xv[i])),
+                "{name} [{i}]: {} vs {}",
+                got[i],
+                want(xv[i])
+            );
+        }
+    }
+    let close: [(&str, Un, fn(c64) -> c64); 2] = [
+        ("exp", |a| ingot::exp(a), |z| z.exp()),
+        (
+            "sign",
+            |a| ingot::sign(a),
+            |z| {
+                let n = z.norm();
+                if n == 0.0 {
+                    c64::new(0.0, 0.0)
+                } else {
+                    z / n
+                }
+            },
+        ),
+    ];
+    for (name, f, want) in close {
+        let got = f(&x).unwrap().to_vec::<c64>().unwrap();
+        for i in 0..xv.len() {
+            let w = want(xv[i]);
+            assert!(
+                near(got[i].re, w.re) && near(got[i].im, w.im),
+                "{name} of {} [{i}]: {} vs {w}",
+                xv[i],
+                got[i]
+            );
+        }
+    }
+    let reals: [(&str, Un, fn(c64) -> f32); 4] = [
+        ("abs", |a| ingot::abs(a), |z| z.norm()),
+        ("angle", |a| ingot::angle(a), |z| z.arg()),
+        ("real", |a| ingot::real(a), |z| z.re),
+        ("imag", |a| ingot::imag(a), |z| z.im),
+    ];
+    for (name, f, want) in reals {
+        let got = f(&x).unwrap().to_vec::<f32>().unwrap();
+        for i in 0..xv.len() {
+            assert!(
+                near(got[i], want(xv[i])),
+                "{name} of {} [{i}]: {} vs {}",
+                xv[i],
+                got[i],
+                want(xv[i])
+            );
+        }
+    }
+    let nan = ingot::isnan(&x).unwrap().to_vec::<bool>().unwrap();
+    let fin = ingot::isfinite(&x).unwrap().to_vec::<bool>().unwrap();
+    for i in 0..xv.len() {
+        assert_eq!(
+            nan[i],
+            xv[i].re.is_nan() || xv[i].im.is_nan(),
+            "isnan [{i}]"
+        );
+        assert_eq!(
+            fin[i],
+            xv[i].re.is_finite() && xv[i].im.is_finite(),
+            "isfinite [{i}]"
+        );
+    }
+    // Sums of finite values along each axis, against an f64 sum.
+    let fv: Vec<c64> = xv
+        .iter()
+        .map(|z| {
+            if z.re.is_finite() && z.im.is_finite() {
+                *z
+            } else {
+                c64::new(0.25, -1.0)
+            }
+        })
+        .collect();
+    let fa = Array::from_slice(&fv, &[r, c]).unwrap();
+    for axis in [0isize, 1] {
+        let got = ingot::sum(&fa, Some(&[axis]), false)
+            .unwrap()
+            .to_vec::<c64>()
+            .unwrap();
+        let (outer, inner) = if axis == 0 { (c, r) } else { (r, c) };
+        for o in 0..outer {
+            let (mut re, mut im) = (0f64, 0f64);
+            for k in 0..inner {
+                let z = if axis == 0 {
+                    fv[k * c + o]
+                } else {
+                    fv[o * c + k]
+                };
+                re += z.re as f64;
+                im += z.im as f64;
+            }
+            assert!(
+                (got[o].re as f64 - re).abs() < 1e-4 * (1.0 + re.abs())
+                    && (got[o].im as f64 - im).abs() < 1e-4 * (1.0 + im.abs()),
+                "sum axis {axis} [{o}]: {} vs ({re}, {im})",
+                got[o]
+            );
+        }
+    }
+}
+
+fn transpose_vec<T: Copy>(v: &[T], r: usize, c: usize) -> Vec<T> {
+    (0..c * r).map(|k| v[(k % r) * c + k / r]).collect()
+}

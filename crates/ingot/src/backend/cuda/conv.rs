@@ -29,6 +29,7 @@ use cudarc::cudnn::{result as dnn, sys};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,6 +62,23 @@ static ALGOS: Mutex<Option<HashMap<AlgoKey, Algo>>> = Mutex::new(None);
 /// plan (the legacy call is tried then).
 type PlanCache = HashMap<(AlgoKey, i64), Option<Arc<Plan>>>;
 static PLANS: Mutex<Option<PlanCache>> = Mutex::new(None);
+/// Why the graph API last had no plan for a problem (for `conv_paths`).
+static LAST_REFUSAL: Mutex<Option<String>> = Mutex::new(None);
+/// Convolutions enqueued through the graph API and through the legacy call.
+static GRAPH_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LEGACY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many convolutions ran through cuDNN's graph API and through its legacy call in this
+/// process, and why the graph API last offered no plan (a diagnostic for tests and the
+/// bench).
+#[doc(hidden)]
+pub fn conv_paths() -> (usize, usize, Option<String>) {
+    (
+        GRAPH_RUNS.load(Relaxed),
+        LEGACY_RUNS.load(Relaxed),
+        LAST_REFUSAL.lock().clone(),
+    )
+}
 
 fn dnn_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Backend {
@@ -288,6 +306,7 @@ pub(super) fn eval(
     };
     let macs = n_out * size_of(&w.shape()[1..]);
     if graph_forward(g, h, &key, &problem, (xp, wp, yp), macs >= 1 << 26)? {
+        GRAPH_RUNS.fetch_add(1, Relaxed);
         drop(handles);
         return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
     }
@@ -405,6 +424,7 @@ pub(super) fn eval(
             .insert(key, None);
         return Ok(None);
     }
+    LEGACY_RUNS.fetch_add(1, Relaxed);
     // The workspace and any copies go back to the cache; later work runs after this.
     drop(work);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
@@ -508,15 +528,23 @@ fn choose_plan(
     (xp, wp, yp): (u64, u64, u64),
     timed: bool,
 ) -> Result<Option<Arc<Plan>>> {
-    let plans = match conv_graph::plans(h, p, if timed { 4 } else { 1 }) {
+    let (plans, skipped) = match conv_graph::plans(h, p, if timed { 4 } else { 1 }) {
         Ok(v) => v,
-        Err(e) => {
-            if super::stats::enabled() {
-                eprintln!("ingot-cuda: conv: no graph plan for x {:?}, w {:?} ({e:?})", p.x, p.w);
-            }
-            return Ok(None);
-        }
+        Err(e) => (Vec::new(), vec![format!("building the graph: {e:?}")]),
     };
+    if plans.is_empty() {
+        let why = format!(
+            "no graph plan for x {:?}, w {:?}: {}",
+            p.x,
+            p.w,
+            skipped.join("; ")
+        );
+        if super::stats::enabled() {
+            eprintln!("ingot-cuda: conv: {why}");
+        }
+        *LAST_REFUSAL.lock() = Some(why);
+        return Ok(None);
+    }
     let free = cudarc::driver::result::mem_get_info()
         .map(|(f, _)| f)
         .unwrap_or(usize::MAX);

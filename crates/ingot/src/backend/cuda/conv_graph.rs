@@ -129,11 +129,31 @@ fn i64s(v: &[c_int]) -> Vec<i64> {
 
 fn tensor(p: &Problem, dims: &[c_int], strides: &[c_int], id: i64) -> R<Desc> {
     let t = Desc::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
-    t.set(Attr::CUDNN_ATTR_TENSOR_DATA_TYPE, Ty::CUDNN_TYPE_DATA_TYPE, &[p.data])?
-        .set(Attr::CUDNN_ATTR_TENSOR_DIMENSIONS, Ty::CUDNN_TYPE_INT64, &i64s(dims))?
-        .set(Attr::CUDNN_ATTR_TENSOR_STRIDES, Ty::CUDNN_TYPE_INT64, &i64s(strides))?
-        .set(Attr::CUDNN_ATTR_TENSOR_UNIQUE_ID, Ty::CUDNN_TYPE_INT64, &[id])?
-        .set(Attr::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, Ty::CUDNN_TYPE_INT64, &[p.align])?;
+    t.set(
+        Attr::CUDNN_ATTR_TENSOR_DATA_TYPE,
+        Ty::CUDNN_TYPE_DATA_TYPE,
+        &[p.data],
+    )?
+    .set(
+        Attr::CUDNN_ATTR_TENSOR_DIMENSIONS,
+        Ty::CUDNN_TYPE_INT64,
+        &i64s(dims),
+    )?
+    .set(
+        Attr::CUDNN_ATTR_TENSOR_STRIDES,
+        Ty::CUDNN_TYPE_INT64,
+        &i64s(strides),
+    )?
+    .set(
+        Attr::CUDNN_ATTR_TENSOR_UNIQUE_ID,
+        Ty::CUDNN_TYPE_INT64,
+        &[id],
+    )?
+    .set(
+        Attr::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT,
+        Ty::CUDNN_TYPE_INT64,
+        &[p.align],
+    )?;
     t.finalize()
 }
 
@@ -143,7 +163,11 @@ fn tensor(p: &Problem, dims: &[c_int], strides: &[c_int], id: i64) -> R<Desc> {
 fn numerics_ok(p: &Problem, cfg: &Desc) -> R<bool> {
     let engine = Desc::new(Kind::CUDNN_BACKEND_ENGINE_DESCRIPTOR)?;
     let mut e = [engine.0];
-    cfg.get(Attr::CUDNN_ATTR_ENGINECFG_ENGINE, Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR, &mut e)?;
+    cfg.get(
+        Attr::CUDNN_ATTR_ENGINECFG_ENGINE,
+        Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+        &mut e,
+    )?;
     let mut notes = [Note::CUDNN_NUMERICAL_NOTE_TYPE_COUNT; 16];
     let n = engine.get(
         Attr::CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
@@ -160,8 +184,9 @@ fn numerics_ok(p: &Problem, cfg: &Desc) -> R<bool> {
 }
 
 /// Up to `max` plans for the problem, in the order cuDNN's heuristic ranks them, each of
-/// which finalized on this handle (an engine may refuse the problem at that step).
-pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<Vec<Plan>> {
+/// which finalized on this handle (an engine may refuse the problem at that step), and a
+/// line for each configuration passed over, saying why.
+pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<(Vec<Plan>, Vec<String>)> {
     let nsp = p.x.len() - 2;
     let x = tensor(p, p.x, p.x_strides, X_ID)?;
     let w = tensor(p, p.w, p.w_strides, W_ID)?;
@@ -239,7 +264,11 @@ pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<Vec<Pla
     let op = op.finalize()?;
     let graph = Desc::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
     graph
-        .set(Attr::CUDNN_ATTR_OPERATIONGRAPH_HANDLE, Ty::CUDNN_TYPE_HANDLE, &[h])?
+        .set(
+            Attr::CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
+            Ty::CUDNN_TYPE_HANDLE,
+            &[h],
+        )?
         .set(Attr::CUDNN_ATTR_OPERATIONGRAPH_OPS, d, &[op.0])?;
     let graph = graph.finalize()?;
     let heur = Desc::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
@@ -252,24 +281,30 @@ pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<Vec<Pla
     let heur = heur.finalize()?;
     // How many configurations the heuristic offers, then the configurations themselves
     // (cuDNN fills descriptors the caller has made).
-    let count = heur.get::<sys::cudnnBackendDescriptor_t>(
-        Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS,
-        d,
-        &mut [],
-    )?;
+    let count =
+        heur.get::<sys::cudnnBackendDescriptor_t>(Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS, d, &mut [])?;
     let cfgs = (0..count.min(64))
         .map(|_| Desc::new(Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR))
         .collect::<R<Vec<_>>>()?;
     let mut raw: Vec<_> = cfgs.iter().map(|c| c.0).collect();
     let got = heur.get(Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS, d, &mut raw)?;
     let mut out = Vec::new();
+    let mut skipped = vec![format!("the heuristic offered {got} configurations")];
     let parts = Arc::new(vec![x, w, y, conv, op, graph, heur]);
-    for cfg in cfgs.into_iter().take(got) {
+    for (k, cfg) in cfgs.into_iter().take(got).enumerate() {
         if out.len() >= max {
             break;
         }
-        if !numerics_ok(p, &cfg).unwrap_or(false) {
-            continue;
+        match numerics_ok(p, &cfg) {
+            Ok(true) => {}
+            Ok(false) => {
+                skipped.push(format!("configuration {k}: numerics"));
+                continue;
+            }
+            Err(e) => {
+                skipped.push(format!("configuration {k}: reading its notes: {e:?}"));
+                continue;
+            }
         }
         let Ok(plan) = Desc::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR) else {
             continue;
@@ -285,8 +320,12 @@ pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<Vec<Pla
         if !built {
             continue;
         }
-        let Ok(plan) = plan.finalize() else {
-            continue;
+        let plan = match plan.finalize() {
+            Ok(plan) => plan,
+            Err(e) => {
+                skipped.push(format!("configuration {k}: plan: {e:?}"));
+                continue;
+            }
         };
         let mut ws = [0i64];
         if plan
@@ -307,7 +346,7 @@ pub(super) fn plans(h: sys::cudnnHandle_t, p: &Problem, max: usize) -> R<Vec<Pla
             _parts: parts.clone(),
         });
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Enqueues `plan` on the handle's stream: y = conv(x, w), with `work` bytes of workspace.

@@ -332,7 +332,11 @@ fn map_source(
 }
 
 fn unary_body(u: UnaryOp, dt: DType, out_dtype: DType) -> Option<String> {
-    let e = unary_expr(u, dt)?;
+    let e = if dt == DType::C64 {
+        complex_unary_expr(u, out_dtype)?
+    } else {
+        unary_expr(u, dt)?
+    };
     Some(format!(
         "st<{}>([&](typename Ct<{}>::type a) {{ return {e}; }}(ld(v0)))",
         ctype(out_dtype),
@@ -371,12 +375,21 @@ pub(crate) fn all_sources() -> Vec<(String, String)> {
             } else {
                 dt
             };
-            if let Some(body) = unary_body(u, dt, out) {
-                let name = format!("chk_u_{}_{}", op_tag(&format!("{u:?}")), ctype(dt));
-                v.push((
-                    name.clone(),
-                    map_source(&name, &[dt], out, 1, false, &store(&body)),
-                ));
+            // complex abs, angle, real and imag give f32.
+            let outs = if dt == C64 { vec![out, F32] } else { vec![out] };
+            for out in outs {
+                if let Some(body) = unary_body(u, dt, out) {
+                    let name = format!(
+                        "chk_u_{}_{}_to_{}",
+                        op_tag(&format!("{u:?}")),
+                        ctype(dt),
+                        ctype(out)
+                    );
+                    v.push((
+                        name.clone(),
+                        map_source(&name, &[dt], out, 1, false, &store(&body)),
+                    ));
+                }
             }
         }
         for b in crate::op::BinaryOp::ALL_FOR_CHECK {
@@ -555,6 +568,9 @@ fn unary_expr(op: UnaryOp, d: DType) -> Option<String> {
 /// The compute-type expression of binary `op` on `a`, `b` of dtype `d`.
 fn binary_expr(op: BinaryOp, d: DType) -> Option<String> {
     use BinaryOp::*;
+    if d == DType::C64 {
+        return complex_binary_expr(op);
+    }
     let c = comp(d);
     let cmp = |o: &str| format!("a {o} b");
     let e = match op {
@@ -611,6 +627,54 @@ fn binary_expr(op: BinaryOp, d: DType) -> Option<String> {
         return None;
     }
     Some(e)
+}
+
+/// complex64 unary ops (elementwise.cuh's `c_*` functions, the CPU's formulas); `out` is
+/// the op's output dtype: abs and angle give f32, and real and imag either f32 or complex.
+fn complex_unary_expr(op: UnaryOp, out: DType) -> Option<String> {
+    use UnaryOp::*;
+    let e = match (out, op) {
+        (DType::F32, Abs) => "c_abs(a)",
+        (DType::F32, Real) => "a.re",
+        (DType::F32, Imag) => "a.im",
+        (DType::F32, Angle) => "atan2f(a.im, a.re)",
+        (DType::Bool, IsNan) => "(a.re != a.re || a.im != a.im)",
+        (DType::Bool, IsInf) => "(m_isinf(a.re) || m_isinf(a.im))",
+        (DType::Bool, IsFinite) => "(isfinite(a.re) && isfinite(a.im))",
+        (DType::Bool, LogicalNot) => "!c_nz(a)",
+        (DType::C64, Negative) => "cx(-a.re, -a.im)",
+        (DType::C64, Conj) => "cx(a.re, -a.im)",
+        (DType::C64, Real) => "cx(a.re, 0.f)",
+        (DType::C64, Imag) => "cx(a.im, 0.f)",
+        (DType::C64, Square) => "c_mul(a, a)",
+        (DType::C64, Reciprocal) => "c_inv(a)",
+        (DType::C64, Sign) => "c_sign(a)",
+        (DType::C64, Exp) => "c_exp(a)",
+        _ => return None,
+    };
+    Some(e.into())
+}
+
+/// complex64 binary ops: arithmetic, and comparisons in the CPU's (re, im) order.
+fn complex_binary_expr(op: BinaryOp) -> Option<String> {
+    use BinaryOp::*;
+    let e = match op {
+        Add => "c_add(a, b)",
+        Subtract => "c_sub(a, b)",
+        Multiply => "c_mul(a, b)",
+        Divide => "c_div(a, b)",
+        Equal => "c_eq(a, b)",
+        NotEqual => "!c_eq(a, b)",
+        Less => "c_lt(a, b)",
+        LessEqual => "c_le(a, b)",
+        Greater => "c_gt(a, b)",
+        GreaterEqual => "c_ge(a, b)",
+        LogicalAnd => "(c_nz(a) && c_nz(b))",
+        LogicalOr => "(c_nz(a) || c_nz(b))",
+        LogicalXor => "(c_nz(a) != c_nz(b))",
+        _ => return None,
+    };
+    Some(e.into())
 }
 
 fn op_tag(op: &str) -> String {

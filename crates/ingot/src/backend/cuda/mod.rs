@@ -25,6 +25,7 @@ mod scatter;
 mod softmax;
 mod sort;
 mod stats;
+pub use conv::conv_paths;
 pub use stats::print as print_stats;
 
 pub use alloc::api as alloc_api;

@@ -18,7 +18,22 @@ const REDUCE: &str = include_str!("kernels/reduce.cuh");
 /// (ACC, INIT, FOLD, COMB, FIN) for `kind` on input `ti` with output `to`.
 pub(super) fn recipe(kind: ReduceKind, ti: DType, to: DType) -> Option<[String; 5]> {
     if ti == DType::C64 {
-        return None;
+        // complex sums and products in complex64, with the CPU's complex arithmetic.
+        let (init, op) = match kind {
+            ReduceKind::Sum => ("cx(0.f, 0.f)", "c_add"),
+            ReduceKind::Prod => ("cx(1.f, 0.f)", "c_mul"),
+            _ => return None,
+        };
+        if to != DType::C64 {
+            return None;
+        }
+        return Some([
+            "c64".into(),
+            init.into(),
+            format!("{op}(a, X_)"),
+            format!("{op}(a, b)"),
+            "a".into(),
+        ]);
     }
     let t = ctype(ti);
     let o = ctype(to);
@@ -155,7 +170,7 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
         ReduceKind::All,
         ReduceKind::Any,
     ] {
-        for ti in [Bool, U8, I32, I64, F16, BF16, F32, F64] {
+        for ti in [Bool, U8, I32, I64, F16, BF16, F32, F64, C64] {
             let to = match kind {
                 ReduceKind::Sum | ReduceKind::Prod => crate::backend::cpu::reduce::sum_dtype(ti),
                 ReduceKind::Max | ReduceKind::Min => ti,

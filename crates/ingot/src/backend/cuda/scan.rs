@@ -82,7 +82,7 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
         ScanKind::Min,
         ScanKind::LogAddExp,
     ] {
-        for ti in [Bool, I8, U32, I64, F16, BF16, F32, F64] {
+        for ti in [Bool, I8, U32, I64, F16, BF16, F32, F64, C64] {
             let to = match (kind, ti.kind()) {
                 (ScanKind::Sum | ScanKind::Prod, Kind::Bool | Kind::Int) if ti != I64 => I64,
                 (ScanKind::Sum | ScanKind::Prod, Kind::UInt) => U64,

@@ -165,3 +165,48 @@ template <class T> DEV T i_shr(T x, T y) {
     if (y < (T)0 || (unsigned long long)y >= (unsigned long long)bits) return x < (T)0 ? w_neg((T)1) : (T)0;
     return (T)(x >> (int)y);
 }
+
+// complex64, as the CPU computes it (num_complex's formulas, operation for operation; with
+// contraction off the arithmetic gives the CPU's bits, the transcendental parts agree to
+// within an ulp or two of f32).
+DEV c64 cx(float re, float im) { c64 r; r.re = re; r.im = im; return r; }
+DEV c64 c_add(c64 a, c64 b) { return cx(a.re + b.re, a.im + b.im); }
+DEV c64 c_sub(c64 a, c64 b) { return cx(a.re - b.re, a.im - b.im); }
+DEV c64 c_mul(c64 a, c64 b) { return cx(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re); }
+DEV c64 c_div(c64 a, c64 b) {
+    float ns = b.re * b.re + b.im * b.im;
+    return cx((a.re * b.re + a.im * b.im) / ns, (a.im * b.re - a.re * b.im) / ns);
+}
+DEV c64 c_inv(c64 a) {
+    float ns = a.re * a.re + a.im * a.im;
+    return cx(a.re / ns, -a.im / ns);
+}
+DEV float c_abs(c64 a) { return hypotf(a.re, a.im); }
+DEV c64 c_sign(c64 a) {
+    float n = c_abs(a);
+    return n == 0.f ? cx(0.f, 0.f) : cx(a.re / n, a.im / n);
+}
+// e^(re + i im) = e^re (cos im + i sin im), with num_complex's infinite and NaN cases.
+DEV c64 c_exp(c64 a) {
+    float re = a.re, im = a.im;
+    if (m_isinf(re)) {
+        if (re < 0.f) {
+            if (!isfinite(im)) return cx(0.f, 0.f);
+        } else if (im == 0.f || !isfinite(im)) {
+            if (m_isinf(im)) im = __int_as_float(0x7fc00000);
+            return cx(re, im);
+        }
+    } else if (re != re && im == 0.f) {
+        return a;
+    }
+    float r = expf(re);
+    return cx(r * cosf(im), r * sinf(im));
+}
+DEV bool c_eq(c64 a, c64 b) { return a.re == b.re && a.im == b.im; }
+DEV bool c_nz(c64 a) { return a.re != 0.f || a.im != 0.f; }
+// Lexicographic (re, im) order as Rust's tuples compare: a NaN in the real parts is
+// unordered (false); equal real parts defer to the imaginary ones.
+DEV bool c_lt(c64 a, c64 b) { return a.re == b.re ? a.im < b.im : a.re < b.re; }
+DEV bool c_le(c64 a, c64 b) { return a.re == b.re ? a.im <= b.im : a.re < b.re; }
+DEV bool c_gt(c64 a, c64 b) { return a.re == b.re ? a.im > b.im : a.re > b.re; }
+DEV bool c_ge(c64 a, c64 b) { return a.re == b.re ? a.im >= b.im : a.re > b.re; }

@@ -9,6 +9,7 @@
 
 template <class A> DEV A shfl_down(A v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
 DEV bool shfl_down(bool v, int d) { return __shfl_down_sync(0xffffffffu, (int)v, d) != 0; }
+DEV c64 shfl_down(c64 v, int d) { return cx(__shfl_down_sync(0xffffffffu, v.re, d), __shfl_down_sync(0xffffffffu, v.im, d)); }
 
 // The reduced positions [r0, r1) of split s of S.
 DEV void split_range(long long nred, int S, int s, long long& r0, long long& r1) {

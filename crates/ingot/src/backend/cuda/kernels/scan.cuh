@@ -23,6 +23,7 @@
 
 template <class A> DEV A shfl_up_(A v, int d) { return __shfl_up_sync(0xffffffffu, v, d); }
 DEV bool shfl_up_(bool v, int d) { return __shfl_up_sync(0xffffffffu, (int)v, d) != 0; }
+DEV c64 shfl_up_(c64 v, int d) { return cx(__shfl_up_sync(0xffffffffu, v.re, d), __shfl_up_sync(0xffffffffu, v.im, d)); }
 
 // Inclusive scan of one value per thread over the block (blockDim.x == 256); sh holds 32.
 DEV ACC block_scan(ACC v, ACC* sh) {

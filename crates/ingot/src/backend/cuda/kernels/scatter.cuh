@@ -64,14 +64,8 @@ KNAME(set64)(T* dst, const T* upd, const long long* pos, Geo g, Shape sh, Stride
 
 #else
 
-// Complex64 arithmetic as num_complex's (no fused multiply-add: NVRTC runs with --fmad=false)
-// and the lexicographic order cpu/index.rs gives it.
-DEV c64 c_add(c64 a, c64 b) { c64 r; r.re = a.re + b.re; r.im = a.im + b.im; return r; }
-DEV c64 c_mul(c64 a, c64 b) {
-    c64 r; r.re = a.re * b.re - a.im * b.im; r.im = a.re * b.im + a.im * b.re; return r;
-}
-DEV bool c_gt(c64 b, c64 a) { return b.re > a.re || (b.re == a.re && b.im > a.im); }
-DEV bool c_lt(c64 b, c64 a) { return b.re < a.re || (b.re == a.re && b.im < a.im); }
+// Complex64 arithmetic and order: elementwise.cuh's c_add, c_mul, c_gt and c_lt (num_complex's
+// formulas, the lexicographic order of cpu/index.rs).
 
 // Same-size types' bits reinterpreted.
 template <class D, class S> DEV D bitcast(S s) {

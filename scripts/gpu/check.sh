@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, with .devpack/ carried: a few test
+# executables one at a time on the GPU (so no process waits on another's time slices), then
+# optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
+# GPU bench. Logs and the bench's JSON go to $OUT.
+#   bash scripts/gpu/check.sh "conv reduce cuda" [micro] [bench] [stats]
+# stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+[ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
+export INGOT_KERNEL_CACHE=/tmp/ingot-kernels PYTHONUNBUFFERED=1
+mkdir -p "$INGOT_KERNEL_CACHE"
+out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+shift_tests=$1; shift
+for t in $shift_tests; do
+  INGOT_TEST_DEVICE=cuda timeout 240 .device/tests/$t-* > "$out/t-$t.log" 2>&1
+  echo "== $t rc=$? $(grep -E '^test result' "$out/t-$t.log" | tail -1)"
+  grep -E "^test .*FAILED|panicked at" "$out/t-$t.log" | head -6 | cut -c1-300
+  grep -A12 "^---- " "$out/t-$t.log" | head -30 | cut -c1-300
+done
+for what in "$@"; do
+  case $what in
+  micro)
+    for f in scripts/gpu/micro/*.cu; do
+      nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/micro "$f" && echo "== $f" && timeout 120 /tmp/micro
+    done
+    ;;
+  bench)
+    timeout 300 .device/bin/ingot-gpu-bench --json "$out/gpu-bench.json" > "$out/bench.txt" 2>&1
+    echo "== bench rc=$?"; grep -v '^{' "$out/bench.txt" | tail -32 | cut -c1-200
+    ;;
+  stats)
+    INGOT_CUDA_STATS=1 timeout 300 .device/bin/ingot-gpu-bench > "$out/bench-stats.txt" 2>&1
+    echo "== bench with stats rc=$?"
+    grep -E "ingot-cuda: conv" "$out/bench-stats.txt" | cut -c1-240 | sort | uniq -c | sort -rn | head -60
+    ;;
+  esac
+done
