@@ -3,8 +3,12 @@
 # executables one at a time on the GPU (so no process waits on another's time slices), then
 # optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
 # GPU bench. Logs and the bench's JSON go to $OUT.
-#   bash scripts/gpu/check.sh "conv reduce cuda" [micro] [bench] [stats]
-# stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks).
+#   bash scripts/gpu/check.sh "conv reduce cuda" [micro] [bench] [stats] [cross] [trace:WORD]
+#       [nsys:WORD]
+# stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks); cross: the
+# NumPy cross-check with --device cuda; trace:WORD: the bench's WORD rows with every GPU op
+# synchronized and timed (INGOT_CUDA_SLOW_MS=0); nsys:WORD: those rows under Nsight
+# Systems, its kernel summary (when nsys is installed).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
@@ -29,6 +33,22 @@ for what in "$@"; do
   bench)
     timeout 300 .device/bin/ingot-gpu-bench --json "$out/gpu-bench.json" > "$out/bench.txt" 2>&1
     echo "== bench rc=$?"; grep -v '^{' "$out/bench.txt" | tail -32 | cut -c1-200
+    ;;
+  cross)
+    timeout 240 python3 scripts/crosscheck/run.py --ingot .device/bin/ingot --device cuda > "$out/cross.txt" 2>&1
+    echo "== cross rc=$?"; grep -E "crosscheck:|FAIL" "$out/cross.txt" | tail -12 | cut -c1-300
+    ;;
+  trace:*)
+    INGOT_CUDA_SLOW_MS=0 timeout 200 .device/bin/ingot-gpu-bench --only "${what#trace:}" > "$out/trace.txt" 2>&1
+    echo "== trace ${what#trace:} rc=$?"; grep -v '^{' "$out/trace.txt" | tail -45 | cut -c1-220
+    ;;
+  nsys:*)
+    if command -v nsys > /dev/null; then
+      timeout 300 nsys profile -o /tmp/prof --force-overwrite true .device/bin/ingot-gpu-bench --only "${what#nsys:}" > /dev/null 2>&1
+      nsys stats -r cuda_gpu_kern_sum /tmp/prof.nsys-rep 2>/dev/null | head -40 | cut -c1-250
+    else
+      echo "== no nsys here"; ls /usr/local/cuda/bin 2>/dev/null | tr '\n' ' '
+    fi
     ;;
   stats)
     INGOT_CUDA_STATS=1 timeout 300 .device/bin/ingot-gpu-bench > "$out/bench-stats.txt" 2>&1
