@@ -3,8 +3,10 @@
 # executables one at a time on the GPU (so no process waits on another's time slices), then
 # optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
 # GPU bench. Logs and the bench's JSON go to $OUT.
-#   bash scripts/gpu/check.sh "conv reduce cuda" [micro] [bench] [stats] [cross] [trace:WORD]
-#       [nsys:WORD]
+#   bash scripts/gpu/check.sh "conv reduce cuda" [suite[:SECS:JOBS]] [micro] [bench] [stats]
+#       [cross] [trace:WORD] [nsys:WORD]
+# The first argument may be "" (no single executables). suite: every staged test executable
+# through scripts/gpu/suite.sh, JOBS at a time, SECS each at most (default 120 and 4).
 # stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks); cross: the
 # NumPy cross-check with --device cuda; trace:WORD: the bench's WORD rows with every GPU op
 # synchronized and timed (INGOT_CUDA_SLOW_MS=0); nsys:WORD: those rows under Nsight
@@ -25,6 +27,11 @@ for t in $shift_tests; do
 done
 for what in "$@"; do
   case $what in
+  suite*)
+    IFS=: read -r _ secs jobs <<< "$what"
+    OUT=$out bash scripts/gpu/suite.sh "${secs:-120}" "${jobs:-4}" > "$out/suite.txt" 2>&1
+    tail -40 "$out/suite.txt" | cut -c1-240
+    ;;
   micro)
     for f in scripts/gpu/micro/*.cu; do
       nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/micro "$f" && echo "== $f" && timeout 120 /tmp/micro

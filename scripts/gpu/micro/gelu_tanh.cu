@@ -5,25 +5,25 @@
 #include <cstdlib>
 #include <cuda_runtime.h>
 
-__device__ __forceinline__ float tanh_f64r(float xf) {
-    double x = (double)xf;
+// ingot's f32 tanh: a (4,4) rational in z = x^2, in f64 (kernels/elementwise.cuh's m_tanh).
+__device__ __forceinline__ void tanh_pq(float xf, double& x, double& p, double& q) {
+    x = (double)xf;
     x = x < -9.0 ? -9.0 : (x > 9.0 ? 9.0 : x);
     double z = x * x;
-    double p = fma(fma(fma(fma(1.335401547897828e-8, z, 2.0608714522106114e-5), z,
+    p = fma(fma(fma(fma(1.335401547897828e-8, z, 2.0608714522106114e-5), z,
         0.003495571296949932), z, 0.13381013624383414), z, 0.9999999796875829);
-    double q = fma(fma(fma(fma(7.776320716775055e-7, z, 3.2856031813140917e-4), z,
+    q = fma(fma(fma(fma(7.776320716775055e-7, z, 3.2856031813140917e-4), z,
         0.025876924712820625), z, 0.46714329321388726), z, 1.0);
+}
+__device__ __forceinline__ float tanh_f64r(float xf) {
+    double x, p, q;
+    tanh_pq(xf, x, p, q);
     return (float)(__dmul_rn(x, p) / q);
 }
 // The same rational with the quotient from a reciprocal refined by Newton steps in f64.
 __device__ __forceinline__ float tanh_f64n(float xf) {
-    double x = (double)xf;
-    x = x < -9.0 ? -9.0 : (x > 9.0 ? 9.0 : x);
-    double z = x * x;
-    double p = fma(fma(fma(fma(1.335401547897828e-8, z, 2.0608714522106114e-5), z,
-        0.003495571296949932), z, 0.13381013624383414), z, 0.9999999796875829);
-    double q = fma(fma(fma(fma(7.776320716775055e-7, z, 3.2856031813140917e-4), z,
-        0.025876924712820625), z, 0.46714329321388726), z, 1.0);
+    double x, p, q;
+    tanh_pq(xf, x, p, q);
     double n = __dmul_rn(x, p);
     double r = (double)(1.0f / (float)q);
     r = fma(r, fma(-q, r, 1.0), r);
