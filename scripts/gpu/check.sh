@@ -4,13 +4,14 @@
 # optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
 # GPU bench. Logs and the bench's JSON go to $OUT.
 #   bash scripts/gpu/check.sh "conv reduce cuda" [suite[:SECS:JOBS]] [micro] [bench] [stats]
-#       [cross] [trace:WORD] [nsys:WORD]
+#       [cross] [trace:WORD] [nsys:WORD] [ncu:WORD:REGEX]
 # The first argument may be "" (no single executables). suite: every staged test executable
 # through scripts/gpu/suite.sh, JOBS at a time, SECS each at most (default 120 and 4).
 # stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks); cross: the
 # NumPy cross-check with --device cuda; trace:WORD: the bench's WORD rows with every GPU op
 # synchronized and timed (INGOT_CUDA_SLOW_MS=0); nsys:WORD: those rows under Nsight
-# Systems, its kernel summary (when nsys is installed).
+# Systems, its kernel summary (when nsys is installed); ncu:WORD:REGEX: the first 24
+# kernels whose names match REGEX in those rows, each timed by Nsight Compute.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
@@ -56,6 +57,14 @@ for what in "$@"; do
     else
       echo "== no nsys here"; ls /usr/local/cuda/bin 2>/dev/null | tr '\n' ' '
     fi
+    ;;
+  ncu:*)
+    IFS=: read -r _ word regex <<< "$what"
+    timeout 300 /usr/local/cuda/bin/ncu --kernel-name "regex:$regex" -c 24 \
+      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed \
+      .device/bin/ingot-gpu-bench --only "$word" > "$out/ncu.txt" 2>&1
+    echo "== ncu $word rc=$?"
+    grep -E "^  [a-z_0-9]+.*\(|gpu__time_duration|dram__throughput|sm__throughput" "$out/ncu.txt" | head -100 | cut -c1-160
     ;;
   stats)
     INGOT_CUDA_STATS=1 timeout 300 .device/bin/ingot-gpu-bench > "$out/bench-stats.txt" 2>&1

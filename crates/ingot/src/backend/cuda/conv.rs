@@ -62,21 +62,24 @@ static ALGOS: Mutex<Option<HashMap<AlgoKey, Algo>>> = Mutex::new(None);
 /// plan (the legacy call is tried then).
 type PlanCache = HashMap<(AlgoKey, i64), Option<Arc<Plan>>>;
 static PLANS: Mutex<Option<PlanCache>> = Mutex::new(None);
-/// Why the graph API last had no plan for a problem (for `conv_paths`).
-static LAST_REFUSAL: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// Why the graph API last had no plan for a problem this thread asked about (for
+    /// `conv_paths`; per thread, so concurrent tests read their own).
+    static LAST_REFUSAL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
 /// Convolutions enqueued through the graph API and through the legacy call.
 static GRAPH_RUNS: AtomicUsize = AtomicUsize::new(0);
 static LEGACY_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many convolutions ran through cuDNN's graph API and through its legacy call in this
-/// process, and why the graph API last offered no plan (a diagnostic for tests and the
-/// bench).
+/// process, and why the graph API last offered no plan for a problem asked about on this
+/// thread (a diagnostic for tests and the bench).
 #[doc(hidden)]
 pub fn conv_paths() -> (usize, usize, Option<String>) {
     (
         GRAPH_RUNS.load(Relaxed),
         LEGACY_RUNS.load(Relaxed),
-        LAST_REFUSAL.lock().clone(),
+        LAST_REFUSAL.with(|r| r.borrow().clone()),
     )
 }
 
@@ -542,7 +545,7 @@ fn choose_plan(
         if super::stats::enabled() {
             eprintln!("ingot-cuda: conv: {why}");
         }
-        *LAST_REFUSAL.lock() = Some(why);
+        LAST_REFUSAL.with(|r| *r.borrow_mut() = Some(why));
         return Ok(None);
     }
     let free = cudarc::driver::result::mem_get_info()

@@ -71,18 +71,18 @@ impl Desc {
     }
 
     /// Reads up to `out.len()` elements of attribute `name`; returns how many there are.
+    /// An empty `out` asks only for the count (a null array, as cuDNN expects: given an
+    /// array it reports how many it wrote).
     fn get<V>(&self, name: Attr, ty: Ty, out: &mut [V]) -> R<usize> {
         let mut n = 0i64;
+        let array = if out.is_empty() {
+            null_mut()
+        } else {
+            out.as_mut_ptr() as *mut c_void
+        };
         // Safety: `out` has room for the requested count of `ty` elements.
         ck(unsafe {
-            sys::cudnnBackendGetAttribute(
-                self.0,
-                name,
-                ty,
-                out.len() as i64,
-                &mut n,
-                out.as_mut_ptr() as *mut c_void,
-            )
+            sys::cudnnBackendGetAttribute(self.0, name, ty, out.len() as i64, &mut n, array)
         })?;
         Ok(n.max(0) as usize)
     }
