@@ -22,5 +22,5 @@ fi
 strip .device/tests/* .device/bin/*
 mkdir -p .devpack
 rm -f .devpack/device.tar.xz
-tar -cf - .device | xz -T1 --lzma2=preset=6,dict=1GiB > .devpack/device.tar.xz
+tar -cf - .device | xz -T2 --lzma2=preset=3,dict=1GiB > .devpack/device.tar.xz
 du -h .devpack/device.tar.xz

@@ -31,6 +31,7 @@ pub use stats::print as print_stats;
 pub use alloc::api as alloc_api;
 pub use alloc::{DeviceMem, DeviceMemoryStats};
 pub mod matmul_api {
+    pub use super::conv::set_cudnn_graph;
     pub use super::matmul::set_allow_tf32;
 }
 
