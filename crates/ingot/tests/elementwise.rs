@@ -923,6 +923,26 @@ fn complex_ops_match_num_complex() {
     }
 }
 
+/// A complex cumsum keeps -0.0 parts, as a float one does (both start from -0.0).
+#[test]
+fn complex_cumsum_keeps_negative_zeros() {
+    use ingot::c64;
+    let z = Array::from_slice(&[c64::new(-0.0, -0.0); 3], &[3]).unwrap();
+    for inclusive in [true, false] {
+        let c = ingot::cumsum(&z, None, false, inclusive)
+            .unwrap()
+            .to_vec::<c64>()
+            .unwrap();
+        let first = if inclusive { 0 } else { 1 };
+        for v in &c[first..] {
+            assert!(
+                v.re == 0.0 && v.re.is_sign_negative() && v.im.is_sign_negative(),
+                "inclusive {inclusive}: {c:?}"
+            );
+        }
+    }
+}
+
 fn transpose_vec<T: Copy>(v: &[T], r: usize, c: usize) -> Vec<T> {
     (0..c * r).map(|k| v[(k % r) * c + k / r]).collect()
 }

@@ -45,11 +45,11 @@ fn scan_recipe(kind: ScanKind, ti: DType, to: DType) -> Option<([String; 5], Str
         }
     };
     let r = recipe(red, ti, to)?;
-    // The CPU starts float sums from -0.0, so a cumsum of -0.0 is -0.0.
-    let start = if kind == ScanKind::Sum && ti.kind() == Kind::Float {
-        format!("(({})-0.0)", r[0])
-    } else {
-        r[1].clone()
+    // The CPU starts float and complex sums from -0.0, so a cumsum of -0.0 is -0.0.
+    let start = match (kind, ti.kind()) {
+        (ScanKind::Sum, Kind::Float) => format!("(({})-0.0)", r[0]),
+        (ScanKind::Sum, Kind::Complex) => "cx(-0.f, -0.f)".to_string(),
+        _ => r[1].clone(),
     };
     Some((r, start))
 }
