@@ -303,37 +303,38 @@ pub(super) fn eval(
         dt,
         tf32,
     );
-    let align = [xp, wp, yp]
-        .iter()
-        .map(|&a| 1i64 << a.trailing_zeros().min(4))
-        .min()
-        .unwrap_or(1);
-    let (xst, wst, yst) = (nhwc_strides(&xd), nhwc_strides(&wd), nhwc_strides(&yd));
-    let problem = Problem {
-        data: data_t,
-        compute: compute_t,
-        x: &xd,
-        w: &wd,
-        y: &yd,
-        x_strides: &xst,
-        w_strides: &wst,
-        y_strides: &yst,
-        pads: &pads,
-        strides: &strides,
-        dilations: &dils,
-        mode,
-        align,
-        f32: dt == DType::F32,
-        tf32,
-        double: dt == DType::F64,
-    };
+    let (xst, yst) = (nhwc_strides(&xd), nhwc_strides(&yd));
     let macs = n_out * size_of(&w.shape()[1..]);
-    if graph_api().load(Relaxed)
-        && graph_forward(g, h, &key, &problem, (xp, wp, yp), macs >= 1 << 26)?
-    {
-        GRAPH_RUNS.fetch_add(1, Relaxed);
-        drop(handles);
-        return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    if graph_api().load(Relaxed) {
+        let align = [xp, wp, yp]
+            .iter()
+            .map(|&a| 1i64 << a.trailing_zeros().min(4))
+            .min()
+            .unwrap_or(1);
+        let wst = nhwc_strides(&wd);
+        let problem = Problem {
+            data: data_t,
+            compute: compute_t,
+            x: &xd,
+            w: &wd,
+            y: &yd,
+            x_strides: &xst,
+            w_strides: &wst,
+            y_strides: &yst,
+            pads: &pads,
+            strides: &strides,
+            dilations: &dils,
+            mode,
+            align,
+            f32: dt == DType::F32,
+            tf32,
+            double: dt == DType::F64,
+        };
+        if graph_forward(g, h, &key, &problem, (xp, wp, yp), macs >= 1 << 26)? {
+            GRAPH_RUNS.fetch_add(1, Relaxed);
+            drop(handles);
+            return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+        }
     }
     let nb = xd.len() as c_int;
     let d = Descs::new()?;
@@ -341,16 +342,8 @@ pub(super) fn eval(
     // channels-last) sends the convolution to the CPU, where it is counted as a fallback.
     // Safety: every array passed outlives its call and holds `nb` (or nb - 2) ints.
     let described = unsafe {
-        dnn::set_tensornd_descriptor(d.x, data_t, nb, xd.as_ptr(), nhwc_strides(&xd).as_ptr())
-            .and_then(|_| {
-                dnn::set_tensornd_descriptor(
-                    d.y,
-                    data_t,
-                    nb,
-                    yd.as_ptr(),
-                    nhwc_strides(&yd).as_ptr(),
-                )
-            })
+        dnn::set_tensornd_descriptor(d.x, data_t, nb, xd.as_ptr(), xst.as_ptr())
+            .and_then(|_| dnn::set_tensornd_descriptor(d.y, data_t, nb, yd.as_ptr(), yst.as_ptr()))
             .and_then(|_| {
                 dnn::set_filternd_descriptor(
                     d.w,
