@@ -222,6 +222,120 @@ fn complex_sorts_lexicographically_with_numpy_nan_classes() {
     assert_eq!(idx, vec![3, 0, 0, 2, 2, 3, 1, 1]);
 }
 
+/// Values over the whole width of `dtype`'s keys (every radix byte varies), with zeros of
+/// both signs, NaNs, infinities and runs of duplicates.
+fn wide_values(rng: &mut Rng, n: usize, dtype: DType) -> Vec<f64> {
+    let bits = match dtype {
+        DType::Bool => 1,
+        DType::U8 | DType::I8 => 8,
+        DType::U16 | DType::I16 => 16,
+        DType::U32 | DType::I32 => 32,
+        _ => 52,
+    };
+    let mut v: Vec<f64> = (0..n)
+        .map(|i| {
+            let r = rng.next_u64() >> (64 - bits);
+            match dtype.kind() {
+                ingot::Kind::Float => match i % 97 {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f64::INFINITY,
+                    4 => f64::NEG_INFINITY,
+                    _ => rng.normal() * 10f64.powi(rng.below(9) as i32 - 4),
+                },
+                ingot::Kind::Int => r as f64 - (1u64 << (bits - 1)) as f64,
+                _ => r as f64,
+            }
+        })
+        .collect();
+    for i in (3..n).step_by(7) {
+        v[i] = v[i - 3];
+    }
+    v.iter().map(|&x| round_to(x, dtype)).collect()
+}
+
+#[test]
+fn long_rows_sort_stably_in_every_dtype() {
+    // Rows longer than a block sorts in shared memory: the radix path on a GPU, several
+    // tiles a row and a partial last tile, two rows. Values compared bit for bit (the
+    // order of -0.0 and 0.0 is the stable one).
+    let mut rng = Rng::new(29);
+    let (rows, n) = (2, 9001);
+    for dtype in ALL_REAL {
+        let vals = wide_values(&mut rng, rows * n, dtype);
+        let a = array_from_f64(&vals, &[rows, n], dtype);
+        let s = ingot::sort(&a, Some(-1)).unwrap().to_f64_vec().unwrap();
+        let i = ingot::argsort(&a, Some(-1))
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap();
+        for r in 0..rows {
+            let row = &vals[r * n..(r + 1) * n];
+            let want = stable_argsort(row);
+            for k in 0..n {
+                let (g, w) = (s[r * n + k], row[want[k] as usize]);
+                assert!(
+                    (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(),
+                    "sort {dtype} row {r} position {k}: got {g}, want {w}"
+                );
+                assert_eq!(
+                    i[r * n + k] as f64,
+                    want[k],
+                    "argsort {dtype} row {r} position {k}"
+                );
+            }
+        }
+    }
+    // complex64: NumPy's NaN classes, then real and imaginary parts
+    let class = |z: c64| (z.re.is_nan() as u8) * 2 + z.im.is_nan() as u8;
+    let key = |z: c64| {
+        let f = |x: f32| if x.is_nan() { 0.0 } else { x };
+        (class(z), f(z.re), f(z.im))
+    };
+    let n = 5003;
+    let vals: Vec<c64> = (0..rows * n)
+        .map(|i| {
+            let pick = |rng: &mut Rng| match rng.below(13) {
+                0 => f32::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => 1.0,
+                _ => rng.normal() as f32,
+            };
+            if i % 5 == 4 {
+                c64::new(1.0, -0.0)
+            } else {
+                c64::new(pick(&mut rng), pick(&mut rng))
+            }
+        })
+        .collect();
+    let a = Array::from_slice(&vals, &[rows, n]).unwrap();
+    let got = ingot::argsort(&a, Some(-1))
+        .unwrap()
+        .to_vec::<i64>()
+        .unwrap();
+    let sorted = ingot::sort(&a, Some(-1)).unwrap().to_vec::<c64>().unwrap();
+    for r in 0..rows {
+        let row = &vals[r * n..(r + 1) * n];
+        let mut want: Vec<usize> = (0..n).collect();
+        want.sort_by(|&x, &y| key(row[x]).partial_cmp(&key(row[y])).unwrap());
+        for k in 0..n {
+            assert_eq!(
+                got[r * n + k],
+                want[k] as i64,
+                "c64 argsort row {r} position {k}"
+            );
+            let (g, w) = (sorted[r * n + k], row[want[k]]);
+            let same = |x: f32, y: f32| (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits();
+            assert!(
+                same(g.re, w.re) && same(g.im, w.im),
+                "c64 sort row {r} position {k}: got {g}, want {w}"
+            );
+        }
+    }
+}
+
 /// Checks the partitioned property of `part` (row-wise along axis) against the sorted rows.
 fn check_partitioned(part: &[f64], sorted: &[f64], kth: usize, what: &str) {
     let pivot = part[kth];

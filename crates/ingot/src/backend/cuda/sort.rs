@@ -5,7 +5,9 @@
 //! serves every dtype. Rows of up to 4096 positions (2048 for complex) are sorted by a
 //! bitonic network in shared memory, several rows to a block; longer rows by an LSD radix
 //! sort, 8 bits a pass, whose per-tile digit counts are laid out (row, digit, tile) so one
-//! exclusive scan gives every row its own positions. A partition is a full sort (which has
+//! exclusive scan gives every row its own positions. The first pass reads the elements and
+//! the last writes the output, so a pass is a count, a scan and one move of keys and
+//! payloads. A partition is a full sort (which has
 //! the partitioned property). The output is laid out as the CPU lays it out: the sorted axis
 //! innermost, the other dims row-major.
 
@@ -234,8 +236,8 @@ fn sort_rows(
     out: u64,
 ) -> Result<()> {
     let p = Plan::new(dt, want);
-    let want_idx = (want == Want::Indices) as i32;
     if n <= p.small {
+        let want_idx = (want == Want::Indices) as i32;
         let lg = n.next_power_of_two().trailing_zeros() as usize;
         let blocks = lines.div_ceil(p.small >> lg);
         let f = p.kernel(g, "small")?;
@@ -248,6 +250,79 @@ fn sort_rows(
             .push(want_idx);
         return g.launch(&f, (blocks as u32, 1, 1), (1024, 1, 1), 0, &mut args);
     }
+    if !warp_ranked() {
+        return radix_v1(g, &p, x, (lines, n), want, out);
+    }
+    let total = lines * n;
+    let tpr = n.div_ceil(256 * p.ritems);
+    let blocks = lines * tpr;
+    // Keys and payloads between passes; the first pass reads `x`, the last writes `out`.
+    let between = p.passes > 1;
+    let two = |size: usize| -> Result<[DeviceMem; 2]> {
+        let size = if between { size } else { 0 };
+        Ok([g.alloc(size)?, g.alloc(size)?])
+    };
+    let keys = two(total * p.key_size)?;
+    let vals = two(if p.payload == 0 {
+        0
+    } else {
+        total * p.val_size
+    })?;
+    let hist = p.kernel(g, "hist")?;
+    let scatter = p.kernel(g, "scatter")?;
+    let ncounts = lines * 256 * tpr;
+    let mut cur = 0;
+    for pass in 0..p.passes {
+        let (first, last) = ((pass == 0) as i32, (pass + 1 == p.passes) as i32);
+        let counts = g.alloc(ncounts * 4)?;
+        let mut args = Args::new();
+        args.push(counts.ptr())
+            .push(keys[cur].ptr())
+            .push(x)
+            .push(n as i64)
+            .push(tpr as i64)
+            .push(pass as i32)
+            .push(first);
+        g.launch(&hist, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+        let offs = exclusive_scan(g, counts, ncounts)?;
+        let offs_ptr = offs.buffer.device_ptr(g.ordinal)?;
+        let mut args = Args::new();
+        args.push(keys[1 - cur].ptr())
+            .push(vals[1 - cur].ptr())
+            .push(keys[cur].ptr())
+            .push(vals[cur].ptr())
+            .push(x)
+            .push(out)
+            .push(offs_ptr)
+            .push(n as i64)
+            .push(tpr as i64)
+            .push(pass as i32)
+            .push(first)
+            .push(last);
+        g.launch(&scatter, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+        cur = 1 - cur;
+    }
+    Ok(())
+}
+
+/// Whether long rows take the radix pass whose tiles are ranked warp by warp, with the
+/// elements read by the first pass and the output written by the last (`INGOT_CUDA_SORT=warp`).
+/// Off until it has run on a GPU: `radix_v1` is the pass the GPU suite has passed.
+fn warp_ranked() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SORT").is_ok_and(|v| v == "warp"))
+}
+
+/// The previous radix sort: a key kernel, per pass a count, a scan and a move (tiles ranked in
+/// chunks of 256 keys), then an output kernel.
+fn radix_v1(
+    g: &Gpu,
+    p: &Plan,
+    x: u64,
+    (lines, n): (usize, usize),
+    want: Want,
+    out: u64,
+) -> Result<()> {
     let total = lines * n;
     let tpr = n.div_ceil(256 * p.ritems);
     let blocks = lines * tpr;
@@ -267,7 +342,7 @@ fn sort_rows(
         .push(n as i64);
     g.launch_1d(&f, total, &mut args)?;
     let hist = p.kernel(g, "hist")?;
-    let scatter = p.kernel(g, "scatter")?;
+    let scatter = p.kernel(g, "scatter_v1")?;
     let ncounts = lines * 256 * tpr;
     let mut cur = 0;
     for pass in 0..p.passes {
@@ -275,9 +350,11 @@ fn sort_rows(
         let mut args = Args::new();
         args.push(counts.ptr())
             .push(keys[cur].ptr())
+            .push(x)
             .push(n as i64)
             .push(tpr as i64)
-            .push(pass as i32);
+            .push(pass as i32)
+            .push(0i32);
         g.launch(&hist, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
         let offs = exclusive_scan(g, counts, ncounts)?;
         let offs_ptr = offs.buffer.device_ptr(g.ordinal)?;
@@ -299,7 +376,7 @@ fn sort_rows(
         .push(keys[cur].ptr())
         .push(vals[cur].ptr())
         .push(total as i64)
-        .push(want_idx);
+        .push((want == Want::Indices) as i32);
     g.launch_1d(&f, total, &mut args)
 }
 

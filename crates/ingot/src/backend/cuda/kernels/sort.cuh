@@ -4,11 +4,13 @@
 // lexicographic with NumPy's NaN classes), so sorting keys stably sorts the elements.
 //   small:   rows of up to SMALL positions, sorted in shared memory by a bitonic network on
 //            (key, position) pairs (the position breaks ties, so the order is the stable one).
-//   keys, hist, scatter, final: longer rows, by a least-significant-digit radix sort, 8 bits
-//            a pass. hist counts each tile's digits; an exclusive scan of the counts laid out
-//            (row, digit, tile) gives every tile's first output position per digit; scatter
-//            ranks each key among the equal digits of its tile (stable), stages the tile in
-//            digit order in shared memory and writes each digit's run contiguously.
+//   hist, scatter: longer rows, by a least-significant-digit radix sort, 8 bits a pass.
+//            hist counts each tile's digits; an exclusive scan of the counts laid out (row,
+//            digit, tile) gives every tile's first output position per digit; scatter ranks
+//            each key among the equal digits of its tile (stable: each warp ranks its own
+//            contiguous part with match-any groups, then the warps' counts are scanned),
+//            stages the tile in digit order in shared memory and writes each digit's run
+//            contiguously. The first pass reads the elements, the last writes the output.
 // The includer defines TI (element type), KEY (u32, u64 or K3), VAL (the payload: the
 // position in the row, or the element's bits), PAYLOAD (0: none, the value comes back from
 // the key (integers); 1: the position; 2: the element's bits), DECODE(k) for PAYLOAD 0,
@@ -119,35 +121,33 @@ extern "C" __global__ void __launch_bounds__(1024) KNAME(small)(void* __restrict
 }
 
 // ---- long rows: LSD radix sort ------------------------------------------------------------
+// A tile is RT threads x RITEMS keys; warp w holds the tile's positions [w * WSPAN, (w + 1) *
+// WSPAN), item c of lane l at w * WSPAN + c * 32 + l, so ranking a warp's items in (c, lane)
+// order ranks them in position order (the stable order).
 #define RT 256
 #define RTILE (RT * RITEMS)
+#define WSPAN (32 * RITEMS)
 
-extern "C" __global__ void KNAME(keys)(KEY* __restrict__ keys, VAL* __restrict__ vals,
-    const TI* __restrict__ x, long long total, long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    keys[i] = key_of(x[i]);
-#if PAYLOAD == 1
-    vals[i] = (VAL)(i % n);
-#elif PAYLOAD == 2
-    vals[i] = ((const VAL*)x)[i];
-#endif
+// The key of position i of the flat (lines * n) input: pass 0 reads the elements themselves.
+DEV KEY load_key(const KEY* __restrict__ keys, const TI* __restrict__ x, long long i, int first) {
+    return first ? key_of(x[i]) : keys[i];
 }
 
 // counts[(row * 256 + d) * tpr + t]: the keys of tile t of row `row` whose digit p is d.
 // One block per tile, blocks in (row, tile) order.
 extern "C" __global__ void __launch_bounds__(RT) KNAME(hist)(u32* __restrict__ counts,
-    const KEY* __restrict__ keys, long long n, long long tpr, int p) {
+    const KEY* __restrict__ keys, const TI* __restrict__ x, long long n, long long tpr, int p,
+    int first) {
     __shared__ u32 h[256];
     h[threadIdx.x] = 0;
     __syncthreads();
     long long row = blockIdx.x / tpr, t = blockIdx.x % tpr;
-    const KEY* kr = keys + row * n + t * RTILE;
+    long long p0 = row * n + t * RTILE;
     long long m = n - t * RTILE < RTILE ? n - t * RTILE : RTILE;
     int lane = threadIdx.x & 31;
     for (int c = 0; c < RITEMS; ++c) {
         int i = c * RT + threadIdx.x;
-        u32 d = i < m ? digit(kr[i], p) : 256u;
+        u32 d = i < m ? digit(load_key(keys, x, p0 + i, first), p) : 256u;
         // One shared atomic per distinct digit of the warp (skewed digits are common).
         unsigned peers = __match_any_sync(0xffffffffu, d);
         if (d < 256u && lane == __ffs(peers) - 1) atomicAdd(&h[d], (u32)__popc(peers));
@@ -175,8 +175,143 @@ DEV u32 scan256(u32 v, u32* sh) {
 #define SBYTES (sizeof(KEY) > sizeof(VAL) ? sizeof(KEY) : sizeof(VAL))
 
 // Moves tile t of row `row` to its positions for digit p: offs holds the exclusive scan of
-// hist's counts (global positions in the flat (lines * n) output).
+// hist's counts (global positions in the flat (lines * n) output). Pass 0 (first) reads the
+// elements and makes the payload; the last pass writes the output itself: the values
+// (decoded from the keys, or the payload's bits) or the positions as int64.
 extern "C" __global__ void __launch_bounds__(RT) KNAME(scatter)(KEY* __restrict__ kout,
+    VAL* __restrict__ vout, const KEY* __restrict__ kin, const VAL* __restrict__ vin,
+    const TI* __restrict__ x, void* __restrict__ out, const u32* __restrict__ offs,
+    long long n, long long tpr, int p, int first, int last) {
+    __shared__ u32 wh[RT / 32][256];
+    __shared__ u32 lstart[256];
+    __shared__ u32 gstart[256];
+    __shared__ u32 tmp[RT / 32];
+    __shared__ unsigned char sd[RTILE];
+    __shared__ __align__(16) unsigned char stage[RTILE * SBYTES];
+    long long row = blockIdx.x / tpr, t = blockIdx.x % tpr;
+    long long p0 = row * n + t * RTILE;
+    int m = n - t * RTILE < RTILE ? (int)(n - t * RTILE) : RTILE;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    for (int z = threadIdx.x; z < (RT / 32) * 256; z += RT) (&wh[0][0])[z] = 0;
+    gstart[threadIdx.x] = offs[(row * 256 + threadIdx.x) * tpr + t];
+    KEY kk[RITEMS];
+#if PAYLOAD != 0
+    VAL vv[RITEMS];
+#endif
+    u32 pos[RITEMS];
+    // Every load first, so they are in flight together.
+#pragma unroll
+    for (int c = 0; c < RITEMS; ++c) {
+        int i = w * WSPAN + c * 32 + lane;
+        if (i < m) {
+            kk[c] = load_key(kin, x, p0 + i, first);
+#if PAYLOAD == 1
+            vv[c] = first ? (VAL)(t * RTILE + i) : vin[p0 + i];
+#elif PAYLOAD == 2
+            vv[c] = first ? ((const VAL*)x)[p0 + i] : vin[p0 + i];
+#endif
+        }
+    }
+    __syncthreads();
+    // Rank each key among its warp's earlier keys of the same digit: the group's lowest lane
+    // takes the group's places from the warp's running count.
+    const unsigned below = (1u << lane) - 1u;
+#pragma unroll
+    for (int c = 0; c < RITEMS; ++c) {
+        int i = w * WSPAN + c * 32 + lane;
+        u32 d = i < m ? digit(kk[c], p) : 256u;
+        unsigned peers = __match_any_sync(0xffffffffu, d);
+        int leader = __ffs(peers) - 1;
+        u32 b = 0;
+        if (d < 256u && lane == leader) {
+            b = wh[w][d];
+            wh[w][d] = b + (u32)__popc(peers);
+        }
+        b = __shfl_sync(0xffffffffu, b, leader);
+        __syncwarp();
+        pos[c] = b + (u32)__popc(peers & below);
+    }
+    __syncthreads();
+    // Per digit: the warps' counts become their first places among the tile's keys of that
+    // digit, and the digit's total gives its first place in the tile.
+    {
+        u32 r = 0;
+        for (int k = 0; k < RT / 32; ++k) {
+            u32 v = wh[k][threadIdx.x];
+            wh[k][threadIdx.x] = r;
+            r += v;
+        }
+        lstart[threadIdx.x] = scan256(r, tmp);
+    }
+    __syncthreads();
+    KEY* sk = (KEY*)stage;
+#pragma unroll
+    for (int c = 0; c < RITEMS; ++c) {
+        int i = w * WSPAN + c * 32 + lane;
+        if (i < m) {
+            u32 d = digit(kk[c], p);
+            pos[c] += wh[w][d] + lstart[d];
+            sk[pos[c]] = kk[c];
+            sd[pos[c]] = (unsigned char)d;
+        }
+    }
+    __syncthreads();
+#if PAYLOAD == 0
+    for (int i = threadIdx.x; i < m; i += RT) {
+        u32 d = sd[i];
+        long long o = gstart[d] + (i - lstart[d]);
+        if (last) ((TI*)out)[o] = DECODE(sk[i]);
+        else kout[o] = sk[i];
+    }
+#else
+    if (!last) {
+        for (int i = threadIdx.x; i < m; i += RT) {
+            u32 d = sd[i];
+            kout[gstart[d] + (i - lstart[d])] = sk[i];
+        }
+    }
+    __syncthreads();
+    VAL* sv = (VAL*)stage;
+#pragma unroll
+    for (int c = 0; c < RITEMS; ++c) {
+        int i = w * WSPAN + c * 32 + lane;
+        if (i < m) sv[pos[c]] = vv[c];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < m; i += RT) {
+        u32 d = sd[i];
+        long long o = gstart[d] + (i - lstart[d]);
+#if PAYLOAD == 1
+        if (last) ((i64*)out)[o] = (i64)sv[i];
+        else vout[o] = sv[i];
+#else
+        if (last) ((VAL*)out)[o] = sv[i];
+        else vout[o] = sv[i];
+#endif
+    }
+#endif
+}
+
+// ---- the previous radix pass ---------------------------------------------------------------
+// keys, hist (first = 0), scatter_v1 and final: the pass that ran on the GPU suite (G6, G7).
+// It ranks a tile in chunks of RT keys with four barriers a chunk, and reads the elements
+// and writes the output in passes of their own. It stays the default until the scatter
+// above has run on a GPU (INGOT_CUDA_SORT=warp selects that one).
+extern "C" __global__ void KNAME(keys)(KEY* __restrict__ keys, VAL* __restrict__ vals,
+    const TI* __restrict__ x, long long total, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    keys[i] = key_of(x[i]);
+#if PAYLOAD == 1
+    vals[i] = (VAL)(i % n);
+#elif PAYLOAD == 2
+    vals[i] = ((const VAL*)x)[i];
+#endif
+}
+
+// Moves tile t of row `row` to its positions for digit p: offs holds the exclusive scan of
+// hist's counts (global positions in the flat (lines * n) output).
+extern "C" __global__ void __launch_bounds__(RT) KNAME(scatter_v1)(KEY* __restrict__ kout,
     VAL* __restrict__ vout, const KEY* __restrict__ kin, const VAL* __restrict__ vin,
     const u32* __restrict__ offs, long long n, long long tpr, int p) {
     __shared__ u32 wc[8][256];
