@@ -4,14 +4,16 @@
 # optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
 # GPU bench. Logs and the bench's JSON go to $OUT.
 #   bash scripts/gpu/check.sh "conv reduce cuda" [suite[:SECS:JOBS]] [micro] [bench] [stats]
-#       [cross] [trace:WORD] [nsys:WORD] [ncu:WORD:REGEX]
+#       [cross] [trace:WORD] [nsys:WORD] [ncu:WORD:REGEX] [with:VAR=VALUE:TEST:WORD]
 # The first argument may be "" (no single executables). suite: every staged test executable
 # through scripts/gpu/suite.sh, JOBS at a time, SECS each at most (default 120 and 4).
 # stats: the bench again with INGOT_CUDA_STATS=1 (convolution plans, fallbacks); cross: the
 # NumPy cross-check with --device cuda; trace:WORD: the bench's WORD rows with every GPU op
 # synchronized and timed (INGOT_CUDA_SLOW_MS=0); nsys:WORD: those rows under Nsight
 # Systems, its kernel summary (when nsys is installed); ncu:WORD:REGEX: the first 24
-# kernels whose names match REGEX in those rows, each timed by Nsight Compute.
+# kernels whose names match REGEX in those rows, each timed by Nsight Compute;
+# with:VAR=VALUE:TEST:WORD: test executable TEST and the bench's WORD rows with VAR=VALUE
+# in the environment (an opt-in path: with:INGOT_CUDA_SORT=warp:sort:sort).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
@@ -65,6 +67,14 @@ for what in "$@"; do
       .device/bin/ingot-gpu-bench --only "$word" > "$out/ncu.txt" 2>&1
     echo "== ncu $word rc=$?"
     grep -E "^  [a-z_0-9]+.*\(|gpu__time_duration|dram__throughput|sm__throughput" "$out/ncu.txt" | head -100 | cut -c1-160
+    ;;
+  with:*)
+    IFS=: read -r _ setting test word <<< "$what"
+    env "$setting" INGOT_TEST_DEVICE=cuda timeout 240 .device/tests/$test-* > "$out/with-$test.log" 2>&1
+    echo "== $setting $test rc=$? $(grep -E '^test result' "$out/with-$test.log" | tail -1)"
+    grep -E "^test .*FAILED|panicked at" "$out/with-$test.log" | head -6 | cut -c1-300
+    env "$setting" timeout 200 .device/bin/ingot-gpu-bench --only "$word" > "$out/with-bench.txt" 2>&1
+    echo "== $setting bench $word rc=$?"; grep -v '^{' "$out/with-bench.txt" | tail -12 | cut -c1-200
     ;;
   stats)
     INGOT_CUDA_STATS=1 timeout 300 .device/bin/ingot-gpu-bench > "$out/bench-stats.txt" 2>&1
