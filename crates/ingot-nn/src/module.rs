@@ -332,27 +332,34 @@ fn insert(map: &mut BTreeMap<String, Tree>, parts: &[&str], a: Array) {
 
 /// The value of `loss(model)` and its gradient with respect to each of the model's trainable
 /// parameters, by name (the names of [`ModuleExt::trainable_parameters`]). Frozen
-/// parameters and buffers are constants.
-pub fn value_and_grad<M, F>(model: &M, loss: F) -> Result<(Array, BTreeMap<String, Array>)>
+/// parameters and buffers are constants. The model is borrowed mutably because layers with
+/// state (batch norm's running statistics) update it as they run, as in PyTorch; its
+/// parameters are the same arrays afterwards.
+pub fn value_and_grad<M, F>(model: &mut M, loss: F) -> Result<(Array, BTreeMap<String, Array>)>
 where
-    M: Module + Clone,
+    M: Module + ?Sized,
     F: Fn(&M) -> Result<Array>,
 {
     let params = model.trainable_parameters();
     let names: Vec<String> = params.keys().cloned().collect();
     let leaves: Vec<Tree> = params.values().cloned().map(Tree::Leaf).collect();
+    let cell = std::cell::RefCell::new(&mut *model);
     let keys = names.clone();
     let vg = ingot::value_and_grad_tree(
-        move |args: &[Tree]| {
-            let mut m = model.clone();
+        |args: &[Tree]| {
+            let mut m = cell.borrow_mut();
             let arrays: BTreeMap<String, Array> =
                 keys.iter().cloned().zip(args[0].leaves()).collect();
             m.update(&arrays)?;
-            loss(&m)
+            loss(&**m)
         },
         &[0],
     );
-    let (value, grads) = vg(&[Tree::List(leaves)])?;
+    let result = vg(&[Tree::List(leaves)]);
+    drop(vg);
+    // The traced stand-ins leave the model whatever happened.
+    model.update(&params)?;
+    let (value, grads) = result?;
     let grads = names.into_iter().zip(grads[0].leaves()).collect();
     Ok((value, grads))
 }
