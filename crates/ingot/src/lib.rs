@@ -10,6 +10,7 @@
 //! # Ok::<(), ingot::Error>(())
 //! ```
 
+pub mod amp;
 pub mod array;
 pub mod backend;
 pub mod buffer;
@@ -48,6 +49,7 @@ pub mod runner;
 pub mod shape;
 pub mod transforms;
 
+pub use amp::{autocast, autocast_dtype};
 pub use array::{Array, IntoArray};
 pub use device::{default_device, set_default_device, synchronize, with_device, Device};
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};

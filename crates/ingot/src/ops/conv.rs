@@ -261,6 +261,7 @@ fn conv_node(
     groups: usize,
     flip: bool,
 ) -> Result<Array> {
+    let (x, w) = (&crate::amp::low(x)?, &crate::amp::low(w)?);
     let dtype = float_dtype(op, x, w)?;
     let nd = check_layout(op, x, w, nd, groups)?;
     let stride = per_dim(op, "stride", stride, nd)?;

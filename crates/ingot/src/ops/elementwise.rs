@@ -52,6 +52,29 @@ fn unsupported(name: &str, a: &Array) -> Error {
 /// Float math: integers and bool compute in float32; complex where the function has a
 /// complex form.
 fn float_unary(name: &str, op: UnaryOp, a: &Array, complex_ok: bool) -> Result<Array> {
+    use UnaryOp::*;
+    // PyTorch's float32 list under autocast: functions whose half-precision results lose
+    // range or digits.
+    let a = if matches!(
+        op,
+        Exp | Expm1
+            | Log
+            | Log1p
+            | Log2
+            | Log10
+            | Rsqrt
+            | Reciprocal
+            | Tan
+            | Arcsin
+            | Arccos
+            | Sinh
+            | Cosh
+            | Erfinv
+    ) {
+        &crate::amp::high(a)?
+    } else {
+        a
+    };
     let a = if a.dtype().is_inexact() {
         a.clone()
     } else {

@@ -62,7 +62,7 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
             ),
         ));
     }
-    let (x, y, dt) = promote2(a, b)?;
+    let (x, y, dt) = promote2(&crate::amp::low(a)?, &crate::amp::low(b)?)?;
     let x = if a.ndim() == 1 {
         expand_dims(&x, &[0])?
     } else {

@@ -25,6 +25,7 @@ fn float_input(op: &str, a: &Array) -> Result<Array> {
 }
 
 fn softmax_node(op: &str, a: &Array, axis: isize, log: bool) -> Result<Array> {
+    let a = &crate::amp::high(a)?;
     let x = float_input(op, a)?;
     let ax = normalize_axis(op, axis, x.ndim())?;
     Ok(Array::from_op(

@@ -94,12 +94,16 @@ fn reduce_node(
 /// unsigned give uint64; floats and complex keep their dtype (f16/bf16 accumulate in f32).
 /// Floats are summed pairwise.
 pub fn sum(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     let ax = reduce_axes("sum", a, axes)?;
     reduce_node(ReduceKind::Sum, a, &ax, keepdims, sum_dtype(a.dtype()))
 }
 
 /// Product over `axes`; dtypes as [`sum`]. Integers wrap.
 pub fn prod(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     let ax = reduce_axes("prod", a, axes)?;
     reduce_node(ReduceKind::Prod, a, &ax, keepdims, sum_dtype(a.dtype()))
 }
@@ -161,6 +165,8 @@ pub fn count_nonzero(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Resul
 /// first), f16/bf16 are summed in f32 and rounded once, f32/f64/c64 keep their dtype.
 /// An empty reduction gives NaN.
 pub fn mean(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     let ax = reduce_axes("mean", a, axes)?;
     let n = reduced_count(a.shape(), &ax) as f64;
     let dt = a.dtype();
@@ -192,6 +198,8 @@ pub fn mean(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> 
 /// f32, complex gives float32 (mean of |x - mean|^2). `n - ddof <= 0` gives inf or NaN, as
 /// NumPy.
 pub fn var(a: &Array, axes: Option<&[isize]>, keepdims: bool, ddof: usize) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     let ax = reduce_axes("var", a, axes)?;
     let n = reduced_count(a.shape(), &ax);
     let dt = a.dtype();
@@ -220,6 +228,8 @@ pub fn var(a: &Array, axes: Option<&[isize]>, keepdims: bool, ddof: usize) -> Re
 
 /// Standard deviation: `sqrt(var(a, axes, keepdims, ddof))`.
 pub fn std(a: &Array, axes: Option<&[isize]>, keepdims: bool, ddof: usize) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     let v = var(a, axes, keepdims, ddof).map_err(|e| rename(e, "std"))?;
     sqrt(&v)
 }
@@ -235,6 +245,8 @@ fn rename(e: Error, name: &str) -> Error {
 /// underflows. Floats (ints and bool compute in float32; f16/bf16 in f32, rounded once).
 /// All -inf gives -inf, any +inf gives +inf, an empty reduction gives -inf.
 pub fn logsumexp(a: &Array, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     if a.dtype().is_complex() {
         return Err(not_supported("logsumexp", a));
     }
@@ -341,6 +353,8 @@ fn scan_node(
 /// Cumulative sum along `axis` (None: of the flattened array). `reverse` scans from the end;
 /// `inclusive = false` shifts by one, starting at 0 (MLX). Dtypes as [`sum`].
 pub fn cumsum(a: &Array, axis: Option<isize>, reverse: bool, inclusive: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     scan_node(
         "cumsum",
         ScanKind::Sum,
@@ -354,6 +368,8 @@ pub fn cumsum(a: &Array, axis: Option<isize>, reverse: bool, inclusive: bool) ->
 
 /// Cumulative product; see [`cumsum`] (the exclusive form starts at 1).
 pub fn cumprod(a: &Array, axis: Option<isize>, reverse: bool, inclusive: bool) -> Result<Array> {
+    // Under autocast, half-precision inputs reduce in float32 (crate::amp).
+    let a = &crate::amp::high(a)?;
     scan_node(
         "cumprod",
         ScanKind::Prod,
@@ -406,6 +422,7 @@ pub fn logcumsumexp(
     reverse: bool,
     inclusive: bool,
 ) -> Result<Array> {
+    let a = &crate::amp::high(a)?;
     if a.dtype().is_complex() {
         return Err(not_supported("logcumsumexp", a));
     }

@@ -42,6 +42,11 @@ fn outputs_of(node: &Array, recipe: &Pending) -> Vec<Option<Array>> {
 
 /// Cotangents of `targets` given cotangents `cts` of `ys` (zeros where no path exists).
 pub(crate) fn backward(ys: &[Array], cts: &[Array], targets: &[Array]) -> Result<Vec<Array>> {
+    // Gradient ops run in the dtypes the forward ops chose, not autocast's (crate::amp).
+    crate::amp::with(None, || backward_inner(ys, cts, targets))
+}
+
+fn backward_inner(ys: &[Array], cts: &[Array], targets: &[Array]) -> Result<Vec<Array>> {
     let target_ids: HashSet<usize> = targets.iter().map(|t| t.id()).collect();
     // Post-order over the graph (inputs before consumers), iterative: graphs are deep.
     let mut active: HashMap<usize, bool> = HashMap::new();

@@ -93,10 +93,7 @@ where
         if std::env::var(DISABLE_ENV).is_ok_and(|v| v == "1") {
             return (self.f)(inputs);
         }
-        let key: Key = inputs
-            .iter()
-            .map(|x| (x.shape().to_vec(), x.dtype()))
-            .collect();
+        let key = shape_key(inputs);
         let cached = self.cache.lock().get(&key).cloned();
         if let Some(g) = cached {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -117,10 +114,7 @@ where
     /// The simplified program for these inputs' shapes and dtypes (tracing if needed, even
     /// when compilation is disabled by the environment).
     pub fn graph(&self, inputs: &[Array]) -> Result<Arc<Graph>> {
-        let key: Key = inputs
-            .iter()
-            .map(|x| (x.shape().to_vec(), x.dtype()))
-            .collect();
+        let key = shape_key(inputs);
         if let Some(g) = self.cache.lock().get(&key) {
             return Ok(g.clone());
         }
@@ -147,13 +141,33 @@ where
     }
 }
 
+/// The cache key of a call: each input's shape and dtype, and the autocast dtype in effect
+/// (a trace under autocast holds its casts, so it serves only calls under the same one).
+fn shape_key(inputs: &[Array]) -> Key {
+    let mut k: Key = inputs
+        .iter()
+        .map(|x| (x.shape().to_vec(), x.dtype()))
+        .collect();
+    autocast_entry(&mut k);
+    k
+}
+
+/// Marks a key made under autocast, with a shape no input has.
+fn autocast_entry(k: &mut Key) {
+    if let Some(d) = crate::amp::autocast_dtype() {
+        k.push((vec![usize::MAX, usize::MAX - 1], d));
+    }
+}
+
 /// A shapeless cache key: each input's rank (as a shape of `usize::MAX`s, which no real
 /// shape has) and dtype.
 fn rank_key(inputs: &[Array]) -> Key {
-    inputs
+    let mut k: Key = inputs
         .iter()
         .map(|x| (vec![usize::MAX; x.ndim()], x.dtype()))
-        .collect()
+        .collect();
+    autocast_entry(&mut k);
+    k
 }
 
 /// The program as `options` transform it: simplified, then fused.
