@@ -15,6 +15,7 @@
 //! ```
 
 pub mod activations;
+pub mod amp;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -24,6 +25,8 @@ pub mod rng;
 pub mod schedule;
 
 pub use layers::*;
+pub use optim::{clip_grad_norm, Optimizer};
+pub use schedule::Schedule;
 pub use module::{
     value_and_grad, visit_child, visit_child_mut, Module, ModuleExt, Param, Role, Unary,
 };

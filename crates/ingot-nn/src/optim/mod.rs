@@ -1,1 +1,580 @@
-//! (being written)
+//! Optimizers (the role `mlx.optimizers` and `torch.optim` play), gradient clipping, and
+//! optimizer state that saves to and resumes from safetensors.
+//!
+//! Every optimizer here is a [`RuleOptimizer`] over an [`UpdateRule`] (the per-parameter
+//! math and its hyperparameters); the driver does the rest:
+//!
+//! - gradients are matched to parameters **by name** (the names of
+//!   [`ModuleExt::trainable_parameters`], which is what [`crate::value_and_grad`] returns);
+//!   an unknown name, or a gradient whose shape or dtype differs from its parameter's, is an
+//!   error naming the parameter, and nothing changes;
+//! - per-parameter state ("exp_avg", "momentum_buffer", ...) is created on a parameter's
+//!   first step and kept by name; a parameter without a gradient in a step is left alone;
+//! - the step counter `t` counts updates. The learning rate of an update is the
+//!   [`Schedule`] at the count *before* it (`schedule(0)` for the first update, as in MLX),
+//!   and bias corrections use the count after it (`t = 1` for the first update). The count
+//!   is global, not per parameter (MLX's choice; PyTorch counts per parameter, which only
+//!   differs for parameters that join training late);
+//! - dtypes: parameters must be real floating point. For f32 and f64 parameters the math
+//!   and state are in the parameter's dtype. For f16 and bf16 parameters the state is kept
+//!   in f32 and the update is computed in f32 from f32 copies of the parameter and
+//!   gradient, then rounded once to the parameter's dtype (so small steps are not lost to
+//!   half-precision state);
+//! - after a step the new parameters and state are evaluated (`ingot::eval`), so graphs do
+//!   not grow from step to step.
+//!
+//! ```
+//! use ingot::DType;
+//! use ingot_nn::optim::{AdamW, Optimizer};
+//! use ingot_nn::{value_and_grad, Linear, Unary};
+//! let mut model = Linear::with(3, 1, true, &ingot_nn::rng::key(0), DType::F32)?;
+//! let x = ingot::ones(&[4, 3], DType::F32)?;
+//! let mut opt = AdamW::new(1e-2);
+//! let (loss, grads) = value_and_grad(&mut model, |m: &Linear| {
+//!     ingot::mean(&ingot::square(&m.forward(&x)?)?, None, false)
+//! })?;
+//! opt.update(&mut model, &grads)?;
+//! assert_eq!(opt.step_count(), 1);
+//! # let _ = loss;
+//! # Ok::<(), ingot::Error>(())
+//! ```
+
+mod adafactor;
+mod adam;
+mod adaptive;
+mod clip;
+mod lion;
+mod muon;
+mod sgd;
+
+pub use adafactor::{Adafactor, AdafactorConfig};
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig, Adamax, AdamaxConfig};
+pub use adaptive::{AdaDelta, AdaDeltaConfig, Adagrad, AdagradConfig, RmsProp, RmsPropConfig};
+pub use clip::clip_grad_norm;
+pub use lion::{Lion, LionConfig};
+pub use muon::{newton_schulz5, Muon, MuonConfig, MuonFallback};
+pub use sgd::{Sgd, SgdConfig};
+
+use crate::module::{Module, ModuleExt};
+use crate::schedule::Schedule;
+use ingot::{Array, DType, Error, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// An optimizer: applies one update to named parameters from their named gradients.
+pub trait Optimizer {
+    /// The optimizer's name ("Adam"), used in errors and saved state.
+    fn name(&self) -> &str;
+
+    /// How many updates have been applied.
+    fn step_count(&self) -> u64;
+
+    /// The learning rate the next update will use.
+    fn learning_rate(&self) -> f64;
+
+    /// Replaces the learning-rate schedule (a constant `f64` converts into one).
+    fn set_learning_rate(&mut self, lr: Schedule);
+
+    /// One update without a module: the new value of every parameter named in `grads`
+    /// (parameters without a gradient are not in the result). `grads` names must be keys
+    /// of `params`, with the same shape and dtype. On an error nothing changes.
+    fn step(
+        &mut self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+    ) -> Result<BTreeMap<String, Array>>;
+
+    /// The state by name: "`param`.`entry`" (e.g. "layers.0.weight.exp_avg") for each
+    /// parameter stepped so far, and "step" (a u64 scalar).
+    fn state(&self) -> BTreeMap<String, Array>;
+
+    /// Replaces the state with one from [`Optimizer::state`]. Errors: "step" missing or not
+    /// a non-negative integer scalar, an entry name this optimizer does not use, a
+    /// parameter whose entries are incomplete or not floating point. Shapes and dtypes are
+    /// checked against each parameter at its next step (before anything changes).
+    fn load_state(&mut self, state: &BTreeMap<String, Array>) -> Result<()>;
+
+    /// Forgets all state and sets the step count to 0.
+    fn reset(&mut self);
+
+    /// One update of `model`'s trainable parameters: `grads` is what
+    /// [`crate::value_and_grad`] returns for it.
+    fn update<M: Module + ?Sized>(
+        &mut self,
+        model: &mut M,
+        grads: &BTreeMap<String, Array>,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let params = model.trainable_parameters();
+        let new = self.step(&params, grads)?;
+        ModuleExt::update(model, &new)
+    }
+
+    /// Writes [`Optimizer::state`] as a safetensors file, with the optimizer's name in the
+    /// metadata under "optimizer".
+    fn save_state_safetensors(&self, path: impl AsRef<Path>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let state = self.state();
+        let meta = HashMap::from([("optimizer".to_string(), self.name().to_string())]);
+        ingot::io::save_safetensors(path, state.iter().map(|(n, a)| (n.as_str(), a)), &meta)
+    }
+
+    /// Loads state written by [`Optimizer::save_state_safetensors`]; a file saved by a
+    /// different optimizer is an error.
+    fn load_state_safetensors(&mut self, path: impl AsRef<Path>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let (tensors, meta) = ingot::io::load_safetensors(path)?;
+        if let Some(saved) = meta.get("optimizer") {
+            if saved != self.name() {
+                return Err(Error::invalid(
+                    self.name(),
+                    format!("the state file was saved by {saved}, not {}", self.name()),
+                ));
+            }
+        }
+        self.load_state(&tensors.into_iter().collect())
+    }
+}
+
+/// A boxed optimizer is one too, so `Box<dyn Optimizer>` can update modules.
+impl Optimizer for Box<dyn Optimizer> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn step_count(&self) -> u64 {
+        (**self).step_count()
+    }
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: Schedule) {
+        (**self).set_learning_rate(lr)
+    }
+    fn step(
+        &mut self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+    ) -> Result<BTreeMap<String, Array>> {
+        (**self).step(params, grads)
+    }
+    fn state(&self) -> BTreeMap<String, Array> {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: &BTreeMap<String, Array>) -> Result<()> {
+        (**self).load_state(state)
+    }
+    fn reset(&mut self) {
+        (**self).reset()
+    }
+}
+
+/// One entry of a parameter's state: its name, shape and initial value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub init: f64,
+}
+
+impl Slot {
+    /// An entry shaped like the parameter.
+    pub fn like(name: &'static str, shape: &[usize], init: f64) -> Slot {
+        Slot {
+            name,
+            shape: shape.to_vec(),
+            init,
+        }
+    }
+}
+
+/// A parameter's state entries by name.
+pub type SlotMap = BTreeMap<&'static str, Array>;
+
+/// What an update rule knows about the current update.
+#[derive(Clone, Copy, Debug)]
+pub struct StepCtx {
+    /// The learning rate of this update (the schedule at `t - 1`).
+    pub lr: f64,
+    /// The update's number, 1 for the first.
+    pub t: u64,
+    /// True when this parameter's state was just created (its first update).
+    pub fresh: bool,
+}
+
+/// The per-parameter math of an optimizer and its hyperparameters; [`RuleOptimizer`]
+/// drives it. Implement this for a custom optimizer.
+pub trait UpdateRule: Clone {
+    /// The optimizer's name in errors and saved state.
+    const NAME: &'static str;
+
+    /// Checks the hyperparameters (called at every step, so builder methods need not fail).
+    fn validate(&self) -> Result<()>;
+
+    /// The state entries of a parameter of `shape`. Entry names must not contain '.'.
+    fn slots(&self, shape: &[usize]) -> Vec<Slot>;
+
+    /// The new parameter from the parameter `p` and gradient `g` (both in the compute
+    /// dtype: f32 for f16/bf16 parameters, else the parameter's), updating `state` in place.
+    fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array>;
+}
+
+/// An optimizer from an [`UpdateRule`]: the learning-rate schedule, the step count and
+/// every parameter's state. [`Sgd`], [`Adam`] and the others are aliases of this type with
+/// their own constructors and builder methods.
+#[derive(Clone, Debug)]
+pub struct RuleOptimizer<R: UpdateRule> {
+    /// The hyperparameters (public: they may be changed between steps). A change that adds
+    /// or removes state entries (SGD's momentum from 0, Adam's amsgrad) makes the next step
+    /// fail on parameters that already have state; call [`Optimizer::reset`] first.
+    pub config: R,
+    lr: Schedule,
+    step: u64,
+    state: BTreeMap<String, SlotMap>,
+}
+
+/// The dtype state and math use for a parameter of `dtype`.
+pub fn compute_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        d => d,
+    }
+}
+
+impl<R: UpdateRule> RuleOptimizer<R> {
+    /// An optimizer with these hyperparameters and learning rate.
+    pub fn with_config(config: R, lr: impl Into<Schedule>) -> Self {
+        RuleOptimizer {
+            config,
+            lr: lr.into(),
+            step: 0,
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.lr
+    }
+
+    /// One parameter's state entries, if it has been stepped.
+    pub fn param_state(&self, name: &str) -> Option<&SlotMap> {
+        self.state.get(name)
+    }
+
+    /// The entry names a parameter of some rank may have (ranks 0 to 4 cover every rule
+    /// here, whose entries depend on the rank at most).
+    fn entry_sets(&self) -> Vec<Vec<&'static str>> {
+        let mut sets: Vec<Vec<&'static str>> = Vec::new();
+        for nd in 0..=4 {
+            let mut set: Vec<&'static str> = self
+                .config
+                .slots(&vec![2; nd])
+                .iter()
+                .map(|s| s.name)
+                .collect();
+            // Sorted, as a loaded parameter's entries (BTreeMap keys) are.
+            set.sort_unstable();
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
+    /// Checks stored state against the parameter it belongs to.
+    fn check_state(&self, name: &str, p: &Array, st: &SlotMap) -> Result<()> {
+        let cd = compute_dtype(p.dtype());
+        let want = self.config.slots(p.shape());
+        let have: Vec<&str> = st.keys().copied().collect();
+        let mut want_names: Vec<&str> = want.iter().map(|s| s.name).collect();
+        want_names.sort_unstable();
+        if have != want_names {
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "state of {name:?} has entries {have:?}, a parameter {:?} {} needs {want_names:?}",
+                    p.shape(),
+                    p.dtype()
+                ),
+            ));
+        }
+        for s in &want {
+            let a = &st[s.name];
+            if a.shape() != s.shape.as_slice() || a.dtype() != cd {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!(
+                        "state {name}.{}: {:?} {} does not fit parameter {:?} {} (needs {:?} {cd})",
+                        s.name,
+                        a.shape(),
+                        a.dtype(),
+                        p.shape(),
+                        p.dtype(),
+                        s.shape
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_pair(
+        &self,
+        name: &str,
+        p: Option<&Array>,
+        g: &Array,
+        params: &BTreeMap<String, Array>,
+    ) -> Result<()> {
+        let Some(p) = p else {
+            let known: Vec<&str> = params.keys().map(|s| s.as_str()).take(8).collect();
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "gradient for unknown parameter {name:?} (parameters: {known:?}{})",
+                    if params.len() > 8 { " ..." } else { "" }
+                ),
+            ));
+        };
+        if !p.dtype().is_float() {
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "parameter {name:?} is {:?} {}, not real floating point",
+                    p.shape(),
+                    p.dtype()
+                ),
+            ));
+        }
+        if g.shape() != p.shape() || g.dtype() != p.dtype() {
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "gradient of {name:?} is {:?} {}, the parameter is {:?} {}",
+                    g.shape(),
+                    g.dtype(),
+                    p.shape(),
+                    p.dtype()
+                ),
+            ));
+        }
+        if let Some(st) = self.state.get(name) {
+            self.check_state(name, p, st)?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
+    fn name(&self) -> &str {
+        R::NAME
+    }
+
+    fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr.at(self.step)
+    }
+
+    fn set_learning_rate(&mut self, lr: Schedule) {
+        self.lr = lr;
+    }
+
+    fn step(
+        &mut self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+    ) -> Result<BTreeMap<String, Array>> {
+        self.config.validate()?;
+        for (name, g) in grads {
+            self.check_pair(name, params.get(name), g, params)?;
+        }
+        let lr = self.lr.at(self.step);
+        if !lr.is_finite() {
+            return Err(Error::invalid(
+                R::NAME,
+                format!("learning rate {lr} at step {} is not finite", self.step),
+            ));
+        }
+        let t = self.step + 1;
+        let mut new_params = BTreeMap::new();
+        let mut new_state = BTreeMap::new();
+        for (name, g) in grads {
+            let p = &params[name];
+            let cd = compute_dtype(p.dtype());
+            let (mut st, fresh) = match self.state.get(name) {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let mut s = SlotMap::new();
+                    for slot in self.config.slots(p.shape()) {
+                        s.insert(slot.name, ingot::full(&slot.shape, slot.init, cd)?);
+                    }
+                    (s, true)
+                }
+            };
+            // An empty parameter has nothing to update (and means of it would be NaN).
+            let out = if p.size() == 0 {
+                p.clone()
+            } else {
+                let ctx = StepCtx { lr, t, fresh };
+                let pc = ingot::astype(p, cd)?;
+                let gc = ingot::astype(g, cd)?;
+                let out = self
+                    .config
+                    .apply(&ctx, &pc, &gc, &mut st)
+                    .map_err(|e| Error::invalid(R::NAME, format!("parameter {name:?}: {e}")))?;
+                ingot::astype(&out, p.dtype())?
+            };
+            new_params.insert(name.clone(), out);
+            new_state.insert(name.clone(), st);
+        }
+        let mut all: Vec<Array> = new_params.values().cloned().collect();
+        for st in new_state.values() {
+            all.extend(st.values().cloned());
+        }
+        ingot::eval(&all)?;
+        self.state.extend(new_state);
+        self.step = t;
+        Ok(new_params)
+    }
+
+    fn state(&self) -> BTreeMap<String, Array> {
+        let mut out = BTreeMap::new();
+        for (name, st) in &self.state {
+            for (entry, a) in st {
+                out.insert(format!("{name}.{entry}"), a.clone());
+            }
+        }
+        out.insert("step".to_string(), Array::scalar(self.step));
+        out
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Array>) -> Result<()> {
+        let Some(step) = state.get("step") else {
+            return Err(Error::invalid(
+                R::NAME,
+                "load_state: the state has no \"step\" entry",
+            ));
+        };
+        let kind = step.dtype().kind();
+        if step.ndim() != 0 || !matches!(kind, ingot::Kind::Int | ingot::Kind::UInt) {
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "load_state: \"step\" must be an integer scalar, got {:?} {}",
+                    step.shape(),
+                    step.dtype()
+                ),
+            ));
+        }
+        let step_val = if kind == ingot::Kind::UInt {
+            ingot::astype(step, DType::U64)?.item::<u64>()?
+        } else {
+            let v = ingot::astype(step, DType::I64)?.item::<i64>()?;
+            u64::try_from(v).map_err(|_| {
+                Error::invalid(R::NAME, format!("load_state: \"step\" is negative ({v})"))
+            })?
+        };
+        let sets = self.entry_sets();
+        let mut known: Vec<&'static str> = sets.iter().flatten().copied().collect();
+        known.sort_unstable();
+        known.dedup();
+        let mut new: BTreeMap<String, SlotMap> = BTreeMap::new();
+        for (key, a) in state {
+            if key == "step" {
+                continue;
+            }
+            let entry = key
+                .rsplit_once('.')
+                .and_then(|(p, e)| known.iter().find(|k| **k == e).map(|k| (p, *k)));
+            let Some((param, entry)) = entry else {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!("load_state: unexpected entry {key:?} (entries are \"param.X\" with X one of {known:?})"),
+                ));
+            };
+            if !a.dtype().is_float() {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!(
+                        "load_state: {key} is {:?} {}, not floating point",
+                        a.shape(),
+                        a.dtype()
+                    ),
+                ));
+            }
+            new.entry(param.to_string())
+                .or_default()
+                .insert(entry, a.clone());
+        }
+        for (param, st) in &new {
+            let have: Vec<&'static str> = st.keys().copied().collect();
+            if !sets.contains(&have) {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!("load_state: {param:?} has entries {have:?}, expected one of {sets:?}"),
+                ));
+            }
+        }
+        self.state = new;
+        self.step = step_val;
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.state.clear();
+        self.step = 0;
+    }
+}
+
+// ---- helpers for update rules --------------------------------------------------------------
+
+/// `a * x + b * y`.
+pub(crate) fn axpby(a: f64, x: &Array, b: f64, y: &Array) -> Result<Array> {
+    ingot::add(ingot::multiply(x, a)?, ingot::multiply(y, b)?)
+}
+
+/// `x + a * y` (`torch.add(x, y, alpha=a)`).
+pub(crate) fn add_scaled(x: &Array, a: f64, y: &Array) -> Result<Array> {
+    ingot::add(x, ingot::multiply(y, a)?)
+}
+
+/// The entry `name` of `state` (present by construction; an error rather than a panic if a
+/// loaded state lacks it).
+pub(crate) fn slot(state: &SlotMap, name: &'static str) -> Result<Array> {
+    state
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::invalid("optimizer state", format!("no entry {name:?}")))
+}
+
+/// Checks that a hyperparameter is finite and at least `min`.
+pub(crate) fn check_min(op: &str, what: &str, v: f64, min: f64) -> Result<()> {
+    if v.is_finite() && v >= min {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("{what} must be >= {min}, got {v}"),
+        ))
+    }
+}
+
+/// Checks that a hyperparameter lies in `[0, 1)`.
+pub(crate) fn check_unit(op: &str, what: &str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("{what} must be in [0, 1), got {v}"),
+        ))
+    }
+}

@@ -1,0 +1,314 @@
+//! Adam, AdamW and Adamax, as `torch.optim.Adam`, `AdamW` and `Adamax`.
+
+use super::{
+    add_scaled, axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap, StepCtx,
+    UpdateRule,
+};
+use crate::schedule::Schedule;
+use ingot::{Array, Result};
+
+fn check_betas(op: &str, betas: (f64, f64), eps: f64, weight_decay: f64) -> Result<()> {
+    check_unit(op, "beta1", betas.0)?;
+    check_unit(op, "beta2", betas.1)?;
+    check_min(op, "eps", eps, 0.0)?;
+    check_min(op, "weight_decay", weight_decay, 0.0)
+}
+
+fn adam_slots(shape: &[usize], amsgrad: bool) -> Vec<Slot> {
+    let mut s = vec![
+        Slot::like("exp_avg", shape, 0.0),
+        Slot::like("exp_avg_sq", shape, 0.0),
+    ];
+    if amsgrad {
+        s.push(Slot::like("max_exp_avg_sq", shape, 0.0));
+    }
+    s
+}
+
+/// The Adam step shared by Adam (after its L2 term) and AdamW (after its decay).
+fn adam_step(
+    ctx: &StepCtx,
+    p: &Array,
+    g: &Array,
+    state: &mut SlotMap,
+    betas: (f64, f64),
+    eps: f64,
+    amsgrad: bool,
+) -> Result<Array> {
+    let (b1, b2) = betas;
+    let t = ctx.t as f64;
+    let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, g)?;
+    let v = axpby(
+        b2,
+        &slot(state, "exp_avg_sq")?,
+        1.0 - b2,
+        &ingot::square(g)?,
+    )?;
+    let bc1 = 1.0 - b1.powf(t);
+    let bc2_sqrt = (1.0 - b2.powf(t)).sqrt();
+    let second = if amsgrad {
+        let vmax = ingot::maximum(&slot(state, "max_exp_avg_sq")?, &v)?;
+        state.insert("max_exp_avg_sq", vmax.clone());
+        vmax
+    } else {
+        v.clone()
+    };
+    // PyTorch's order of operations: denom = sqrt(v) / sqrt(bc2) + eps, step = lr / bc1.
+    let denom = ingot::add(ingot::divide(ingot::sqrt(&second)?, bc2_sqrt)?, eps)?;
+    let out = add_scaled(p, -ctx.lr / bc1, &ingot::divide(&m, &denom)?)?;
+    state.insert("exp_avg", m);
+    state.insert("exp_avg_sq", v);
+    Ok(out)
+}
+
+/// Adam's hyperparameters (PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight
+/// decay, no amsgrad).
+///
+/// ```text
+/// g = g + weight_decay * p                       (L2, coupled)
+/// m = b1 * m + (1 - b1) * g
+/// v = b2 * v + (1 - b2) * g^2
+/// vmax = max(vmax, v); use vmax for v            (amsgrad)
+/// p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+/// ```
+/// State: "exp_avg", "exp_avg_sq", and "max_exp_avg_sq" with amsgrad.
+#[derive(Clone, Debug)]
+pub struct AdamConfig {
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub amsgrad: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+        }
+    }
+}
+
+/// Adam (see [`AdamConfig`]).
+pub type Adam = RuleOptimizer<AdamConfig>;
+
+impl Adam {
+    pub fn new(lr: impl Into<Schedule>) -> Adam {
+        RuleOptimizer::with_config(AdamConfig::default(), lr)
+    }
+    pub fn betas(mut self, b1: f64, b2: f64) -> Self {
+        self.config.betas = (b1, b2);
+        self
+    }
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.config.eps = eps;
+        self
+    }
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.config.weight_decay = weight_decay;
+        self
+    }
+    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
+        self.config.amsgrad = amsgrad;
+        self
+    }
+}
+
+impl Default for Adam {
+    /// PyTorch's default learning rate, 1e-3.
+    fn default() -> Self {
+        Adam::new(1e-3)
+    }
+}
+
+impl UpdateRule for AdamConfig {
+    const NAME: &'static str = "Adam";
+
+    fn validate(&self) -> Result<()> {
+        check_betas(Self::NAME, self.betas, self.eps, self.weight_decay)
+    }
+
+    fn slots(&self, shape: &[usize]) -> Vec<Slot> {
+        adam_slots(shape, self.amsgrad)
+    }
+
+    fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
+        let g = if self.weight_decay != 0.0 {
+            add_scaled(g, self.weight_decay, p)?
+        } else {
+            g.clone()
+        };
+        adam_step(ctx, p, &g, state, self.betas, self.eps, self.amsgrad)
+    }
+}
+
+/// AdamW's hyperparameters (PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight
+/// decay 0.01, no amsgrad). Adam with decoupled weight decay:
+///
+/// ```text
+/// p = p * (1 - lr * weight_decay)
+/// then Adam's step without the L2 term (see [`AdamConfig`])
+/// ```
+/// State: as Adam's.
+#[derive(Clone, Debug)]
+pub struct AdamWConfig {
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub amsgrad: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+            amsgrad: false,
+        }
+    }
+}
+
+/// AdamW (see [`AdamWConfig`]).
+pub type AdamW = RuleOptimizer<AdamWConfig>;
+
+impl AdamW {
+    pub fn new(lr: impl Into<Schedule>) -> AdamW {
+        RuleOptimizer::with_config(AdamWConfig::default(), lr)
+    }
+    pub fn betas(mut self, b1: f64, b2: f64) -> Self {
+        self.config.betas = (b1, b2);
+        self
+    }
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.config.eps = eps;
+        self
+    }
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.config.weight_decay = weight_decay;
+        self
+    }
+    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
+        self.config.amsgrad = amsgrad;
+        self
+    }
+}
+
+impl Default for AdamW {
+    /// PyTorch's default learning rate, 1e-3.
+    fn default() -> Self {
+        AdamW::new(1e-3)
+    }
+}
+
+impl UpdateRule for AdamWConfig {
+    const NAME: &'static str = "AdamW";
+
+    fn validate(&self) -> Result<()> {
+        check_betas(Self::NAME, self.betas, self.eps, self.weight_decay)
+    }
+
+    fn slots(&self, shape: &[usize]) -> Vec<Slot> {
+        adam_slots(shape, self.amsgrad)
+    }
+
+    fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
+        let p = if self.weight_decay != 0.0 {
+            ingot::multiply(p, 1.0 - ctx.lr * self.weight_decay)?
+        } else {
+            p.clone()
+        };
+        adam_step(ctx, &p, g, state, self.betas, self.eps, self.amsgrad)
+    }
+}
+
+/// Adamax's hyperparameters (PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight
+/// decay). Adam with the infinity norm:
+///
+/// ```text
+/// g = g + weight_decay * p
+/// m = b1 * m + (1 - b1) * g
+/// u = max(b2 * u, |g| + eps)
+/// p = p - lr / (1 - b1^t) * m / u
+/// ```
+/// State: "exp_avg", "exp_inf".
+#[derive(Clone, Debug)]
+pub struct AdamaxConfig {
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamaxConfig {
+    fn default() -> Self {
+        AdamaxConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Adamax (see [`AdamaxConfig`]).
+pub type Adamax = RuleOptimizer<AdamaxConfig>;
+
+impl Adamax {
+    pub fn new(lr: impl Into<Schedule>) -> Adamax {
+        RuleOptimizer::with_config(AdamaxConfig::default(), lr)
+    }
+    pub fn betas(mut self, b1: f64, b2: f64) -> Self {
+        self.config.betas = (b1, b2);
+        self
+    }
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.config.eps = eps;
+        self
+    }
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.config.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl Default for Adamax {
+    /// PyTorch's default learning rate, 2e-3.
+    fn default() -> Self {
+        Adamax::new(2e-3)
+    }
+}
+
+impl UpdateRule for AdamaxConfig {
+    const NAME: &'static str = "Adamax";
+
+    fn validate(&self) -> Result<()> {
+        check_betas(Self::NAME, self.betas, self.eps, self.weight_decay)
+    }
+
+    fn slots(&self, shape: &[usize]) -> Vec<Slot> {
+        vec![
+            Slot::like("exp_avg", shape, 0.0),
+            Slot::like("exp_inf", shape, 0.0),
+        ]
+    }
+
+    fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
+        let (b1, b2) = self.betas;
+        let g = if self.weight_decay != 0.0 {
+            add_scaled(g, self.weight_decay, p)?
+        } else {
+            g.clone()
+        };
+        let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, &g)?;
+        let u = ingot::maximum(
+            ingot::multiply(&slot(state, "exp_inf")?, b2)?,
+            ingot::add(ingot::abs(&g)?, self.eps)?,
+        )?;
+        let clr = ctx.lr / (1.0 - b1.powf(ctx.t as f64));
+        let out = add_scaled(p, -clr, &ingot::divide(&m, &u)?)?;
+        state.insert("exp_avg", m);
+        state.insert("exp_inf", u);
+        Ok(out)
+    }
+}
