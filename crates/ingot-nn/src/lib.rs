@@ -16,6 +16,7 @@
 
 pub mod activations;
 pub mod amp;
+pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod losses;
@@ -24,6 +25,7 @@ pub mod optim;
 pub mod rng;
 pub mod schedule;
 
+pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use layers::*;
 pub use optim::{clip_grad_norm, Optimizer};
 pub use schedule::Schedule;
