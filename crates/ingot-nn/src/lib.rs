@@ -20,15 +20,18 @@ pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod losses;
+pub mod models;
 pub mod module;
 pub mod optim;
 pub mod rng;
 pub mod schedule;
+pub mod train;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use layers::*;
 pub use optim::{clip_grad_norm, Optimizer};
 pub use schedule::Schedule;
+pub use train::TrainStep;
 pub use module::{
     value_and_grad, visit_child, visit_child_mut, Module, ModuleExt, Param, Role, Unary,
 };
