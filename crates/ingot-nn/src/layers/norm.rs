@@ -36,41 +36,66 @@ fn standardize(x: &Array, axes: &[isize], eps: f64) -> Result<Array> {
     ingot::multiply(&c, &ingot::rsqrt(&ingot::add(&var, eps)?)?)
 }
 
-/// `y * weight + bias` (either optional), then back to `dtype`.
-fn affine(y: Array, weight: Option<&Param>, bias: Option<&Param>, dtype: DType) -> Result<Array> {
-    let mut y = y;
-    if let Some(w) = weight {
-        y = ingot::multiply(&y, &ingot::astype(&w.value, y.dtype())?)?;
+/// A norm's optional scale (ones) and shift (zeros) over the normalized features, named
+/// "weight" and "bias" as in PyTorch.
+#[derive(Clone)]
+pub struct Affine {
+    pub weight: Option<Param>,
+    pub bias: Option<Param>,
+}
+
+impl Affine {
+    fn new(layer: &str, shape: &[usize], weight: bool, bias: bool, dtype: DType) -> Result<Affine> {
+        if !dtype.is_float() {
+            return Err(Error::invalid(
+                layer,
+                format!("parameters must be a floating dtype, got {dtype}"),
+            ));
+        }
+        Ok(Affine {
+            weight: if weight {
+                Some(Param::new(ingot::ones(shape, dtype)?))
+            } else {
+                None
+            },
+            bias: if bias {
+                Some(Param::new(ingot::zeros(shape, dtype)?))
+            } else {
+                None
+            },
+        })
     }
-    if let Some(b) = bias {
-        y = ingot::add(&y, &ingot::astype(&b.value, y.dtype())?)?;
-    }
-    ingot::astype(&y, dtype)
-}
 
-fn ones_param(shape: &[usize], dtype: DType) -> Result<Param> {
-    Ok(Param::new(ingot::ones(shape, dtype)?))
-}
-
-fn zeros_param(shape: &[usize], dtype: DType) -> Result<Param> {
-    Ok(Param::new(ingot::zeros(shape, dtype)?))
-}
-
-fn check_param_dtype(layer: &str, dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            layer,
-            format!("parameters must be a floating dtype, got {dtype}"),
-        ))
+    /// `y * weight + bias` (where present), then back to `dtype`.
+    fn apply(&self, y: Array, dtype: DType) -> Result<Array> {
+        let mut y = y;
+        if let Some(w) = &self.weight {
+            y = ingot::multiply(&y, &ingot::astype(&w.value, y.dtype())?)?;
+        }
+        if let Some(b) = &self.bias {
+            y = ingot::add(&y, &ingot::astype(&b.value, y.dtype())?)?;
+        }
+        ingot::astype(&y, dtype)
     }
 }
 
-macro_rules! visit_params {
-    ($self:ident, $f:ident, $($name:literal => $field:expr),*) => {{
-        $(if let Some(p) = $field { $f($name, p); })*
-    }};
+impl Module for Affine {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
+        if let Some(w) = &self.weight {
+            f("weight", w);
+        }
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        if let Some(w) = &mut self.weight {
+            f("weight", w);
+        }
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
 }
 
 /// Layer normalization over the last `normalized_shape.len()` axes, with a weight (ones)
@@ -79,8 +104,7 @@ macro_rules! visit_params {
 pub struct LayerNorm {
     pub normalized_shape: Vec<usize>,
     pub eps: f64,
-    pub weight: Option<Param>,
-    pub bias: Option<Param>,
+    pub affine: Affine,
 }
 
 impl LayerNorm {
@@ -96,34 +120,26 @@ impl LayerNorm {
         bias: bool,
         dtype: DType,
     ) -> Result<LayerNorm> {
-        check_param_dtype("LayerNorm", dtype)?;
-        let (weight, bias) = if elementwise_affine {
-            (
-                Some(ones_param(normalized_shape, dtype)?),
-                if bias {
-                    Some(zeros_param(normalized_shape, dtype)?)
-                } else {
-                    None
-                },
-            )
-        } else {
-            (None, None)
-        };
         Ok(LayerNorm {
             normalized_shape: normalized_shape.to_vec(),
             eps,
-            weight,
-            bias,
+            affine: Affine::new(
+                "LayerNorm",
+                normalized_shape,
+                elementwise_affine,
+                elementwise_affine && bias,
+                dtype,
+            )?,
         })
     }
 }
 
 impl Module for LayerNorm {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        visit_params!(self, f, "weight" => &self.weight, "bias" => &self.bias);
+        self.affine.visit(f);
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_params!(self, f, "weight" => &mut self.weight, "bias" => &mut self.bias);
+        self.affine.visit_mut(f);
     }
 }
 
@@ -143,7 +159,7 @@ impl Unary for LayerNorm {
         }
         let axes: Vec<isize> = (1..=k as isize).map(|i| -i).collect();
         let y = standardize(x, &axes, self.eps)?;
-        affine(y, self.weight.as_ref(), self.bias.as_ref(), x.dtype())
+        self.affine.apply(y, x.dtype())
     }
 }
 
@@ -153,7 +169,7 @@ impl Unary for LayerNorm {
 pub struct RMSNorm {
     pub dim: usize,
     pub eps: f64,
-    pub weight: Option<Param>,
+    pub affine: Affine,
 }
 
 impl RMSNorm {
@@ -163,25 +179,20 @@ impl RMSNorm {
     }
 
     pub fn with(dim: usize, eps: f64, elementwise_affine: bool, dtype: DType) -> Result<RMSNorm> {
-        check_param_dtype("RMSNorm", dtype)?;
         Ok(RMSNorm {
             dim,
             eps,
-            weight: if elementwise_affine {
-                Some(ones_param(&[dim], dtype)?)
-            } else {
-                None
-            },
+            affine: Affine::new("RMSNorm", &[dim], elementwise_affine, false, dtype)?,
         })
     }
 }
 
 impl Module for RMSNorm {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        visit_params!(self, f, "weight" => &self.weight);
+        self.affine.visit(f);
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_params!(self, f, "weight" => &mut self.weight);
+        self.affine.visit_mut(f);
     }
 }
 
@@ -201,7 +212,7 @@ impl Unary for RMSNorm {
         let xs = ingot::astype(x, stat_dtype(x.dtype()))?;
         let ms = ingot::mean(&ingot::square(&xs)?, Some(&[-1]), true)?;
         let y = ingot::multiply(&xs, &ingot::rsqrt(&ingot::add(&ms, self.eps)?)?)?;
-        affine(y, self.weight.as_ref(), None, x.dtype())
+        self.affine.apply(y, x.dtype())
     }
 }
 
@@ -212,8 +223,7 @@ pub struct GroupNorm {
     pub groups: usize,
     pub channels: usize,
     pub eps: f64,
-    pub weight: Option<Param>,
-    pub bias: Option<Param>,
+    pub affine: Affine,
 }
 
 impl GroupNorm {
@@ -228,7 +238,6 @@ impl GroupNorm {
         affine: bool,
         dtype: DType,
     ) -> Result<GroupNorm> {
-        check_param_dtype("GroupNorm", dtype)?;
         if groups == 0 || channels % groups != 0 {
             return Err(Error::invalid(
                 "GroupNorm",
@@ -239,26 +248,17 @@ impl GroupNorm {
             groups,
             channels,
             eps,
-            weight: if affine {
-                Some(ones_param(&[channels], dtype)?)
-            } else {
-                None
-            },
-            bias: if affine {
-                Some(zeros_param(&[channels], dtype)?)
-            } else {
-                None
-            },
+            affine: Affine::new("GroupNorm", &[channels], affine, affine, dtype)?,
         })
     }
 }
 
 impl Module for GroupNorm {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        visit_params!(self, f, "weight" => &self.weight, "bias" => &self.bias);
+        self.affine.visit(f);
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_params!(self, f, "weight" => &mut self.weight, "bias" => &mut self.bias);
+        self.affine.visit_mut(f);
     }
 }
 
@@ -283,7 +283,7 @@ impl Unary for GroupNorm {
         let nd = g.len() as isize;
         let axes: Vec<isize> = (1..nd).filter(|&a| a != nd - 2).collect();
         let y = ingot::reshape_to(&standardize(&xg, &axes, self.eps)?, x.shape())?;
-        affine(y, self.weight.as_ref(), self.bias.as_ref(), x.dtype())
+        self.affine.apply(y, x.dtype())
     }
 }
 
@@ -303,8 +303,7 @@ pub struct BatchNorm {
     pub features: usize,
     pub eps: f64,
     pub momentum: f64,
-    pub weight: Option<Param>,
-    pub bias: Option<Param>,
+    pub affine: Affine,
     running: Option<Mutex<Running>>,
     pub training: bool,
 }
@@ -315,8 +314,7 @@ impl Clone for BatchNorm {
             features: self.features,
             eps: self.eps,
             momentum: self.momentum,
-            weight: self.weight.clone(),
-            bias: self.bias.clone(),
+            affine: self.affine.clone(),
             running: self.running.as_ref().map(|r| {
                 let r = r.lock();
                 Mutex::new(Running {
@@ -344,7 +342,6 @@ impl BatchNorm {
         track_running_stats: bool,
         dtype: DType,
     ) -> Result<BatchNorm> {
-        check_param_dtype("BatchNorm", dtype)?;
         if !(0.0..=1.0).contains(&momentum) {
             return Err(Error::invalid(
                 "BatchNorm",
@@ -364,16 +361,7 @@ impl BatchNorm {
             features,
             eps,
             momentum,
-            weight: if affine {
-                Some(ones_param(&[features], dtype)?)
-            } else {
-                None
-            },
-            bias: if affine {
-                Some(zeros_param(&[features], dtype)?)
-            } else {
-                None
-            },
+            affine: Affine::new("BatchNorm", &[features], affine, affine, dtype)?,
             running,
             training: true,
         })
@@ -390,7 +378,7 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        visit_params!(self, f, "weight" => &self.weight, "bias" => &self.bias);
+        self.affine.visit(f);
         if let Some(r) = &self.running {
             let r = r.lock();
             f("running_mean", &r.mean);
@@ -399,7 +387,7 @@ impl Module for BatchNorm {
         }
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_params!(self, f, "weight" => &mut self.weight, "bias" => &mut self.bias);
+        self.affine.visit_mut(f);
         if let Some(r) = &self.running {
             let mut r = r.lock();
             f("running_mean", &mut r.mean);
@@ -470,7 +458,7 @@ impl Unary for BatchNorm {
                 &ingot::rsqrt(&ingot::add(&var, self.eps)?)?,
             )?
         };
-        affine(y, self.weight.as_ref(), self.bias.as_ref(), x.dtype())
+        self.affine.apply(y, x.dtype())
     }
 }
 
@@ -480,8 +468,7 @@ impl Unary for BatchNorm {
 pub struct InstanceNorm {
     pub features: usize,
     pub eps: f64,
-    pub weight: Option<Param>,
-    pub bias: Option<Param>,
+    pub affine: Affine,
 }
 
 impl InstanceNorm {
@@ -490,30 +477,20 @@ impl InstanceNorm {
     }
 
     pub fn with(features: usize, eps: f64, affine: bool, dtype: DType) -> Result<InstanceNorm> {
-        check_param_dtype("InstanceNorm", dtype)?;
         Ok(InstanceNorm {
             features,
             eps,
-            weight: if affine {
-                Some(ones_param(&[features], dtype)?)
-            } else {
-                None
-            },
-            bias: if affine {
-                Some(zeros_param(&[features], dtype)?)
-            } else {
-                None
-            },
+            affine: Affine::new("InstanceNorm", &[features], affine, affine, dtype)?,
         })
     }
 }
 
 impl Module for InstanceNorm {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        visit_params!(self, f, "weight" => &self.weight, "bias" => &self.bias);
+        self.affine.visit(f);
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_params!(self, f, "weight" => &mut self.weight, "bias" => &mut self.bias);
+        self.affine.visit_mut(f);
     }
 }
 
@@ -532,6 +509,6 @@ impl Unary for InstanceNorm {
         }
         let axes: Vec<isize> = (1..x.ndim() as isize - 1).collect();
         let y = standardize(x, &axes, self.eps)?;
-        affine(y, self.weight.as_ref(), self.bias.as_ref(), x.dtype())
+        self.affine.apply(y, x.dtype())
     }
 }

@@ -326,21 +326,29 @@ impl Module for TransformerDecoderLayer {
     }
 }
 
-/// `layers.0 .. layers.{n-1}` encoder layers and an optional final `norm`.
+/// `layers.0 .. layers.{n-1}` and an optional final `norm`: the encoder and decoder stacks.
 #[derive(Clone)]
-pub struct TransformerEncoder {
-    pub layers: Vec<TransformerEncoderLayer>,
+pub struct Stack<L> {
+    pub layers: Vec<L>,
     pub norm: Option<LayerNorm>,
 }
 
-impl TransformerEncoder {
-    /// `n` layers of config `c`, with a final layer norm when `final_norm` (usual for
+/// A stack of encoder layers.
+pub type TransformerEncoder = Stack<TransformerEncoderLayer>;
+/// A stack of decoder layers.
+pub type TransformerDecoder = Stack<TransformerDecoderLayer>;
+
+impl<L> Stack<L> {
+    /// `n` layers from `make`, with a final layer norm when `final_norm` (usual for
     /// pre-norm stacks).
-    pub fn new(c: &TransformerConfig, n: usize, final_norm: bool) -> Result<TransformerEncoder> {
-        Ok(TransformerEncoder {
-            layers: (0..n)
-                .map(|_| TransformerEncoderLayer::new(c))
-                .collect::<Result<_>>()?,
+    fn build(
+        c: &TransformerConfig,
+        n: usize,
+        final_norm: bool,
+        make: impl Fn(&TransformerConfig) -> Result<L>,
+    ) -> Result<Stack<L>> {
+        Ok(Stack {
+            layers: (0..n).map(|_| make(c)).collect::<Result<_>>()?,
             norm: if final_norm {
                 Some(LayerNorm::with(
                     &[c.d_model],
@@ -353,6 +361,19 @@ impl TransformerEncoder {
                 None
             },
         })
+    }
+
+    fn finish(&self, x: Array) -> Result<Array> {
+        match &self.norm {
+            Some(n) => n.forward(&x),
+            None => Ok(x),
+        }
+    }
+}
+
+impl Stack<TransformerEncoderLayer> {
+    pub fn new(c: &TransformerConfig, n: usize, final_norm: bool) -> Result<TransformerEncoder> {
+        Stack::build(c, n, final_norm, TransformerEncoderLayer::new)
     }
 
     pub fn forward_masked(
@@ -365,68 +386,19 @@ impl TransformerEncoder {
         for l in &self.layers {
             x = l.forward_masked(&x, mask, key_padding)?;
         }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        self.finish(x)
     }
 }
 
-impl Module for TransformerEncoder {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
-        for (i, l) in self.layers.iter().enumerate() {
-            visit_child(&format!("layers.{i}"), l, f);
-        }
-        if let Some(n) = &self.norm {
-            visit_child("norm", n, f);
-        }
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            visit_child_mut(&format!("layers.{i}"), l, f);
-        }
-        if let Some(n) = &mut self.norm {
-            visit_child_mut("norm", n, f);
-        }
-    }
-    fn set_training(&mut self, on: bool) {
-        for l in &mut self.layers {
-            l.set_training(on);
-        }
-    }
-}
-
-impl Unary for TransformerEncoder {
+impl Unary for Stack<TransformerEncoderLayer> {
     fn forward(&self, x: &Array) -> Result<Array> {
         self.forward_masked(x, None, None)
     }
 }
 
-/// `layers.0 .. layers.{n-1}` decoder layers and an optional final `norm`.
-#[derive(Clone)]
-pub struct TransformerDecoder {
-    pub layers: Vec<TransformerDecoderLayer>,
-    pub norm: Option<LayerNorm>,
-}
-
-impl TransformerDecoder {
+impl Stack<TransformerDecoderLayer> {
     pub fn new(c: &TransformerConfig, n: usize, final_norm: bool) -> Result<TransformerDecoder> {
-        Ok(TransformerDecoder {
-            layers: (0..n)
-                .map(|_| TransformerDecoderLayer::new(c))
-                .collect::<Result<_>>()?,
-            norm: if final_norm {
-                Some(LayerNorm::with(
-                    &[c.d_model],
-                    c.layer_norm_eps,
-                    true,
-                    c.bias,
-                    c.dtype,
-                )?)
-            } else {
-                None
-            },
-        })
+        Stack::build(c, n, final_norm, TransformerDecoderLayer::new)
     }
 
     pub fn forward(&self, tgt: &Array, memory: &Array, m: &DecoderMasks) -> Result<Array> {
@@ -434,14 +406,11 @@ impl TransformerDecoder {
         for l in &self.layers {
             x = l.forward(&x, memory, m)?;
         }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        self.finish(x)
     }
 }
 
-impl Module for TransformerDecoder {
+impl<L: Module> Module for Stack<L> {
     fn visit(&self, f: &mut dyn FnMut(&str, &Param)) {
         for (i, l) in self.layers.iter().enumerate() {
             visit_child(&format!("layers.{i}"), l, f);
