@@ -1,5 +1,7 @@
 //! The `ingot` command-line tool (docs/cli.md).
 
+mod lm;
+
 use clap::{Parser, Subcommand};
 use ingot::runner::spec::{exit_code, run_spec_with};
 use ingot::Device;
@@ -24,6 +26,31 @@ enum Cmd {
     Ops {
         #[command(subcommand)]
         cmd: OpsCmd,
+    },
+    /// Train a Llama-layout language model from a JSON config (docs/nn.md, configs/).
+    Train {
+        /// The config file, e.g. configs/shakespeare.json.
+        config: PathBuf,
+    },
+    /// Continue a prompt with a trained model, printing text as it comes.
+    Generate {
+        /// The model folder (config.json, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// The text to continue.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// How many tokens to generate at most.
+        #[arg(long, default_value_t = 200)]
+        max_tokens: usize,
+        /// Sampling temperature (0: the most likely token each time).
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f64,
+        /// Sample among the k most likely tokens (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -55,6 +82,35 @@ fn main() -> ExitCode {
             OpsCmd::Run { spec, out, device } => ops_run(spec, out, device),
             OpsCmd::List { json } => ops_list(json),
         },
+        Cmd::Train { config } => report(lm::train(&config)),
+        Cmd::Generate {
+            model,
+            prompt,
+            max_tokens,
+            temperature,
+            top_k,
+            seed,
+        } => report(lm::generate(
+            &model,
+            &prompt,
+            &lm::Sampling {
+                max_tokens,
+                temperature,
+                top_k,
+                seed,
+            },
+        )),
+    }
+}
+
+/// Exit status 0, or the error on stderr and status 1.
+fn report(r: ingot::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

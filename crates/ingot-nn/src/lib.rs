@@ -29,9 +29,9 @@ pub mod train;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use layers::*;
-pub use optim::{clip_grad_norm, Optimizer};
-pub use schedule::Schedule;
-pub use train::TrainStep;
 pub use module::{
     value_and_grad, visit_child, visit_child_mut, Module, ModuleExt, Param, Role, Unary,
 };
+pub use optim::{clip_grad_norm, Optimizer};
+pub use schedule::Schedule;
+pub use train::TrainStep;

@@ -1,7 +1,7 @@
 //! Adafactor (Shazeer & Stern 2018), as MLX's `optimizers.Adafactor` and Hugging Face's
 //! `transformers.Adafactor` (which agree; `torch.optim.Adafactor` is a different variant).
 
-use super::{axpby, check_min, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule};
+use super::{axpby, check_min, scale_by, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule};
 use crate::schedule::Schedule;
 use ingot::{Array, Error, Result};
 
@@ -173,32 +173,38 @@ impl UpdateRule for AdafactorConfig {
     }
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
-        let t = ctx.t as f64;
+        // rho and beta2 depend on t: 0-d float64 arrays from the step's arrays.
+        let t = &ctx.t;
         let rho = if self.relative_step {
-            let min_step = if self.warmup_init { 1e-6 * t } else { 1e-2 };
-            min_step.min(1.0 / t.sqrt())
+            let min_step = if self.warmup_init {
+                ingot::multiply(t, 1e-6)?
+            } else {
+                Array::scalar(1e-2)
+            };
+            ingot::minimum(&min_step, ingot::divide(1.0, ingot::sqrt(t)?)?)?
         } else {
-            ctx.lr
+            ctx.lr.clone()
         };
         // alpha depends on the parameter's RMS, so it stays an array (a 0-d one).
         let alpha = if self.scale_parameter {
-            ingot::multiply(ingot::maximum(rms(p)?, self.eps.1)?, rho)?
+            scale_by(&ingot::maximum(rms(p)?, self.eps.1)?, &rho)?
         } else {
-            ingot::full(&[], rho, p.dtype())?
+            ingot::astype(&rho, p.dtype())?
         };
-        let beta2 = 1.0 - t.powf(self.decay_rate);
+        let beta2 = ingot::subtract(1.0, ingot::power(t, self.decay_rate)?)?;
+        let one_minus = ingot::subtract(1.0, &beta2)?;
+        // beta2 * x + (1 - beta2) * y with both coefficients rounded to the dtype once.
+        let ema = |x: &Array, y: &Array| -> Result<Array> {
+            ingot::add(scale_by(x, &beta2)?, scale_by(y, &one_minus)?)
+        };
         let u = ingot::add(ingot::square(g)?, self.eps.0)?;
         let upd = if p.ndim() >= 2 {
-            let row = axpby(
-                beta2,
+            let row = ema(
                 &slot(state, "exp_avg_sq_row")?,
-                1.0 - beta2,
                 &ingot::mean(&u, Some(&[-1]), false)?,
             )?;
-            let col = axpby(
-                beta2,
+            let col = ema(
                 &slot(state, "exp_avg_sq_col")?,
-                1.0 - beta2,
                 &ingot::mean(&u, Some(&[-2]), false)?,
             )?;
             let r = ingot::rsqrt(&ingot::divide(&row, ingot::mean(&row, Some(&[-1]), true)?)?)?;
@@ -211,7 +217,7 @@ impl UpdateRule for AdafactorConfig {
             state.insert("exp_avg_sq_col", col);
             ingot::multiply(&approx, g)?
         } else {
-            let v = axpby(beta2, &slot(state, "exp_avg_sq")?, 1.0 - beta2, &u)?;
+            let v = ema(&slot(state, "exp_avg_sq")?, &u)?;
             let upd = ingot::multiply(ingot::rsqrt(&v)?, g)?;
             state.insert("exp_avg_sq", v);
             upd

@@ -1,8 +1,8 @@
 //! Adam, AdamW and Adamax, as `torch.optim.Adam`, `AdamW` and `Adamax`.
 
 use super::{
-    add_scaled, axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap, StepCtx,
-    UpdateRule,
+    add_scaled, add_scaled_by, axpby, check_min, check_unit, scale_by, slot, RuleOptimizer, Slot,
+    SlotMap, StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Result};
@@ -36,7 +36,6 @@ fn adam_step(
     amsgrad: bool,
 ) -> Result<Array> {
     let (b1, b2) = betas;
-    let t = ctx.t as f64;
     let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, g)?;
     let v = axpby(
         b2,
@@ -44,8 +43,9 @@ fn adam_step(
         1.0 - b2,
         &ingot::square(g)?,
     )?;
-    let bc1 = 1.0 - b1.powf(t);
-    let bc2_sqrt = (1.0 - b2.powf(t)).sqrt();
+    // Bias corrections from the step's arrays (float64, as host numbers were).
+    let bc1 = ctx.bias_correction(b1)?;
+    let bc2_sqrt = ingot::sqrt(&ctx.bias_correction(b2)?)?;
     let second = if amsgrad {
         let vmax = ingot::maximum(&slot(state, "max_exp_avg_sq")?, &v)?;
         state.insert("max_exp_avg_sq", vmax.clone());
@@ -54,8 +54,13 @@ fn adam_step(
         v.clone()
     };
     // PyTorch's order of operations: denom = sqrt(v) / sqrt(bc2) + eps, step = lr / bc1.
-    let denom = ingot::add(ingot::divide(ingot::sqrt(&second)?, bc2_sqrt)?, eps)?;
-    let out = add_scaled(p, -ctx.lr / bc1, &ingot::divide(&m, &denom)?)?;
+    let sq = ingot::sqrt(&second)?;
+    let denom = ingot::add(
+        ingot::divide(&sq, ingot::astype(&bc2_sqrt, sq.dtype())?)?,
+        eps,
+    )?;
+    let step_size = ingot::divide(ingot::negative(&ctx.lr)?, &bc1)?;
+    let out = add_scaled_by(p, &step_size, &ingot::divide(&m, &denom)?)?;
     state.insert("exp_avg", m);
     state.insert("exp_avg_sq", v);
     Ok(out)
@@ -216,7 +221,7 @@ impl UpdateRule for AdamWConfig {
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let p = if self.weight_decay != 0.0 {
-            ingot::multiply(p, 1.0 - ctx.lr * self.weight_decay)?
+            scale_by(p, &ctx.decay_factor(self.weight_decay)?)?
         } else {
             p.clone()
         };
@@ -305,8 +310,8 @@ impl UpdateRule for AdamaxConfig {
             ingot::multiply(&slot(state, "exp_inf")?, b2)?,
             ingot::add(ingot::abs(&g)?, self.eps)?,
         )?;
-        let clr = ctx.lr / (1.0 - b1.powf(ctx.t as f64));
-        let out = add_scaled(p, -clr, &ingot::divide(&m, &u)?)?;
+        let clr = ingot::divide(ingot::negative(&ctx.lr)?, ctx.bias_correction(b1)?)?;
+        let out = add_scaled_by(p, &clr, &ingot::divide(&m, &u)?)?;
         state.insert("exp_avg", m);
         state.insert("exp_inf", u);
         Ok(out)

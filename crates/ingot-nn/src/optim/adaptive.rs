@@ -1,8 +1,8 @@
 //! Adagrad, AdaDelta and RMSprop, as `torch.optim.Adagrad`, `Adadelta` and `RMSprop`.
 
 use super::{
-    add_scaled, axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap, StepCtx,
-    UpdateRule,
+    add_scaled, add_scaled_by, axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap,
+    StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Result};
@@ -97,10 +97,15 @@ impl UpdateRule for AdagradConfig {
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let g = with_l2(g, p, self.weight_decay)?;
-        let clr = ctx.lr / (1.0 + (ctx.t - 1) as f64 * self.lr_decay);
+        // clr = lr / (1 + (t - 1) * lr_decay), from the step's arrays.
+        let decay = ingot::add(
+            ingot::multiply(ingot::subtract(&ctx.t, 1.0)?, self.lr_decay)?,
+            1.0,
+        )?;
+        let neg_clr = ingot::negative(&ingot::divide(&ctx.lr, &decay)?)?;
         let s = ingot::add(&slot(state, "sum")?, ingot::square(&g)?)?;
         let std = ingot::add(ingot::sqrt(&s)?, self.eps)?;
-        let out = add_scaled(p, -clr, &ingot::divide(&g, &std)?)?;
+        let out = add_scaled_by(p, &neg_clr, &ingot::divide(&g, &std)?)?;
         state.insert("sum", s);
         Ok(out)
     }
@@ -196,7 +201,7 @@ impl UpdateRule for AdaDeltaConfig {
             &g,
         )?;
         let u = axpby(rho, &u, 1.0 - rho, &ingot::square(&d)?)?;
-        let out = add_scaled(p, -ctx.lr, &d)?;
+        let out = add_scaled_by(p, &ingot::negative(&ctx.lr)?, &d)?;
         state.insert("square_avg", v);
         state.insert("acc_delta", u);
         Ok(out)
@@ -311,11 +316,11 @@ impl UpdateRule for RmsPropConfig {
                 ingot::multiply(&slot(state, "momentum_buffer")?, self.momentum)?,
                 ingot::divide(&g, &avg)?,
             )?;
-            let out = add_scaled(p, -ctx.lr, &b)?;
+            let out = add_scaled_by(p, &ingot::negative(&ctx.lr)?, &b)?;
             state.insert("momentum_buffer", b);
             out
         } else {
-            add_scaled(p, -ctx.lr, &ingot::divide(&g, &avg)?)?
+            add_scaled_by(p, &ingot::negative(&ctx.lr)?, &ingot::divide(&g, &avg)?)?
         };
         state.insert("square_avg", v);
         Ok(out)

@@ -2,7 +2,7 @@
 //! `optimizers.Lion` (PyTorch has none).
 
 use super::{
-    axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule,
+    axpby, check_min, check_unit, scale_by, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Result};
@@ -76,10 +76,10 @@ impl UpdateRule for LionConfig {
         let c = axpby(b1, &m, 1.0 - b1, g)?;
         state.insert("exp_avg", axpby(b2, &m, 1.0 - b2, g)?);
         let p = if self.weight_decay != 0.0 {
-            ingot::multiply(p, 1.0 - ctx.lr * self.weight_decay)?
+            scale_by(p, &ctx.decay_factor(self.weight_decay)?)?
         } else {
             p.clone()
         };
-        ingot::subtract(&p, ingot::multiply(ingot::sign(&c)?, ctx.lr)?)
+        ingot::subtract(&p, scale_by(&ingot::sign(&c)?, &ctx.lr)?)
     }
 }

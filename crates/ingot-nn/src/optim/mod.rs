@@ -21,7 +21,13 @@
 //!   gradient, then rounded once to the parameter's dtype (so small steps are not lost to
 //!   half-precision state);
 //! - after a step the new parameters and state are evaluated (`ingot::eval`), so graphs do
-//!   not grow from step to step.
+//!   not grow from step to step;
+//! - the math of an update is a pure function of arrays: a rule gets the learning rate,
+//!   the step number and the parameter's "fresh" flag as 0-d arrays ([`StepCtx`]) and
+//!   computes everything that changes between steps from them with ingot ops, so one
+//!   traced program serves every step. [`FunctionalOptimizer`] exposes that function (the
+//!   state in, the state out, no evaluation) for compiled training steps
+//!   ([`crate::train::TrainStep`]); [`Optimizer::step`] is it followed by `eval`.
 //!
 //! ```
 //! use ingot::DType;
@@ -196,15 +202,47 @@ impl Slot {
 /// A parameter's state entries by name.
 pub type SlotMap = BTreeMap<&'static str, Array>;
 
-/// What an update rule knows about the current update.
-#[derive(Clone, Copy, Debug)]
+/// What an update rule knows about the current update, as 0-d arrays, so that the same
+/// rule runs eagerly and inside a compiled training step ([`crate::train::TrainStep`]),
+/// where these are inputs of the traced program: a rule must compute everything that
+/// changes from step to step (the learning rate, bias corrections, anything depending on
+/// `t`) from these arrays with ingot ops, never from host numbers, or a replayed trace
+/// would use the numbers of the step it was traced at.
+#[derive(Clone, Debug)]
 pub struct StepCtx {
-    /// The learning rate of this update (the schedule at `t - 1`).
-    pub lr: f64,
-    /// The update's number, 1 for the first.
-    pub t: u64,
-    /// True when this parameter's state was just created (its first update).
-    pub fresh: bool,
+    /// The learning rate of this update (the schedule at `t - 1`): 0-d float64.
+    pub lr: Array,
+    /// The update's number, 1 for the first: 0-d float64 (exact up to 2^53).
+    pub t: Array,
+    /// True when this parameter's state was just created (its first update): 0-d bool.
+    /// Select with it (`ingot::where_`) rather than branching on its value.
+    pub fresh: Array,
+}
+
+impl StepCtx {
+    /// The context of an update with these host values.
+    pub fn new(lr: f64, t: u64, fresh: bool) -> StepCtx {
+        StepCtx {
+            lr: Array::scalar(lr),
+            t: Array::scalar(t as f64),
+            fresh: Array::scalar(fresh),
+        }
+    }
+
+    /// `b^t` (0-d float64).
+    pub fn pow_t(&self, b: f64) -> Result<Array> {
+        ingot::power(b, &self.t)
+    }
+
+    /// The bias correction `1 - b^t` (0-d float64).
+    pub fn bias_correction(&self, b: f64) -> Result<Array> {
+        ingot::subtract(1.0, self.pow_t(b)?)
+    }
+
+    /// The decoupled weight-decay factor `1 - lr * weight_decay` (0-d float64).
+    pub fn decay_factor(&self, weight_decay: f64) -> Result<Array> {
+        ingot::subtract(1.0, ingot::multiply(&self.lr, weight_decay)?)
+    }
 }
 
 /// The per-parameter math of an optimizer and its hyperparameters; [`RuleOptimizer`]
@@ -221,6 +259,9 @@ pub trait UpdateRule: Clone {
 
     /// The new parameter from the parameter `p` and gradient `g` (both in the compute
     /// dtype: f32 for f16/bf16 parameters, else the parameter's), updating `state` in place.
+    /// Everything that varies between steps must come from `ctx`'s arrays (see
+    /// [`StepCtx`]); branching on shapes and hyperparameters is fine. Evaluate nothing:
+    /// the arrays may be placeholders of a trace.
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array>;
 }
 
@@ -370,6 +411,212 @@ impl<R: UpdateRule> RuleOptimizer<R> {
     }
 }
 
+impl<R: UpdateRule> RuleOptimizer<R> {
+    /// Checks an update with gradients `grads` of `params` (the hyperparameters, each
+    /// gradient, its parameter and the parameter's stored state) and returns the learning
+    /// rate it uses.
+    fn check_step(
+        &self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+    ) -> Result<f64> {
+        self.config.validate()?;
+        for (name, g) in grads {
+            self.check_pair(name, params.get(name), g, params)?;
+        }
+        let lr = self.lr.at(self.step);
+        if !lr.is_finite() {
+            return Err(Error::invalid(
+                R::NAME,
+                format!("learning rate {lr} at step {} is not finite", self.step),
+            ));
+        }
+        Ok(lr)
+    }
+
+    /// The initial state entries of parameter `p`.
+    fn initial_slots(&self, p: &Array) -> Result<SlotMap> {
+        let cd = compute_dtype(p.dtype());
+        let mut s = SlotMap::new();
+        for slot in self.config.slots(p.shape()) {
+            s.insert(slot.name, ingot::full(&slot.shape, slot.init, cd)?);
+        }
+        Ok(s)
+    }
+
+    /// The update of every parameter of `grads` as a pure function of arrays: `states`
+    /// holds each one's state entries and fresh flag, `lr` and `t` are 0-d float64. Returns
+    /// the new parameters and state, unevaluated; nothing is checked or stored.
+    fn update_arrays(
+        &self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+        mut states: BTreeMap<String, (SlotMap, Array)>,
+        lr: &Array,
+        t: &Array,
+    ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, SlotMap>)> {
+        let mut new_params = BTreeMap::new();
+        let mut new_state = BTreeMap::new();
+        for (name, g) in grads {
+            let p = params.get(name).ok_or_else(|| {
+                Error::invalid(R::NAME, format!("gradient for unknown parameter {name:?}"))
+            })?;
+            let (mut st, fresh) = states.remove(name).ok_or_else(|| {
+                Error::invalid(R::NAME, format!("no state given for parameter {name:?}"))
+            })?;
+            let cd = compute_dtype(p.dtype());
+            // An empty parameter has nothing to update (and means of it would be NaN).
+            let out = if p.size() == 0 {
+                p.clone()
+            } else {
+                let ctx = StepCtx {
+                    lr: lr.clone(),
+                    t: t.clone(),
+                    fresh,
+                };
+                let pc = ingot::astype(p, cd)?;
+                let gc = ingot::astype(g, cd)?;
+                let out = self
+                    .config
+                    .apply(&ctx, &pc, &gc, &mut st)
+                    .map_err(|e| Error::invalid(R::NAME, format!("parameter {name:?}: {e}")))?;
+                ingot::astype(&out, p.dtype())?
+            };
+            new_params.insert(name.clone(), out);
+            new_state.insert(name.clone(), st);
+        }
+        Ok((new_params, new_state))
+    }
+
+    /// "param.entry" split at the last '.', with the entry one this optimizer uses.
+    fn split_entry<'k>(&self, key: &'k str) -> Option<(&'k str, &'static str)> {
+        let sets = self.entry_sets();
+        let (param, entry) = key.rsplit_once('.')?;
+        sets.iter()
+            .flatten()
+            .find(|k| **k == entry)
+            .map(|k| (param, *k))
+    }
+}
+
+/// An optimizer whose update is a pure function of arrays, so that it can run inside a
+/// compiled training step ([`crate::train::TrainStep`]): the state it reads and writes, the
+/// per-parameter "fresh" flags, the learning rate and the step number are all arrays (the
+/// compiled program's inputs and outputs). Every [`RuleOptimizer`] is one; a boxed
+/// `dyn Optimizer` is not.
+pub trait FunctionalOptimizer: Optimizer {
+    /// Checks that an update of every parameter of `params` can run (the hyperparameters, a
+    /// finite learning rate, real floating parameters, stored state that fits them) and
+    /// returns what it reads: the state entries by "param.entry" name (as
+    /// [`Optimizer::state`], without "step") for every parameter of `params`, the stored
+    /// arrays or, for a parameter without state, its initial ones; and each parameter's
+    /// fresh flag (true when its state is initial: the update is its first). Nothing
+    /// changes.
+    fn update_inputs(
+        &self,
+        params: &BTreeMap<String, Array>,
+    ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, bool>)>;
+
+    /// The update of every parameter of `grads` as a pure function: the new parameters and
+    /// the new state entries (by "param.entry" name). `state` and `fresh` (0-d bool arrays)
+    /// are as [`FunctionalOptimizer::update_inputs`] returns them, `lr` and `t` are 0-d
+    /// float64 arrays (the learning rate and the update's number, 1 for the first); any of
+    /// them may be placeholders of a trace. Nothing is checked (call `update_inputs` first),
+    /// evaluated or stored.
+    fn update_pure(
+        &self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+        state: &BTreeMap<String, Array>,
+        fresh: &BTreeMap<String, Array>,
+        lr: &Array,
+        t: &Array,
+    ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, Array>)>;
+
+    /// Ends an update made with [`FunctionalOptimizer::update_pure`]: stores its new state
+    /// entries (each parameter's replace that parameter's) and sets the step count. An
+    /// entry name this optimizer does not use is an error, and nothing changes.
+    fn commit_update(&mut self, state: &BTreeMap<String, Array>, step: u64) -> Result<()>;
+}
+
+impl<R: UpdateRule> FunctionalOptimizer for RuleOptimizer<R> {
+    fn update_inputs(
+        &self,
+        params: &BTreeMap<String, Array>,
+    ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, bool>)> {
+        // Each parameter stands in for its own gradient: that checks the parameter alone.
+        self.check_step(params, params)?;
+        let mut state = BTreeMap::new();
+        let mut fresh = BTreeMap::new();
+        for (name, p) in params {
+            let (st, is_new) = match self.state.get(name) {
+                Some(s) => (s.clone(), false),
+                None => (self.initial_slots(p)?, true),
+            };
+            for (entry, a) in st {
+                state.insert(format!("{name}.{entry}"), a);
+            }
+            fresh.insert(name.clone(), is_new);
+        }
+        Ok((state, fresh))
+    }
+
+    fn update_pure(
+        &self,
+        params: &BTreeMap<String, Array>,
+        grads: &BTreeMap<String, Array>,
+        state: &BTreeMap<String, Array>,
+        fresh: &BTreeMap<String, Array>,
+        lr: &Array,
+        t: &Array,
+    ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, Array>)> {
+        let mut states: BTreeMap<String, (SlotMap, Array)> = BTreeMap::new();
+        for name in grads.keys() {
+            let f = fresh.get(name).cloned().ok_or_else(|| {
+                Error::invalid(R::NAME, format!("no fresh flag for parameter {name:?}"))
+            })?;
+            states.insert(name.clone(), (SlotMap::new(), f));
+        }
+        for (key, a) in state {
+            let Some((param, entry)) = self.split_entry(key) else {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!("unexpected state entry {key:?}"),
+                ));
+            };
+            if let Some((st, _)) = states.get_mut(param) {
+                st.insert(entry, a.clone());
+            }
+        }
+        let (new_params, new_state) = self.update_arrays(params, grads, states, lr, t)?;
+        let mut flat = BTreeMap::new();
+        for (name, st) in new_state {
+            for (entry, a) in st {
+                flat.insert(format!("{name}.{entry}"), a);
+            }
+        }
+        Ok((new_params, flat))
+    }
+
+    fn commit_update(&mut self, state: &BTreeMap<String, Array>, step: u64) -> Result<()> {
+        let mut new: BTreeMap<String, SlotMap> = BTreeMap::new();
+        for (key, a) in state {
+            let Some((param, entry)) = self.split_entry(key) else {
+                return Err(Error::invalid(
+                    R::NAME,
+                    format!("commit_update: unexpected state entry {key:?}"),
+                ));
+            };
+            new.entry(param.to_string())
+                .or_default()
+                .insert(entry, a.clone());
+        }
+        self.state.extend(new);
+        self.step = step;
+        Ok(())
+    }
+}
+
 impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
     fn name(&self) -> &str {
         R::NAME
@@ -392,49 +639,19 @@ impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
         params: &BTreeMap<String, Array>,
         grads: &BTreeMap<String, Array>,
     ) -> Result<BTreeMap<String, Array>> {
-        self.config.validate()?;
-        for (name, g) in grads {
-            self.check_pair(name, params.get(name), g, params)?;
-        }
-        let lr = self.lr.at(self.step);
-        if !lr.is_finite() {
-            return Err(Error::invalid(
-                R::NAME,
-                format!("learning rate {lr} at step {} is not finite", self.step),
-            ));
-        }
+        let lr = self.check_step(params, grads)?;
         let t = self.step + 1;
-        let mut new_params = BTreeMap::new();
-        let mut new_state = BTreeMap::new();
-        for (name, g) in grads {
-            let p = &params[name];
-            let cd = compute_dtype(p.dtype());
-            let (mut st, fresh) = match self.state.get(name) {
-                Some(s) => (s.clone(), false),
-                None => {
-                    let mut s = SlotMap::new();
-                    for slot in self.config.slots(p.shape()) {
-                        s.insert(slot.name, ingot::full(&slot.shape, slot.init, cd)?);
-                    }
-                    (s, true)
-                }
+        let mut states = BTreeMap::new();
+        for name in grads.keys() {
+            let st = match self.state.get(name) {
+                Some(s) => (s.clone(), Array::scalar(false)),
+                None => (self.initial_slots(&params[name])?, Array::scalar(true)),
             };
-            // An empty parameter has nothing to update (and means of it would be NaN).
-            let out = if p.size() == 0 {
-                p.clone()
-            } else {
-                let ctx = StepCtx { lr, t, fresh };
-                let pc = ingot::astype(p, cd)?;
-                let gc = ingot::astype(g, cd)?;
-                let out = self
-                    .config
-                    .apply(&ctx, &pc, &gc, &mut st)
-                    .map_err(|e| Error::invalid(R::NAME, format!("parameter {name:?}: {e}")))?;
-                ingot::astype(&out, p.dtype())?
-            };
-            new_params.insert(name.clone(), out);
-            new_state.insert(name.clone(), st);
+            states.insert(name.clone(), st);
         }
+        let ctx_lr = Array::scalar(lr);
+        let ctx_t = Array::scalar(t as f64);
+        let (new_params, new_state) = self.update_arrays(params, grads, states, &ctx_lr, &ctx_t)?;
         let mut all: Vec<Array> = new_params.values().cloned().collect();
         for st in new_state.values() {
             all.extend(st.values().cloned());
@@ -544,6 +761,17 @@ pub(crate) fn axpby(a: f64, x: &Array, b: f64, y: &Array) -> Result<Array> {
 /// `x + a * y` (`torch.add(x, y, alpha=a)`).
 pub(crate) fn add_scaled(x: &Array, a: f64, y: &Array) -> Result<Array> {
     ingot::add(x, ingot::multiply(y, a)?)
+}
+
+/// `x * s` for a 0-d float64 `s` computed from the step's arrays, rounded once to `x`'s
+/// dtype first (as a host number would be).
+pub(crate) fn scale_by(x: &Array, s: &Array) -> Result<Array> {
+    ingot::multiply(x, ingot::astype(s, x.dtype())?)
+}
+
+/// `x + s * y` for a 0-d float64 `s` (see [`scale_by`]).
+pub(crate) fn add_scaled_by(x: &Array, s: &Array, y: &Array) -> Result<Array> {
+    ingot::add(x, scale_by(y, s)?)
 }
 
 /// The entry `name` of `state` (present by construction; an error rather than a panic if a

@@ -2,7 +2,7 @@
 //! `torch.optim.Muon` for matrices, with a fallback for parameters that are not.
 
 use super::{
-    axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule,
+    axpby, check_min, check_unit, scale_by, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Error, Result};
@@ -156,13 +156,12 @@ impl UpdateRule for MuonConfig {
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let decayed = if self.weight_decay != 0.0 {
-            ingot::multiply(p, 1.0 - ctx.lr * self.weight_decay)?
+            scale_by(p, &ctx.decay_factor(self.weight_decay)?)?
         } else {
             p.clone()
         };
         if let (MuonFallback::AdamW { betas, eps }, 0 | 1) = (&self.fallback, p.ndim()) {
             let (b1, b2) = *betas;
-            let t = ctx.t as f64;
             let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, g)?;
             let v = axpby(
                 b2,
@@ -170,17 +169,14 @@ impl UpdateRule for MuonConfig {
                 1.0 - b2,
                 &ingot::square(g)?,
             )?;
-            let denom = ingot::add(
-                ingot::divide(ingot::sqrt(&v)?, (1.0 - b2.powf(t)).sqrt())?,
-                *eps,
-            )?;
+            let sq = ingot::sqrt(&v)?;
+            let bc2_sqrt = ingot::astype(&ingot::sqrt(&ctx.bias_correction(b2)?)?, sq.dtype())?;
+            let denom = ingot::add(ingot::divide(&sq, &bc2_sqrt)?, *eps)?;
             let step = ingot::divide(&m, &denom)?;
             state.insert("exp_avg", m);
             state.insert("exp_avg_sq", v);
-            return ingot::subtract(
-                &decayed,
-                ingot::multiply(step, ctx.lr / (1.0 - b1.powf(t)))?,
-            );
+            let step_size = ingot::divide(&ctx.lr, ctx.bias_correction(b1)?)?;
+            return ingot::subtract(&decayed, scale_by(&step, &step_size)?);
         }
         let mu = self.momentum;
         let b = axpby(mu, &slot(state, "momentum_buffer")?, 1.0 - mu, g)?;
@@ -191,7 +187,7 @@ impl UpdateRule for MuonConfig {
         };
         state.insert("momentum_buffer", b);
         if p.ndim() < 2 {
-            return ingot::subtract(&decayed, ingot::multiply(&u, ctx.lr)?);
+            return ingot::subtract(&decayed, scale_by(&u, &ctx.lr)?);
         }
         let shape = p.shape().to_vec();
         let rows = shape[0];
@@ -200,6 +196,6 @@ impl UpdateRule for MuonConfig {
         let o = newton_schulz5(&flat, self.ns_steps, self.ns_coefficients, self.eps)?;
         let o = ingot::reshape_to(&o, &shape)?;
         let scale = (rows as f64 / cols as f64).max(1.0).sqrt();
-        ingot::subtract(&decayed, ingot::multiply(&o, ctx.lr * scale)?)
+        ingot::subtract(&decayed, scale_by(&o, &ingot::multiply(&ctx.lr, scale)?)?)
     }
 }

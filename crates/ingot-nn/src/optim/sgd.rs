@@ -1,7 +1,8 @@
 //! Stochastic gradient descent with momentum, as `torch.optim.SGD`.
 
 use super::{
-    add_scaled, axpby, check_min, slot, RuleOptimizer, Slot, SlotMap, StepCtx, UpdateRule,
+    add_scaled, add_scaled_by, axpby, check_min, slot, RuleOptimizer, Slot, SlotMap, StepCtx,
+    UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Error, Result};
@@ -97,17 +98,15 @@ impl UpdateRule for SgdConfig {
             g = add_scaled(&g, self.weight_decay, p)?;
         }
         if self.momentum != 0.0 {
-            // PyTorch starts the buffer at the first gradient, not at zero.
-            let b = if ctx.fresh {
-                g.clone()
-            } else {
-                axpby(
-                    self.momentum,
-                    &slot(state, "momentum_buffer")?,
-                    1.0 - self.dampening,
-                    &g,
-                )?
-            };
+            // PyTorch starts the buffer at the first gradient, not at zero: selected by the
+            // fresh flag, so one program serves the first step and later ones.
+            let later = axpby(
+                self.momentum,
+                &slot(state, "momentum_buffer")?,
+                1.0 - self.dampening,
+                &g,
+            )?;
+            let b = ingot::where_(&ctx.fresh, &g, &later)?;
             g = if self.nesterov {
                 add_scaled(&g, self.momentum, &b)?
             } else {
@@ -115,6 +114,6 @@ impl UpdateRule for SgdConfig {
             };
             state.insert("momentum_buffer", b);
         }
-        add_scaled(p, -ctx.lr, &g)
+        add_scaled_by(p, &ingot::negative(&ctx.lr)?, &g)
     }
 }

@@ -1,0 +1,448 @@
+//! `ingot train CONFIG` and `ingot generate`: train a Llama-layout language model on a
+//! corpus of works (a byte-level BPE tokenizer first, trained on the training works only),
+//! then sample from it with streaming output.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ingot::{Array, DType, Error, Result};
+use ingot_lm::{LmData, Tokenizer, TrainConfig, VALIDATION_WORKS};
+use ingot_nn::losses::{cross_entropy, CrossEntropy};
+use ingot_nn::models::{KvCache, Llama, LlamaConfig};
+use ingot_nn::optim::{AdamW, Optimizer};
+use ingot_nn::{clip_grad_norm, load_checkpoint, rng, save_checkpoint, schedule, value_and_grad};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A training config file (JSON). Paths are relative to the working directory.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainFile {
+    /// The folder of works (one text file each), as scripts/data/fetch_shakespeare.sh
+    /// writes it.
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    /// Where the model folder goes (config.json, model.safetensors, tokenizer.json,
+    /// training.json) and, under `checkpoint/`, the resumable state.
+    pub out: PathBuf,
+    pub vocab_size: usize,
+    pub model: ModelSection,
+    pub train: TrainSection,
+}
+
+fn default_data() -> PathBuf {
+    PathBuf::from(ingot_lm::data::DEFAULT_DATA_DIR)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    /// The context length trained on (and config.json's max_position_embeddings).
+    pub context: usize,
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_theta() -> f64 {
+    10000.0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f64,
+    #[serde(default)]
+    pub min_lr: f64,
+    #[serde(default)]
+    pub warmup: u64,
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "default_clip")]
+    pub grad_clip: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    /// Validation batches per evaluation (all of them at the end).
+    #[serde(default = "default_eval_batches")]
+    pub eval_batches: usize,
+    #[serde(default = "default_ckpt")]
+    pub checkpoint_every: u64,
+    /// "bf16" or "f16": train under autocast (float32 master weights).
+    #[serde(default)]
+    pub autocast: Option<String>,
+    /// The dtype the finished model is saved in: "f32" (default), "bf16" or "f16" (half
+    /// the size, for a model shipped in the repository).
+    #[serde(default)]
+    pub save_dtype: Option<String>,
+}
+
+fn default_wd() -> f64 {
+    0.1
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_eval_every() -> u64 {
+    250
+}
+fn default_eval_batches() -> usize {
+    20
+}
+fn default_ckpt() -> u64 {
+    500
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::invalid("train", msg.into())
+}
+
+/// Reads and checks a config file.
+pub fn read_config(path: &Path) -> Result<TrainFile> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let c: TrainFile =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let t = &c.train;
+    if t.steps == 0 || t.batch == 0 || c.model.context < 2 {
+        return Err(invalid(
+            "steps, batch and a context of at least 2 are needed",
+        ));
+    }
+    if !(t.lr > 0.0 && t.lr.is_finite()) || t.min_lr < 0.0 || t.min_lr > t.lr {
+        return Err(invalid(format!(
+            "lr {} and min_lr {} must satisfy 0 <= min_lr <= lr",
+            t.lr, t.min_lr
+        )));
+    }
+    if t.warmup >= t.steps {
+        return Err(invalid(format!(
+            "warmup {} must be below steps {}",
+            t.warmup, t.steps
+        )));
+    }
+    Ok(c)
+}
+
+fn autocast_dtype(s: &Option<String>) -> Result<Option<DType>> {
+    match s.as_deref() {
+        None | Some("none") => Ok(None),
+        Some("bf16") => Ok(Some(DType::BF16)),
+        Some("f16") => Ok(Some(DType::F16)),
+        Some(o) => Err(invalid(format!(
+            "autocast must be bf16, f16 or none, got {o:?}"
+        ))),
+    }
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        b.set_style(style);
+    }
+    b
+}
+
+/// Mean cross entropy over `batches` validation batches (all when 0).
+fn validation_loss(model: &Llama, data: &LmData, c: &TrainFile, batches: usize) -> Result<f64> {
+    let it = data.validation_batches(c.train.batch, c.model.context)?;
+    let n = if batches == 0 {
+        it.len()
+    } else {
+        batches.min(it.len())
+    };
+    let (mut total, mut count) = (0.0, 0usize);
+    for b in it.take(n) {
+        let (x, y) = b?;
+        let tokens = y.size();
+        let loss = cross_entropy(&model.forward(&x)?, &y, &CrossEntropy::default())?;
+        total += loss.item::<f32>()? as f64 * tokens as f64;
+        count += tokens;
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+/// `ingot train CONFIG`: the tokenizer (unless out/tokenizer.json exists), then the model,
+/// resuming from out/checkpoint when it is there.
+pub fn train(config: &Path) -> Result<()> {
+    let c = read_config(config)?;
+    let low = autocast_dtype(&c.train.autocast)?;
+    std::fs::create_dir_all(&c.out).map_err(|e| invalid(format!("{}: {e}", c.out.display())))?;
+    let tok_path = c.out.join("tokenizer.json");
+    let split =
+        ingot_lm::data::split_works(ingot_lm::data::read_works(&c.data)?, &VALIDATION_WORKS)?;
+    let tokenizer = if tok_path.exists() {
+        Tokenizer::from_file(&tok_path)?
+    } else {
+        let t0 = Instant::now();
+        eprintln!(
+            "training a {}-token byte-level BPE tokenizer on {} works",
+            c.vocab_size,
+            split.train.len()
+        );
+        let texts: Vec<&str> = split.train.iter().map(|w| w.text.as_str()).collect();
+        let t = Tokenizer::train_from_texts(&texts, &TrainConfig::new(c.vocab_size))?;
+        t.save(&tok_path)?;
+        eprintln!("tokenizer: {:.1} s", t0.elapsed().as_secs_f64());
+        t
+    };
+    let data = LmData::from_split(&split, &tokenizer)?;
+    eprintln!(
+        "{} training tokens, {} validation tokens (held out: {})",
+        data.train_ids().len(),
+        data.validation_ids().len(),
+        data.validation_works().join(", ")
+    );
+    let m = &c.model;
+    let eot = tokenizer.token_to_id(ingot_lm::END_OF_TEXT).map(u64::from);
+    let cfg = LlamaConfig {
+        vocab_size: tokenizer.vocab_size(),
+        hidden_size: m.hidden_size,
+        intermediate_size: m.intermediate_size,
+        num_hidden_layers: m.num_hidden_layers,
+        num_attention_heads: m.num_attention_heads,
+        num_key_value_heads: m.num_key_value_heads,
+        head_dim: m.hidden_size / m.num_attention_heads.max(1),
+        rms_norm_eps: 1e-5,
+        rope_theta: m.rope_theta,
+        max_position_embeddings: m.context,
+        tie_word_embeddings: m.tie_word_embeddings,
+        bos_token_id: eot,
+        eos_token_id: eot,
+    };
+    rng::seed(c.train.seed);
+    let mut model = Llama::new(&cfg, &rng::key(c.train.seed), DType::F32)?;
+    let t = &c.train;
+    let decay = schedule::cosine_decay(t.lr, t.steps - t.warmup, t.min_lr);
+    let lr = if t.warmup > 0 {
+        schedule::join_schedules(
+            vec![schedule::linear_schedule(0.0, t.lr, t.warmup)?, decay],
+            &[t.warmup],
+        )?
+    } else {
+        decay
+    };
+    let mut opt = AdamW::new(lr).betas(0.9, 0.95).weight_decay(t.weight_decay);
+    let ckpt = c.out.join("checkpoint");
+    let mut start = 0u64;
+    if ckpt.join("trainer.json").exists() {
+        let extra = load_checkpoint(&ckpt, &mut model, &mut opt)?;
+        start = extra.get("step").copied().unwrap_or(0.0) as u64;
+        eprintln!("resuming at step {start} from {}", ckpt.display());
+    }
+    eprintln!(
+        "model: {} parameters, {} layers, width {}, context {}",
+        ingot_nn::ModuleExt::num_parameters(&model),
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        m.context
+    );
+    let b = bar(t.steps, "{bar:30} {pos}/{len} {elapsed}<{eta} {msg}");
+    b.set_position(start);
+    let t0 = Instant::now();
+    let mut tokens = 0usize;
+    let (mut last_loss, mut last_val) = (f64::NAN, f64::NAN);
+    let mut log = Vec::new();
+    for step in start..t.steps {
+        // The batch depends only on the seed and the step, so a resumed run sees the same.
+        let (x, y) = data
+            .train_batches(
+                t.batch,
+                m.context,
+                t.seed ^ step.wrapping_mul(0x9E3779B97F4A7C15),
+            )?
+            .next_batch()?;
+        let loss_fn = |mm: &Llama| cross_entropy(&mm.forward(&x)?, &y, &CrossEntropy::default());
+        let (loss, grads) = match low {
+            Some(d) => ingot::autocast(d, || value_and_grad(&mut model, loss_fn))??,
+            None => value_and_grad(&mut model, loss_fn)?,
+        };
+        let (grads, _norm) = clip_grad_norm(&grads, t.grad_clip)?;
+        opt.update(&mut model, &grads)?;
+        last_loss = loss.item::<f32>()? as f64;
+        if !last_loss.is_finite() {
+            return Err(invalid(format!(
+                "the loss became {last_loss} at step {step}"
+            )));
+        }
+        tokens += t.batch * m.context;
+        let done = step + 1;
+        if done % t.eval_every == 0 || done == t.steps {
+            last_val = validation_loss(&model, &data, &c, t.eval_batches)?;
+            log.push(
+                serde_json::json!({"step": done, "train_loss": last_loss, "val_loss": last_val}),
+            );
+            let line =
+                format!("step {done}: train loss {last_loss:.3}, validation loss {last_val:.3}");
+            // A hidden bar (stderr not a terminal) drops println: logs still get the line.
+            if b.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                b.println(line);
+            }
+        }
+        if done % t.checkpoint_every == 0 && done < t.steps {
+            let extra = BTreeMap::from([("step".to_string(), done as f64)]);
+            save_checkpoint(&ckpt, &model, &opt, &extra)?;
+        }
+        b.set_message(format!(
+            "loss {last_loss:.3} | {:.0} tok/s",
+            tokens as f64 / t0.elapsed().as_secs_f64()
+        ));
+        b.inc(1);
+    }
+    b.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("full validation pass ...");
+    let val = validation_loss(&model, &data, &c, 0)?;
+    let save = match t.save_dtype.as_deref() {
+        None | Some("f32") => DType::F32,
+        Some("bf16") => DType::BF16,
+        Some("f16") => DType::F16,
+        Some(o) => {
+            return Err(invalid(format!(
+                "save_dtype must be f32, bf16 or f16, got {o:?}"
+            )))
+        }
+    };
+    let mut saved = model.clone();
+    ingot_nn::ModuleExt::cast(&mut saved, save)?;
+    saved.save_pretrained(&c.out)?;
+    let report = serde_json::json!({
+        "steps": t.steps,
+        "train_loss": last_loss,
+        "validation_loss": val,
+        "validation_perplexity": val.exp(),
+        "validation_works": data.validation_works(),
+        "tokens_per_second": tokens as f64 / secs,
+        "seconds": secs,
+        "log": log,
+        "last_sampled_validation_loss": last_val,
+    });
+    let path = c.out.join("training.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    eprintln!(
+        "done: validation loss {val:.3} (perplexity {:.1}), {:.0} tokens/s; model in {}",
+        val.exp(),
+        tokens as f64 / secs,
+        c.out.display()
+    );
+    Ok(())
+}
+
+/// Sampling settings of `ingot generate`.
+pub struct Sampling {
+    pub max_tokens: usize,
+    pub temperature: f64,
+    pub top_k: usize,
+    pub seed: u64,
+}
+
+/// The next token from the last position's logits `(vocab,)`.
+fn sample(logits: &Array, s: &Sampling, step: u64) -> Result<u32> {
+    if s.temperature <= 0.0 {
+        return Ok(ingot::argmax(logits, Some(-1), false)?.item::<i64>()? as u32);
+    }
+    let mut l = ingot::divide(&ingot::astype(logits, DType::F32)?, s.temperature)?;
+    let v = l.shape()[0];
+    if s.top_k > 0 && s.top_k < v {
+        let (vals, _) = ingot::topk(&l, s.top_k, -1, true, true)?;
+        let kth = ingot::min(&vals, None, false)?;
+        l = ingot::where_(ingot::less(&l, &kth)?, f32::NEG_INFINITY, &l)?;
+    }
+    let key = ingot::random::key_at(
+        &ingot::random::split(&rng::key(s.seed), 1 + step as usize)?,
+        step as usize,
+    )?;
+    Ok(ingot::random::categorical(&key, &l, -1, None)?.item::<i64>()? as u32)
+}
+
+/// `ingot generate`: streams a continuation of `prompt` and reports tokens per second.
+pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
+    let model = Llama::from_pretrained(dir, DType::F32)?;
+    let tok = Tokenizer::from_file(dir.join("tokenizer.json"))?;
+    let mut ids = tok.encode(prompt)?;
+    if ids.is_empty() {
+        ids = tok
+            .token_to_id(ingot_lm::END_OF_TEXT)
+            .map(|i| vec![i])
+            .ok_or_else(|| Error::invalid("generate", "empty prompt and no end-of-text token"))?;
+    }
+    let ctx = model.config.max_position_embeddings;
+    let eos = model.config.eos_token_id.map(|e| e as u32);
+    let mut cache = KvCache::new();
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{prompt}");
+    let _ = out.flush();
+    let t0 = Instant::now();
+    let start = ids.len().saturating_sub(ctx);
+    let as_array = |v: &[u32]| -> Result<Array> {
+        let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
+        Array::from_slice(&v, &[1, v.len()])
+    };
+    let mut logits = model.forward_cached(&as_array(&ids[start..])?, Some(&mut cache))?;
+    let prefill = t0.elapsed().as_secs_f64();
+    let mut generated: Vec<u32> = Vec::new();
+    let mut shown = String::new();
+    let t1 = Instant::now();
+    for step in 0..s.max_tokens {
+        let n = logits.shape()[1];
+        let last = ingot::reshape_to(
+            &ingot::slice_axis(
+                &logits,
+                1,
+                ingot::SliceArg::new(Some(n as isize - 1), None, 1),
+            )?,
+            &[model.config.vocab_size],
+        )?;
+        let next = sample(&last, s, step as u64)?;
+        if Some(next) == eos {
+            break;
+        }
+        generated.push(next);
+        // Decoding the whole continuation keeps multi-byte characters whole.
+        let text = tok.decode(&generated)?;
+        if let Some(new) = text.strip_prefix(shown.as_str()) {
+            let _ = write!(out, "{new}");
+            let _ = out.flush();
+        }
+        shown = text;
+        if cache.len() >= ctx {
+            // Past the trained context: start again from the last half of it.
+            let all: Vec<u32> = ids.iter().chain(generated.iter()).copied().collect();
+            cache = KvCache::new();
+            logits =
+                model.forward_cached(&as_array(&all[all.len() - ctx / 2..])?, Some(&mut cache))?;
+        } else {
+            logits = model.forward_cached(&as_array(&[next])?, Some(&mut cache))?;
+        }
+    }
+    let secs = t1.elapsed().as_secs_f64();
+    let _ = writeln!(out);
+    eprintln!(
+        "{} tokens in {:.2} s: {:.1} tokens/s (prompt of {} tokens in {:.2} s)",
+        generated.len(),
+        secs,
+        generated.len() as f64 / secs.max(1e-9),
+        ids.len() - start,
+        prefill
+    );
+    Ok(())
+}
