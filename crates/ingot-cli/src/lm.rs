@@ -81,7 +81,7 @@ pub struct TrainSection {
     pub eval_batches: usize,
     #[serde(default = "default_ckpt")]
     pub checkpoint_every: u64,
-    /// "bf16" or "f16": train under autocast (float32 master weights).
+    /// "bf16": train under autocast (float32 master weights).
     #[serde(default)]
     pub autocast: Option<String>,
     /// The dtype the finished model is saved in: "f32" (default), "bf16" or "f16" (half
@@ -323,6 +323,8 @@ pub fn train(config: &Path) -> Result<()> {
     saved.save_pretrained(&c.out)?;
     let report = serde_json::json!({
         "steps": t.steps,
+        // A resumed run's log, seconds and rate cover only the steps run since.
+        "resumed_from_step": start,
         "train_loss": last_loss,
         "validation_loss": val,
         "validation_perplexity": val.exp(),
@@ -355,8 +357,8 @@ pub struct Sampling {
     pub seed: u64,
 }
 
-/// The next token from the last position's logits `(vocab,)`.
-fn sample(logits: &Array, s: &Sampling, step: u64) -> Result<u32> {
+/// The next token from the last position's logits `(vocab,)`, drawn with `key`.
+fn sample(logits: &Array, s: &Sampling, key: &Array) -> Result<u32> {
     if s.temperature <= 0.0 {
         return Ok(ingot::argmax(logits, Some(-1), false)?.item::<i64>()? as u32);
     }
@@ -367,11 +369,7 @@ fn sample(logits: &Array, s: &Sampling, step: u64) -> Result<u32> {
         let kth = ingot::min(&vals, None, false)?;
         l = ingot::where_(ingot::less(&l, &kth)?, f32::NEG_INFINITY, &l)?;
     }
-    let key = ingot::random::key_at(
-        &ingot::random::split(&rng::key(s.seed), 1 + step as usize)?,
-        step as usize,
-    )?;
-    Ok(ingot::random::categorical(&key, &l, -1, None)?.item::<i64>()? as u32)
+    Ok(ingot::random::categorical(key, &l, -1, None)?.item::<i64>()? as u32)
 }
 
 /// `ingot generate`: streams a continuation of `prompt` and reports tokens per second.
@@ -399,6 +397,8 @@ pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
     };
     let mut logits = model.forward_cached(&as_array(&ids[start..])?, Some(&mut cache))?;
     let prefill = t0.elapsed().as_secs_f64();
+    // One key per generated token, all from the seed.
+    let keys = ingot::random::split(&rng::key(s.seed), s.max_tokens.max(1))?;
     let mut generated: Vec<u32> = Vec::new();
     let mut shown = String::new();
     let t1 = Instant::now();
@@ -412,18 +412,20 @@ pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
             )?,
             &[model.config.vocab_size],
         )?;
-        let next = sample(&last, s, step as u64)?;
+        let next = sample(&last, s, &ingot::random::key_at(&keys, step)?)?;
         if Some(next) == eos {
             break;
         }
         generated.push(next);
-        // Decoding the whole continuation keeps multi-byte characters whole.
+        // Decoding the whole continuation keeps multi-byte characters whole; a character
+        // still missing bytes decodes as U+FFFD and waits for the next token.
         let text = tok.decode(&generated)?;
-        if let Some(new) = text.strip_prefix(shown.as_str()) {
+        let stable = text.trim_end_matches('\u{FFFD}');
+        if let Some(new) = stable.strip_prefix(shown.as_str()) {
             let _ = write!(out, "{new}");
             let _ = out.flush();
+            shown = stable.to_string();
         }
-        shown = text;
         if cache.len() >= ctx {
             // Past the trained context: start again from the last half of it.
             let all: Vec<u32> = ids.iter().chain(generated.iter()).copied().collect();

@@ -124,7 +124,13 @@ impl LossScaler {
                     ),
                 ));
             }
-            let u = ingot::multiply(g, inv)?;
+            // In float32 at least: 1/scale underflows float16 past a scale of 2^24.
+            let wide = if g.dtype() == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            };
+            let u = ingot::astype(&ingot::multiply(&ingot::astype(g, wide)?, inv)?, g.dtype())?;
             finite.push(ingot::all(&ingot::isfinite(&u)?, None, false)?);
             out.insert(n.clone(), u);
         }

@@ -27,6 +27,13 @@ pub fn save_checkpoint<M: Module, O: Optimizer>(
 ) -> Result<()> {
     const OP: &str = "save_checkpoint";
     let dir = dir.as_ref();
+    // JSON has no inf or NaN: such a number would come back as null and never load.
+    if let Some((k, v)) = extra.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            OP,
+            format!("extra {k:?} is {v}, not a finite number"),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| io(OP, dir, e))?;
     model.save_safetensors(dir.join("model.safetensors"))?;
     opt.save_state_safetensors(dir.join("optimizer.safetensors"))?;

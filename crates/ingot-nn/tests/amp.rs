@@ -59,6 +59,13 @@ fn scaler_unscales_skips_and_grows() {
     t.load_state(&s.state()).unwrap();
     assert_eq!(t.scale_value(), 512.0);
     assert!(t.load_state(&BTreeMap::new()).is_err());
+    // a float16 gradient under a scale whose inverse float16 cannot hold (2^-25 rounds
+    // to 0 there): unscaled in float32, 2 * 2^-25 is float16's smallest step
+    let mut big = LossScaler::with(33554432.0, 2.0, 0.5, 100).unwrap();
+    let g16 = BTreeMap::from([("w".to_string(), ingot::full(&[2], 2.0, DType::F16).unwrap())]);
+    let u = big.unscale_and_update(&g16).unwrap().unwrap();
+    assert_eq!(u["w"].dtype(), DType::F16);
+    assert_eq!(f64s(&u["w"]), [2f64.powi(-24); 2]);
     assert!(LossScaler::with(0.0, 2.0, 0.5, 1).is_err());
     assert!(LossScaler::with(8.0, 2.0, 1.5, 1).is_err());
 }

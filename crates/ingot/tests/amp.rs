@@ -85,6 +85,17 @@ fn autocast_picks_each_ops_dtype() {
                 ("tanh half", ingot::tanh(&low16).unwrap(), low),
                 ("max half", ingot::max(&low16, None, false).unwrap(), low),
                 ("sum f32", ingot::sum(&x, None, false).unwrap(), DType::F32),
+                (
+                    "norm f32",
+                    ingot::norm(&x, ingot::NormOrd::Default, None, false).unwrap(),
+                    DType::F32,
+                ),
+                (
+                    "norm half",
+                    ingot::norm(&low16, ingot::NormOrd::Default, None, false).unwrap(),
+                    DType::F32,
+                ),
+                ("pinv f32", ingot::pinv(&x, 1e-15).unwrap(), DType::F32),
                 ("add half+f32", ingot::add(&low16, &x).unwrap(), DType::F32),
             ]
         })
@@ -100,6 +111,18 @@ fn autocast_picks_each_ops_dtype() {
     assert_eq!(ingot::sum(&x16, None, false).unwrap().dtype(), DType::BF16);
     let e = autocast(DType::F32, || ()).unwrap_err().to_string();
     assert!(e.contains("autocast") && e.contains("float32"), "{e}");
+}
+
+#[test]
+fn norms_under_autocast_do_not_overflow_half_precision() {
+    // The squares sum past float16's 65504: a norm summed in float16 would be inf.
+    let x = ingot::full(&[64], 300.0, DType::F32).unwrap();
+    let n = autocast(DType::F16, || {
+        ingot::norm(&x, ingot::NormOrd::Default, None, false).unwrap()
+    })
+    .unwrap();
+    assert_eq!(n.dtype(), DType::F32);
+    assert_eq!(n.item::<f32>().unwrap(), 2400.0);
 }
 
 #[test]

@@ -966,6 +966,11 @@ pub fn solve(a: &Array, b: &Array) -> Result<Array> {
 /// Moore-Penrose pseudo-inverse through the SVD; singular values at or below
 /// `rcond * largest` count as zero (NumPy's `pinv(a, rcond)`).
 pub fn pinv(a: &Array, rcond: f64) -> Result<Array> {
+    // A decomposition's products keep its precision under autocast (crate::amp).
+    crate::amp::with(None, || pinv_inner(a, rcond))
+}
+
+fn pinv_inner(a: &Array, rcond: f64) -> Result<Array> {
     let (x, dt) = float_input("pinv", a)?;
     let r = svd(&x, false, true)?;
     let (u, s, vt) = (&r[0], &r[1], &r[2]);
@@ -991,7 +996,8 @@ pub fn pinv(a: &Array, rcond: f64) -> Result<Array> {
 /// kernel).
 fn sum_last(x: &Array) -> Result<Array> {
     let n = x.shape()[x.ndim() - 1];
-    matmul(x, &ones(&[n], x.dtype())?)
+    // A sum, not a product: autocast must not narrow it (crate::amp).
+    crate::amp::with(None, || matmul(x, &ones(&[n], x.dtype())?))
 }
 
 /// Sign and natural log of the absolute determinant (NumPy's `slogdet`), from the LU
@@ -1100,6 +1106,8 @@ fn extreme_last(x: &Array, max: bool) -> Result<Array> {
 /// vector norms, two axes matrix norms. Integer inputs compute in float32; complex inputs
 /// give float32 magnitudes.
 pub fn norm(a: &Array, ord: NormOrd, axes: Option<&[isize]>, keepdims: bool) -> Result<Array> {
+    // On autocast's float32 list, as in PyTorch.
+    let a = &crate::amp::high(a)?;
     let x = match a.dtype() {
         DType::F16 | DType::BF16 | DType::F32 | DType::F64 => a.clone(),
         DType::C64 => crate::ops::abs(a)?,
