@@ -175,6 +175,51 @@ fn check_gain(name: &str, gain: f64) -> Result<()> {
     check_param(name, "gain", gain, true)
 }
 
+/// `gain sqrt(c / (fan_in + fan_out))`, the scale of a Glorot initialization (None when
+/// both fans are 0).
+fn glorot_scale(
+    name: &str,
+    shape: &[usize],
+    gain: f64,
+    layout: Layout,
+    c: f64,
+) -> Result<Option<f64>> {
+    check_gain(name, gain)?;
+    let (fi, fo) = fans(shape, layout).map_err(|e| Error::invalid(name, e))?;
+    if fi + fo == 0 {
+        return Ok(None);
+    }
+    Ok(Some(gain * (c / (fi + fo) as f64).sqrt()))
+}
+
+/// `U(-bound, bound)`, or zeros for no bound; errors are labelled `name`.
+fn symmetric_uniform(
+    name: &str,
+    key: &Array,
+    shape: &[usize],
+    bound: Option<f64>,
+    dtype: DType,
+) -> Result<Array> {
+    match bound {
+        None => constant(shape, 0.0, dtype),
+        Some(b) => uniform(key, shape, -b, b, dtype).map_err(|e| Error::invalid(name, e)),
+    }
+}
+
+/// `N(0, std^2)`, or zeros for no std; errors are labelled `name`.
+fn centered_normal(
+    name: &str,
+    key: &Array,
+    shape: &[usize],
+    std: Option<f64>,
+    dtype: DType,
+) -> Result<Array> {
+    match std {
+        None => constant(shape, 0.0, dtype),
+        Some(std) => normal(key, shape, 0.0, std, dtype).map_err(|e| Error::invalid(name, e)),
+    }
+}
+
 /// Glorot/Xavier uniform: `U(-a, a)`, `a = gain sqrt(6 / (fan_in + fan_out))`.
 pub fn glorot_uniform(
     key: &Array,
@@ -184,13 +229,8 @@ pub fn glorot_uniform(
     dtype: DType,
 ) -> Result<Array> {
     let name = "init::glorot_uniform";
-    check_gain(name, gain)?;
-    let (fi, fo) = fans(shape, layout).map_err(|e| Error::invalid(name, e))?;
-    if fi + fo == 0 {
-        return constant(shape, 0.0, dtype);
-    }
-    let a = gain * (6.0 / (fi + fo) as f64).sqrt();
-    uniform(key, shape, -a, a, dtype).map_err(|e| Error::invalid(name, e))
+    let a = glorot_scale(name, shape, gain, layout, 6.0)?;
+    symmetric_uniform(name, key, shape, a, dtype)
 }
 
 /// Glorot/Xavier normal: `N(0, std^2)`, `std = gain sqrt(2 / (fan_in + fan_out))`.
@@ -202,13 +242,8 @@ pub fn glorot_normal(
     dtype: DType,
 ) -> Result<Array> {
     let name = "init::glorot_normal";
-    check_gain(name, gain)?;
-    let (fi, fo) = fans(shape, layout).map_err(|e| Error::invalid(name, e))?;
-    if fi + fo == 0 {
-        return constant(shape, 0.0, dtype);
-    }
-    let std = gain * (2.0 / (fi + fo) as f64).sqrt();
-    normal(key, shape, 0.0, std, dtype).map_err(|e| Error::invalid(name, e))
+    let std = glorot_scale(name, shape, gain, layout, 2.0)?;
+    centered_normal(name, key, shape, std, dtype)
 }
 
 /// PyTorch's name for [`glorot_uniform`].
@@ -268,13 +303,8 @@ pub fn he_uniform(
 ) -> Result<Array> {
     let name = "init::he_uniform";
     check_dtype(name, shape, dtype)?;
-    match he_std(name, shape, mode, nonlinearity, layout)? {
-        None => constant(shape, 0.0, dtype),
-        Some(std) => {
-            let b = 3f64.sqrt() * std;
-            uniform(key, shape, -b, b, dtype).map_err(|e| Error::invalid(name, e))
-        }
-    }
+    let b = he_std(name, shape, mode, nonlinearity, layout)?.map(|std| 3f64.sqrt() * std);
+    symmetric_uniform(name, key, shape, b, dtype)
 }
 
 /// He/Kaiming normal: `N(0, std^2)`, `std = gain / sqrt(fan)`.
@@ -288,10 +318,8 @@ pub fn he_normal(
 ) -> Result<Array> {
     let name = "init::he_normal";
     check_dtype(name, shape, dtype)?;
-    match he_std(name, shape, mode, nonlinearity, layout)? {
-        None => constant(shape, 0.0, dtype),
-        Some(std) => normal(key, shape, 0.0, std, dtype).map_err(|e| Error::invalid(name, e)),
-    }
+    let std = he_std(name, shape, mode, nonlinearity, layout)?;
+    centered_normal(name, key, shape, std, dtype)
 }
 
 /// PyTorch's name for [`he_uniform`].

@@ -9,6 +9,7 @@
 //! [`Conv::from_torch_weight`]) and [`conv_transpose_weight_from_torch`] before
 //! [`crate::ModuleExt::update`]; the `*_to_torch` functions go back.
 
+use super::params::{add_bias, check_float, default_bound, unbatch, uniform_weight_and_bias};
 use crate::module::{Module, Param, Unary};
 use crate::rng;
 use ingot::{Array, DType, Error, PadMode, Padding, Result, SliceArg};
@@ -128,26 +129,6 @@ impl ConvOptions {
         self.output_padding = p.into();
         self
     }
-}
-
-fn check_float(layer: &str, dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            layer,
-            format!("parameters must be a floating dtype, got {dtype}"),
-        ))
-    }
-}
-
-/// `U(-bound, bound)`: PyTorch's `kaiming_uniform_(a=sqrt(5))` gives `bound =
-/// 1/sqrt(fan_in)` for the weight, and its bias init uses the same bound.
-fn uniform_init(key: &Array, shape: &[usize], bound: f64, dtype: DType) -> Result<Array> {
-    if bound == 0.0 || shape.contains(&0) {
-        return ingot::zeros(shape, dtype);
-    }
-    ingot::random::uniform(key, shape, -bound, bound, dtype)
 }
 
 /// A core error re-labelled with the layer's name and the input it got.
@@ -440,6 +421,60 @@ fn conv_transpose_name(nd: usize) -> &'static str {
     }
 }
 
+/// The initial weight `(out, *kernel, in / groups)` and bias `(out,)` (when
+/// `options.bias`) of a new [`Conv`] or (`transposed`) [`ConvTranspose`]: both
+/// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with PyTorch's `fan_in`, `in / groups *
+/// prod(kernel)` for a convolution and `out / groups * prod(kernel)` for a transposed one
+/// (PyTorch computes it from its own weight's dim 1).
+fn init_arrays<const N: usize>(
+    transposed: bool,
+    in_channels: usize,
+    out_channels: usize,
+    kernel: PerDim,
+    options: &ConvOptions,
+    key: &Array,
+    dtype: DType,
+) -> Result<(Array, Option<Array>)> {
+    let (layer, fan_channels) = if transposed {
+        (conv_transpose_name(N), out_channels)
+    } else {
+        (conv_name(N), in_channels)
+    };
+    check_float(layer, dtype)?;
+    let kernel = kernel.resolve(layer, "kernel_size", N)?;
+    let g = options.groups;
+    if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
+        return Err(Error::invalid(
+            layer,
+            format!(
+                "groups={g} must be positive and divide in_channels={in_channels} and out_channels={out_channels}"
+            ),
+        ));
+    }
+    let fan_in = fan_channels / g * kernel.iter().product::<usize>();
+    let mut shape = vec![out_channels];
+    shape.extend_from_slice(&kernel);
+    shape.push(in_channels / g);
+    uniform_weight_and_bias(key, &shape, options.bias, default_bound(fan_in), dtype)
+}
+
+/// `options`' stride and dilation for `nd` dims, checked positive.
+fn stride_and_dilation(
+    layer: &str,
+    nd: usize,
+    options: &ConvOptions,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let stride = options.stride.resolve(layer, "stride", nd)?;
+    let dilation = options.dilation.resolve(layer, "dilation", nd)?;
+    if stride.contains(&0) || dilation.contains(&0) {
+        return Err(Error::invalid(
+            layer,
+            format!("stride {stride:?} and dilation {dilation:?} must be positive"),
+        ));
+    }
+    Ok((stride, dilation))
+}
+
 /// An `N`-d convolution (cross-correlation, as PyTorch's `ConvNd`): weight `(out, *kernel,
 /// in / groups)` under "weight", bias `(out,)` under "bias", both `U(-1/sqrt(fan_in),
 /// 1/sqrt(fan_in))` with `fan_in = in / groups * prod(kernel)` (PyTorch's default).
@@ -461,14 +496,7 @@ pub type Conv3d = Conv<3>;
 impl<const N: usize> Conv<N> {
     /// An f32 layer with PyTorch's default options, drawn from the shared random state.
     pub fn new(in_channels: usize, out_channels: usize, kernel: impl Into<PerDim>) -> Result<Self> {
-        Self::with(
-            in_channels,
-            out_channels,
-            kernel,
-            &ConvOptions::default(),
-            &rng::next_key()?,
-            DType::F32,
-        )
+        Self::with_options(in_channels, out_channels, kernel, &ConvOptions::default())
     }
 
     /// An f32 layer with `options`, drawn from the shared random state.
@@ -497,39 +525,15 @@ impl<const N: usize> Conv<N> {
         key: &Array,
         dtype: DType,
     ) -> Result<Self> {
-        let name = conv_name(N);
-        check_float(name, dtype)?;
-        let kernel = kernel.into().resolve(name, "kernel_size", N)?;
-        let g = options.groups;
-        if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
-            return Err(Error::invalid(
-                name,
-                format!(
-                    "groups={g} must be positive and divide in_channels={in_channels} and out_channels={out_channels}"
-                ),
-            ));
-        }
-        let fan_in = in_channels / g * kernel.iter().product::<usize>();
-        let bound = if fan_in == 0 {
-            0.0
-        } else {
-            1.0 / (fan_in as f64).sqrt()
-        };
-        let keys = ingot::random::split(key, 2)?;
-        let mut shape = vec![out_channels];
-        shape.extend_from_slice(&kernel);
-        shape.push(in_channels / g);
-        let weight = uniform_init(&ingot::random::key_at(&keys, 0)?, &shape, bound, dtype)?;
-        let bias = if options.bias {
-            Some(uniform_init(
-                &ingot::random::key_at(&keys, 1)?,
-                &[out_channels],
-                bound,
-                dtype,
-            )?)
-        } else {
-            None
-        };
+        let (weight, bias) = init_arrays::<N>(
+            false,
+            in_channels,
+            out_channels,
+            kernel.into(),
+            options,
+            key,
+            dtype,
+        )?;
         Self::from_arrays(weight, bias, options)
     }
 
@@ -538,14 +542,7 @@ impl<const N: usize> Conv<N> {
     pub fn from_arrays(weight: Array, bias: Option<Array>, options: &ConvOptions) -> Result<Self> {
         let name = conv_name(N);
         check_params(name, N, &weight, bias.as_ref(), options.groups)?;
-        let stride = options.stride.resolve(name, "stride", N)?;
-        let dilation = options.dilation.resolve(name, "dilation", N)?;
-        if stride.contains(&0) || dilation.contains(&0) {
-            return Err(Error::invalid(
-                name,
-                format!("stride {stride:?} and dilation {dilation:?} must be positive"),
-            ));
-        }
+        let (stride, dilation) = stride_and_dilation(name, N, options)?;
         if options.padding == Padding::Same && stride.iter().any(|&s| s != 1) {
             return Err(Error::invalid(
                 name,
@@ -671,15 +668,7 @@ impl<const N: usize> Unary for Conv<N> {
             false,
         )
         .map_err(|e| relabel(name, x, w, e))?;
-        let y = match &self.bias {
-            Some(b) => ingot::add(&y, &b.value)?,
-            None => y,
-        };
-        if batched {
-            Ok(y)
-        } else {
-            ingot::squeeze(&y, Some(&[0]))
-        }
+        unbatch(add_bias(y, self.bias.as_ref())?, batched)
     }
 }
 
@@ -710,14 +699,7 @@ pub type ConvTranspose3d = ConvTranspose<3>;
 impl<const N: usize> ConvTranspose<N> {
     /// An f32 layer with PyTorch's default options, drawn from the shared random state.
     pub fn new(in_channels: usize, out_channels: usize, kernel: impl Into<PerDim>) -> Result<Self> {
-        Self::with(
-            in_channels,
-            out_channels,
-            kernel,
-            &ConvOptions::default(),
-            &rng::next_key()?,
-            DType::F32,
-        )
+        Self::with_options(in_channels, out_channels, kernel, &ConvOptions::default())
     }
 
     /// An f32 layer with `options`, drawn from the shared random state.
@@ -746,39 +728,15 @@ impl<const N: usize> ConvTranspose<N> {
         key: &Array,
         dtype: DType,
     ) -> Result<Self> {
-        let name = conv_transpose_name(N);
-        check_float(name, dtype)?;
-        let kernel = kernel.into().resolve(name, "kernel_size", N)?;
-        let g = options.groups;
-        if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
-            return Err(Error::invalid(
-                name,
-                format!(
-                    "groups={g} must be positive and divide in_channels={in_channels} and out_channels={out_channels}"
-                ),
-            ));
-        }
-        let fan_in = out_channels / g * kernel.iter().product::<usize>();
-        let bound = if fan_in == 0 {
-            0.0
-        } else {
-            1.0 / (fan_in as f64).sqrt()
-        };
-        let keys = ingot::random::split(key, 2)?;
-        let mut shape = vec![out_channels];
-        shape.extend_from_slice(&kernel);
-        shape.push(in_channels / g);
-        let weight = uniform_init(&ingot::random::key_at(&keys, 0)?, &shape, bound, dtype)?;
-        let bias = if options.bias {
-            Some(uniform_init(
-                &ingot::random::key_at(&keys, 1)?,
-                &[out_channels],
-                bound,
-                dtype,
-            )?)
-        } else {
-            None
-        };
+        let (weight, bias) = init_arrays::<N>(
+            true,
+            in_channels,
+            out_channels,
+            kernel.into(),
+            options,
+            key,
+            dtype,
+        )?;
         Self::from_arrays(weight, bias, options)
     }
 
@@ -795,15 +753,8 @@ impl<const N: usize> ConvTranspose<N> {
                 ),
             ));
         }
-        let stride = options.stride.resolve(name, "stride", N)?;
-        let dilation = options.dilation.resolve(name, "dilation", N)?;
+        let (stride, dilation) = stride_and_dilation(name, N, options)?;
         let output_padding = options.output_padding.resolve(name, "output_padding", N)?;
-        if stride.contains(&0) || dilation.contains(&0) {
-            return Err(Error::invalid(
-                name,
-                format!("stride {stride:?} and dilation {dilation:?} must be positive"),
-            ));
-        }
         for i in 0..N {
             if output_padding[i] >= stride[i].max(dilation[i]) {
                 return Err(Error::invalid(
@@ -955,15 +906,7 @@ impl<const N: usize> ConvTranspose<N> {
             ),
         }
         .map_err(|e| relabel(name, x, w, e))?;
-        let y = match &self.bias {
-            Some(b) => ingot::add(&y, &b.value)?,
-            None => y,
-        };
-        if batched {
-            Ok(y)
-        } else {
-            ingot::squeeze(&y, Some(&[0]))
-        }
+        unbatch(add_bias(y, self.bias.as_ref())?, batched)
     }
 }
 

@@ -1,27 +1,9 @@
 //! Linear, Bilinear and Embedding layers, with PyTorch's shapes and initializations.
 
+use super::params::{add_bias, affine, check_float, default_bound, uniform_weight_and_bias};
 use crate::module::{Module, Param, Unary};
 use crate::rng;
 use ingot::{Array, DType, Error, Result};
-
-/// `U(-bound, bound)` of `shape`, PyTorch's default for linear weights and biases.
-fn uniform_init(key: &Array, shape: &[usize], bound: f64, dtype: DType) -> Result<Array> {
-    if bound == 0.0 || shape.contains(&0) {
-        return ingot::zeros(shape, dtype);
-    }
-    ingot::random::uniform(key, shape, -bound, bound, dtype)
-}
-
-fn check_float(layer: &str, dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            layer,
-            format!("parameters must be a floating dtype, got {dtype}"),
-        ))
-    }
-}
 
 /// `y = x W^T + b`: weight `(out, in)`, bias `(out,)`, both initialized `U(-1/sqrt(in),
 /// 1/sqrt(in))` as in PyTorch. Inputs `(..., in)`.
@@ -46,31 +28,11 @@ impl Linear {
         dtype: DType,
     ) -> Result<Linear> {
         check_float("Linear", dtype)?;
-        let keys = ingot::random::split(key, 2)?;
-        let bound = if input == 0 {
-            0.0
-        } else {
-            1.0 / (input as f64).sqrt()
-        };
-        let weight = uniform_init(
-            &ingot::random::key_at(&keys, 0)?,
-            &[output, input],
-            bound,
-            dtype,
-        )?;
-        let bias = if bias {
-            Some(Param::new(uniform_init(
-                &ingot::random::key_at(&keys, 1)?,
-                &[output],
-                bound,
-                dtype,
-            )?))
-        } else {
-            None
-        };
+        let (weight, bias) =
+            uniform_weight_and_bias(key, &[output, input], bias, default_bound(input), dtype)?;
         Ok(Linear {
             weight: Param::new(weight),
-            bias,
+            bias: bias.map(Param::new),
         })
     }
 
@@ -129,11 +91,7 @@ impl Unary for Linear {
                 ),
             ));
         }
-        let y = ingot::matmul(x, &ingot::transpose(w, None)?)?;
-        match &self.bias {
-            Some(b) => ingot::add(&y, &b.value),
-            None => Ok(y),
-        }
+        affine(x, &self.weight, self.bias.as_ref())
     }
 }
 
@@ -159,31 +117,11 @@ impl Bilinear {
         dtype: DType,
     ) -> Result<Bilinear> {
         check_float("Bilinear", dtype)?;
-        let keys = ingot::random::split(key, 2)?;
-        let bound = if in1 == 0 {
-            0.0
-        } else {
-            1.0 / (in1 as f64).sqrt()
-        };
-        let weight = uniform_init(
-            &ingot::random::key_at(&keys, 0)?,
-            &[output, in1, in2],
-            bound,
-            dtype,
-        )?;
-        let bias = if bias {
-            Some(Param::new(uniform_init(
-                &ingot::random::key_at(&keys, 1)?,
-                &[output],
-                bound,
-                dtype,
-            )?))
-        } else {
-            None
-        };
+        let (weight, bias) =
+            uniform_weight_and_bias(key, &[output, in1, in2], bias, default_bound(in1), dtype)?;
         Ok(Bilinear {
             weight: Param::new(weight),
-            bias,
+            bias: bias.map(Param::new),
         })
     }
 
@@ -218,10 +156,7 @@ impl Bilinear {
             Some(&[-1]),
             false,
         )?;
-        match &self.bias {
-            Some(b) => ingot::add(&y, &b.value),
-            None => Ok(y),
-        }
+        add_bias(y, self.bias.as_ref())
     }
 }
 

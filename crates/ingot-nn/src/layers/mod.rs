@@ -7,6 +7,7 @@ mod conv;
 mod dropout;
 mod linear;
 mod norm;
+mod params;
 mod pool;
 mod positional;
 mod recurrent;

@@ -11,6 +11,7 @@
 //! `forward(x)` (call it as `Unary::forward(&layer, &x)`) starts from zeros and returns the
 //! output sequence only, so a recurrent layer can sit in a `Sequential`.
 
+use super::params::{affine, check_float, default_bound, unbatch, uniform_init};
 use crate::module::{Module, Param, Unary};
 use crate::rng;
 use ingot::{Array, DType, Error, Result, SplitSpec};
@@ -60,25 +61,11 @@ impl RecurrentWeights {
         key: &Array,
         dtype: DType,
     ) -> Result<RecurrentWeights> {
-        let bound = if hidden == 0 {
-            0.0
-        } else {
-            1.0 / (hidden as f64).sqrt()
-        };
+        let bound = default_bound(hidden);
         let keys = ingot::random::split(key, 4)?;
         let u = |i: usize, shape: &[usize]| -> Result<Param> {
-            let v = if bound == 0.0 || shape.contains(&0) {
-                ingot::zeros(shape, dtype)?
-            } else {
-                ingot::random::uniform(
-                    &ingot::random::key_at(&keys, i)?,
-                    shape,
-                    -bound,
-                    bound,
-                    dtype,
-                )?
-            };
-            Ok(Param::new(v))
+            let k = ingot::random::key_at(&keys, i)?;
+            Ok(Param::new(uniform_init(&k, shape, bound, dtype)?))
         };
         let g = gates * hidden;
         Ok(RecurrentWeights {
@@ -121,20 +108,12 @@ impl RecurrentWeights {
 
     /// `x W_ih^T + b_ih` for `x (..., input)`: the input half of every gate.
     fn input_part(&self, x: &Array) -> Result<Array> {
-        let y = ingot::matmul(x, &ingot::transpose(&self.weight_ih.value, None)?)?;
-        match &self.bias_ih {
-            Some(b) => ingot::add(&y, &b.value),
-            None => Ok(y),
-        }
+        affine(x, &self.weight_ih, self.bias_ih.as_ref())
     }
 
     /// `h W_hh^T + b_hh`: the hidden half of every gate.
     fn hidden_part(&self, h: &Array) -> Result<Array> {
-        let y = ingot::matmul(h, &ingot::transpose(&self.weight_hh.value, None)?)?;
-        match &self.bias_hh {
-            Some(b) => ingot::add(&y, &b.value),
-            None => Ok(y),
-        }
+        affine(h, &self.weight_hh, self.bias_hh.as_ref())
     }
 
     /// One step from the input part `xp (B, gates * hidden)`, state `h` (and `c` for an
@@ -180,17 +159,6 @@ impl RecurrentWeights {
                 Ok((h, Some(c)))
             }
         }
-    }
-}
-
-fn check_float(layer: &str, dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            layer,
-            format!("parameters must be a floating dtype, got {dtype}"),
-        ))
     }
 }
 
@@ -263,12 +231,23 @@ fn cell_inputs(
     Ok((xb, out, batched))
 }
 
-fn unbatch(a: Array, batched: bool) -> Result<Array> {
-    if batched {
-        Ok(a)
-    } else {
-        ingot::squeeze(&a, Some(&[0]))
-    }
+/// One cell step of `kind` (named `name` in errors) on `x (B, input)` or `(input,)` from
+/// `states` (`[h]`, or `[h, c]` for an LSTM; None: zeros): the next `h` (and `c`), shaped
+/// as the input is batched.
+fn cell_step(
+    name: &str,
+    kind: Kind,
+    w: &RecurrentWeights,
+    x: &Array,
+    states: &[Option<&Array>],
+) -> Result<(Array, Option<Array>)> {
+    let (xb, s, batched) = cell_inputs(name, w, x, states)?;
+    let xp = w.input_part(&xb)?;
+    let (h, c) = w.step(kind, &xp, &s[0], s.get(1))?;
+    Ok((
+        unbatch(h, batched)?,
+        c.map(|c| unbatch(c, batched)).transpose()?,
+    ))
 }
 
 macro_rules! cell_module {
@@ -322,12 +301,8 @@ impl RNNCell {
     /// `x (B, input)` or `(input,)`, `h` of the matching `(B, hidden)` / `(hidden,)` (None:
     /// zeros) to the next `h`.
     pub fn forward(&self, x: &Array, h: Option<&Array>) -> Result<Array> {
-        let (xb, s, batched) = cell_inputs("RNNCell", &self.weights, x, &[h])?;
-        let xp = self.weights.input_part(&xb)?;
-        let (h, _) = self
-            .weights
-            .step(Kind::Rnn(self.nonlinearity), &xp, &s[0], None)?;
-        unbatch(h, batched)
+        let kind = Kind::Rnn(self.nonlinearity);
+        Ok(cell_step("RNNCell", kind, &self.weights, x, &[h])?.0)
     }
 }
 
@@ -365,10 +340,7 @@ impl GRUCell {
 
     /// One step; `h` None: zeros.
     pub fn forward(&self, x: &Array, h: Option<&Array>) -> Result<Array> {
-        let (xb, s, batched) = cell_inputs("GRUCell", &self.weights, x, &[h])?;
-        let xp = self.weights.input_part(&xb)?;
-        let (h, _) = self.weights.step(Kind::Gru, &xp, &s[0], None)?;
-        unbatch(h, batched)
+        Ok(cell_step("GRUCell", Kind::Gru, &self.weights, x, &[h])?.0)
     }
 }
 
@@ -410,11 +382,9 @@ impl LSTMCell {
             Some((h, c)) => (Some(h), Some(c)),
             None => (None, None),
         };
-        let (xb, s, batched) = cell_inputs("LSTMCell", &self.weights, x, &[h, c])?;
-        let xp = self.weights.input_part(&xb)?;
-        let (h, c) = self.weights.step(Kind::Lstm, &xp, &s[0], Some(&s[1]))?;
+        let (h, c) = cell_step("LSTMCell", Kind::Lstm, &self.weights, x, &[h, c])?;
         let c = c.ok_or_else(|| Error::invalid("LSTMCell", "no cell state came back"))?;
-        Ok((unbatch(h, batched)?, unbatch(c, batched)?))
+        Ok((h, c))
     }
 }
 

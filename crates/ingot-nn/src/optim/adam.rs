@@ -1,7 +1,7 @@
 //! Adam, AdamW and Adamax, as `torch.optim.Adam`, `AdamW` and `Adamax`.
 
 use super::{
-    add_scaled, add_scaled_by, axpby, check_min, check_unit, scale_by, slot, RuleOptimizer, Slot,
+    add_scaled_by, check_min, check_unit, decoupled_decay, ema, slot, with_l2, RuleOptimizer, Slot,
     SlotMap, StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
@@ -36,13 +36,8 @@ fn adam_step(
     amsgrad: bool,
 ) -> Result<Array> {
     let (b1, b2) = betas;
-    let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, g)?;
-    let v = axpby(
-        b2,
-        &slot(state, "exp_avg_sq")?,
-        1.0 - b2,
-        &ingot::square(g)?,
-    )?;
+    let m = ema(state, "exp_avg", b1, g)?;
+    let v = ema(state, "exp_avg_sq", b2, &ingot::square(g)?)?;
     // Bias corrections from the step's arrays (float64, as host numbers were).
     let bc1 = ctx.bias_correction(b1)?;
     let bc2_sqrt = ingot::sqrt(&ctx.bias_correction(b2)?)?;
@@ -107,19 +102,13 @@ impl Adam {
         self.config.betas = (b1, b2);
         self
     }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
-    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-        self.config.amsgrad = amsgrad;
-        self
-    }
 }
+
+config_setters!(Adam {
+    eps: f64,
+    weight_decay: f64,
+    amsgrad: bool
+});
 
 impl Default for Adam {
     /// PyTorch's default learning rate, 1e-3.
@@ -140,11 +129,7 @@ impl UpdateRule for AdamConfig {
     }
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
-        let g = if self.weight_decay != 0.0 {
-            add_scaled(g, self.weight_decay, p)?
-        } else {
-            g.clone()
-        };
+        let g = with_l2(g, p, self.weight_decay)?;
         adam_step(ctx, p, &g, state, self.betas, self.eps, self.amsgrad)
     }
 }
@@ -187,19 +172,13 @@ impl AdamW {
         self.config.betas = (b1, b2);
         self
     }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
-    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-        self.config.amsgrad = amsgrad;
-        self
-    }
 }
+
+config_setters!(AdamW {
+    eps: f64,
+    weight_decay: f64,
+    amsgrad: bool
+});
 
 impl Default for AdamW {
     /// PyTorch's default learning rate, 1e-3.
@@ -220,11 +199,7 @@ impl UpdateRule for AdamWConfig {
     }
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
-        let p = if self.weight_decay != 0.0 {
-            scale_by(p, &ctx.decay_factor(self.weight_decay)?)?
-        } else {
-            p.clone()
-        };
+        let p = decoupled_decay(ctx, p, self.weight_decay)?;
         adam_step(ctx, &p, g, state, self.betas, self.eps, self.amsgrad)
     }
 }
@@ -267,15 +242,12 @@ impl Adamax {
         self.config.betas = (b1, b2);
         self
     }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
 }
+
+config_setters!(Adamax {
+    eps: f64,
+    weight_decay: f64
+});
 
 impl Default for Adamax {
     /// PyTorch's default learning rate, 2e-3.
@@ -300,12 +272,8 @@ impl UpdateRule for AdamaxConfig {
 
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let (b1, b2) = self.betas;
-        let g = if self.weight_decay != 0.0 {
-            add_scaled(g, self.weight_decay, p)?
-        } else {
-            g.clone()
-        };
-        let m = axpby(b1, &slot(state, "exp_avg")?, 1.0 - b1, &g)?;
+        let g = with_l2(g, p, self.weight_decay)?;
+        let m = ema(state, "exp_avg", b1, &g)?;
         let u = ingot::maximum(
             ingot::multiply(&slot(state, "exp_inf")?, b2)?,
             ingot::add(ingot::abs(&g)?, self.eps)?,

@@ -1,19 +1,11 @@
 //! Adagrad, AdaDelta and RMSprop, as `torch.optim.Adagrad`, `Adadelta` and `RMSprop`.
 
 use super::{
-    add_scaled, add_scaled_by, axpby, check_min, check_unit, slot, RuleOptimizer, Slot, SlotMap,
+    add_scaled_by, axpby, check_min, check_unit, ema, slot, with_l2, RuleOptimizer, Slot, SlotMap,
     StepCtx, UpdateRule,
 };
 use crate::schedule::Schedule;
 use ingot::{Array, Result};
-
-fn with_l2(g: &Array, p: &Array, weight_decay: f64) -> Result<Array> {
-    if weight_decay != 0.0 {
-        add_scaled(g, weight_decay, p)
-    } else {
-        Ok(g.clone())
-    }
-}
 
 /// Adagrad's hyperparameters (PyTorch's defaults: no lr decay or weight decay, initial
 /// accumulator 0, eps 1e-10).
@@ -51,23 +43,14 @@ impl Adagrad {
     pub fn new(lr: impl Into<Schedule>) -> Adagrad {
         RuleOptimizer::with_config(AdagradConfig::default(), lr)
     }
-    pub fn lr_decay(mut self, lr_decay: f64) -> Self {
-        self.config.lr_decay = lr_decay;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
-    pub fn initial_accumulator_value(mut self, v: f64) -> Self {
-        self.config.initial_accumulator_value = v;
-        self
-    }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
 }
+
+config_setters!(Adagrad {
+    lr_decay: f64,
+    weight_decay: f64,
+    initial_accumulator_value: f64,
+    eps: f64,
+});
 
 impl Default for Adagrad {
     /// PyTorch's default learning rate, 1e-2.
@@ -146,19 +129,13 @@ impl AdaDelta {
     pub fn new(lr: impl Into<Schedule>) -> AdaDelta {
         RuleOptimizer::with_config(AdaDeltaConfig::default(), lr)
     }
-    pub fn rho(mut self, rho: f64) -> Self {
-        self.config.rho = rho;
-        self
-    }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
 }
+
+config_setters!(AdaDelta {
+    rho: f64,
+    eps: f64,
+    weight_decay: f64
+});
 
 impl Default for AdaDelta {
     /// PyTorch's default learning rate, 1.0.
@@ -188,12 +165,7 @@ impl UpdateRule for AdaDeltaConfig {
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let rho = self.rho;
         let g = with_l2(g, p, self.weight_decay)?;
-        let v = axpby(
-            rho,
-            &slot(state, "square_avg")?,
-            1.0 - rho,
-            &ingot::square(&g)?,
-        )?;
+        let v = ema(state, "square_avg", rho, &ingot::square(&g)?)?;
         let std = ingot::sqrt(&ingot::add(&v, self.eps)?)?;
         let u = slot(state, "acc_delta")?;
         let d = ingot::multiply(
@@ -248,27 +220,15 @@ impl RmsProp {
     pub fn new(lr: impl Into<Schedule>) -> RmsProp {
         RuleOptimizer::with_config(RmsPropConfig::default(), lr)
     }
-    pub fn alpha(mut self, alpha: f64) -> Self {
-        self.config.alpha = alpha;
-        self
-    }
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.config.eps = eps;
-        self
-    }
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.config.weight_decay = weight_decay;
-        self
-    }
-    pub fn momentum(mut self, momentum: f64) -> Self {
-        self.config.momentum = momentum;
-        self
-    }
-    pub fn centered(mut self, centered: bool) -> Self {
-        self.config.centered = centered;
-        self
-    }
 }
+
+config_setters!(RmsProp {
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    centered: bool,
+});
 
 impl Default for RmsProp {
     /// PyTorch's default learning rate, 1e-2.
@@ -301,9 +261,9 @@ impl UpdateRule for RmsPropConfig {
     fn apply(&self, ctx: &StepCtx, p: &Array, g: &Array, state: &mut SlotMap) -> Result<Array> {
         let a = self.alpha;
         let g = with_l2(g, p, self.weight_decay)?;
-        let v = axpby(a, &slot(state, "square_avg")?, 1.0 - a, &ingot::square(&g)?)?;
+        let v = ema(state, "square_avg", a, &ingot::square(&g)?)?;
         let avg = if self.centered {
-            let ga = axpby(a, &slot(state, "grad_avg")?, 1.0 - a, &g)?;
+            let ga = ema(state, "grad_avg", a, &g)?;
             let avg = ingot::sqrt(&ingot::subtract(&v, ingot::square(&ga)?)?)?;
             state.insert("grad_avg", ga);
             avg

@@ -45,6 +45,21 @@
 //! # Ok::<(), ingot::Error>(())
 //! ```
 
+/// Builder setters `pub fn field(self, value) -> Self` on an optimizer, one per listed
+/// field of its config (`config_setters!(Adam { eps: f64, amsgrad: bool })`).
+macro_rules! config_setters {
+    ($opt:ty { $($field:ident: $ty:ty),* $(,)? }) => {
+        impl $opt {
+            $(
+                pub fn $field(mut self, $field: $ty) -> Self {
+                    self.config.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod adafactor;
 mod adam;
 mod adaptive;
@@ -772,6 +787,32 @@ pub(crate) fn scale_by(x: &Array, s: &Array) -> Result<Array> {
 /// `x + s * y` for a 0-d float64 `s` (see [`scale_by`]).
 pub(crate) fn add_scaled_by(x: &Array, s: &Array, y: &Array) -> Result<Array> {
     ingot::add(x, scale_by(y, s)?)
+}
+
+/// `g + weight_decay * p`: the coupled (L2) weight decay of a gradient; `g` when
+/// `weight_decay` is 0.
+pub(crate) fn with_l2(g: &Array, p: &Array, weight_decay: f64) -> Result<Array> {
+    if weight_decay != 0.0 {
+        add_scaled(g, weight_decay, p)
+    } else {
+        Ok(g.clone())
+    }
+}
+
+/// `p * (1 - lr * weight_decay)`: decoupled weight decay (AdamW's); `p` when
+/// `weight_decay` is 0.
+pub(crate) fn decoupled_decay(ctx: &StepCtx, p: &Array, weight_decay: f64) -> Result<Array> {
+    if weight_decay != 0.0 {
+        scale_by(p, &ctx.decay_factor(weight_decay)?)
+    } else {
+        Ok(p.clone())
+    }
+}
+
+/// `beta * state[name] + (1 - beta) * x`: the next value of a moving average kept in the
+/// state entry `name` (not stored).
+pub(crate) fn ema(state: &SlotMap, name: &'static str, beta: f64, x: &Array) -> Result<Array> {
+    axpby(beta, &slot(state, name)?, 1.0 - beta, x)
 }
 
 /// The entry `name` of `state` (present by construction; an error rather than a panic if a
