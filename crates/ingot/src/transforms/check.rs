@@ -35,6 +35,11 @@ fn fmt_sigs(s: &[Sig]) -> String {
 /// for an output of a multi-output op whose shape the public op does not expose (an unused
 /// sibling): such a value must not be read.
 pub fn infer(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<Sig>>> {
+    // The program's dtypes are its own: an import under autocast must not re-decide them.
+    crate::amp::with(None, || infer_inner(op, inputs, declared))
+}
+
+fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<Sig>>> {
     let fail = |why: String| {
         Error::invalid(
             "import",
