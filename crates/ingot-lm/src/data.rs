@@ -272,7 +272,10 @@ impl<'a> RandomBatches<'a> {
             ids,
             batch,
             seq,
-            rng: SplitMix64(seed),
+            // The seed is hashed first: SplitMix64's state advances by its golden-ratio
+            // increment, so raw seeds k·G and (k+1)·G (a caller's per-step seeds) would give
+            // batches shifted by one window, 31 of 32 rows shared with the last step.
+            rng: SplitMix64(SplitMix64(seed).next_u64()),
         })
     }
 
