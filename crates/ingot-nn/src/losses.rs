@@ -49,7 +49,14 @@ fn float_dtypes(name: &str, what: &str, x: &Array) -> Result<(DType, DType)> {
     } else {
         dt
     };
-    Ok((compute, dt))
+    // Inside autocast a loss stays in its f32 compute dtype (as PyTorch's autocast keeps
+    // losses in float32); outside, it comes back in the input's dtype.
+    let out = if ingot::autocast_dtype().is_some() {
+        compute
+    } else {
+        dt
+    };
+    Ok((compute, out))
 }
 
 fn cast(x: &Array, dt: DType) -> Result<Array> {

@@ -15,6 +15,27 @@ fn f64s(a: &Array) -> Vec<f64> {
 }
 
 #[test]
+fn losses_inside_autocast_are_float32() {
+    // bf16 logits (a matmul's output under autocast) give an f32 loss, as in PyTorch;
+    // outside autocast the loss keeps the input's dtype.
+    let logits = ingot::random::normal(&rng::key(3), &[4, 7], 0.0, 1.0, DType::BF16).unwrap();
+    let t = Array::from_vec(vec![0i32, 3, 6, 2], &[4]).unwrap();
+    let ce = |l: &Array| {
+        ingot_nn::losses::cross_entropy(l, &t, &ingot_nn::losses::CrossEntropy::default()).unwrap()
+    };
+    let inside = ingot::autocast(DType::BF16, || ce(&logits)).unwrap();
+    assert_eq!(inside.dtype(), DType::F32);
+    inside.item::<f32>().unwrap();
+    assert_eq!(ce(&logits).dtype(), DType::BF16);
+    let mse = ingot::autocast(DType::F16, || {
+        ingot_nn::losses::mse_loss(&logits, &logits, ingot_nn::losses::Reduction::Mean)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(mse.dtype(), DType::F32);
+}
+
+#[test]
 fn scaler_unscales_skips_and_grows() {
     let mut model = Linear::with(6, 3, true, &rng::key(1), DType::F32).unwrap();
     let x = ingot::random::normal(&rng::key(2), &[5, 6], 0.0, 1.0, DType::F32).unwrap();
