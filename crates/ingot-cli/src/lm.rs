@@ -256,6 +256,9 @@ pub fn train(config: &Path) -> Result<()> {
     let mut tokens = 0usize;
     let (mut last_loss, mut last_val) = (f64::NAN, f64::NAN);
     let mut log = Vec::new();
+    // The model of the lowest sampled validation loss is the one saved (early stopping): a
+    // small corpus seen for many epochs overfits before the schedule ends.
+    let mut best: Option<(u64, f64, Llama)> = None;
     for step in start..t.steps {
         // The batch depends only on the seed and the step, so a resumed run sees the same.
         let (x, y) = data
@@ -285,6 +288,9 @@ pub fn train(config: &Path) -> Result<()> {
             log.push(
                 serde_json::json!({"step": done, "train_loss": last_loss, "val_loss": last_val}),
             );
+            if best.as_ref().is_none_or(|b| last_val < b.1) {
+                best = Some((done, last_val, model.clone()));
+            }
             let line =
                 format!("step {done}: train loss {last_loss:.3}, validation loss {last_val:.3}");
             // A hidden bar (stderr not a terminal) drops println: logs still get the line.
@@ -306,7 +312,14 @@ pub fn train(config: &Path) -> Result<()> {
     }
     b.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    eprintln!("full validation pass ...");
+    let best_step = match best {
+        Some((s, _, m)) => {
+            model = m;
+            s
+        }
+        None => t.steps,
+    };
+    eprintln!("full validation pass of the model of step {best_step} ...");
     let val = validation_loss(&model, &data, &c, 0)?;
     let save = match t.save_dtype.as_deref() {
         None | Some("f32") => DType::F32,
@@ -325,6 +338,8 @@ pub fn train(config: &Path) -> Result<()> {
         "steps": t.steps,
         // A resumed run's log, seconds and rate cover only the steps run since.
         "resumed_from_step": start,
+        // The saved model's step: the lowest sampled validation loss.
+        "saved_step": best_step,
         "train_loss": last_loss,
         "validation_loss": val,
         "validation_perplexity": val.exp(),
@@ -347,6 +362,16 @@ pub fn train(config: &Path) -> Result<()> {
         c.out.display()
     );
     Ok(())
+}
+
+/// The model `ingot generate` uses when none is named: the repository's
+/// models/shakespeare, found from the working directory or from where ingot was built.
+pub fn default_model() -> PathBuf {
+    let here = PathBuf::from("models/shakespeare");
+    if here.join("config.json").exists() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/shakespeare")
 }
 
 /// Sampling settings of `ingot generate`.

@@ -31,12 +31,16 @@ enum Cmd {
     Train {
         /// The config file, e.g. configs/shakespeare.json.
         config: PathBuf,
+        /// cpu, cuda or cuda:N (default: INGOT_DEVICE, else the first GPU, else the CPU).
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Continue a prompt with a trained model, printing text as it comes.
     Generate {
-        /// The model folder (config.json, model.safetensors, tokenizer.json).
+        /// The model folder (config.json, model.safetensors, tokenizer.json); by default
+        /// the Shakespeare model shipped in the repository (models/shakespeare).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// The text to continue.
         #[arg(long, default_value = "")]
         prompt: String,
@@ -51,6 +55,9 @@ enum Cmd {
         top_k: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// cpu, cuda or cuda:N (default: INGOT_DEVICE, else the first GPU, else the CPU).
+        #[arg(long)]
+        device: Option<String>,
     },
 }
 
@@ -82,7 +89,9 @@ fn main() -> ExitCode {
             OpsCmd::Run { spec, out, device } => ops_run(spec, out, device),
             OpsCmd::List { json } => ops_list(json),
         },
-        Cmd::Train { config } => report(lm::train(&config)),
+        Cmd::Train { config, device } => {
+            report(pick_device(device).and_then(|_| lm::train(&config)))
+        }
         Cmd::Generate {
             model,
             prompt,
@@ -90,17 +99,37 @@ fn main() -> ExitCode {
             temperature,
             top_k,
             seed,
-        } => report(lm::generate(
-            &model,
-            &prompt,
-            &lm::Sampling {
-                max_tokens,
-                temperature,
-                top_k,
-                seed,
-            },
-        )),
+            device,
+        } => report(pick_device(device).and_then(|_| {
+            lm::generate(
+                &model.unwrap_or_else(lm::default_model),
+                &prompt,
+                &lm::Sampling {
+                    max_tokens,
+                    temperature,
+                    top_k,
+                    seed,
+                },
+            )
+        })),
     }
+}
+
+/// Makes `--device` (or INGOT_DEVICE, or the first GPU when there is one) the default
+/// device, so training and generation use a GPU without being told.
+fn pick_device(arg: Option<String>) -> ingot::Result<()> {
+    let named = arg.or_else(|| std::env::var("INGOT_DEVICE").ok());
+    let d = match named {
+        Some(s) => s.parse::<Device>().map_err(|e| ingot::Error::Unsupported {
+            op: "--device".into(),
+            msg: format!("{s:?}: {e}"),
+        })?,
+        None if ingot::cuda::is_available() => Device::Cuda(0),
+        None => Device::Cpu,
+    };
+    ingot::set_default_device(d);
+    eprintln!("device: {d}");
+    Ok(())
 }
 
 /// Exit status 0, or the error on stderr and status 1.
