@@ -590,11 +590,11 @@ macro_rules! dispatch_dtype {
                 $body
             }
             __D::F16 => {
-                type $T = half::f16;
+                type $T = $crate::f16;
                 $body
             }
             __D::BF16 => {
-                type $T = half::bf16;
+                type $T = $crate::bf16;
                 $body
             }
             __D::F32 => {
@@ -606,7 +606,7 @@ macro_rules! dispatch_dtype {
                 $body
             }
             __D::C64 => {
-                type $T = num_complex::Complex32;
+                type $T = $crate::c64;
                 $body
             }
         }

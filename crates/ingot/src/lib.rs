@@ -14,6 +14,7 @@ pub mod amp;
 pub mod array;
 pub mod backend;
 pub mod buffer;
+pub mod custom;
 pub mod device;
 mod display;
 pub mod dtype;
@@ -40,7 +41,7 @@ pub mod memory {
 pub mod cuda {
     pub use crate::backend::cuda::matmul_api::{set_allow_tf32, set_cudnn_graph};
     pub use crate::backend::cuda::{
-        device_count, fallbacks, is_available, print_stats, synchronize,
+        device_count, fallbacks, is_available, nvrtc_available, print_stats, synchronize,
     };
 }
 pub mod op;

@@ -483,6 +483,12 @@ pub enum Op {
         id: u64,
         n_in: usize,
     },
+    /// A user-written kernel (`ingot::custom::Kernel`), found by `name` in the process's
+    /// registry when evaluated, with its scalar parameters.
+    Kernel {
+        name: String,
+        params: Vec<Scalar>,
+    },
 }
 
 /// One step of a fused program.
@@ -626,6 +632,7 @@ impl Op {
             Op::RandomBits => "random_bits",
             Op::Fused { .. } => "fused",
             Op::Custom { .. } => "custom",
+            Op::Kernel { .. } => "kernel",
         }
     }
 }

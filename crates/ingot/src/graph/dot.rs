@@ -19,6 +19,7 @@ fn op_label(op: &Op) -> String {
         Op::Binary(b) => format!("{b:?}").to_lowercase(),
         Op::AsType(d) => format!("astype {d}"),
         Op::Custom { name, .. } => name.clone(),
+        Op::Kernel { name, .. } => format!("kernel {name}"),
         Op::Reshape | Op::Broadcast | Op::Copy | Op::Select | Op::Matmul => op.name().to_string(),
         other => {
             // The parameters as Debug prints them, shortened for the picture.

@@ -139,6 +139,14 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
+        // A user kernel imports when this process defines one of its name; its outputs
+        // come from the definition.
+        Op::Kernel { name, params } => {
+            let params: Vec<f64> = params.iter().map(|p| p.to_f64()).collect();
+            let outs =
+                crate::custom::specs_for(name, &params, inputs).map_err(|e| fail(e.to_string()))?;
+            Ok(outs.into_iter().map(Some).collect())
+        }
         _ => {
             let xs: Vec<Array> = inputs
                 .iter()
@@ -591,9 +599,11 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
             need(op, xs, 1)?;
             crate::random::random_bits(x0()?, target(op, declared)?)?
         }
-        Op::Arange { .. } | Op::Fused { .. } | Op::Concatenate { .. } | Op::Custom { .. } => {
-            return Err(Error::invalid(op.name(), "checked directly"))
-        }
+        Op::Arange { .. }
+        | Op::Fused { .. }
+        | Op::Concatenate { .. }
+        | Op::Custom { .. }
+        | Op::Kernel { .. } => return Err(Error::invalid(op.name(), "checked directly")),
     };
     Ok(vec![y])
 }

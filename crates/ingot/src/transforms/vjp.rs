@@ -328,6 +328,7 @@ pub(crate) fn vjp_rule(
             ))])
         }
         Op::Custom { .. } => Err(no_rule(op, ": its rule was lost")),
+        Op::Kernel { name, params } => crate::custom::vjp(name, params, inputs, outs, cts),
         Op::Fused { program } => super::fuse::vjp(program, inputs, outs, cts),
         Op::Cholesky { .. } | Op::LuFactor | Op::Qr | Op::Svd { .. } | Op::Eigh { .. } => {
             super::vjp_linalg::rule(op, inputs, outs, cts, needs)

@@ -66,6 +66,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         }
         Op::RandomBits => random::eval(op, inputs, outs),
         Op::Fused { program } => fused::eval(program, inputs, outs),
+        Op::Kernel { name, params } => crate::custom::eval_cpu(name, params, inputs, outs),
         // The outputs were computed by ordinary ops; the node only carries the rule.
         Op::Custom { n_in, .. } => Ok(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
     }

@@ -11,6 +11,7 @@ mod alloc;
 mod argreduce;
 mod conv;
 mod conv_graph;
+mod custom;
 mod elementwise;
 mod fft;
 mod index;
@@ -461,6 +462,7 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
             Some(crate::backend::cpu::eval(op, inputs, outs)?)
         }
         Op::Custom { n_in, .. } => Some(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
+        Op::Kernel { name, params } => custom::eval(&g, name, params, inputs, outs)?,
         _ => None,
     };
     match done {
@@ -539,8 +541,9 @@ pub fn empty_launch_time(ordinal: usize, n: usize) -> Result<f64> {
     Ok(s)
 }
 
+pub(crate) use custom::compile_user_kernel;
+
 /// Whether NVRTC can be loaded here (it needs no GPU).
-#[doc(hidden)]
 pub fn nvrtc_available() -> bool {
     // Safety: only probes whether the shared library can be opened.
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
