@@ -1378,9 +1378,8 @@ fn runner_calls_conv_and_pool_ops() {
 
 /// On a GPU: ResNet-shaped bf16 and f32 convolutions go through cuDNN's graph API (its
 /// legacy call reaches none of Hopper's fastest kernels) and agree with the CPU. f32 stays
-/// within FMA rounding of it, which an engine computing in TF32 would not. The path is
-/// opt-in until it has passed on a GPU (`set_cudnn_graph`); the rest of the suite runs
-/// through it with `INGOT_CUDNN_GRAPH=1`.
+/// within FMA rounding of it, which an engine computing in TF32 would not. The path is the
+/// default (`INGOT_CUDNN_GRAPH=0` turns it off); the test sets it on regardless.
 #[test]
 fn gpu_convolutions_use_cudnn_graph_api() {
     if !ingot::backend::cuda::is_available() {

@@ -69,15 +69,14 @@ thread_local! {
     /// `conv_paths`; per thread, so concurrent tests read their own).
     static LAST_REFUSAL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
-/// Whether convolutions try cuDNN's graph API first: off unless `INGOT_CUDNN_GRAPH=1` or
-/// `set_cudnn_graph(true)`. The path has not yet run on a GPU (its first GPU run found the
-/// engine count asked wrongly, fixed without a GPU to check it on), so until the GPU suite
-/// has passed through it, results come from the legacy call, which has.
+/// Whether convolutions try cuDNN's graph API first (plans cached per problem; the legacy
+/// call where it has none): on unless `INGOT_CUDNN_GRAPH=0` or `set_cudnn_graph(false)`.
+/// It passed the GPU conv suites on an H200 (2026-12-05).
 static GRAPH_API: OnceLock<AtomicBool> = OnceLock::new();
 
 fn graph_api() -> &'static AtomicBool {
     GRAPH_API.get_or_init(|| {
-        AtomicBool::new(std::env::var_os("INGOT_CUDNN_GRAPH").is_some_and(|v| v == "1"))
+        AtomicBool::new(std::env::var_os("INGOT_CUDNN_GRAPH").is_none_or(|v| v != "0"))
     })
 }
 

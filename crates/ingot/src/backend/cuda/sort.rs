@@ -306,11 +306,12 @@ fn sort_rows(
 }
 
 /// Whether long rows take the radix pass whose tiles are ranked warp by warp, with the
-/// elements read by the first pass and the output written by the last (`INGOT_CUDA_SORT=warp`).
-/// Off until it has run on a GPU: `radix_v1` is the pass the GPU suite has passed.
+/// elements read by the first pass and the output written by the last: the default since it
+/// passed the GPU sort suite (2026-12-05); `INGOT_CUDA_SORT=v1` runs the previous pass, for
+/// comparing the two in the benchmark.
 fn warp_ranked() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SORT").is_ok_and(|v| v == "warp"))
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SORT").map_or(true, |v| v != "v1"))
 }
 
 /// The previous radix sort: a key kernel, per pass a count, a scan and a move (tiles ranked in
