@@ -210,28 +210,20 @@ impl Kernel {
     /// here, so a bad call fails where it is made.
     pub fn call(&self, inputs: &[&Array], params: &[f64]) -> Result<Vec<Array>> {
         let d = &self.def;
-        let what = || format!("kernel {}", d.name);
-        if inputs.len() != d.inputs.len() {
-            return Err(Error::invalid(
-                what(),
-                format!(
-                    "takes {} input(s) ({}), got {}",
-                    d.inputs.len(),
-                    d.inputs.join(", "),
-                    inputs.len()
-                ),
-            ));
-        }
-        if params.len() != d.params.len() {
-            return Err(Error::invalid(
-                what(),
-                format!(
-                    "takes {} parameter(s) ({}), got {}",
-                    d.params.len(),
-                    d.params.join(", "),
-                    params.len()
-                ),
-            ));
+        for (kind, names, got) in [
+            ("input(s)", &d.inputs, inputs.len()),
+            ("parameter(s)", &d.params, params.len()),
+        ] {
+            if got != names.len() {
+                return Err(Error::invalid(
+                    format!("kernel {}", d.name),
+                    format!(
+                        "takes {} {kind} ({}), got {got}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
         }
         let specs: Vec<(Vec<usize>, DType)> = inputs
             .iter()
