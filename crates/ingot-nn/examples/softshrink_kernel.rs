@@ -41,7 +41,7 @@ const BODY: &str = "
     if (idx < n) {
         C v = ld(x[idx]);
         C l = (C)lambd;
-        out[idx] = st<T>(v > l ? v - l : (v < -l ? v + l : (C)0));
+        out[idx] = st<T>(v > l ? v - l : (v < -l ? v + l : v * (C)0));  // v * 0 keeps NaN
     }";
 
 fn time(label: &str, n: usize, f: impl Fn() -> Result<Array>) -> Result<Array> {

@@ -113,13 +113,13 @@ pub(crate) struct KernelDef {
 ///     .params(&["lambd"])
 ///     .cuda(
 ///         "if (idx < n) { C v = ld(x[idx]); C l = (C)lambd; \
-///          out[idx] = st<T>(v > l ? v - l : (v < -l ? v + l : (C)0)); }",
+///          out[idx] = st<T>(v > l ? v - l : (v < -l ? v + l : v * (C)0)); }",
 ///     )
 ///     .cpu(|ins, outs, p| {
 ///         let x = ins[0].as_slice::<f32>()?;
 ///         let l = p[0] as f32;
 ///         for (o, &v) in outs[0].as_mut_slice::<f32>()?.iter_mut().zip(x) {
-///             *o = if v > l { v - l } else if v < -l { v + l } else { 0.0 };
+///             *o = if v > l { v - l } else if v < -l { v + l } else { v * 0.0 };
 ///         }
 ///         Ok(())
 ///     })
