@@ -123,6 +123,13 @@ fn run() -> ingot::Result<()> {
     ingot::synchronize(device)?;
     let secs = t0.elapsed().as_secs_f64() / steps.max(1) as f64;
     let loss = loss.item::<f32>()?;
+    // Ops that ran on the CPU for want of a GPU kernel (each costs transfers), and with
+    // INGOT_CUDA_STATS=1 the host time by op.
+    let fallbacks = format!("{:?}", ingot::cuda::fallbacks());
+    if gpu {
+        eprintln!("CPU fallbacks: {fallbacks}");
+        ingot::cuda::print_stats();
+    }
     let peak = if gpu {
         ingot::memory::cuda::peak_memory(0) as f64
     } else {
@@ -192,6 +199,7 @@ fn run() -> ingot::Result<()> {
                    "peak_bytes": peak, "warmup_seconds": warm, "loss": loss},
         "torch": torch,
         "flops_per_token": per_token,
+        "fallbacks": fallbacks,
         "bf16_peak_flops": BF16_PEAK,
     });
     println!("{report}");
