@@ -65,15 +65,16 @@ fn check_type<T: Element>(d: DType) -> Result<()> {
 
 fn bytemuck_cast<T: Element>(b: &[u8]) -> &[T] {
     let n = b.len() / std::mem::size_of::<T>();
-    // Safety: host buffers are allocated with the alignment of any element type, every bit
-    // pattern is a valid element (plain numbers, or bool checked to 0/1 by its producer),
-    // and `n` elements fit in `b`.
+    // Safety: eval_cpu hands over only slices aligned for their dtype (copying any that are
+    // not), ingot's buffers of a dtype hold valid elements of it (bools are 0 or 1), and
+    // `n` elements fit in `b`.
     unsafe { std::slice::from_raw_parts(b.as_ptr() as *const T, n) }
 }
 
 fn bytemuck_cast_mut<T: Element>(b: &mut [u8]) -> &mut [T] {
     let n = b.len() / std::mem::size_of::<T>();
-    // Safety: as in `bytemuck_cast`, and the borrow is unique.
+    // Safety: output buffers are fresh allocations (16-byte aligned), zeroed (a valid
+    // element of every dtype), and the borrow is unique.
     unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut T, n) }
 }
 
@@ -418,7 +419,11 @@ pub(crate) fn eval_cpu(
         .iter()
         .map(|a| {
             let d = a.ready_data();
-            if crate::shape::is_row_contiguous(a.shape(), &d.strides) {
+            // A window of a mapped file may start off the element's alignment: such an
+            // input is copied like a strided one, so the CPU code always gets aligned slices.
+            let addr = d.buffer.as_bytes().as_ptr() as usize + d.offset * a.dtype().size();
+            let aligned = addr % a.dtype().size().clamp(1, 8) == 0;
+            if aligned && crate::shape::is_row_contiguous(a.shape(), &d.strides) {
                 Ok(d)
             } else {
                 let spec = [(a.shape().to_vec(), a.dtype())];
