@@ -539,14 +539,7 @@ pub(crate) fn vjp(
         let refs: Vec<&Array> = inputs.iter().collect();
         Kernel { def: def.clone() }.call(&refs, &p)?
     };
-    let cts: Vec<Array> = cts
-        .iter()
-        .zip(&outs)
-        .map(|(c, o)| match c {
-            Some(c) => Ok(c.clone()),
-            None => crate::zeros_like(o),
-        })
-        .collect::<Result<_>>()?;
+    let cts = crate::transforms::autodiff::zero_filled(cts, &outs)?;
     let grads = rule(inputs, &outs, &cts, &p)?;
     if grads.len() != inputs.len() {
         return Err(Error::invalid(

@@ -155,14 +155,7 @@ fn custom_grads(
                 .ok_or_else(|| Error::invalid(name, "an output was dropped"))
         })
         .collect::<Result<_>>()?;
-    let cts: Vec<Array> = cts
-        .iter()
-        .zip(&outs)
-        .map(|(c, o)| match c {
-            Some(c) => Ok(c.clone()),
-            None => crate::zeros_like(o),
-        })
-        .collect::<Result<_>>()?;
+    let cts = zero_filled(cts, &outs)?;
     let g = rule(inputs, &outs, &cts)?;
     if g.len() != inputs.len() {
         return Err(Error::invalid(
@@ -391,6 +384,17 @@ where
 {
     let vg = value_and_grad_tree(f, argnums);
     move |args: &[Tree]| Ok(vg(args)?.1)
+}
+
+/// The cotangent of each output, zeros where none reached it (for rules that take all).
+pub(crate) fn zero_filled(cts: &[Option<Array>], outs: &[Array]) -> Result<Vec<Array>> {
+    cts.iter()
+        .zip(outs)
+        .map(|(c, o)| match c {
+            Some(c) => Ok(c.clone()),
+            None => crate::zeros_like(o),
+        })
+        .collect()
 }
 
 static CUSTOM_ID: AtomicU64 = AtomicU64::new(0);

@@ -5,7 +5,7 @@
 //! the function built. The rules of each transform are written with ordinary ops, so the
 //! graphs they build can be transformed again (grad of grad, jvp of vjp).
 
-mod autodiff;
+pub(crate) mod autodiff;
 mod check;
 mod compile;
 mod export;
