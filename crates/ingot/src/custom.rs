@@ -65,6 +65,10 @@ fn check_type<T: Element>(d: DType) -> Result<()> {
 
 fn bytemuck_cast<T: Element>(b: &[u8]) -> &[T] {
     let n = b.len() / std::mem::size_of::<T>();
+    // An empty buffer's pointer is dangling and need not be aligned for T.
+    if n == 0 {
+        return &[];
+    }
     // Safety: eval_cpu hands over only slices aligned for their dtype (copying any that are
     // not), ingot's buffers of a dtype hold valid elements of it (bools are 0 or 1), and
     // `n` elements fit in `b`.
@@ -73,6 +77,9 @@ fn bytemuck_cast<T: Element>(b: &[u8]) -> &[T] {
 
 fn bytemuck_cast_mut<T: Element>(b: &mut [u8]) -> &mut [T] {
     let n = b.len() / std::mem::size_of::<T>();
+    if n == 0 {
+        return &mut [];
+    }
     // Safety: output buffers are fresh allocations (16-byte aligned), zeroed (a valid
     // element of every dtype), and the borrow is unique.
     unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut T, n) }
