@@ -56,6 +56,7 @@ pub use device::{default_device, set_default_device, synchronize, with_device, D
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
 pub use graph::{to_dot, to_dot_fn};
+pub use ops::fast;
 pub use ops::random;
 pub use ops::*;
 pub use transforms::{

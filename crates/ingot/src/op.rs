@@ -459,6 +459,13 @@ pub enum Op {
         padding: GridPadding,
         align_corners: bool,
     },
+    /// Fused scaled dot-product attention (`ops::fast`): inputs q `(..., Hq, L, E)`,
+    /// k `(..., Hkv, S, E)`, v `(..., Hkv, S, Ev)` and, for the boolean and additive kinds,
+    /// the mask `(..., Hq, L, S)`; output `(..., Hq, L, Ev)`.
+    Attention {
+        scale: Scalar,
+        mask: AttentionMask,
+    },
     /// Walsh-Hadamard transform over the last axis (a power of two), times `scale`.
     Hadamard {
         scale: Scalar,
@@ -489,6 +496,16 @@ pub enum Op {
         name: String,
         params: Vec<Scalar>,
     },
+}
+
+/// The mask of an attention node: none, causal (aligned to the last key), or a mask input
+/// that is boolean (true: attend) or added to the scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AttentionMask {
+    None,
+    Causal,
+    Allow,
+    Additive,
 }
 
 /// One step of a fused program.
@@ -627,6 +644,7 @@ impl Op {
             Op::Pool { .. } => "pool",
             Op::Fft { .. } => "fft",
             Op::Softmax { .. } => "softmax",
+            Op::Attention { .. } => "scaled_dot_product_attention",
             Op::GridSample { .. } => "grid_sample",
             Op::Hadamard { .. } => "hadamard_transform",
             Op::RandomBits => "random_bits",

@@ -4,6 +4,7 @@
 use super::{Dropout, Linear};
 use crate::module::{visit_child, visit_child_mut, Module, Param, Unary};
 use crate::rng;
+use ingot::fast::SdpaMask;
 use ingot::{Array, DType, Error, Result, SliceArg};
 
 /// A mask for attention scores `(..., L, S)`.
@@ -29,6 +30,10 @@ fn causal_allow(l: usize, s: usize) -> Result<Array> {
 /// (the leading dims broadcast). Scores and softmax are computed in f32 for f16 and bf16
 /// inputs. Rows with every key masked give NaN, as in PyTorch. `dropout` (probability, with
 /// its key) drops attention weights in training.
+///
+/// Without dropout this is the fused `ingot::fast::scaled_dot_product_attention`: the
+/// scores are not materialized, and a query head count that is a multiple of the key/value
+/// head count is grouped-query attention (no need to repeat K and V).
 pub fn scaled_dot_product_attention(
     q: &Array,
     k: &Array,
@@ -63,6 +68,19 @@ pub fn scaled_dot_product_attention(
         return Err(bad());
     }
     let l = q.shape()[q.ndim() - 2];
+    if dropout.is_none_or(|(p, _)| p == 0.0) {
+        let fm = match mask {
+            None => None,
+            Some(Mask::Causal) => Some(SdpaMask::Causal),
+            Some(Mask::Allow(m)) => Some(SdpaMask::Allow(m)),
+            Some(Mask::Additive(m)) => Some(SdpaMask::Additive(m)),
+        };
+        // Shapes the fused op does not take (more key heads than query heads, broadcast
+        // the other way) go through the composition below, which also gives the errors.
+        if let Ok(y) = ingot::fast::scaled_dot_product_attention(q, k, v, fm, scale) {
+            return Ok(y);
+        }
+    }
     let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
     let cdt = if q.dtype() == DType::F64 {
         DType::F64

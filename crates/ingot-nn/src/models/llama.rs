@@ -307,19 +307,8 @@ impl Llama {
                 }
                 kc.layers[li] = Some((k.clone(), v.clone()));
             }
-            // Grouped-query attention: each key/value head serves nh / nkv query heads.
-            let (k, v) = if nh == nkv {
-                (k, v)
-            } else {
-                let rep = nh / nkv;
-                let t = k.shape()[2];
-                let expand = |a: &Array| -> Result<Array> {
-                    let e =
-                        ingot::broadcast_to(&ingot::expand_dims(a, &[2])?, &[b, nkv, rep, t, hd])?;
-                    ingot::reshape_to(&e, &[b, nh, t, hd])
-                };
-                (expand(&k)?, expand(&v)?)
-            };
+            // Grouped-query attention: the fused op reads each key/value head for its
+            // nh / nkv query heads in place.
             let o = scaled_dot_product_attention(&q, &k, &v, Some(&Mask::Causal), None, None)?;
             let o = ingot::reshape_to(
                 &ingot::transpose(&o, Some(&[0, 2, 1, 3]))?,

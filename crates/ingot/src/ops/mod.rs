@@ -8,6 +8,7 @@
 pub mod conv;
 pub mod creation;
 pub mod elementwise;
+pub mod fast;
 pub mod fft;
 pub mod index;
 pub mod linalg;

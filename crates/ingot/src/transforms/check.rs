@@ -136,6 +136,9 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
             }
             Ok(vec![Some(declared[0].clone())])
         }
+        Op::Attention { mask, .. } => crate::ops::fast::attention_out(inputs, *mask)
+            .map(|o| vec![Some(o)])
+            .map_err(|e| fail(e.to_string())),
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
@@ -603,6 +606,7 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::Fused { .. }
         | Op::Concatenate { .. }
         | Op::Custom { .. }
+        | Op::Attention { .. }
         | Op::Kernel { .. } => return Err(Error::invalid(op.name(), "checked directly")),
     };
     Ok(vec![y])

@@ -6,7 +6,7 @@
 //! which inputs need a cotangent; it returns one cotangent per input. Complex rules follow
 //! JAX: the vjp is the transpose of the linear map, without conjugation.
 
-use crate::op::{BinaryOp, Op, ReduceKind, ScanKind, ScatterKind, UnaryOp};
+use crate::op::{AttentionMask, BinaryOp, Op, ReduceKind, ScanKind, ScatterKind, UnaryOp};
 use crate::{Array, DType, Error, Result, Scalar};
 
 type Grads = Vec<Option<Array>>;
@@ -317,6 +317,10 @@ pub(crate) fn vjp_rule(
             };
             Ok(vec![Some(gx)])
         }
+        Op::Attention { scale, mask } => {
+            let g = single()?.1;
+            attention(inputs, scale.to_f64(), *mask, &g)
+        }
         Op::Hadamard { .. } => {
             // The (scaled) Walsh-Hadamard matrix is symmetric.
             let g = single()?.1;
@@ -354,6 +358,35 @@ fn mt(a: &Array) -> Result<Array> {
 }
 
 /// Sums `g` over the dims that broadcasting added or stretched to reach it from `shape`.
+/// Fused attention's rule: the vjp of its reference decomposition (which recomputes the
+/// scores in the backward pass instead of keeping them from the forward one).
+fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Result<Grads> {
+    let allow = (kind == AttentionMask::Allow).then(|| inputs[3].clone());
+    let n_diff = if kind == AttentionMask::Additive {
+        4
+    } else {
+        3
+    };
+    let f = |xs: &[Array]| -> Result<Vec<Array>> {
+        let m = if kind == AttentionMask::Additive {
+            Some(xs[3].clone())
+        } else {
+            allow.clone()
+        };
+        // The node's dtypes are final: autocast must not re-decide them.
+        crate::amp::with(None, || {
+            crate::ops::fast::reference_node(&xs[0], &xs[1], &xs[2], m.as_ref(), kind, scale)
+        })
+        .map(|y| vec![y])
+    };
+    let (_, grads) = super::autodiff::vjp(f, &inputs[..n_diff], std::slice::from_ref(g))?;
+    let mut out: Grads = grads.into_iter().map(Some).collect();
+    if kind == AttentionMask::Allow {
+        out.push(None);
+    }
+    Ok(out)
+}
+
 pub(crate) fn sum_to_shape(g: &Array, shape: &[usize]) -> Result<Array> {
     if g.shape() == shape {
         return Ok(g.clone());

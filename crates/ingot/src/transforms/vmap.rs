@@ -283,6 +283,7 @@ fn batch_rule(
         | Op::SolveTriangular { .. }
         | Op::Solve
         | Op::Hadamard { .. }
+        | Op::Attention { .. }
         | Op::Fused { .. } => same(op.clone()),
         Op::Transpose { perm } => {
             let mut p = vec![0];

@@ -1,4 +1,5 @@
-//! CPU kernels: misc family (softmax, grid_sample, Walsh-Hadamard transform). Half types
+//! CPU kernels: misc family (softmax, grid_sample, Walsh-Hadamard transform, fused
+//! attention). Half types
 //! compute in f32 and round once; f64 computes in f64.
 
 use super::strided::{contiguous_cow, out_data, PAR_MIN};
@@ -6,7 +7,7 @@ use super::{not_here, Outs};
 use crate::array::{Array, Data};
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Element};
-use crate::op::{GridPadding, InterpMode, Op};
+use crate::op::{AttentionMask, GridPadding, InterpMode, Op};
 use crate::shape::size_of;
 use crate::{Error, Result};
 use half::{bf16, f16};
@@ -378,6 +379,161 @@ fn grid_sample<T: Fl>(
                             }
                         }
                     }
+                }
+            },
+        );
+    Ok(out_data(buf, out_shape))
+}
+
+// ---- scaled dot-product attention ---------------------------------------------------------
+
+/// Fused attention (`ops::fast`): each query row's scores live in one per-thread row of S,
+/// never an (L, S) matrix. q, k and v are read once in the compute dtype; the mask is read
+/// through its strides (a broadcast mask is not expanded).
+pub(crate) fn attention_eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let Op::Attention { scale, mask } = op else {
+        return Err(not_here(op));
+    };
+    dispatch_float!("scaled_dot_product_attention", inputs[0].dtype(), T => {
+        attention::<T>(inputs, scale.to_f64(), *mask, &outs[0].0).map(|d| vec![d])
+    })
+}
+
+/// Where row `(bh, i)`'s mask starts, for a mask of shape `(lead..., Hq, L, S)`.
+fn mask_row_offset(d: &Data, shape: &[usize], bh: usize, i: usize) -> isize {
+    let n = shape.len();
+    let mut off = d.offset as isize + i as isize * d.strides[n - 2];
+    // bh runs over (lead..., Hq) in row-major order.
+    let mut rest = bh;
+    for ax in (0..n - 2).rev() {
+        let idx = rest % shape[ax];
+        rest /= shape[ax];
+        off += idx as isize * d.strides[ax];
+    }
+    off
+}
+
+/// `a · b` with eight partial sums, so that the loop vectorizes.
+#[inline(always)]
+fn dot8<C: Float>(a: &[C], b: &[C]) -> C {
+    let mut acc = [C::zero(); 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for t in 0..8 {
+            acc[t] = acc[t] + x[t] * y[t];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s = s + *x * *y;
+    }
+    s
+}
+
+fn attention<T: Fl>(
+    inputs: &[Array],
+    scale: f64,
+    kind: AttentionMask,
+    out_shape: &[usize],
+) -> Result<Data>
+where
+    T::C: Element,
+{
+    let n = out_shape.len();
+    let (qs, ks) = (inputs[0].shape(), inputs[1].shape());
+    let (hq, l, e) = (qs[n - 3], qs[n - 2], qs[n - 1]);
+    let (hkv, s) = (ks[n - 3], ks[n - 2]);
+    let ev = out_shape[n - 1];
+    let total = size_of(out_shape);
+    let mut buf = Buffer::zeroed(total * std::mem::size_of::<T>())?;
+    if total == 0 {
+        return Ok(out_data(buf, out_shape));
+    }
+    let group = hq / hkv.max(1);
+    let load = |a: &Array| -> Vec<T::C> {
+        let d = a.ready_data();
+        contiguous_cow::<T>(&d, a.shape())
+            .iter()
+            .map(|x| x.load())
+            .collect()
+    };
+    let (qc, kc, vc) = (load(&inputs[0]), load(&inputs[1]), load(&inputs[2]));
+    let mdata = inputs.get(3).map(|m| m.ready_data());
+    let mshape = inputs.get(3).map(|m| m.shape().to_vec());
+    let sc = T::cf(scale);
+    let ninf = T::C::neg_infinity();
+    // Rows per task: enough work per task (each row is about 2·S·(E+Ev) flops).
+    let min_rows = (PAR_MIN / (s * (e + ev)).max(1)).max(1);
+    buf.as_slice_mut::<T>()
+        .par_chunks_mut(ev)
+        .enumerate()
+        .with_min_len(min_rows)
+        .for_each_init(
+            || (vec![T::C::zero(); s], vec![T::C::zero(); ev]),
+            |(row, acc), (r, out)| {
+                let (bh, i) = (r / l, r % l);
+                let (b, h) = (bh / hq, bh % hq);
+                let kvh = b * hkv + h / group;
+                let qrow = &qc[r * e..(r + 1) * e];
+                let kblk = &kc[kvh * s * e..(kvh + 1) * s * e];
+                let vblk = &vc[kvh * s * ev..(kvh + 1) * s * ev];
+                // Keys past `end` are causally masked (query i sees keys j <= i + S - L).
+                let end = match kind {
+                    AttentionMask::Causal => (i + s + 1).saturating_sub(l).min(s),
+                    _ => s,
+                };
+                let moff = mdata
+                    .as_ref()
+                    .zip(mshape.as_ref())
+                    .map(|(d, sh)| (mask_row_offset(d, sh, bh, i), d.strides[n - 1]));
+                let mut m = ninf;
+                let mut nan = false;
+                let mut any = false;
+                for j in 0..end {
+                    let mut v = dot8(qrow, &kblk[j * e..(j + 1) * e]) * sc;
+                    if let (Some((off, st)), Some(d)) = (moff, mdata.as_ref()) {
+                        let at = (off + j as isize * st) as usize;
+                        match kind {
+                            AttentionMask::Allow => {
+                                if !d.buffer.as_slice::<bool>()[at] {
+                                    row[j] = ninf;
+                                    continue;
+                                }
+                            }
+                            _ => v = v + d.buffer.as_slice::<T::C>()[at],
+                        }
+                    }
+                    any = true;
+                    nan |= v.is_nan();
+                    m = m.max(v);
+                    row[j] = v;
+                }
+                if s == 0 {
+                    // No keys: an empty weighted sum, as the decomposition gives.
+                    out.fill(T::store(T::C::zero()));
+                    return;
+                }
+                // Every key masked, or a NaN among the scores: the softmax is NaN.
+                if !any || nan || m == ninf {
+                    out.fill(T::store(T::C::nan()));
+                    return;
+                }
+                acc.fill(T::C::zero());
+                let mut sum = T::C::zero();
+                for j in 0..end {
+                    if row[j] == ninf {
+                        continue;
+                    }
+                    let p = T::exp(row[j] - m);
+                    sum = sum + p;
+                    for (a, &x) in acc.iter_mut().zip(&vblk[j * ev..(j + 1) * ev]) {
+                        *a = *a + p * x;
+                    }
+                }
+                let inv = T::C::one() / sum;
+                for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                    *o = T::store(a * inv);
                 }
             },
         );

@@ -64,6 +64,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         Op::Softmax { .. } | Op::GridSample { .. } | Op::Hadamard { .. } => {
             misc::eval(op, inputs, outs)
         }
+        Op::Attention { .. } => misc::attention_eval(op, inputs, outs),
         Op::RandomBits => random::eval(op, inputs, outs),
         Op::Fused { program } => fused::eval(program, inputs, outs),
         Op::Kernel { name, params } => crate::custom::eval_cpu(name, params, inputs, outs),

@@ -9,6 +9,7 @@
 
 mod alloc;
 mod argreduce;
+mod attention;
 mod conv;
 mod conv_graph;
 mod custom;
@@ -313,6 +314,13 @@ fn note_fallback(name: &'static str) {
     }
 }
 
+/// `INGOT_CUDA_ATTENTION=1`: attention on a CUDA device builds the fused node (its CUDA
+/// kernel) instead of the decomposition. Opt-in until the kernel has passed the GPU suite.
+pub(crate) fn attention_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_some_and(|v| v == "1"))
+}
+
 /// `INGOT_CUDA_SLOW_MS=N`: every GPU op waits for its own work and, when it took N ms or
 /// more (compiles, transfers and the kernels together), prints its name, inputs and time.
 /// A diagnostic mode (it makes eval synchronous), to find what a slow program waits on;
@@ -325,6 +333,19 @@ fn slow_ms() -> Option<f64> {
 /// Runs `op` for GPU `ordinal`: on a GPU kernel when one handles it, else on the CPU.
 pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let Some(limit) = slow_ms() else {
+        if stats::profiling() {
+            let g = gpu(ordinal)?;
+            let key = || {
+                let ins: Vec<String> = inputs
+                    .iter()
+                    .map(|a| format!("{:?}{:?}", a.dtype(), a.shape()))
+                    .collect();
+                format!("{} {}", op.name(), ins.join(" "))
+            };
+            return stats::profiled(&g.stream, op.name(), key, || {
+                eval_op(ordinal, op, inputs, outs)
+            });
+        }
         return stats::timed(op.name(), || eval_op(ordinal, op, inputs, outs));
     };
     let describe = || {
@@ -463,6 +484,9 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         }
         Op::Custom { n_in, .. } => Some(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
         Op::Kernel { name, params } => custom::eval(&g, name, params, inputs, outs)?,
+        Op::Attention { scale, mask } => {
+            attention::eval(&g, inputs, scale.to_f64(), *mask, &outs[0].0)?
+        }
         _ => None,
     };
     match done {
@@ -504,6 +528,7 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
         .collect();
     modules.extend(reduce::sample_sources());
     modules.extend(softmax::sample_sources());
+    modules.extend(attention::sample_sources());
     modules.extend(scan::sample_sources());
     modules.extend(argreduce::sample_sources());
     modules.extend(layout::sample_sources());

@@ -1,0 +1,101 @@
+// Fused scaled dot-product attention, as cpu/misc.rs computes it: one warp per query row,
+// the row's scores never stored. Keys go in chunks of 32 (lane j scores key j of the chunk
+// against the query row kept in shared memory), then an online-softmax update: the running
+// max m, sum l and the output accumulator (lane c holds columns c, c+32, ...) are rescaled
+// by exp(m_old - m_new). Grouped-query heads read their key/value head in place.
+// The includer defines T (storage), C (compute: float, or double for f64) and KNAME(k).
+// Operands are row-major: q (rows = B·Hq·L, E), k (B·Hkv, S, E), v (B·Hkv, S, Ev), the
+// mask (rows, S) of u8 (kind 2: allow) or C (kind 3: additive). kind 1 is causal.
+// E and Ev are at most 256 (the caller checks).
+
+#define A_WARPS 4
+#define A_MAXD 256
+#define K_INF __int_as_float(0x7f800000)
+#define K_NAN __int_as_float(0x7fc00000)
+
+DEV C a_warp_max(C v) {
+    for (int d = 16; d > 0; d >>= 1) { C o = __shfl_xor_sync(0xffffffffu, v, d); v = o > v ? o : v; }
+    return v;
+}
+DEV C a_warp_sum(C v) {
+    for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
+    return v;
+}
+
+extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restrict__ out,
+    const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+    const void* __restrict__ mask, long long rows, int hq, int hkv, int l, int s, int e,
+    int ev, C scale, int kind) {
+    __shared__ C sq[A_WARPS][A_MAXD];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const long long r = (long long)blockIdx.x * A_WARPS + w;
+    if (r >= rows) return;  // whole warps leave together; no block barrier follows
+    const long long bh = r / l;
+    const int i = (int)(r % l);
+    const long long b = bh / hq;
+    const int h = (int)(bh % hq);
+    const long long kvh = b * hkv + h / (hq / hkv);
+    const T* qr = q + r * e;
+    for (int x = lane; x < e; x += 32) sq[w][x] = ld(qr[x]);
+    __syncwarp();
+    const T* kb = k + kvh * s * e;
+    const T* vb = v + kvh * s * ev;
+    int end = s;
+    if (kind == 1) {
+        long long lim = (long long)i + s - l + 1;
+        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
+    }
+    const unsigned char* allow = (const unsigned char*)mask + r * s;
+    const C* add = (const C*)mask + r * s;
+    C m = -(C)K_INF, lsum = 0;
+    C acc[A_MAXD / 32];
+    #pragma unroll
+    for (int t = 0; t < A_MAXD / 32; ++t) acc[t] = 0;
+    int nan = 0, any = 0;
+    for (int j0 = 0; j0 < end; j0 += 32) {
+        const int j = j0 + lane;
+        bool valid = j < end;
+        C sc = -(C)K_INF;
+        if (valid && kind == 2) valid = allow[j] != 0;
+        if (valid) {
+            const T* kr = kb + (long long)j * e;
+            C d = 0;
+            for (int x = 0; x < e; ++x) d += sq[w][x] * ld(kr[x]);
+            sc = d * scale;
+            if (kind == 3) sc += add[j];
+            nan |= sc != sc;
+        }
+        any |= __any_sync(0xffffffffu, valid);
+        C cm = a_warp_max(valid ? sc : -(C)K_INF);
+        C nm = cm > m ? cm : m;
+        if (nm == -(C)K_INF) continue;  // nothing to weigh yet (uniform across the warp)
+        C f = m_exp(m - nm);
+        C p = valid ? m_exp(sc - nm) : (C)0;
+        lsum = lsum * f + a_warp_sum(p);
+        #pragma unroll
+        for (int t = 0; t < A_MAXD / 32; ++t) acc[t] *= f;
+        const int nk = end - j0 < 32 ? end - j0 : 32;
+        for (int jj = 0; jj < nk; ++jj) {
+            C pj = __shfl_sync(0xffffffffu, p, jj);
+            if (pj == (C)0) continue;  // uniform: every lane got the same pj
+            const T* vr = vb + (long long)(j0 + jj) * ev;
+            #pragma unroll
+            for (int t = 0; t < A_MAXD / 32; ++t) {
+                int c = lane + 32 * t;
+                if (c < ev) acc[t] += pj * ld(vr[c]);
+            }
+        }
+        m = nm;
+    }
+    nan = __any_sync(0xffffffffu, nan);
+    T* o = out + r * ev;
+    // No keys: an empty weighted sum (zeros). Every key masked or a NaN score: NaN.
+    C fill = s == 0 ? (C)0 : (C)K_NAN;
+    bool bad = s == 0 || nan || !any || m == -(C)K_INF;
+    C inv = (C)1 / lsum;
+    #pragma unroll
+    for (int t = 0; t < A_MAXD / 32; ++t) {
+        int c = lane + 32 * t;
+        if (c < ev) o[c] = st<T>(bad ? fill : acc[t] * inv);
+    }
+}
