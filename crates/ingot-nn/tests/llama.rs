@@ -328,3 +328,64 @@ fn a_small_model_learns_a_repeating_sequence() {
     let last = loss(&m).unwrap().item::<f32>().unwrap();
     assert!(last < 0.1, "loss {first} -> {last}");
 }
+
+/// The folder transformers itself saved (scripts/hf/llama_fixture.py: random weights,
+/// grouped-query heads, rope_theta inside rope_parameters) gives transformers' logits, in
+/// f32 and, within bf16's precision, in bf16; token by token through the cache too.
+#[test]
+fn a_transformers_folder_gives_transformers_logits() {
+    // Tests run from the package root under cargo and from the repository root elsewhere.
+    let dir = [
+        "tests/fixtures/hf-llama",
+        "crates/ingot-nn/tests/fixtures/hf-llama",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.join("config.json").exists())
+    .expect("the hf-llama fixture");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logits.json")).unwrap()).unwrap();
+    let rows: Vec<Vec<i32>> = serde_json::from_value(want["ids"].clone()).unwrap();
+    let logits: Vec<f64> = serde_json::from_value(want["logits"].clone()).unwrap();
+    let (b, l) = (rows.len(), rows[0].len());
+    let flat: Vec<i32> = rows.concat();
+    let x = Array::from_slice(&flat, &[b, l]).unwrap();
+    let m = Llama::from_pretrained(&dir, DType::F32).unwrap();
+    assert_eq!(m.config.rope_theta, 50000.0);
+    let got = f64s(&m.forward(&x).unwrap());
+    let scale = logits.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(&logits)
+        .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+    assert!(err <= 1e-4 * scale, "f32: max error {err} of {scale}");
+    // Greedy choices agree everywhere.
+    let vocab = m.config.vocab_size;
+    let argmax = |v: &[f64]| -> Vec<usize> {
+        v.chunks(vocab)
+            .map(|r| (0..vocab).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect()
+    };
+    assert_eq!(argmax(&got), argmax(&logits));
+    let half = Llama::from_pretrained(&dir, DType::BF16).unwrap();
+    let got = f64s(&half.forward(&x).unwrap());
+    let err = got
+        .iter()
+        .zip(&logits)
+        .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+    assert!(err <= 0.05 * scale, "bf16: max error {err} of {scale}");
+    // One token at a time through the cache, first row.
+    let mut cache = ingot_nn::models::KvCache::new();
+    let mut steps = Vec::new();
+    for &t in &rows[0] {
+        let y = m
+            .forward_cached(&Array::from_slice(&[t], &[1, 1]).unwrap(), Some(&mut cache))
+            .unwrap();
+        steps.extend(f64s(&y));
+    }
+    let err = steps
+        .iter()
+        .zip(&logits[..l * vocab])
+        .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+    assert!(err <= 1e-4 * scale, "cached: max error {err} of {scale}");
+}

@@ -86,8 +86,10 @@ impl LlamaConfig {
                 .get("rms_norm_eps")
                 .and_then(Value::as_f64)
                 .unwrap_or(1e-6),
+            // transformers 5 writes it inside "rope_parameters".
             rope_theta: v
                 .get("rope_theta")
+                .or_else(|| v.get("rope_parameters").and_then(|p| p.get("rope_theta")))
                 .and_then(Value::as_f64)
                 .unwrap_or(10000.0),
             max_position_embeddings: v
@@ -101,6 +103,19 @@ impl LlamaConfig {
             bos_token_id: v.get("bos_token_id").and_then(Value::as_u64),
             eos_token_id: v.get("eos_token_id").and_then(Value::as_u64),
         };
+        let rope_type = v
+            .get("rope_parameters")
+            .and_then(|p| p.get("rope_type"))
+            .and_then(Value::as_str);
+        if rope_type.is_some_and(|t| t != "default") {
+            return Err(Error::invalid(
+                "LlamaConfig",
+                format!(
+                    "rope_type {:?} is not supported by this training model",
+                    rope_type.unwrap_or_default()
+                ),
+            ));
+        }
         if v.get("rope_scaling").is_some_and(|s| !s.is_null()) {
             return Err(Error::invalid(
                 "LlamaConfig",
