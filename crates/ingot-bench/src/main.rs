@@ -103,6 +103,16 @@ out["argmax"] = best(lambda: x.argmax(), 5)
 out["gelu"] = best(lambda: 0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x * x * x))), 3)
 z = (rng.standard_normal(1 << 20) + 1j * rng.standard_normal(1 << 20)).astype(np.complex64)
 out["fft"] = best(lambda: np.fft.fft(z), 10)
+# Causal attention composed as a NumPy user writes it: (B, H, L, E) = (1, 8, L, 64).
+L = 256 if quick else 1024
+q, k, v = (rng.standard_normal((1, 8, L, 64), dtype=np.float32) for _ in range(3))
+causal = np.tril(np.ones((L, L), bool))
+def attn():
+    s = (q @ k.transpose(0, 1, 3, 2)) * np.float32(0.125)
+    s = np.where(causal, s, np.float32(-np.inf))
+    s = np.exp(s - s.max(-1, keepdims=True))
+    return (s / s.sum(-1, keepdims=True)) @ v
+out["attention"] = best(attn, 3)
 s1 = np.ones(1, np.float32); s2 = np.ones(1, np.float32)
 k = 20000
 t = time.perf_counter()
@@ -207,6 +217,35 @@ fn main() {
         goal: ">= 1x".into(),
     });
 
+    // Causal attention, (1, 8, L, 64) f32: the fused op and its decomposition (the scores
+    // materialized), beside NumPy composing it. FLOPs: the causal half of 4·H·L²·E.
+    let l = if quick { 256 } else { 1024 };
+    let qkv: Vec<Array> = (0..3)
+        .map(|i| Array::from_vec(rand_f32(8 * l * 64, 10 + i), &[1, 8, l, 64]).unwrap())
+        .collect();
+    let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
+    for (name, reference) in [("fused", false), ("decomposition", true)] {
+        let f = if reference {
+            ingot::fast::scaled_dot_product_attention_reference
+        } else {
+            ingot::fast::scaled_dot_product_attention
+        };
+        let t = best_of(3, || {
+            f(q, k, v, Some(ingot::fast::SdpaMask::Causal), None)
+                .unwrap()
+                .eval()
+                .unwrap()
+        });
+        rows.push(Row {
+            name: format!("causal attention {name}, 8 heads x {l} x 64 f32"),
+            ingot_s: t,
+            numpy_s: npv("attention"),
+            work: 2.0 * 8.0 * (l * l * 64) as f64,
+            unit: "GFLOP/s",
+            limit: peak,
+            goal: "-".into(),
+        });
+    }
     // gelu (tanh form), as a user writes it: nine elementwise ops.
     let gelu = |a: &[Array]| -> ingot::Result<Vec<Array>> {
         let x = &a[0];
