@@ -56,6 +56,12 @@ fn naive(
     out
 }
 
+/// Two arrays' values within `rtol · |want| + atol` (NaN equal to NaN).
+fn close(got: &Array, want: &Array, rtol: f64, atol: f64, what: &str) {
+    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
+    assert_close(&g, &w, rtol, atol, what);
+}
+
 #[test]
 fn matches_plain_loops_for_every_mask_and_head_grouping() {
     let mut rng = Rng::new(11);
@@ -153,13 +159,7 @@ fn strided_broadcast_and_two_dimensional_operands() {
         None,
     )
     .unwrap();
-    assert_close(
-        &got.to_f64_vec().unwrap(),
-        &want.to_f64_vec().unwrap(),
-        1e-5,
-        1e-6,
-        "strided",
-    );
+    close(&got, &want, 1e-5, 1e-6, "strided");
 
     // K and V shared by the batch (broadcast leading dim) and 2-d operands.
     let (k1, _) = rand_array(&mut rng, &[1, 3, 5, e], DType::F32);
@@ -177,13 +177,7 @@ fn strided_broadcast_and_two_dimensional_operands() {
         None,
     )
     .unwrap();
-    assert_close(
-        &got.to_f64_vec().unwrap(),
-        &want.to_f64_vec().unwrap(),
-        1e-5,
-        1e-6,
-        "broadcast",
-    );
+    close(&got, &want, 1e-5, 1e-6, "broadcast");
 
     let (q, qv) = rand_array(&mut rng, &[3, 4], DType::F64);
     let (k, kv) = rand_array(&mut rng, &[5, 4], DType::F64);
@@ -209,13 +203,7 @@ fn empty_and_non_finite_inputs() {
         let got = sdpa(&q, &k, &v, None, None).unwrap();
         let want = sdpa_ref(&q, &k, &v, None, None).unwrap();
         assert_eq!(got.shape(), want.shape());
-        assert_close(
-            &got.to_f64_vec().unwrap(),
-            &want.to_f64_vec().unwrap(),
-            0.0,
-            0.0,
-            "empty",
-        );
+        close(&got, &want, 0.0, 0.0, "empty");
     }
     // A NaN in one query row makes that row NaN only; a row with every key masked is NaN
     // (causal with more queries than keys: the first rows see no key), as in PyTorch.

@@ -49,9 +49,6 @@ pub(crate) fn attention_out(
         )));
     }
     let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
-    if !q.1.is_float() || q.1 != k.1 || q.1 != v.1 {
-        return Err(bad("q, k and v must have one floating dtype"));
-    }
     let n = q.0.len();
     if n < 3
         || k.0.len() != n
@@ -63,16 +60,10 @@ pub(crate) fn attention_out(
             "q, k and v must be (..., H, L, E) with the same leading dims",
         ));
     }
-    let (hq, e) = (q.0[n - 3], q.0[n - 1]);
-    let (hkv, s) = (k.0[n - 3], k.0[n - 2]);
-    if k.0[n - 1] != e || v.0[n - 3] != hkv || v.0[n - 2] != s {
-        return Err(bad("k must be (..., Hkv, S, E) and v (..., Hkv, S, Ev)"));
+    if let Some(why) = operand_problem(q, k, v) {
+        return Err(bad(why));
     }
-    if hkv == 0 && hq != 0 || hkv != 0 && hq % hkv != 0 {
-        return Err(bad(
-            "the query heads must be a multiple of the key/value heads",
-        ));
-    }
+    let s = k.0[n - 2];
     if with_mask {
         let m = &inputs[3];
         let mut want = q.0[..n - 1].to_vec();
@@ -90,6 +81,29 @@ pub(crate) fn attention_out(
     let mut out = q.0[..n - 1].to_vec();
     out.push(v.0[n - 1]);
     Ok((out, q.1))
+}
+
+/// What is wrong with q, k and v of one rank (at least 3) and the same leading dims, if
+/// anything: their dtypes, or their head, length and width dims. The node builder and
+/// the import check share it.
+fn operand_problem(
+    q: &(Vec<usize>, DType),
+    k: &(Vec<usize>, DType),
+    v: &(Vec<usize>, DType),
+) -> Option<&'static str> {
+    if !q.1.is_float() || q.1 != k.1 || q.1 != v.1 {
+        return Some("q, k and v must have one floating dtype");
+    }
+    let n = q.0.len();
+    let (hq, e) = (q.0[n - 3], q.0[n - 1]);
+    let (hkv, s) = (k.0[n - 3], k.0[n - 2]);
+    if k.0[n - 1] != e || v.0[n - 3] != hkv || v.0[n - 2] != s {
+        return Some("k must be (..., Hkv, S, E) and v (..., Hkv, S, Ev)");
+    }
+    if hkv == 0 && hq != 0 || hkv != 0 && hq % hkv != 0 {
+        return Some("the query heads must be a multiple of the key/value heads");
+    }
+    None
 }
 
 /// Scores and softmax are computed in f64 for f64 inputs and in f32 for every other float.
@@ -110,6 +124,9 @@ struct Prepared {
     mask: Option<Array>,
     kind: AttentionMask,
     scale: f64,
+    /// The node's output `(..., Hq, L, Ev)`.
+    node_shape: Vec<usize>,
+    /// What the caller gets: the node's output, without the head axis for 2-d operands.
     out_shape: Vec<usize>,
 }
 
@@ -142,9 +159,6 @@ fn prepare(
     if q.ndim() < 2 || k.ndim() < 2 || v.ndim() < 2 {
         return Err(bad("q, k and v must be at least (L, E), (S, E), (S, Ev)"));
     }
-    if !q.dtype().is_float() || q.dtype() != k.dtype() || q.dtype() != v.dtype() {
-        return Err(bad("q, k and v must have one floating dtype"));
-    }
     // 2-d operands are one head; the result keeps q's rank.
     let lift = |x: &Array| -> Result<Array> {
         if x.ndim() == 2 {
@@ -167,16 +181,12 @@ fn prepare(
     };
     let (q4, k4, v4) = (full(&q3)?, full(&k3)?, full(&v3)?);
     let n = q4.ndim();
+    let sig = |x: &Array| (x.shape().to_vec(), x.dtype());
+    if let Some(why) = operand_problem(&sig(&q4), &sig(&k4), &sig(&v4)) {
+        return Err(bad(why));
+    }
     let (hq, l, e) = (q4.shape()[n - 3], q4.shape()[n - 2], q4.shape()[n - 1]);
-    let (hkv, s) = (k4.shape()[n - 3], k4.shape()[n - 2]);
-    if k4.shape()[n - 1] != e || v4.shape()[n - 2] != s || v4.shape()[n - 3] != hkv {
-        return Err(bad("k must be (..., Hkv, S, E) and v (..., Hkv, S, Ev)"));
-    }
-    if hkv == 0 && hq != 0 || hkv != 0 && hq % hkv != 0 {
-        return Err(bad(
-            "the query heads must be a multiple of the key/value heads",
-        ));
-    }
+    let s = k4.shape()[n - 2];
     let cdt = compute_dtype(q.dtype());
     let mut score_shape = q4.shape()[..n - 1].to_vec();
     score_shape.push(s);
@@ -236,7 +246,10 @@ fn prepare(
         b.push(hq);
         b
     };
-    out_shape.extend_from_slice(&[l, v4.shape()[n - 1]]);
+    let ev = v4.shape()[n - 1];
+    out_shape.extend_from_slice(&[l, ev]);
+    let mut node_shape = q4.shape()[..n - 1].to_vec();
+    node_shape.push(ev);
     Ok(Prepared {
         q: q4,
         k: k4,
@@ -244,6 +257,7 @@ fn prepare(
         mask,
         kind,
         scale: scale.unwrap_or(1.0 / (e.max(1) as f64).sqrt()),
+        node_shape,
         out_shape,
     })
 }
@@ -271,20 +285,16 @@ pub fn scaled_dot_product_attention(
     let y = if on_gpu && !crate::backend::cuda::attention_enabled() {
         reference_node(&p.q, &p.k, &p.v, p.mask.as_ref(), p.kind, p.scale)?
     } else {
-        let mut inputs = vec![p.q.clone(), p.k.clone(), p.v.clone()];
-        inputs.extend(p.mask.clone());
-        let sigs: Vec<(Vec<usize>, DType)> = inputs
-            .iter()
-            .map(|a| (a.shape().to_vec(), a.dtype()))
-            .collect();
-        let (shape, dtype) = attention_out(&sigs, p.kind)?;
+        let dtype = p.q.dtype();
+        let mut inputs = vec![p.q, p.k, p.v];
+        inputs.extend(p.mask);
         Array::from_op(
             Op::Attention {
                 scale: Scalar::Float(p.scale),
                 mask: p.kind,
             },
             inputs,
-            shape,
+            p.node_shape,
             dtype,
         )
     };

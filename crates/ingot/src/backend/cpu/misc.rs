@@ -413,20 +413,21 @@ fn mask_row_offset(d: &Data, shape: &[usize], bh: usize, i: usize) -> isize {
     off
 }
 
-/// `a · b` with eight partial sums, so that the loop vectorizes.
+/// `q · k` with eight partial sums, so that the loop vectorizes; k is read in its storage
+/// dtype (no converted copy of the keys).
 #[inline(always)]
-fn dot8<C: Float>(a: &[C], b: &[C]) -> C {
-    let mut acc = [C::zero(); 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
+fn dot8<T: Fl>(q: &[T::C], k: &[T]) -> T::C {
+    let mut acc = [T::C::zero(); 8];
+    let (qc, kc) = (q.chunks_exact(8), k.chunks_exact(8));
+    let (qr, kr) = (qc.remainder(), kc.remainder());
+    for (x, y) in qc.zip(kc) {
         for t in 0..8 {
-            acc[t] = acc[t] + x[t] * y[t];
+            acc[t] = acc[t] + x[t] * y[t].load();
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ar.iter().zip(br) {
-        s = s + *x * *y;
+    for (x, y) in qr.iter().zip(kr) {
+        s = s + *x * y.load();
     }
     s
 }
@@ -451,16 +452,26 @@ where
         return Ok(out_data(buf, out_shape));
     }
     let group = hq / hkv.max(1);
-    let load = |a: &Array| -> Vec<T::C> {
-        let d = a.ready_data();
-        contiguous_cow::<T>(&d, a.shape())
-            .iter()
-            .map(|x| x.load())
-            .collect()
-    };
-    let (qc, kc, vc) = (load(&inputs[0]), load(&inputs[1]), load(&inputs[2]));
+    // Operands in their storage dtype (borrowed when row-major), converted as they are read.
+    let (qd, kd, vd) = (
+        inputs[0].ready_data(),
+        inputs[1].ready_data(),
+        inputs[2].ready_data(),
+    );
+    let qc = contiguous_cow::<T>(&qd, inputs[0].shape());
+    let kc = contiguous_cow::<T>(&kd, inputs[1].shape());
+    let vc = contiguous_cow::<T>(&vd, inputs[2].shape());
     let mdata = inputs.get(3).map(|m| m.ready_data());
     let mshape = inputs.get(3).map(|m| m.shape().to_vec());
+    // The mask's whole buffer, read through its strides.
+    let allow_buf = match (kind, &mdata) {
+        (AttentionMask::Allow, Some(d)) => Some(d.buffer.as_slice::<bool>()),
+        _ => None,
+    };
+    let add_buf = match (kind, &mdata) {
+        (AttentionMask::Additive, Some(d)) => Some(d.buffer.as_slice::<T::C>()),
+        _ => None,
+    };
     let sc = T::cf(scale);
     let ninf = T::C::neg_infinity();
     // Rows per task: enough work per task (each row is about 2·S·(E+Ev) flops).
@@ -470,12 +481,20 @@ where
         .enumerate()
         .with_min_len(min_rows)
         .for_each_init(
-            || (vec![T::C::zero(); s], vec![T::C::zero(); ev]),
-            |(row, acc), (r, out)| {
+            || {
+                (
+                    vec![T::C::zero(); s],
+                    vec![T::C::zero(); ev],
+                    vec![T::C::zero(); e],
+                )
+            },
+            |(row, acc, qrow), (r, out)| {
                 let (bh, i) = (r / l, r % l);
                 let (b, h) = (bh / hq, bh % hq);
                 let kvh = b * hkv + h / group;
-                let qrow = &qc[r * e..(r + 1) * e];
+                for (x, y) in qrow.iter_mut().zip(&qc[r * e..(r + 1) * e]) {
+                    *x = y.load();
+                }
                 let kblk = &kc[kvh * s * e..(kvh + 1) * s * e];
                 let vblk = &vc[kvh * s * ev..(kvh + 1) * s * ev];
                 // Keys past `end` are causally masked (query i sees keys j <= i + S - L).
@@ -483,26 +502,22 @@ where
                     AttentionMask::Causal => (i + s + 1).saturating_sub(l).min(s),
                     _ => s,
                 };
-                let moff = mdata
-                    .as_ref()
-                    .zip(mshape.as_ref())
-                    .map(|(d, sh)| (mask_row_offset(d, sh, bh, i), d.strides[n - 1]));
+                let (moff, mst) = match (&mdata, &mshape) {
+                    (Some(d), Some(sh)) => (mask_row_offset(d, sh, bh, i), d.strides[n - 1]),
+                    _ => (0, 0),
+                };
+                let at = |j: usize| (moff + j as isize * mst) as usize;
                 let mut m = ninf;
                 let mut nan = false;
                 let mut any = false;
                 for j in 0..end {
-                    let mut v = dot8(qrow, &kblk[j * e..(j + 1) * e]) * sc;
-                    if let (Some((off, st)), Some(d)) = (moff, mdata.as_ref()) {
-                        let at = (off + j as isize * st) as usize;
-                        match kind {
-                            AttentionMask::Allow => {
-                                if !d.buffer.as_slice::<bool>()[at] {
-                                    row[j] = ninf;
-                                    continue;
-                                }
-                            }
-                            _ => v = v + d.buffer.as_slice::<T::C>()[at],
-                        }
+                    if allow_buf.is_some_and(|a| !a[at(j)]) {
+                        row[j] = ninf;
+                        continue;
+                    }
+                    let mut v = dot8::<T>(qrow, &kblk[j * e..(j + 1) * e]) * sc;
+                    if let Some(a) = add_buf {
+                        v = v + a[at(j)];
                     }
                     any = true;
                     nan |= v.is_nan();
@@ -527,8 +542,8 @@ where
                     }
                     let p = T::exp(row[j] - m);
                     sum = sum + p;
-                    for (a, &x) in acc.iter_mut().zip(&vblk[j * ev..(j + 1) * ev]) {
-                        *a = *a + p * x;
+                    for (a, x) in acc.iter_mut().zip(&vblk[j * ev..(j + 1) * ev]) {
+                        *a = *a + p * x.load();
                     }
                 }
                 let inv = T::C::one() / sum;
