@@ -357,7 +357,6 @@ fn mt(a: &Array) -> Result<Array> {
     crate::swapaxes(a, -1, -2)
 }
 
-/// Sums `g` over the dims that broadcasting added or stretched to reach it from `shape`.
 /// Fused attention's rule: the vjp of its reference decomposition (which recomputes the
 /// scores in the backward pass instead of keeping them from the forward one).
 fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Result<Grads> {
@@ -387,6 +386,7 @@ fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Re
     Ok(out)
 }
 
+/// Sums `g` over the dims that broadcasting added or stretched to reach it from `shape`.
 pub(crate) fn sum_to_shape(g: &Array, shape: &[usize]) -> Result<Array> {
     if g.shape() == shape {
         return Ok(g.clone());
