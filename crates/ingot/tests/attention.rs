@@ -161,6 +161,25 @@ fn strided_broadcast_and_two_dimensional_operands() {
     .unwrap();
     close(&got, &want, 1e-5, 1e-6, "strided");
 
+    // The first 6 positions of a preallocated cache of 10 (what a KV cache passes): each
+    // head's rows are contiguous but heads are 10 rows apart.
+    let (kbuf, _) = rand_array(&mut rng, &[2, 2, 10, e], DType::F32);
+    let (vbuf, _) = rand_array(&mut rng, &[2, 2, 10, e], DType::F32);
+    let upto =
+        |a: &Array| ingot::slice_axis(a, 2, ingot::SliceArg::new(Some(0), Some(6), 1)).unwrap();
+    let (q4, _) = rand_array(&mut rng, &[2, 4, 3, e], DType::F32);
+    let (kc, vc) = (upto(&kbuf), upto(&vbuf));
+    let got = sdpa(&q4, &kc, &vc, Some(SdpaMask::Causal), None).unwrap();
+    let want = sdpa_ref(
+        &q4,
+        &ingot::copy(&kc).unwrap(),
+        &ingot::copy(&vc).unwrap(),
+        Some(SdpaMask::Causal),
+        None,
+    )
+    .unwrap();
+    close(&got, &want, 1e-5, 1e-6, "cache view");
+
     // K and V shared by the batch (broadcast leading dim) and 2-d operands.
     let (k1, _) = rand_array(&mut rng, &[1, 3, 5, e], DType::F32);
     let (v1, _) = rand_array(&mut rng, &[1, 3, 5, e], DType::F32);

@@ -13,6 +13,7 @@ use crate::{Error, Result};
 use half::{bf16, f16};
 use num_traits::{Float, One, Zero};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// A float element and the type it computes in.
 trait Fl: Element {
@@ -413,6 +414,34 @@ fn mask_row_offset(d: &Data, shape: &[usize], bh: usize, i: usize) -> isize {
     off
 }
 
+/// The elements of k or v `(lead..., H, S, E)` and where each `(lead, head)` block of
+/// `S x E` starts in them. A block whose rows are contiguous is read in place, so the
+/// `[.., :len, :]` view of a preallocated KV cache costs no copy; other layouts are copied.
+fn head_blocks<'a, T: Element>(d: &'a Data, shape: &[usize]) -> (Cow<'a, [T]>, Vec<usize>) {
+    let n = shape.len();
+    let (s, e) = (shape[n - 2], shape[n - 1]);
+    let blocks = size_of(&shape[..n - 2]);
+    if s * e == 0 {
+        return (Cow::Borrowed(&[]), vec![0; blocks]);
+    }
+    let rows_packed =
+        (e <= 1 || d.strides[n - 1] == 1) && (s <= 1 || d.strides[n - 2] == e as isize);
+    if rows_packed && d.strides[..n - 2].iter().all(|&st| st >= 0) {
+        let mut starts = Vec::with_capacity(blocks);
+        for b in 0..blocks {
+            let (mut rest, mut off) = (b, d.offset as isize);
+            for ax in (0..n - 2).rev() {
+                off += (rest % shape[ax]) as isize * d.strides[ax];
+                rest /= shape[ax];
+            }
+            starts.push(off as usize);
+        }
+        return (Cow::Borrowed(d.buffer.as_slice::<T>()), starts);
+    }
+    let c = contiguous_cow::<T>(d, shape);
+    (c, (0..blocks).map(|b| b * s * e).collect())
+}
+
 /// `q · k` with eight partial sums, so that the loop vectorizes; k is read in its storage
 /// dtype (no converted copy of the keys).
 #[inline(always)]
@@ -459,8 +488,8 @@ where
         inputs[2].ready_data(),
     );
     let qc = contiguous_cow::<T>(&qd, inputs[0].shape());
-    let kc = contiguous_cow::<T>(&kd, inputs[1].shape());
-    let vc = contiguous_cow::<T>(&vd, inputs[2].shape());
+    let (kc, kstart) = head_blocks::<T>(&kd, inputs[1].shape());
+    let (vc, vstart) = head_blocks::<T>(&vd, inputs[2].shape());
     let mdata = inputs.get(3).map(|m| m.ready_data());
     let mshape = inputs.get(3).map(|m| m.shape().to_vec());
     // The mask's whole buffer, read through its strides.
@@ -495,8 +524,8 @@ where
                 for (x, y) in qrow.iter_mut().zip(&qc[r * e..(r + 1) * e]) {
                     *x = y.load();
                 }
-                let kblk = &kc[kvh * s * e..(kvh + 1) * s * e];
-                let vblk = &vc[kvh * s * ev..(kvh + 1) * s * ev];
+                let kblk = &kc[kstart[kvh]..kstart[kvh] + s * e];
+                let vblk = &vc[vstart[kvh]..vstart[kvh] + s * ev];
                 // Keys past `end` are causally masked (query i sees keys j <= i + S - L).
                 let end = match kind {
                     AttentionMask::Causal => (i + s + 1).saturating_sub(l).min(s),
