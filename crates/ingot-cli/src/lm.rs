@@ -221,7 +221,8 @@ pub fn train(config: &Path) -> Result<()> {
         max_position_embeddings: m.context,
         tie_word_embeddings: m.tie_word_embeddings,
         bos_token_id: eot,
-        eos_token_id: eot,
+        eos_token_ids: eot.into_iter().collect(),
+        ..LlamaConfig::default()
     };
     rng::seed(c.train.seed);
     let mut model = Llama::new(&cfg, &rng::key(c.train.seed), DType::F32)?;
@@ -409,7 +410,12 @@ pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
             .ok_or_else(|| Error::invalid("generate", "empty prompt and no end-of-text token"))?;
     }
     let ctx = model.config.max_position_embeddings;
-    let eos = model.config.eos_token_id.map(|e| e as u32);
+    let eos: Vec<u32> = model
+        .config
+        .eos_token_ids
+        .iter()
+        .map(|&e| e as u32)
+        .collect();
     let mut cache = KvCache::new();
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{prompt}");
@@ -438,7 +444,7 @@ pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
             &[model.config.vocab_size],
         )?;
         let next = sample(&last, s, &ingot::random::key_at(&keys, step)?)?;
-        if Some(next) == eos {
+        if eos.contains(&next) {
             break;
         }
         generated.push(next);

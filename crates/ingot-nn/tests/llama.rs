@@ -21,7 +21,8 @@ fn config(layers: usize, tied: bool) -> LlamaConfig {
         max_position_embeddings: 64,
         tie_word_embeddings: tied,
         bos_token_id: Some(0),
-        eos_token_id: Some(1),
+        eos_token_ids: vec![1],
+        ..LlamaConfig::default()
     }
 }
 
@@ -302,7 +303,7 @@ fn hugging_face_folders_round_trip() {
         .unwrap()
         .to_string();
     assert!(
-        e.contains("LlamaConfig") && e.contains("3 key/value heads"),
+        e.contains("DecoderConfig") && e.contains("3 key/value heads"),
         "{e}"
     );
     std::fs::remove_dir_all(&dir).ok();

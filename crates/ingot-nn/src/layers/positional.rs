@@ -10,13 +10,17 @@ use ingot::{Array, DType, Error, Result};
 ///
 /// `traditional` rotates adjacent pairs (x0, x1), (x2, x3), ... (the original RoFormer and
 /// GPT-J layout); otherwise the two halves (x[..d/2], x[d/2..]) pair up, as in GPT-NeoX and
-/// Hugging Face's Llama. Feature pair i turns by `pos * scale * base^(-2i/dims)`.
+/// Hugging Face's Llama. Feature pair i turns by `pos * scale * base^(-2i/dims)`, or by
+/// `pos * scale * freqs[i]` with custom frequencies (Llama 3 and YaRN scaling compute
+/// them); cos and sin are multiplied by `attention_factor` (YaRN's, else 1).
 #[derive(Clone, Debug)]
 pub struct RoPE {
     pub dims: usize,
     pub traditional: bool,
     pub base: f64,
     pub scale: f64,
+    pub freqs: Option<Vec<f64>>,
+    pub attention_factor: f64,
 }
 
 impl RoPE {
@@ -32,16 +36,45 @@ impl RoPE {
             traditional,
             base,
             scale: 1.0,
+            freqs: None,
+            attention_factor: 1.0,
         })
+    }
+
+    /// RoPE with the inverse frequency of each of the `dims / 2` pairs given, and cos/sin
+    /// multiplied by `attention_factor`.
+    pub fn with_frequencies(
+        dims: usize,
+        traditional: bool,
+        freqs: Vec<f64>,
+        attention_factor: f64,
+    ) -> Result<RoPE> {
+        if freqs.len() * 2 != dims || freqs.iter().any(|f| !f.is_finite()) {
+            return Err(Error::invalid(
+                "RoPE",
+                format!(
+                    "{} finite frequencies are needed for dims {dims}, got {}",
+                    dims / 2,
+                    freqs.len()
+                ),
+            ));
+        }
+        let mut r = RoPE::new(dims, traditional, 10000.0)?;
+        r.freqs = Some(freqs);
+        r.attention_factor = attention_factor;
+        Ok(r)
     }
 
     /// `(cos, sin)` of shape `(L, dims / 2)` for positions `offset .. offset + len`, in f32
     /// (f64 for f64 inputs).
     fn angles(&self, len: usize, offset: usize, dtype: DType) -> Result<(Array, Array)> {
         let half = self.dims / 2;
-        let inv: Vec<f64> = (0..half)
-            .map(|i| self.base.powf(-2.0 * i as f64 / self.dims as f64))
-            .collect();
+        let inv: Vec<f64> = match &self.freqs {
+            Some(f) => f.clone(),
+            None => (0..half)
+                .map(|i| self.base.powf(-2.0 * i as f64 / self.dims as f64))
+                .collect(),
+        };
         let ang: Vec<f64> = (0..len)
             .flat_map(|p| {
                 let pos = (offset + p) as f64 * self.scale;
@@ -50,7 +83,14 @@ impl RoPE {
             .collect();
         let a = Array::from_slice(&ang, &[len, half])?;
         let a = ingot::astype(&a, dtype)?;
-        Ok((ingot::cos(&a)?, ingot::sin(&a)?))
+        if self.attention_factor == 1.0 {
+            return Ok((ingot::cos(&a)?, ingot::sin(&a)?));
+        }
+        let f = self.attention_factor;
+        Ok((
+            ingot::multiply(&ingot::cos(&a)?, f)?,
+            ingot::multiply(&ingot::sin(&a)?, f)?,
+        ))
     }
 
     /// Rotates `x (..., L, D)` as positions `offset ..`.
