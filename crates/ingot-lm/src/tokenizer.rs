@@ -193,6 +193,16 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The token ids of `text` with the tokenizer's own special tokens added around it (a
+    /// Llama tokenizer's BOS, BERT's [CLS] and [SEP]), as transformers encodes by default.
+    pub fn encode_special(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, true)
+            .map_err(|e| tk_err("cannot encode", e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// The text of `ids`, special tokens included. Ids outside the vocabulary are an error.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let n = self.vocab_size();

@@ -712,6 +712,8 @@ pub struct KvCache {
 struct LayerKv {
     k: Option<Array>,
     v: Option<Array>,
+    /// The window of a rotating layer.
+    window: Option<usize>,
 }
 
 /// Where the keys an attention call sees sit in the sequence.
@@ -747,6 +749,25 @@ impl KvCache {
         self.offset == 0
     }
 
+    /// Forgets the positions from `n` on, so that a conversation can go on from a shared
+    /// prefix. A sliding-window layer that already overwrote older positions cannot go
+    /// back: then the whole cache is cleared, and `false` says so.
+    pub fn truncate(&mut self, n: usize) -> bool {
+        if n >= self.offset {
+            return true;
+        }
+        let wrapped = self
+            .layers
+            .iter()
+            .any(|l| l.window.is_some_and(|w| self.offset > w));
+        if wrapped {
+            *self = KvCache::with_capacity(self.capacity);
+            return n == 0;
+        }
+        self.offset = n;
+        true
+    }
+
     /// The key and value buffers of `layer` (the preallocated arrays, longer than
     /// [`KvCache::len`] positions), for inspection.
     pub fn buffers(&self, layer: usize) -> Option<(&Array, &Array)> {
@@ -771,6 +792,7 @@ impl KvCache {
         let l = k.shape()[2];
         let end = offset + l;
         if let Some(w) = window {
+            lk.window = Some(w);
             return lk.update_rotating(k, v, offset, w);
         }
         let have = lk.k.as_ref().map_or(0, |b| b.shape()[2]);
