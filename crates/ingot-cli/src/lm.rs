@@ -1,17 +1,15 @@
-//! `ingot train CONFIG` and `ingot generate`: train a Llama-layout language model on a
-//! corpus of works (a byte-level BPE tokenizer first, trained on the training works only),
-//! then sample from it with streaming output.
+//! `ingot train CONFIG`: train a Llama-layout language model on a corpus of works (a
+//! byte-level BPE tokenizer first, trained on the training works only).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ingot::{Array, DType, Error, Result};
+use ingot::{DType, Error, Result};
 use ingot_lm::{LmData, Tokenizer, TrainConfig, VALIDATION_WORKS};
 use ingot_nn::losses::{cross_entropy, CrossEntropy};
-use ingot_nn::models::{KvCache, Llama, LlamaConfig};
+use ingot_nn::models::{Llama, LlamaConfig};
 use ingot_nn::optim::{AdamW, Optimizer};
 use ingot_nn::{clip_grad_norm, load_checkpoint, rng, save_checkpoint, schedule, value_and_grad};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -373,109 +371,4 @@ pub fn default_model() -> PathBuf {
         return here;
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/shakespeare")
-}
-
-/// Sampling settings of `ingot generate`.
-pub struct Sampling {
-    pub max_tokens: usize,
-    pub temperature: f64,
-    pub top_k: usize,
-    pub seed: u64,
-}
-
-/// The next token from the last position's logits `(vocab,)`, drawn with `key`.
-fn sample(logits: &Array, s: &Sampling, key: &Array) -> Result<u32> {
-    if s.temperature <= 0.0 {
-        return Ok(ingot::argmax(logits, Some(-1), false)?.item::<i64>()? as u32);
-    }
-    let mut l = ingot::divide(&ingot::astype(logits, DType::F32)?, s.temperature)?;
-    let v = l.shape()[0];
-    if s.top_k > 0 && s.top_k < v {
-        let (vals, _) = ingot::topk(&l, s.top_k, -1, true, true)?;
-        let kth = ingot::min(&vals, None, false)?;
-        l = ingot::where_(ingot::less(&l, &kth)?, f32::NEG_INFINITY, &l)?;
-    }
-    Ok(ingot::random::categorical(key, &l, -1, None)?.item::<i64>()? as u32)
-}
-
-/// `ingot generate`: streams a continuation of `prompt` and reports tokens per second.
-pub fn generate(dir: &Path, prompt: &str, s: &Sampling) -> Result<()> {
-    let model = Llama::from_pretrained(dir, DType::F32)?;
-    let tok = Tokenizer::from_file(dir.join("tokenizer.json"))?;
-    let mut ids = tok.encode(prompt)?;
-    if ids.is_empty() {
-        ids = tok
-            .token_to_id(ingot_lm::END_OF_TEXT)
-            .map(|i| vec![i])
-            .ok_or_else(|| Error::invalid("generate", "empty prompt and no end-of-text token"))?;
-    }
-    let ctx = model.config.max_position_embeddings;
-    let eos: Vec<u32> = model
-        .config
-        .eos_token_ids
-        .iter()
-        .map(|&e| e as u32)
-        .collect();
-    let mut cache = KvCache::new();
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{prompt}");
-    let _ = out.flush();
-    let t0 = Instant::now();
-    let start = ids.len().saturating_sub(ctx);
-    let as_array = |v: &[u32]| -> Result<Array> {
-        let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
-        Array::from_slice(&v, &[1, v.len()])
-    };
-    let mut logits = model.forward_cached(&as_array(&ids[start..])?, Some(&mut cache))?;
-    let prefill = t0.elapsed().as_secs_f64();
-    // One key per generated token, all from the seed.
-    let keys = ingot::random::split(&rng::key(s.seed), s.max_tokens.max(1))?;
-    let mut generated: Vec<u32> = Vec::new();
-    let mut shown = String::new();
-    let t1 = Instant::now();
-    for step in 0..s.max_tokens {
-        let n = logits.shape()[1];
-        let last = ingot::reshape_to(
-            &ingot::slice_axis(
-                &logits,
-                1,
-                ingot::SliceArg::new(Some(n as isize - 1), None, 1),
-            )?,
-            &[model.config.vocab_size],
-        )?;
-        let next = sample(&last, s, &ingot::random::key_at(&keys, step)?)?;
-        if eos.contains(&next) {
-            break;
-        }
-        generated.push(next);
-        // Decoding the whole continuation keeps multi-byte characters whole; a character
-        // still missing bytes decodes as U+FFFD and waits for the next token.
-        let text = tok.decode(&generated)?;
-        let stable = text.trim_end_matches('\u{FFFD}');
-        if let Some(new) = stable.strip_prefix(shown.as_str()) {
-            let _ = write!(out, "{new}");
-            let _ = out.flush();
-            shown = stable.to_string();
-        }
-        if cache.len() >= ctx {
-            // Past the trained context: start again from the last half of it.
-            let all: Vec<u32> = ids.iter().chain(generated.iter()).copied().collect();
-            cache = KvCache::new();
-            logits =
-                model.forward_cached(&as_array(&all[all.len() - ctx / 2..])?, Some(&mut cache))?;
-        } else {
-            logits = model.forward_cached(&as_array(&[next])?, Some(&mut cache))?;
-        }
-    }
-    let secs = t1.elapsed().as_secs_f64();
-    let _ = writeln!(out);
-    eprintln!(
-        "{} tokens in {:.2} s: {:.1} tokens/s (prompt of {} tokens in {:.2} s)",
-        generated.len(),
-        secs,
-        generated.len() as f64 / secs.max(1e-9),
-        ids.len() - start,
-        prefill
-    );
-    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `ingot` command-line tool (docs/cli.md).
 
+mod infer;
 mod lm;
 
 use clap::{Parser, Subcommand};
@@ -35,27 +36,75 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
     },
-    /// Continue a prompt with a trained model, printing text as it comes.
+    /// Continue a prompt with a language model, printing text as it comes.
     Generate {
-        /// The model folder (config.json, model.safetensors, tokenizer.json); by default
-        /// the Shakespeare model shipped in the repository (models/shakespeare).
+        /// A Hugging Face model folder (config.json, safetensors, tokenizer.json); by
+        /// default the Shakespeare model shipped in the repository (models/shakespeare).
         #[arg(long)]
         model: Option<PathBuf>,
         /// The text to continue.
         #[arg(long, default_value = "")]
         prompt: String,
-        /// How many tokens to generate at most.
-        #[arg(long, default_value_t = 200)]
-        max_tokens: usize,
-        /// Sampling temperature (0: the most likely token each time).
-        #[arg(long, default_value_t = 0.8)]
-        temperature: f64,
-        /// Sample among the k most likely tokens (0: all).
-        #[arg(long, default_value_t = 40)]
-        top_k: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Send the prompt as a user message through the folder's chat template.
+        #[arg(long)]
+        chat: bool,
+        #[command(flatten)]
+        sampling: infer::SamplingArgs,
         /// cpu, cuda or cuda:N (default: INGOT_DEVICE, else the first GPU, else the CPU).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Talk with a chat model: one message a line on stdin, replies streamed to stdout.
+    Chat {
+        /// A Hugging Face model folder with a chat template.
+        #[arg(long)]
+        model: PathBuf,
+        /// A system message to start the conversation with.
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sampling: infer::SamplingArgs,
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Sentence embeddings with a BERT-family sentence-transformers folder.
+    Embed {
+        /// The model folder (config.json, model.safetensors, tokenizer.json, modules.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// The texts to embed.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Write the vectors to this .npy or .json file instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// f32 (default), bf16 or f16.
+        #[arg(long)]
+        dtype: Option<String>,
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Prefill and decode speed and memory of a language model with random weights.
+    BenchLm {
+        /// A model folder (its config.json is used, not its weights).
+        #[arg(long, conflicts_with = "config")]
+        model: Option<PathBuf>,
+        /// A config.json file (any size: the weights are random).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 256)]
+        new_tokens: usize,
+        /// Use only this many layers (a quick run of a big geometry).
+        #[arg(long)]
+        layers: Option<usize>,
+        /// f32, bf16 or f16 (default: bf16 on a GPU, f32 on the CPU).
+        #[arg(long)]
+        dtype: Option<String>,
+        /// Also write the JSON line to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
         #[arg(long)]
         device: Option<String>,
     },
@@ -95,21 +144,54 @@ fn main() -> ExitCode {
         Cmd::Generate {
             model,
             prompt,
-            max_tokens,
-            temperature,
-            top_k,
-            seed,
+            chat,
+            sampling,
             device,
         } => report(pick_device(device).and_then(|_| {
-            lm::generate(
+            infer::generate(
                 &model.unwrap_or_else(lm::default_model),
                 &prompt,
-                &lm::Sampling {
-                    max_tokens,
-                    temperature,
-                    top_k,
-                    seed,
-                },
+                chat,
+                &sampling,
+            )
+        })),
+        Cmd::Chat {
+            model,
+            system,
+            sampling,
+            device,
+        } => report(
+            pick_device(device).and_then(|_| infer::chat(&model, system.as_deref(), &sampling)),
+        ),
+        Cmd::Embed {
+            model,
+            texts,
+            out,
+            dtype,
+            device,
+        } => report(
+            pick_device(device).and_then(|_| infer::embed(&model, &texts, out.as_deref(), &dtype)),
+        ),
+        Cmd::BenchLm {
+            model,
+            config,
+            prompt_tokens,
+            new_tokens,
+            layers,
+            dtype,
+            json,
+            device,
+        } => report(pick_device(device).and_then(|_| {
+            let source = model.or(config).ok_or_else(|| {
+                ingot::Error::invalid("bench-lm", "give --model DIR or --config FILE")
+            })?;
+            infer::bench_lm(
+                &source,
+                prompt_tokens,
+                new_tokens,
+                layers,
+                &dtype,
+                json.as_deref(),
             )
         })),
     }

@@ -1,8 +1,10 @@
 //! Whole models built from the layers, with Hugging Face's names and config files.
 
+mod bert;
 mod decoder;
 mod gpt2;
 
+pub use bert::{Bert, BertActivation, BertConfig, Pooling};
 pub use decoder::{
     load_hf_weights, Activation, Arch, Decoder, DecoderConfig, KvCache, RopeScaling,
 };
