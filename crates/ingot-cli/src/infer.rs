@@ -261,6 +261,7 @@ pub fn bench_lm(
     layers: Option<usize>,
     dtype: &Option<String>,
     json_out: Option<&Path>,
+    torch: Option<&str>,
 ) -> Result<()> {
     let path = if source.is_dir() {
         source.join("config.json")
@@ -356,6 +357,48 @@ pub fn bench_lm(
     let (ttft, decode, mem) = run(true)?;
     let peak_b = peak();
     let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    // The peer in the same run, after ingot (never sharing the device with it).
+    let peer: Value = match torch {
+        Some(python) => {
+            let dev = match device {
+                ingot::Device::Cuda(n) => format!("cuda:{n}"),
+                _ => "cpu".to_string(),
+            };
+            let out = std::process::Command::new(python)
+                .arg("scripts/bench/torch_lm.py")
+                .arg(&path)
+                .args([
+                    prompt_tokens.to_string(),
+                    new_tokens.to_string(),
+                    layers.unwrap_or(0).to_string(),
+                    dtype.to_string(),
+                    dev,
+                ])
+                .output()
+                .map_err(|e| Error::io("bench-lm", format!("cannot run {python}: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            match text
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+            {
+                Some(v) if out.status.success() => v,
+                _ => {
+                    return Err(Error::invalid(
+                        "bench-lm",
+                        format!(
+                            "the PyTorch run failed: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                                .lines()
+                                .last()
+                                .unwrap_or("")
+                        ),
+                    ))
+                }
+            }
+        }
+        None => Value::Null,
+    };
     let (mem_first, mem_last) = (
         mem.first().copied().unwrap_or(0),
         mem.last().copied().unwrap_or(0),
@@ -367,15 +410,30 @@ pub fn bench_lm(
         config.hidden_size,
         gib(weight_bytes)
     );
-    println!("| prompt | new | time to first token | decode tokens/s | active memory after prefill → end | peak |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| | prompt | new | time to first token | decode tokens/s | active memory after first step → end | peak |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {prompt_tokens} | {new_tokens} | {:.1} ms | {decode:.1} | {:.3} → {:.3} GiB | {:.3} GiB |",
+        "| ingot | {prompt_tokens} | {new_tokens} | {:.1} ms | {decode:.1} | {:.3} → {:.3} GiB | {:.3} GiB |",
         ttft * 1e3,
         gib(mem_first),
         gib(mem_last),
         gib(peak_b)
     );
+    if let (Some(t), Some(d)) = (
+        peer["time_to_first_token_s"].as_f64(),
+        peer["decode_tokens_per_s"].as_f64(),
+    ) {
+        println!(
+            "| {} | {prompt_tokens} | {new_tokens} | {:.1} ms | {d:.1} | | |",
+            peer["peer"].as_str().unwrap_or("PyTorch"),
+            t * 1e3
+        );
+        println!(
+            "ingot / PyTorch: decode {:.2}x, time to first token {:.2}x (lower is better)",
+            decode / d.max(1e-9),
+            ttft / t.max(1e-9)
+        );
+    }
     let j = json!({
         "model": config.arch.class_name(),
         "layers": config.num_hidden_layers,
@@ -390,6 +448,7 @@ pub fn bench_lm(
         "active_bytes_after_first_decode": mem_first,
         "active_bytes_at_end": mem_last,
         "peak_bytes": peak_b,
+        "torch": peer,
     });
     println!("{j}");
     if let Some(p) = json_out {

@@ -105,6 +105,10 @@ enum Cmd {
         /// Also write the JSON line to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Run PyTorch (transformers, eager) on the same config after ingot, with this
+        /// Python (scripts/bench/torch_lm.py, from the repository root).
+        #[arg(long)]
+        torch: Option<String>,
         #[arg(long)]
         device: Option<String>,
     },
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
             layers,
             dtype,
             json,
+            torch,
             device,
         } => report(pick_device(device).and_then(|_| {
             let source = model.or(config).ok_or_else(|| {
@@ -192,6 +197,7 @@ fn main() -> ExitCode {
                 layers,
                 &dtype,
                 json.as_deref(),
+                torch.as_deref(),
             )
         })),
     }
