@@ -237,15 +237,7 @@ impl Generation {
 
 /// The logits of the last position of `(1, L, vocab)` logits, as f32 on the host.
 fn last_logits(logits: &Array) -> Result<Vec<f32>> {
-    let (l, v) = (logits.shape()[1], logits.shape()[2]);
-    let last = ingot::slice(
-        logits,
-        &[
-            ingot::SliceArg::ALL,
-            ingot::SliceArg::range(l as isize - 1, l as isize),
-        ],
-    )?;
-    ingot::reshape_to(&ingot::astype(&last, DType::F32)?, &[v])?.to_vec::<f32>()
+    batch_last_logits(logits)
 }
 
 fn ids_array(ids: &[u32]) -> Result<Array> {
@@ -312,6 +304,89 @@ impl StopScan<'_> {
     }
 }
 
+/// One sequence being generated: its sampler, tokens and the text streamed so far.
+struct Row<'a> {
+    sampler: Sampler,
+    history: Vec<u32>,
+    tokens: Vec<u32>,
+    text: String,
+    shown: usize,
+    finish: Option<Finish>,
+    opts: &'a GenerateOptions,
+}
+
+impl<'a> Row<'a> {
+    fn new(prompt: &[u32], sampling: Sampling, opts: &'a GenerateOptions) -> Result<Row<'a>> {
+        Ok(Row {
+            sampler: Sampler::new(sampling)?,
+            history: prompt.to_vec(),
+            tokens: Vec::new(),
+            text: String::new(),
+            shown: 0,
+            finish: None,
+            opts,
+        })
+    }
+
+    /// Samples the next token from `logits`, streams what text became final, and says
+    /// whether the row goes on (the token is then to be fed back).
+    fn step(
+        &mut self,
+        logits: &[f32],
+        tok: &Tokenizer,
+        on_text: &mut impl FnMut(&str),
+    ) -> Result<Option<u32>> {
+        let next = self.sampler.sample(logits, &self.history)?;
+        if self.opts.eos.contains(&next) {
+            return self.end(Finish::Eos, on_text);
+        }
+        self.tokens.push(next);
+        self.history.push(next);
+        // Decoding the whole continuation keeps multi-byte characters whole.
+        self.text = tok.decode(&self.tokens)?;
+        let scan = StopScan {
+            stop: &self.opts.stop,
+        };
+        if let Some(at) = scan.find(&self.text) {
+            self.text.truncate(at);
+            if at > self.shown {
+                on_text(&self.text[self.shown..]);
+            }
+            self.shown = self.text.len();
+            return self.end(Finish::Stop, on_text);
+        }
+        let stable = scan.stable_len(&self.text);
+        if stable > self.shown && self.text.is_char_boundary(self.shown) {
+            on_text(&self.text[self.shown..stable]);
+            self.shown = stable;
+        }
+        if self.tokens.len() >= self.opts.max_tokens {
+            return self.end(Finish::Length, on_text);
+        }
+        Ok(Some(next))
+    }
+
+    fn end(&mut self, why: Finish, on_text: &mut impl FnMut(&str)) -> Result<Option<u32>> {
+        if why != Finish::Stop && self.shown < self.text.len() {
+            on_text(&self.text[self.shown..]);
+            self.shown = self.text.len();
+        }
+        self.finish = Some(why);
+        Ok(None)
+    }
+
+    fn done(self, prompt_tokens: usize, ttft: f64, decode: f64) -> Generation {
+        Generation {
+            tokens: self.tokens,
+            text: self.text,
+            finish: self.finish.unwrap_or(Finish::Length),
+            prompt_tokens,
+            time_to_first_token: ttft,
+            decode_seconds: decode,
+        }
+    }
+}
+
 /// Continues `prompt` (token ids) with `model`, calling `on_text` with each piece of text
 /// as it becomes final. `cache` may hold an earlier prefix of `prompt`'s conversation:
 /// the prompt is appended to it.
@@ -323,56 +398,129 @@ pub fn generate_with_cache(
     opts: &GenerateOptions,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
-    let mut sampler = Sampler::new(opts.sampling.clone())?;
+    let mut row = Row::new(prompt, opts.sampling.clone(), opts)?;
     let t0 = Instant::now();
     let mut logits = prefill(model, prompt, cache, opts.prefill_chunk)?;
     let ttft = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let mut history: Vec<u32> = prompt.to_vec();
-    let mut tokens = Vec::new();
-    let scan = StopScan { stop: &opts.stop };
-    let (mut text, mut shown) = (String::new(), 0usize);
-    let mut finish = Finish::Length;
-    for step in 0..opts.max_tokens {
-        let next = sampler.sample(&logits, &history)?;
-        if opts.eos.contains(&next) {
-            finish = Finish::Eos;
-            break;
-        }
-        tokens.push(next);
-        history.push(next);
-        // Decoding the whole continuation keeps multi-byte characters whole.
-        text = tok.decode(&tokens)?;
-        if let Some(at) = scan.find(&text) {
-            text.truncate(at);
-            if at > shown {
-                on_text(&text[shown..]);
-            }
-            shown = text.len();
-            finish = Finish::Stop;
-            break;
-        }
-        let stable = scan.stable_len(&text);
-        if stable > shown && text.is_char_boundary(shown) {
-            on_text(&text[shown..stable]);
-            shown = stable;
-        }
-        if step + 1 < opts.max_tokens {
+    if opts.max_tokens > 0 {
+        while let Some(next) = row.step(&logits, tok, &mut on_text)? {
             let out = model.forward_cached(&ids_array(&[next])?, Some(cache))?;
             logits = last_logits(&out)?;
         }
     }
-    if finish != Finish::Stop && shown < text.len() {
-        on_text(&text[shown..]);
+    Ok(row.done(prompt.len(), ttft, t1.elapsed().as_secs_f64()))
+}
+
+/// Several prompts in one batch: left-padded to the longest, prefilled together (padding
+/// masked, positions counted per row), then decoded a token per row per step until every
+/// row has stopped. Row r samples with seed `sampling.seed + r`, so a prompt's first row
+/// draws what it draws alone. `on_text(r, text)` streams row r.
+pub fn generate_batch(
+    model: &Decoder,
+    tok: &Tokenizer,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    mut on_text: impl FnMut(usize, &str),
+) -> Result<Vec<Generation>> {
+    let b = prompts.len();
+    if b == 0 {
+        return Ok(Vec::new());
     }
-    Ok(Generation {
-        tokens,
-        text,
-        finish,
-        prompt_tokens: prompt.len(),
-        time_to_first_token: ttft,
-        decode_seconds: t1.elapsed().as_secs_f64(),
-    })
+    let vocab = model.config.vocab_size;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    for (r, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(Error::invalid(OP, format!("prompt {r} has no tokens")));
+        }
+        if let Some(bad) = p.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::invalid(
+                OP,
+                format!("prompt {r}: token id {bad} is outside the model's vocabulary of {vocab}"),
+            ));
+        }
+    }
+    // Padding is masked; any id in the vocabulary will do.
+    let pad_id = opts
+        .eos
+        .first()
+        .copied()
+        .filter(|&e| (e as usize) < vocab)
+        .unwrap_or(0);
+    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+    let mut grid = Vec::with_capacity(b * longest);
+    for (p, &n) in prompts.iter().zip(&pads) {
+        grid.extend(std::iter::repeat_n(pad_id as i32, n));
+        grid.extend(p.iter().map(|&t| t as i32));
+    }
+    let mut rows = prompts
+        .iter()
+        .enumerate()
+        .map(|(r, p)| {
+            let mut s = opts.sampling.clone();
+            s.seed = s.seed.wrapping_add(r as u64);
+            Row::new(p, s, opts)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut cache = KvCache::with_capacity(longest + opts.max_tokens);
+    let t0 = Instant::now();
+    let chunk = opts.prefill_chunk.max(1);
+    let mut logits = None;
+    for c0 in (0..longest).step_by(chunk) {
+        let c1 = (c0 + chunk).min(longest);
+        let block: Vec<i32> = (0..b)
+            .flat_map(|r| grid[r * longest + c0..r * longest + c1].to_vec())
+            .collect();
+        let ids = Array::from_slice(&block, &[b, c1 - c0])?;
+        let out = if c0 == 0 {
+            model.forward_padded(&ids, &pads, Some(&mut cache))?
+        } else {
+            model.forward_cached(&ids, Some(&mut cache))?
+        };
+        out.eval()?;
+        logits = Some(out);
+    }
+    let mut last = batch_last_logits(&logits.expect("a prompt block"))?;
+    let ttft = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut live = vec![opts.max_tokens > 0; b];
+    while live.iter().any(|&x| x) {
+        let mut feed = vec![pad_id as i32; b];
+        for r in 0..b {
+            if !live[r] {
+                continue;
+            }
+            let row_logits = &last[r * vocab..(r + 1) * vocab];
+            match rows[r].step(row_logits, tok, &mut |t| on_text(r, t))? {
+                Some(next) => feed[r] = next as i32,
+                None => live[r] = false,
+            }
+        }
+        if !live.iter().any(|&x| x) {
+            break;
+        }
+        let out = model.forward_cached(&Array::from_slice(&feed, &[b, 1])?, Some(&mut cache))?;
+        last = batch_last_logits(&out)?;
+    }
+    let decode = t1.elapsed().as_secs_f64();
+    Ok(rows
+        .into_iter()
+        .zip(prompts)
+        .map(|(row, p)| row.done(p.len(), ttft, decode))
+        .collect())
+}
+
+/// The last position's logits of every row of `(B, L, vocab)` logits, row-major f32.
+fn batch_last_logits(logits: &Array) -> Result<Vec<f32>> {
+    let (b, l, v) = (logits.shape()[0], logits.shape()[1], logits.shape()[2]);
+    let last = ingot::slice(
+        logits,
+        &[
+            ingot::SliceArg::ALL,
+            ingot::SliceArg::range(l as isize - 1, l as isize),
+        ],
+    )?;
+    ingot::reshape_to(&ingot::astype(&last, DType::F32)?, &[b * v])?.to_vec::<f32>()
 }
 
 /// [`generate_with_cache`] with a fresh cache sized for the prompt and `max_tokens`.

@@ -10,7 +10,7 @@ pub mod tokenizer;
 pub use chat::{ChatTemplate, Message};
 pub use data::{LmData, RandomBatches, SequentialBatches, Split, Work, VALIDATION_WORKS};
 pub use generate::{
-    generate, generate_with_cache, prefill, Finish, GenerateOptions, Generation, GenerationConfig,
-    Sampler, Sampling,
+    generate, generate_batch, generate_with_cache, prefill, Finish, GenerateOptions, Generation,
+    GenerationConfig, Sampler, Sampling,
 };
 pub use tokenizer::{Tokenizer, TrainConfig, END_OF_TEXT};

@@ -364,3 +364,57 @@ fn folders_give_their_template_tokens_and_generation_config() {
     assert!(GenerationConfig::from_folder(&dir).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_batch_of_prompts_generates_what_each_prompt_does_alone() {
+    let dir = shakespeare();
+    let model = Decoder::from_pretrained(&dir, DType::F32).unwrap();
+    let tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    let prompts: Vec<Vec<u32>> = [
+        "ROMEO:\nWhat light",
+        "KING:",
+        "First Citizen:\nBefore we proceed any further, hear me speak.",
+    ]
+    .iter()
+    .map(|p| tok.encode(p).unwrap())
+    .collect();
+    for sampling in [
+        Sampling::default(),
+        Sampling {
+            temperature: 0.8,
+            top_k: 40,
+            seed: 3,
+            ..Sampling::default()
+        },
+    ] {
+        let opts = GenerateOptions {
+            max_tokens: 10,
+            sampling: sampling.clone(),
+            prefill_chunk: 4,
+            stop: vec!["\n\n".into()],
+            ..GenerateOptions::default()
+        };
+        let mut streamed = vec![String::new(); prompts.len()];
+        let batch = ingot_lm::generate_batch(&model, &tok, &prompts, &opts, |r, t| {
+            streamed[r].push_str(t)
+        })
+        .unwrap();
+        for (r, p) in prompts.iter().enumerate() {
+            let mut o = opts.clone();
+            o.sampling.seed = sampling.seed + r as u64;
+            let alone = generate(&model, &tok, p, &o, |_| {}).unwrap();
+            assert_eq!(batch[r].tokens, alone.tokens, "row {r}, {sampling:?}");
+            assert_eq!(batch[r].text, alone.text);
+            assert_eq!(batch[r].finish, alone.finish);
+            assert_eq!(streamed[r], alone.text);
+        }
+    }
+    assert!(ingot_lm::generate_batch(
+        &model,
+        &tok,
+        &[vec![1], vec![]],
+        &GenerateOptions::default(),
+        |_, _| {}
+    )
+    .is_err());
+}

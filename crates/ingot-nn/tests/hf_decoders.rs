@@ -320,3 +320,60 @@ fn sharded_folders_load_like_one_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn left_padded_batches_give_each_rows_logits() {
+    // Rows of 11 and 4 tokens (7 of padding), then 12 decoding steps past the windows.
+    for name in ARCHS {
+        let w = want(name);
+        let m = Decoder::from_pretrained(fixture(name), DType::F32).unwrap();
+        let vocab = m.config.vocab_size;
+        let (a, b) = (&w.ids[0][..11], &w.ids[1][..4]);
+        let pad = 11 - b.len();
+        let mut grid: Vec<i32> = a.to_vec();
+        grid.extend(std::iter::repeat_n(63, pad));
+        grid.extend(b);
+        let mut cache = KvCache::with_capacity(32);
+        let got = f64s(
+            &m.forward_padded(
+                &Array::from_slice(&grid, &[2, 11]).unwrap(),
+                &[0, pad],
+                Some(&mut cache),
+            )
+            .unwrap(),
+        );
+        assert_eq!(cache.pads(), &[0, pad]);
+        // Each row alone, through its own cache.
+        let mut solo: Vec<(KvCache, Vec<f64>)> = [a, b]
+            .iter()
+            .map(|r| {
+                let mut c = KvCache::new();
+                let y = f64s(&m.forward_cached(&row(r), Some(&mut c)).unwrap());
+                (c, y)
+            })
+            .collect();
+        let s = scale(&solo[0].1);
+        let err_a = max_err(&got[..11 * vocab], &solo[0].1);
+        let err_b = max_err(&got[(11 + pad) * vocab..], &solo[1].1);
+        assert!(
+            err_a.max(err_b) <= 1e-4 * s,
+            "{name} padded prefill: {err_a} {err_b} of {s}"
+        );
+        for step in 0..12 {
+            let toks = [(step * 5 + 1) % 64, (step * 7 + 2) % 64].map(|t| t as i32);
+            let y = f64s(
+                &m.forward_cached(
+                    &Array::from_slice(&toks, &[2, 1]).unwrap(),
+                    Some(&mut cache),
+                )
+                .unwrap(),
+            );
+            for r in 0..2 {
+                let (c, _) = &mut solo[r];
+                let want_r = f64s(&m.forward_cached(&row(&[toks[r]]), Some(c)).unwrap());
+                let err = max_err(&y[r * vocab..(r + 1) * vocab], &want_r);
+                assert!(err <= 1e-4 * s, "{name} step {step} row {r}: {err} of {s}");
+            }
+        }
+    }
+}

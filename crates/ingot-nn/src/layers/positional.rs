@@ -65,9 +65,9 @@ impl RoPE {
         Ok(r)
     }
 
-    /// `(cos, sin)` of shape `(L, dims / 2)` for positions `offset .. offset + len`, in f32
-    /// (f64 for f64 inputs).
-    fn angles(&self, len: usize, offset: usize, dtype: DType) -> Result<(Array, Array)> {
+    /// `(cos, sin)` of shape `(R, L, dims / 2)` (`(L, dims / 2)` for one row), row r at
+    /// positions `starts[r] .. starts[r] + len`.
+    fn angles_from(&self, starts: &[i64], len: usize, dtype: DType) -> Result<(Array, Array)> {
         let half = self.dims / 2;
         let inv: Vec<f64> = match &self.freqs {
             Some(f) => f.clone(),
@@ -75,13 +75,22 @@ impl RoPE {
                 .map(|i| self.base.powf(-2.0 * i as f64 / self.dims as f64))
                 .collect(),
         };
-        let ang: Vec<f64> = (0..len)
-            .flat_map(|p| {
-                let pos = (offset + p) as f64 * self.scale;
-                inv.iter().map(move |f| pos * f).collect::<Vec<_>>()
+        let ang: Vec<f64> = starts
+            .iter()
+            .flat_map(|&s0| {
+                let inv = &inv;
+                (0..len).flat_map(move |p| {
+                    let pos = (s0 + p as i64) as f64 * self.scale;
+                    inv.iter().map(move |f| pos * f)
+                })
             })
             .collect();
-        let a = Array::from_slice(&ang, &[len, half])?;
+        let shape: Vec<usize> = if starts.len() == 1 {
+            vec![len, half]
+        } else {
+            vec![starts.len(), len, half]
+        };
+        let a = Array::from_slice(&ang, &shape)?;
         let a = ingot::astype(&a, dtype)?;
         if self.attention_factor == 1.0 {
             return Ok((ingot::cos(&a)?, ingot::sin(&a)?));
@@ -95,6 +104,26 @@ impl RoPE {
 
     /// Rotates `x (..., L, D)` as positions `offset ..`.
     pub fn forward_at(&self, x: &Array, offset: usize) -> Result<Array> {
+        self.rotate(x, &[offset as i64])
+    }
+
+    /// Rotates `x (B, ..., L, D)` with row b at positions `starts[b] ..` (left-padded
+    /// batches: each row counts from its first real token; pads get negative positions).
+    pub fn forward_rows(&self, x: &Array, starts: &[i64]) -> Result<Array> {
+        if x.ndim() < 3 || x.shape()[0] != starts.len() {
+            return Err(Error::invalid(
+                "RoPE",
+                format!(
+                    "input {:?} needs a leading batch of {} rows",
+                    x.shape(),
+                    starts.len()
+                ),
+            ));
+        }
+        self.rotate(x, starts)
+    }
+
+    fn rotate(&self, x: &Array, starts: &[i64]) -> Result<Array> {
         if x.ndim() < 2 || x.shape()[x.ndim() - 1] < self.dims || !x.dtype().is_float() {
             return Err(Error::invalid(
                 "RoPE",
@@ -114,7 +143,15 @@ impl RoPE {
         } else {
             DType::F32
         };
-        let (cos, sin) = self.angles(len, offset, cdt)?;
+        let (mut cos, mut sin) = self.angles_from(starts, len, cdt)?;
+        if starts.len() > 1 {
+            // (B, L, half) -> (B, 1.., L, half) against (B, ..., L, D).
+            let mut shape = vec![starts.len()];
+            shape.extend(std::iter::repeat_n(1, nd - 3));
+            shape.extend([len, self.dims / 2]);
+            cos = ingot::reshape_to(&cos, &shape)?;
+            sin = ingot::reshape_to(&sin, &shape)?;
+        }
         let xc = ingot::astype(x, cdt)?;
         let rot = ingot::slice_axis(&xc, -1, SliceArg::new(Some(0), Some(self.dims as isize), 1))?;
         let half = self.dims / 2;

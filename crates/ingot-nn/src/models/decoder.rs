@@ -706,6 +706,8 @@ pub struct KvCache {
     layers: Vec<LayerKv>,
     offset: usize,
     capacity: usize,
+    /// Left padding of each batch row (see [`Decoder::forward_padded`]).
+    pads: Vec<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -741,7 +743,12 @@ impl KvCache {
         }
     }
 
-    /// Positions cached so far.
+    /// Left-padding positions of each row, when the batch was padded.
+    pub fn pads(&self) -> &[usize] {
+        &self.pads
+    }
+
+    /// Positions cached so far (padding included).
     pub fn len(&self) -> usize {
         self.offset
     }
@@ -760,7 +767,7 @@ impl KvCache {
             .layers
             .iter()
             .any(|l| l.window.is_some_and(|w| self.offset > w));
-        if wrapped {
+        if wrapped || n == 0 {
             *self = KvCache::with_capacity(self.capacity);
             return n == 0;
         }
@@ -1016,7 +1023,50 @@ impl Decoder {
 
     /// Logits for `ids (B, L)` that follow the positions in `cache` (which then holds
     /// them too). Without a cache, the positions start at 0.
-    pub fn forward_cached(&self, ids: &Array, mut cache: Option<&mut KvCache>) -> Result<Array> {
+    pub fn forward_cached(&self, ids: &Array, cache: Option<&mut KvCache>) -> Result<Array> {
+        let pads = cache.as_ref().map(|kc| kc.pads.clone()).unwrap_or_default();
+        self.forward_inner(ids, &pads, cache)
+    }
+
+    /// [`Decoder::forward_cached`] for a batch of prompts of different lengths, each
+    /// left-padded: row b's first `pads[b]` tokens are padding, which no real position
+    /// attends to, and its positions count from its first real token. The cache (empty
+    /// on this call) keeps the padding for the decoding steps that follow.
+    pub fn forward_padded(
+        &self,
+        ids: &Array,
+        pads: &[usize],
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Array> {
+        let (b, l) = match ids.shape() {
+            [b, l] => (*b, *l),
+            _ => (usize::MAX, 0),
+        };
+        // A row's padding may run past this call's block (a prompt prefilled in chunks).
+        if pads.len() != b || l == 0 {
+            return Err(Error::invalid(
+                "Decoder::forward_padded",
+                format!("pads {pads:?} do not fit ids {:?}: one per row", ids.shape()),
+            ));
+        }
+        if let Some(kc) = cache.as_mut() {
+            if !kc.is_empty() {
+                return Err(Error::invalid(
+                    "Decoder::forward_padded",
+                    "padding is set on the first call; this cache already holds positions",
+                ));
+            }
+            kc.pads = pads.to_vec();
+        }
+        self.forward_inner(ids, pads, cache)
+    }
+
+    fn forward_inner(
+        &self,
+        ids: &Array,
+        pads: &[usize],
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Array> {
         let c = &self.config;
         if ids.ndim() != 2 || !ids.dtype().is_integer() {
             return Err(Error::invalid(
@@ -1030,6 +1080,17 @@ impl Decoder {
         }
         let (b, l) = (ids.shape()[0], ids.shape()[1]);
         let offset = cache.as_ref().map_or(0, |kc| kc.len());
+        let padded = pads.iter().any(|&p| p > 0);
+        if padded && pads.len() != b {
+            return Err(Error::invalid(
+                "Decoder",
+                format!(
+                    "the cache has padding for {} rows, ids {:?}",
+                    pads.len(),
+                    ids.shape()
+                ),
+            ));
+        }
         let (hd, nh, nkv) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
         let mut x = self.embed_tokens.forward(ids)?;
         if c.arch == Arch::Gemma2 {
@@ -1057,15 +1118,31 @@ impl Decoder {
                 k = kn.forward(&k)?;
             }
             let to_bhld = |y: &Array| ingot::transpose(y, Some(&[0, 2, 1, 3]));
-            let q = self.rope.forward_at(&to_bhld(&q)?, offset)?;
-            let k = self.rope.forward_at(&to_bhld(&k)?, offset)?;
+            let rope = |y: &Array| -> Result<Array> {
+                if padded {
+                    let starts: Vec<i64> = pads.iter().map(|&p| offset as i64 - p as i64).collect();
+                    self.rope.forward_rows(y, &starts)
+                } else {
+                    self.rope.forward_at(y, offset)
+                }
+            };
+            let q = rope(&to_bhld(&q)?)?;
+            let k = rope(&to_bhld(&k)?)?;
             let v = to_bhld(&split_heads(v, nkv)?)?;
             let window = c.window(li);
             let (k, v, keys) = match cache.as_mut() {
                 Some(kc) => kc.update(li, k, v, window)?,
                 None => (k, v, KeyPositions::Prefix),
             };
-            let o = self.attend(&q, &k, &v, &keys, offset, window)?;
+            let o = self.attend(
+                &q,
+                &k,
+                &v,
+                &keys,
+                offset,
+                window,
+                if padded { pads } else { &[] },
+            )?;
             let o = ingot::reshape_to(
                 &ingot::transpose(&o, Some(&[0, 2, 1, 3]))?,
                 &[b, l, nh * hd],
@@ -1124,13 +1201,16 @@ impl Decoder {
         keys: &KeyPositions,
         offset: usize,
         window: Option<usize>,
+        pads: &[usize],
     ) -> Result<Array> {
         let c = &self.config;
         let (l, s) = (q.shape()[2], k.shape()[2]);
         let end = offset + l;
-        // The causal pattern alone is right when the keys are the whole prefix and the
-        // window (if any) covers it.
-        let plain = matches!(keys, KeyPositions::Prefix) && window.is_none_or(|w| end <= w);
+        // The causal pattern alone is right when the keys are the whole prefix, the
+        // window (if any) covers it, and no row is padded.
+        let plain = matches!(keys, KeyPositions::Prefix)
+            && window.is_none_or(|w| end <= w)
+            && pads.is_empty();
         let allow = if plain {
             None
         } else {
@@ -1138,17 +1218,23 @@ impl Decoder {
                 KeyPositions::Prefix => (0..s).collect(),
                 KeyPositions::At(p) => p.clone(),
             };
-            let mut m = Vec::with_capacity(l * s);
-            for i in offset..end {
-                m.extend(
-                    pos.iter()
-                        .map(|&j| j <= i && window.is_none_or(|w| i - j < w)),
-                );
+            // One (L, S) pattern, or one per row when rows are padded: real queries skip
+            // the padding; a padding query sees what precedes it, so nothing is NaN.
+            let rows: &[usize] = if pads.is_empty() { &[0] } else { pads };
+            let mut m = Vec::with_capacity(rows.len() * l * s);
+            for &pad in rows {
+                for i in offset..end {
+                    m.extend(pos.iter().map(|&j| {
+                        j <= i && window.is_none_or(|w| i - j < w) && (j >= pad || i < pad)
+                    }));
+                }
             }
             if m.iter().all(|&a| a) {
                 None
-            } else {
+            } else if pads.is_empty() {
                 Some(Array::from_slice(&m, &[l, s])?)
+            } else {
+                Some(Array::from_slice(&m, &[rows.len(), 1, l, s])?)
             }
         };
         let scale = c.attention_scale();
