@@ -1046,7 +1046,10 @@ impl Decoder {
         if pads.len() != b || l == 0 {
             return Err(Error::invalid(
                 "Decoder::forward_padded",
-                format!("pads {pads:?} do not fit ids {:?}: one per row", ids.shape()),
+                format!(
+                    "pads {pads:?} do not fit ids {:?}: one per row",
+                    ids.shape()
+                ),
             ));
         }
         if let Some(kc) = cache.as_mut() {
