@@ -360,7 +360,7 @@ fn left_padded_batches_give_each_rows_logits() {
             "{name} padded prefill: {err_a} {err_b} of {s}"
         );
         for step in 0..12 {
-            let toks = [(step * 5 + 1) % 64, (step * 7 + 2) % 64].map(|t| t as i32);
+            let toks: [i32; 2] = [(step * 5 + 1) % 64, (step * 7 + 2) % 64];
             let y = f64s(
                 &m.forward_cached(
                     &Array::from_slice(&toks, &[2, 1]).unwrap(),
