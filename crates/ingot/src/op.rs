@@ -466,6 +466,31 @@ pub enum Op {
         scale: Scalar,
         mask: AttentionMask,
     },
+    /// RMS normalization over the last axis (`ops::fast::rms_norm`): inputs x `(..., D)`
+    /// and, when `has_weight`, the weight `(D,)`, both of the output's float dtype.
+    RmsNorm {
+        eps: Scalar,
+        has_weight: bool,
+    },
+    /// Layer normalization over the last axis (`ops::fast::layer_norm`): inputs x
+    /// `(..., D)`, then the weight and the bias `(D,)` that the flags say are there, all of
+    /// the output's float dtype.
+    LayerNorm {
+        eps: Scalar,
+        has_weight: bool,
+        has_bias: bool,
+    },
+    /// Rotary position embedding (`ops::fast::rope`) of the first `dims` features of x
+    /// `(..., L, D)` at positions `(offset + i) * scale`: inputs x, then the int64 offset
+    /// when it is not `Fixed`, then the `dims / 2` inverse frequencies in the compute dtype
+    /// when `base` is `None`. The output has x's shape and dtype.
+    Rope {
+        dims: usize,
+        traditional: bool,
+        base: Option<Scalar>,
+        scale: Scalar,
+        offset: RopeOffsetKind,
+    },
     /// Walsh-Hadamard transform over the last axis (a power of two), times `scale`.
     Hadamard {
         scale: Scalar,
@@ -506,6 +531,15 @@ pub enum AttentionMask {
     Causal,
     Allow,
     Additive,
+}
+
+/// Where a rope node's positions start: a constant, a 0-d int64 input shared by every row,
+/// or a `(B,)` int64 input giving batch row b (x's first axis) its own offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RopeOffsetKind {
+    Fixed(usize),
+    Scalar,
+    PerBatch,
 }
 
 /// One step of a fused program.
@@ -646,6 +680,9 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::Attention { .. } => "scaled_dot_product_attention",
             Op::GridSample { .. } => "grid_sample",
+            Op::RmsNorm { .. } => "rms_norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Rope { .. } => "rope",
             Op::Hadamard { .. } => "hadamard_transform",
             Op::RandomBits => "random_bits",
             Op::Fused { .. } => "fused",

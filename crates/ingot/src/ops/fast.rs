@@ -4,6 +4,14 @@
 //!
 //! `scaled_dot_product_attention`: `softmax(q kᵀ · scale + mask) v`, with grouped-query
 //! heads read in place (no repeated K/V) and the scores never materialized by the kernel.
+//! `rms_norm`, `layer_norm` and `rope` (fast/norm_rope.rs): one pass over each row.
+
+mod norm_rope;
+pub(crate) use norm_rope::{fast_out, reference_of, rope_inv_freqs};
+pub use norm_rope::{
+    layer_norm, layer_norm_reference, rms_norm, rms_norm_reference, rope, rope_reference,
+    RopeOffset,
+};
 
 use crate::array::Array;
 use crate::dtype::{DType, Scalar};

@@ -139,6 +139,11 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
         Op::Attention { mask, .. } => crate::ops::fast::attention_out(inputs, *mask)
             .map(|o| vec![Some(o)])
             .map_err(|e| fail(e.to_string())),
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
+            crate::ops::fast::fast_out(op, inputs)
+                .map(|o| vec![Some(o)])
+                .map_err(|e| fail(e.to_string()))
+        }
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
@@ -607,6 +612,9 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::Concatenate { .. }
         | Op::Custom { .. }
         | Op::Attention { .. }
+        | Op::RmsNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::Rope { .. }
         | Op::Kernel { .. } => return Err(Error::invalid(op.name(), "checked directly")),
     };
     Ok(vec![y])

@@ -321,6 +321,10 @@ pub(crate) fn vjp_rule(
             let g = single()?.1;
             attention(inputs, scale.to_f64(), *mask, &g)
         }
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
+            let g = single()?.1;
+            fast_reference(op, inputs, &g)
+        }
         Op::Hadamard { .. } => {
             // The (scaled) Walsh-Hadamard matrix is symmetric.
             let g = single()?.1;
@@ -382,6 +386,28 @@ fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Re
     let mut out: Grads = grads.into_iter().map(Some).collect();
     if kind == AttentionMask::Allow {
         out.push(None);
+    }
+    Ok(out)
+}
+
+/// The rule of rms_norm, layer_norm and rope: the vjp of their reference decomposition,
+/// for every float input (x, weight, bias, rope's inverse frequencies; not rope's offset).
+fn fast_reference(op: &Op, inputs: &[Array], g: &Array) -> Result<Grads> {
+    let diff: Vec<usize> = (0..inputs.len())
+        .filter(|&i| inputs[i].dtype().is_float())
+        .collect();
+    let primals: Vec<Array> = diff.iter().map(|&i| inputs[i].clone()).collect();
+    let f = |xs: &[Array]| -> Result<Vec<Array>> {
+        let mut all = inputs.to_vec();
+        for (&i, x) in diff.iter().zip(xs) {
+            all[i] = x.clone();
+        }
+        crate::ops::fast::reference_of(op, &all).map(|y| vec![y])
+    };
+    let (_, grads) = super::autodiff::vjp(f, &primals, std::slice::from_ref(g))?;
+    let mut out: Grads = vec![None; inputs.len()];
+    for (i, gi) in diff.into_iter().zip(grads) {
+        out[i] = Some(gi);
     }
     Ok(out)
 }

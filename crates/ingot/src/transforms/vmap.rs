@@ -10,7 +10,7 @@
 //! words per key, where the per-key kernel is the faster form.
 
 use super::trace::{apply, trace, Graph, Source};
-use crate::op::Op;
+use crate::op::{Op, RopeOffsetKind};
 use crate::shape::fmt_shape;
 use crate::{Array, DType, Error, Result};
 
@@ -428,6 +428,16 @@ fn batch_rule(
         Op::Scatter { axes, kind } => scatter_rule(axes, *kind, ins, &out, b).map(Some),
         Op::SearchSorted { right } => searchsorted_rule(*right, ins, &out, b),
         Op::GridSample { .. } => grid_sample_rule(op, ins, shapes, b).map(Some),
+        // The norms work over leading dims; a weight or bias per example is not theirs.
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } => {
+            if ins[0].1 && ins[1..].iter().all(|(_, bt)| !bt) {
+                let inputs = ins.iter().map(|(a, _)| a.clone()).collect();
+                Ok(Some(apply(op, inputs, &out, None)))
+            } else {
+                fast_reference_rule(op, ins).map(Some)
+            }
+        }
+        Op::Rope { offset, .. } => rope_rule(op, *offset, ins, &out, b).map(Some),
         // With many words per key, one kernel call per key beats ~120 elementwise passes
         // over the whole batch (measured: 64 keys of 4096 words, loop 3x faster).
         Op::RandomBits if crate::shape::size_of(&shapes[0].0) >= RANDOM_BITS_LOOP_MIN => Ok(None),
@@ -435,6 +445,62 @@ fn batch_rule(
         // Arange has no inputs; Custom nodes carry a user's rule and never get here.
         _ => Ok(None),
     }
+}
+
+/// A fast op's reference decomposition, vmapped: for the batchings its node cannot take.
+fn fast_reference_rule(op: &Op, ins: &[(Array, bool)]) -> Result<Vec<Array>> {
+    let axes: Vec<Option<isize>> = ins.iter().map(|(_, bt)| bt.then_some(0)).collect();
+    let xs: Vec<Array> = ins.iter().map(|(a, _)| a.clone()).collect();
+    let f = |a: &[Array]| Ok(vec![crate::ops::fast::reference_of(op, a)?]);
+    vmap(f, &axes, &[Some(0)])(&xs)
+}
+
+/// rope works over leading dims, and its per-batch offset names x's first axis: a batch
+/// of offsets becomes per-batch offsets, and per-batch offsets under a batch fold the two
+/// batch axes into one. Batched frequencies go to the decomposition.
+fn rope_rule(
+    op: &Op,
+    offset: RopeOffsetKind,
+    ins: &[(Array, bool)],
+    out: &[(Vec<usize>, DType)],
+    b: usize,
+) -> Result<Vec<Array>> {
+    let fixed = matches!(offset, RopeOffsetKind::Fixed(_));
+    let k = if fixed { 1 } else { 2 };
+    if ins.get(k).is_some_and(|(_, bt)| *bt) {
+        return fast_reference_rule(op, ins);
+    }
+    let (x, xb) = &ins[0];
+    let x = if *xb { x.clone() } else { batch_of(x, b)? };
+    let freqs: Vec<Array> = ins[k..].iter().map(|(a, _)| a.clone()).collect();
+    let node = |op: &Op, x: Array, o: Option<Array>, shape: &[usize]| {
+        let mut inputs = vec![x];
+        inputs.extend(o);
+        inputs.extend(freqs.iter().cloned());
+        Array::from_op(op.clone(), inputs, shape.to_vec(), out[0].1)
+    };
+    let y = match offset {
+        RopeOffsetKind::Fixed(_) => node(op, x, None, &out[0].0),
+        RopeOffsetKind::Scalar if !ins[1].1 => node(op, x, Some(ins[1].0.clone()), &out[0].0),
+        RopeOffsetKind::Scalar => {
+            let mut per_batch = op.clone();
+            if let Op::Rope { offset, .. } = &mut per_batch {
+                *offset = RopeOffsetKind::PerBatch;
+            }
+            node(&per_batch, x, Some(ins[1].0.clone()), &out[0].0)
+        }
+        RopeOffsetKind::PerBatch => {
+            let (o, ob) = &ins[1];
+            let o = if *ob { o.clone() } else { batch_of(o, b)? };
+            let mut folded = vec![b * x.shape()[1]];
+            folded.extend_from_slice(&x.shape()[2..]);
+            let xf = crate::reshape_to(&x, &folded)?;
+            let of = crate::reshape_to(&o, &[folded[0]])?;
+            let y = node(op, xf, Some(of), &folded);
+            crate::reshape_to(&y, &out[0].0)?
+        }
+    };
+    Ok(vec![y])
 }
 
 /// Words per key from which batched `random_bits` runs the kernel once per key.

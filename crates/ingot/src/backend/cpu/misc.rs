@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// A float element and the type it computes in.
-trait Fl: Element {
+pub(super) trait Fl: Element {
     type C: Float + Send + Sync + Default + std::iter::Sum + std::fmt::Debug;
     fn load(self) -> Self::C;
     fn store(c: Self::C) -> Self;
@@ -76,6 +76,7 @@ macro_rules! dispatch_float {
         }
     };
 }
+pub(super) use dispatch_float;
 
 pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let shape = &outs[0].0;

@@ -8,6 +8,7 @@ pub mod fused;
 pub mod index;
 pub mod linalg;
 pub mod misc;
+pub mod norm_rope;
 pub mod random;
 pub mod reduce;
 pub mod shape;
@@ -65,6 +66,9 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
             misc::eval(op, inputs, outs)
         }
         Op::Attention { .. } => misc::attention_eval(op, inputs, outs),
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
+            norm_rope::eval(op, inputs, outs)
+        }
         Op::RandomBits => random::eval(op, inputs, outs),
         Op::Fused { program } => fused::eval(program, inputs, outs),
         Op::Kernel { name, params } => crate::custom::eval_cpu(name, params, inputs, outs),

@@ -19,6 +19,7 @@ mod index;
 mod layout;
 mod matmul;
 mod misc;
+mod norm_rope;
 mod nvrtc;
 mod pool;
 mod reduce;
@@ -321,6 +322,14 @@ pub(crate) fn attention_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_some_and(|v| v == "1"))
 }
 
+/// `INGOT_CUDA_FAST=1`: rms_norm, layer_norm and rope on a CUDA device build their fused
+/// nodes and run their CUDA kernels (kernels/norm_rope.cuh) instead of the decompositions.
+/// Opt-in until the kernels have passed the GPU suite.
+pub(crate) fn fast_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FAST").is_some_and(|v| v == "1"))
+}
+
 /// `INGOT_CUDA_SLOW_MS=N`: every GPU op waits for its own work and, when it took N ms or
 /// more (compiles, transfers and the kernels together), prints its name, inputs and time.
 /// A diagnostic mode (it makes eval synchronous), to find what a slow program waits on;
@@ -487,6 +496,9 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         Op::Attention { scale, mask } => {
             attention::eval(&g, inputs, scale.to_f64(), *mask, &outs[0].0)?
         }
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } if fast_enabled() => {
+            norm_rope::eval(&g, op, inputs, &outs[0].0)?
+        }
         _ => None,
     };
     match done {
@@ -529,6 +541,7 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     modules.extend(reduce::sample_sources());
     modules.extend(softmax::sample_sources());
     modules.extend(attention::sample_sources());
+    modules.extend(norm_rope::sample_sources());
     modules.extend(scan::sample_sources());
     modules.extend(argreduce::sample_sources());
     modules.extend(layout::sample_sources());
