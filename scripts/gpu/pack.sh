@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 # No LTO for the GPU build: thin LTO re-optimizes all of ingot into each of the ~25 test
 # executables (over an hour on 2 cores); without it each links the one optimized library.
 export CARGO_PROFILE_RELEASE_LTO=false
-../shared/tools/device-pack --bin ingot --bin ingot-gpu-bench
+../shared/tools/device-pack --bin ingot --bin ingot-gpu-bench --bin ingot-train-bench
 # PACK_TESTS="reduce export misc" keeps only those test executables (a smaller, quicker
 # archive for a run that checks a few suites).
 if [ -n "${PACK_TESTS:-}" ]; then

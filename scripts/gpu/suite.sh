@@ -32,7 +32,7 @@ stacks() { # pid
 one() { # test executable
   local exe=$1 name log start pid waited
   name=$(basename "$exe" | sed 's/-[0-9a-f]*$//')
-  log="$logs/$name.log"
+  log="$logs/$(basename "$exe").log"  # the hash keeps two crates' same-named tests apart
   start=$SECONDS
   "$exe" >"$log" 2>&1 &
   pid=$!

@@ -331,7 +331,9 @@ pub fn bench_lm(
                 ingot::SliceArg::range(prompt_tokens as isize - 1, prompt_tokens as isize),
             ],
         )?;
-        tok.eval()?;
+        // Read back to the host, as generation does to sample and stream (and as the PyTorch
+        // peer does): this also waits for the GPU, so the clock sees all of the work.
+        tok.to_f64_vec()?;
         let ttft = t0.elapsed().as_secs_f64();
         let mut mem = Vec::new();
         let steps = if record {
@@ -344,7 +346,7 @@ pub fn bench_lm(
             let logits = model.forward_cached(&tok, Some(&mut cache))?;
             next = ingot::argmax(&logits, Some(-1), false)?;
             tok = next.clone();
-            tok.eval()?;
+            tok.to_f64_vec()?;
             if record {
                 mem.push(active());
             }
@@ -356,6 +358,12 @@ pub fn bench_lm(
     run(false)?;
     let (ttft, decode, mem) = run(true)?;
     let peak_b = peak();
+    if let ingot::Device::Cuda(_) = device {
+        // Ops that ran on the CPU for want of a kernel, and with INGOT_CUDA_PROFILE=1 or
+        // INGOT_CUDA_STATS=1 the time by op.
+        eprintln!("CPU fallbacks: {:?}", ingot::cuda::fallbacks());
+        ingot::cuda::print_stats();
+    }
     let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
     // The peer in the same run, after ingot (never sharing the device with it).
     let peer: Value = match torch {

@@ -2,19 +2,32 @@
 //! repository root, on the CPU. Sampling with seed 1 must continue the prompt with the text
 //! the README shows, and bad arguments must fail cleanly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
+/// The repository root: from the build's paths, or the working directory where the test
+/// executables were carried to another machine (they run from the root there).
+fn repo_root() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if built.exists() {
+        built
+    } else {
+        std::env::current_dir().unwrap()
+    }
+}
+
+/// The CLI: this build's, else the one staged beside the carried tests (.device/bin).
+fn exe() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_ingot"));
+    if built.exists() {
+        built
+    } else {
+        repo_root().join(".device/bin/ingot")
+    }
 }
 
 fn ingot(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ingot"))
+    Command::new(exe())
         .args(args)
         .current_dir(repo_root())
         .env("INGOT_DEVICE", "cpu")
@@ -116,7 +129,7 @@ fn a_chat_keeps_the_conversation() {
         serde_json::json!({ "chat_template": template }).to_string(),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingot"))
+    let mut child = Command::new(exe())
         .args([
             "chat",
             "--model",

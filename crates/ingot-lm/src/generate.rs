@@ -236,10 +236,6 @@ impl Generation {
 }
 
 /// The logits of the last position of `(1, L, vocab)` logits, as f32 on the host.
-fn last_logits(logits: &Array) -> Result<Vec<f32>> {
-    batch_last_logits(logits)
-}
-
 fn ids_array(ids: &[u32]) -> Result<Array> {
     let v: Vec<i32> = ids.iter().map(|&x| x as i32).collect();
     Array::from_slice(&v, &[1, v.len()])
@@ -270,7 +266,7 @@ pub fn prefill(
         logits.eval()?;
         last = Some(logits);
     }
-    last_logits(&last.expect("at least one block"))
+    batch_last_logits(&last.expect("at least one block"))
 }
 
 /// Holds back the end of the text that could still become a stop string, and finds one.
@@ -406,7 +402,7 @@ pub fn generate_with_cache(
     if opts.max_tokens > 0 {
         while let Some(next) = row.step(&logits, tok, &mut on_text)? {
             let out = model.forward_cached(&ids_array(&[next])?, Some(cache))?;
-            logits = last_logits(&out)?;
+            logits = batch_last_logits(&out)?;
         }
     }
     Ok(row.done(prompt.len(), ttft, t1.elapsed().as_secs_f64()))

@@ -3,6 +3,7 @@
 use crate::module::{Module, Param, Unary};
 use ingot::SliceArg;
 use ingot::{Array, DType, Error, Result};
+use std::sync::{Arc, Mutex};
 
 /// Rotary position embedding over the last axis of `(..., L, D)` inputs, for positions
 /// `offset .. offset + L` (the offset is the number of cached positions when decoding).
@@ -21,6 +22,34 @@ pub struct RoPE {
     pub scale: f64,
     pub freqs: Option<Vec<f64>>,
     pub attention_factor: f64,
+    /// `freqs` as an array of the compute dtype, made once on the default device (a decode
+    /// step would otherwise upload and convert it for every layer).
+    freqs_array: FreqsArray,
+}
+
+#[derive(Clone, Default)]
+struct FreqsArray(Arc<Mutex<Option<(Vec<f64>, DType, ingot::Device, Array)>>>);
+
+impl std::fmt::Debug for FreqsArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreqsArray")
+    }
+}
+
+impl FreqsArray {
+    fn get(&self, freqs: &[f64], dtype: DType) -> Result<Array> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let device = ingot::default_device();
+        if let Some((f, dt, dev, a)) = slot.as_ref() {
+            if f == freqs && *dt == dtype && *dev == device {
+                return Ok(a.clone());
+            }
+        }
+        let a = ingot::astype(&Array::from_slice(freqs, &[freqs.len()])?, dtype)?;
+        a.eval()?;
+        *slot = Some((freqs.to_vec(), dtype, device, a.clone()));
+        Ok(a)
+    }
 }
 
 impl RoPE {
@@ -38,6 +67,7 @@ impl RoPE {
             scale: 1.0,
             freqs: None,
             attention_factor: 1.0,
+            freqs_array: FreqsArray::default(),
         })
     }
 
@@ -135,6 +165,9 @@ impl RoPE {
                 ),
             ));
         }
+        if self.attention_factor == 1.0 {
+            return self.rotate_fast(x, starts);
+        }
         let nd = x.ndim();
         let (len, d) = (x.shape()[nd - 2], x.shape()[nd - 1]);
         // Angles in f32 at least: positions of long sequences do not fit f16.
@@ -188,6 +221,40 @@ impl RoPE {
             rotated
         };
         ingot::astype(&out, x.dtype())
+    }
+}
+
+impl RoPE {
+    /// One fused `fast::rope` node (no materialized angles): positions from an integer
+    /// offset, or an offset per batch row.
+    fn rotate_fast(&self, x: &Array, starts: &[i64]) -> Result<Array> {
+        let cdt = if x.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let freqs = match &self.freqs {
+            Some(f) => Some(self.freqs_array.get(f, cdt)?),
+            None => None,
+        };
+        let base = freqs.is_none().then_some(self.base);
+        let offs;
+        let offset = match starts {
+            [s] if *s >= 0 => ingot::fast::RopeOffset::Int(*s as usize),
+            _ => {
+                offs = Array::from_slice(starts, &[starts.len()])?;
+                ingot::fast::RopeOffset::Array(&offs)
+            }
+        };
+        ingot::fast::rope(
+            x,
+            self.dims,
+            self.traditional,
+            base,
+            self.scale,
+            offset,
+            freqs.as_ref(),
+        )
     }
 }
 

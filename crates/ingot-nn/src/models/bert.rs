@@ -8,7 +8,7 @@
 //! with the most negative f32 added to their scores, as transformers does, so a row whose
 //! keys are all padding averages over them instead of giving NaN.
 
-use super::decoder::load_hf_weights;
+use super::decoder::{load_hf_weights, read_json};
 use crate::activations::{gelu, gelu_tanh, relu};
 use crate::layers::{Embedding, LayerNorm, Linear};
 use crate::module::{visit_child, visit_child_mut, Module, ModuleExt, Param, Unary};
@@ -185,7 +185,7 @@ impl Pooling {
         let mut normalize = true;
         let modules = dir.join("modules.json");
         if modules.exists() {
-            let v = read_json(&modules)?;
+            let v = read_json("Bert::from_pretrained", &modules)?;
             let list = v
                 .as_array()
                 .ok_or_else(|| st_err(format!("{} is not a list", modules.display())))?;
@@ -230,7 +230,7 @@ impl Pooling {
         if !cfg.exists() {
             return Ok((Pooling::Mean, normalize));
         }
-        let v = read_json(&cfg)?;
+        let v = read_json("Bert::from_pretrained", &cfg)?;
         Ok((Pooling::from_config(&v, &cfg)?, normalize))
     }
 
@@ -498,7 +498,10 @@ impl Bert {
     /// loaded when the file has one. Every other tensor must be there with its shape.
     pub fn from_pretrained(dir: impl AsRef<Path>, dtype: DType) -> Result<Bert> {
         let dir = dir.as_ref();
-        let config = BertConfig::from_json(&read_json(&dir.join("config.json"))?)?;
+        let config = BertConfig::from_json(&read_json(
+            "Bert::from_pretrained",
+            &dir.join("config.json"),
+        )?)?;
         // Shapes come from the config; the lazy initial values are replaced unevaluated.
         let mut m = Bert::new(&config, &rng::key(0), dtype)?;
         let mut tensors = load_hf_weights(dir)?;
@@ -646,13 +649,6 @@ impl Bert {
             Ok(y)
         }
     }
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid("Bert::from_pretrained", format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::invalid("Bert::from_pretrained", format!("{}: {e}", path.display())))
 }
 
 impl Module for Embeddings {

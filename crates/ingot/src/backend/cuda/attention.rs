@@ -1,7 +1,9 @@
 //! Fused scaled dot-product attention (kernels/attention.cuh) for f16, bf16, f32 and f64,
 //! head dims up to 256: one warp per query row with an online softmax, the scores never
-//! stored. Opt-in (`INGOT_CUDA_ATTENTION=1`) until it has passed the GPU suite. Operands
-//! and the mask are made row-major first (a broadcast mask is expanded).
+//! stored; decoding (few query rows, many keys) splits the keys across blocks and merges
+//! the partial softmaxes. Opt-in (`INGOT_CUDA_ATTENTION=1`) until it has passed the GPU
+//! suite. Keys and values are read in place when their rows are contiguous (KV-cache
+//! views); other operands and the mask are made row-major first.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};
@@ -66,12 +68,28 @@ pub(super) fn eval(
     }
     let mut held = Vec::new();
     let mut ptrs = Vec::new();
-    for x in &inputs[..3] {
-        let Some((d, p)) = row_major(g, x)? else {
-            return Ok(None);
+    let Some((d, p)) = row_major(g, &inputs[0])? else {
+        return Ok(None);
+    };
+    held.push(d);
+    ptrs.push(p);
+    // Keys and values: read in place when their rows are (a KV cache's `[:len]` view).
+    let mut head_strides = [0i64; 2];
+    for (x, hs) in inputs[1..3].iter().zip(head_strides.iter_mut()) {
+        let (d, p, stride) = match head_blocks(g, x)? {
+            Some(t) => t,
+            None => {
+                let Some((d, p)) = row_major(g, x)? else {
+                    return Ok(None);
+                };
+                let sh = x.shape();
+                let stride = (sh[sh.len() - 2] * sh[sh.len() - 1]) as i64;
+                (d, p, stride)
+            }
         };
         held.push(d);
         ptrs.push(p);
+        *hs = stride;
     }
     let mptr = match inputs.get(3) {
         Some(m) => {
@@ -91,6 +109,54 @@ pub(super) fn eval(
         AttentionMask::Additive => 3,
     };
     let base = base(dt);
+    let push_scale = |args: &mut Args| {
+        if dt == DType::F64 {
+            args.push(scale);
+        } else {
+            args.push(scale as f32);
+        }
+    };
+    let splits = decode_splits(rows, s);
+    if splits > 1 {
+        let chunk = s.div_ceil(splits);
+        let csize = if dt == DType::F64 { 8 } else { 4 };
+        let part = g.alloc(rows * splits * (ev + 2) * csize)?;
+        let f = g.kernel_in(&base, &format!("{base}_dec"), || source(&base, dt))?;
+        let mut args = Args::new();
+        args.push(part.ptr())
+            .push(ptrs[0])
+            .push(ptrs[1])
+            .push(ptrs[2])
+            .push(mptr)
+            .push(hq as i32)
+            .push(hkv as i32)
+            .push(l as i32)
+            .push(s as i32)
+            .push(e as i32)
+            .push(ev as i32);
+        push_scale(&mut args);
+        args.push(kind_code)
+            .push(head_strides[0])
+            .push(head_strides[1])
+            .push(chunk as i32);
+        g.launch(
+            &f,
+            (rows as u32, splits as u32, 1),
+            ((32 * WARPS) as u32, 1, 1),
+            0,
+            &mut args,
+        )?;
+        let f = g.kernel_in(&base, &format!("{base}_comb"), || source(&base, dt))?;
+        let mut args = Args::new();
+        args.push(mem.ptr())
+            .push(part.ptr())
+            .push(splits as i32)
+            .push(ev as i32);
+        g.launch(&f, (rows as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+        drop(part);
+        drop(held);
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    }
     let f = g.kernel_in(&base, &format!("{base}_fwd"), || source(&base, dt))?;
     let mut args = Args::new();
     args.push(mem.ptr())
@@ -105,12 +171,10 @@ pub(super) fn eval(
         .push(s as i32)
         .push(e as i32)
         .push(ev as i32);
-    if dt == DType::F64 {
-        args.push(scale);
-    } else {
-        args.push(scale as f32);
-    }
-    args.push(kind_code);
+    push_scale(&mut args);
+    args.push(kind_code)
+        .push(head_strides[0])
+        .push(head_strides[1]);
     g.launch(
         &f,
         (rows.div_ceil(WARPS) as u32, 1, 1),
@@ -120,4 +184,47 @@ pub(super) fn eval(
     )?;
     drop(held);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
+}
+
+/// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 1
+/// (the row-per-warp kernel) when the rows alone fill the GPU or the keys are few, else
+/// enough blocks to cover the SMs about eight times, at least 64 keys a split.
+fn decode_splits(rows: usize, s: usize) -> usize {
+    if rows > 1024 || s < 128 || rows > u32::MAX as usize {
+        return 1;
+    }
+    (1024 / rows)
+        .clamp(1, s.div_ceil(64))
+        .min(u16::MAX as usize)
+}
+
+/// `x (..., H, S, E)` whose rows are contiguous and whose heads, batch included, are one
+/// stride apart: its data, device pointer and that stride (in elements).
+fn head_blocks(g: &Gpu, x: &Array) -> Result<Option<(Data, u64, i64)>> {
+    let d = x.ready_data();
+    let (sh, st) = (x.shape(), &d.strides);
+    let n = sh.len();
+    if n < 3 || st.iter().any(|&v| v < 0) {
+        return Ok(None);
+    }
+    let (s, e) = (sh[n - 2], sh[n - 1]);
+    if (e > 1 && st[n - 1] != 1) || (s > 1 && st[n - 2] != e as isize) {
+        return Ok(None);
+    }
+    let head = st[n - 3];
+    // Every leading axis must continue the head stride (heads flatten to one index).
+    let mut want = head * sh[n - 3] as isize;
+    for i in (0..n - 3).rev() {
+        if sh[i] > 1 && st[i] != want {
+            return Ok(None);
+        }
+        want *= sh[i] as isize;
+    }
+    let head = if sh[..n - 2].iter().product::<usize>() <= 1 {
+        (s * e) as i64
+    } else {
+        head as i64
+    };
+    let ptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * x.dtype().size()) as u64;
+    Ok(Some((d, ptr, head)))
 }

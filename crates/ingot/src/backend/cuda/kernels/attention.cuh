@@ -5,8 +5,14 @@
 // by exp(m_old - m_new). Grouped-query heads read their key/value head in place.
 // The includer defines T (storage), C (compute: float, or double for f64) and KNAME(k).
 // Operands are row-major: q (rows = B·Hq·L, E), k (B·Hkv, S, E), v (B·Hkv, S, Ev), the
-// mask (rows, S) of u8 (kind 2: allow) or C (kind 3: additive). kind 1 is causal.
-// E and Ev are at most 256 (the caller checks).
+// mask (rows, S) of u8 (kind 2: allow) or C (kind 3: additive). kind 1 is causal. Key and
+// value heads are `kstride`/`vstride` elements apart (a KV cache's `[:len]` view is read in
+// place). E and Ev are at most 256 (the caller checks).
+//
+// Decoding (few query rows, many keys) uses `dec` and `comb` instead, split-KV: block
+// (row, split) scores its share of the keys, a warp per key with the lanes across E
+// (coalesced), each warp an online softmax, the block's four merged into a partial
+// (max, sum, accumulator) in C; `comb` merges a row's partials.
 
 #define A_WARPS 4
 #define A_MAXD 256
@@ -25,7 +31,7 @@ DEV C a_warp_sum(C v) {
 extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restrict__ out,
     const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
     const void* __restrict__ mask, long long rows, int hq, int hkv, int l, int s, int e,
-    int ev, C scale, int kind) {
+    int ev, C scale, int kind, long long kstride, long long vstride) {
     __shared__ C sq[A_WARPS][A_MAXD];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const long long r = (long long)blockIdx.x * A_WARPS + w;
@@ -38,8 +44,8 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restr
     const T* qr = q + r * e;
     for (int x = lane; x < e; x += 32) sq[w][x] = ld(qr[x]);
     __syncwarp();
-    const T* kb = k + kvh * s * e;
-    const T* vb = v + kvh * s * ev;
+    const T* kb = k + kvh * kstride;
+    const T* vb = v + kvh * vstride;
     int end = s;
     if (kind == 1) {
         long long lim = (long long)i + s - l + 1;
@@ -97,5 +103,120 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restr
     for (int t = 0; t < A_MAXD / 32; ++t) {
         int c = lane + 32 * t;
         if (c < ev) o[c] = st<T>(bad ? fill : acc[t] * inv);
+    }
+}
+
+// One block of 4 warps per (query row, split of `chunk` keys). part: (rows, splits, ev + 2)
+// of C: the split's max, its sum (NaN when a score was NaN), then the accumulator.
+extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restrict__ part,
+    const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+    const void* __restrict__ mask, int hq, int hkv, int l, int s, int e, int ev, C scale,
+    int kind, long long kstride, long long vstride, int chunk) {
+    __shared__ C sq[A_MAXD];
+    __shared__ C sacc[A_WARPS][A_MAXD];
+    __shared__ C sm[A_WARPS], sl[A_WARPS];
+    __shared__ int snan[A_WARPS];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const long long r = blockIdx.x;
+    const int split = blockIdx.y, nsplit = gridDim.y;
+    const long long bh = r / l;
+    const int i = (int)(r % l);
+    const long long b = bh / hq;
+    const int h = (int)(bh % hq);
+    const long long kvh = b * hkv + h / (hq / hkv);
+    const T* qr = q + r * e;
+    for (int x = threadIdx.x; x < e; x += 32 * A_WARPS) sq[x] = ld(qr[x]);
+    __syncthreads();
+    const T* kb = k + kvh * kstride;
+    const T* vb = v + kvh * vstride;
+    int end = s;
+    if (kind == 1) {
+        long long lim = (long long)i + s - l + 1;
+        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
+    }
+    const unsigned char* allow = (const unsigned char*)mask + r * s;
+    const C* add = (const C*)mask + r * s;
+    const int j0 = split * chunk;
+    const int j1 = j0 + chunk < end ? j0 + chunk : end;
+    C m = -(C)K_INF, lsum = 0;
+    C acc[A_MAXD / 32];
+    #pragma unroll
+    for (int t = 0; t < A_MAXD / 32; ++t) acc[t] = 0;
+    int nan = 0;
+    for (int j = j0 + w; j < j1; j += A_WARPS) {
+        if (kind == 2 && allow[j] == 0) continue;  // uniform across the warp
+        const T* kr = kb + (long long)j * e;
+        C d = 0;
+        for (int x = lane; x < e; x += 32) d += sq[x] * ld(kr[x]);
+        C sc = a_warp_sum(d) * scale;
+        if (kind == 3) sc += add[j];
+        if (sc != sc) { nan = 1; continue; }
+        if (sc == -(C)K_INF) continue;
+        const C nm = sc > m ? sc : m;
+        const C f = m_exp(m - nm), p = m_exp(sc - nm);
+        lsum = lsum * f + p;
+        const T* vr = vb + (long long)j * ev;
+        #pragma unroll
+        for (int t = 0; t < A_MAXD / 32; ++t) {
+            int c = lane + 32 * t;
+            if (c < ev) acc[t] = acc[t] * f + p * ld(vr[c]);
+        }
+        m = nm;
+    }
+    if (lane == 0) { sm[w] = m; sl[w] = lsum; snan[w] = nan; }
+    #pragma unroll
+    for (int t = 0; t < A_MAXD / 32; ++t) {
+        int c = lane + 32 * t;
+        if (c < ev) sacc[w][c] = acc[t];
+    }
+    __syncthreads();
+    C mx = -(C)K_INF;
+    int anynan = 0;
+    for (int u = 0; u < A_WARPS; ++u) { mx = sm[u] > mx ? sm[u] : mx; anynan |= snan[u]; }
+    C* o = part + ((long long)r * nsplit + split) * (ev + 2);
+    for (int c = threadIdx.x; c < ev; c += 32 * A_WARPS) {
+        C a = 0;
+        for (int u = 0; u < A_WARPS; ++u)
+            if (sm[u] != -(C)K_INF) a += sacc[u][c] * m_exp(sm[u] - mx);
+        o[2 + c] = a;
+    }
+    if (threadIdx.x == 0) {
+        C tot = 0;
+        for (int u = 0; u < A_WARPS; ++u)
+            if (sm[u] != -(C)K_INF) tot += sl[u] * m_exp(sm[u] - mx);
+        o[0] = mx;
+        o[1] = anynan ? (C)K_NAN : tot;
+    }
+}
+
+// One block per query row: merges the row's split partials into the output. Every key
+// masked or a NaN score gives NaN, as `fwd` does.
+extern "C" __global__ void __launch_bounds__(128) KNAME(comb)(T* __restrict__ out,
+    const C* __restrict__ part, int nsplit, int ev) {
+    const long long r = blockIdx.x;
+    const C* p = part + r * nsplit * (long long)(ev + 2);
+    C mx = -(C)K_INF;
+    int nan = 0;
+    for (int u = 0; u < nsplit; ++u) {
+        C mu = p[(long long)u * (ev + 2)];
+        mx = mu > mx ? mu : mx;
+        nan |= p[(long long)u * (ev + 2) + 1] != p[(long long)u * (ev + 2) + 1];
+    }
+    const bool bad = nan || mx == -(C)K_INF;
+    C tot = 0;
+    if (!bad)
+        for (int u = 0; u < nsplit; ++u) {
+            C mu = p[(long long)u * (ev + 2)];
+            if (mu != -(C)K_INF) tot += p[(long long)u * (ev + 2) + 1] * m_exp(mu - mx);
+        }
+    const C inv = (C)1 / tot;
+    for (int c = threadIdx.x; c < ev; c += blockDim.x) {
+        C a = 0;
+        if (!bad)
+            for (int u = 0; u < nsplit; ++u) {
+                C mu = p[(long long)u * (ev + 2)];
+                if (mu != -(C)K_INF) a += p[(long long)u * (ev + 2) + 2 + c] * m_exp(mu - mx);
+            }
+        out[r * ev + c] = st<T>(bad ? (C)K_NAN : a * inv);
     }
 }
