@@ -72,6 +72,9 @@ fn matches_plain_loops_for_every_mask_and_head_grouping() {
         (2, 4, 1, 3, 11, 5, 7),
         (1, 2, 2, 1, 13, 32, 32),
         (1, 2, 1, 6, 4, 8, 8),
+        // Few rows over many keys: the CUDA decoding kernels split the keys across blocks.
+        (1, 8, 2, 1, 300, 64, 64),
+        (2, 4, 2, 3, 200, 32, 48),
     ];
     for &(b, hq, hkv, l, s, e, ev) in &cases {
         let (q, qv) = rand_array(&mut rng, &[b, hq, l, e], DType::F64);
@@ -376,4 +379,46 @@ fn bad_calls_name_the_op_shapes_and_dtypes() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("does not broadcast"), "{e}");
+}
+
+#[test]
+fn decoding_reads_a_cache_view_in_place() {
+    // A KV cache: (B, Hkv, capacity, E) buffers whose first `len` positions are live; the
+    // kernels read the `[:len]` view without a copy, the result equals contiguous operands.
+    let mut rng = Rng::new(17);
+    for dt in [DType::F32, DType::BF16] {
+        for (b, len) in [(1, 333), (2, 150), (1, 7)] {
+            let (kbuf, _) = rand_array(&mut rng, &[b, 2, 512, 64], dt);
+            let (vbuf, _) = rand_array(&mut rng, &[b, 2, 512, 64], dt);
+            let (q, _) = rand_array(&mut rng, &[b, 8, 1, 64], dt);
+            let live = |x: &Array| {
+                ingot::slice(
+                    x,
+                    &[
+                        ingot::SliceArg::ALL,
+                        ingot::SliceArg::ALL,
+                        ingot::SliceArg::range(0, len as isize),
+                    ],
+                )
+                .unwrap()
+            };
+            let (k, v) = (live(&kbuf), live(&vbuf));
+            let got = sdpa(&q, &k, &v, Some(SdpaMask::Causal), None).unwrap();
+            let kc = ingot::copy(&k).unwrap();
+            let vc = ingot::copy(&v).unwrap();
+            let f64s = |x: &Array| ingot::astype(x, DType::F64).unwrap();
+            let want = sdpa_ref(
+                &f64s(&q),
+                &f64s(&kc),
+                &f64s(&vc),
+                Some(SdpaMask::Causal),
+                None,
+            )
+            .unwrap();
+            // Against f64: the bf16 decomposition rounds its scores and weights and is
+            // itself further off than the fused kernel, which rounds once.
+            let tol = if dt == DType::BF16 { 1e-2 } else { 1e-5 };
+            close(&got, &want, tol, tol, &format!("{dt} B {b} len {len}"));
+        }
+    }
 }
