@@ -297,6 +297,11 @@ fn bad_configs_are_named() {
     );
     let e = err(&|c| c["type_vocab_size"] = json!(0));
     assert!(e.contains("type_vocab_size"), "{e}");
+    let e = err(&|c| c["num_hidden_layers"] = json!(1u64 << 40));
+    assert!(
+        e.contains("num_hidden_layers") && e.contains("largest supported"),
+        "{e}"
+    );
     let e = err(&|c| {
         c.as_object_mut().unwrap().remove("vocab_size");
     });

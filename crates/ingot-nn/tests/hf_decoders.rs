@@ -251,6 +251,13 @@ fn bad_folders_name_the_problem() {
     let mut c = config.clone();
     c["num_key_value_heads"] = 3.into();
     assert!(err(&c).contains("3 key/value heads"));
+    // Sizes no model has are refused before anything is built from them.
+    for key in ["head_dim", "num_hidden_layers", "vocab_size"] {
+        let mut c = config.clone();
+        c[key] = (1u64 << 40).into();
+        let e = err(&c);
+        assert!(e.contains(key) && e.contains("largest supported"), "{e}");
+    }
     // A missing weight is named.
     let mut c = config.clone();
     c["num_hidden_layers"] = 3.into();

@@ -78,6 +78,21 @@ impl BertConfig {
         if let Some((k, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(cfg_err(format!("{k} must be positive")));
         }
+        let limits = [
+            1 << 26,
+            1 << 20,
+            1 << 12,
+            1 << 16,
+            1 << 22,
+            1 << 24,
+            1 << 16,
+        ];
+        let sized: Vec<(&str, usize, usize)> = sizes
+            .iter()
+            .zip(limits)
+            .map(|(&(k, v), max)| (k, v, max))
+            .collect();
+        super::check_limits("BertConfig", &sized)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(cfg_err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",

@@ -178,6 +178,9 @@ impl Default for DecoderConfig {
     }
 }
 
+/// The most layers a config may name (published models have under 200).
+const MAX_LAYERS: usize = 1 << 12;
+
 fn cfg_err(m: impl std::fmt::Display) -> Error {
     Error::invalid("DecoderConfig", m)
 }
@@ -185,6 +188,18 @@ fn cfg_err(m: impl std::fmt::Display) -> Error {
 impl DecoderConfig {
     /// Checks the sizes fit together.
     pub fn validate(&self) -> Result<()> {
+        super::check_limits(
+            "DecoderConfig",
+            &[
+                ("vocab_size", self.vocab_size, 1 << 26),
+                ("hidden_size", self.hidden_size, 1 << 20),
+                ("intermediate_size", self.intermediate_size, 1 << 22),
+                ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+                ("num_attention_heads", self.num_attention_heads, 1 << 16),
+                ("num_key_value_heads", self.num_key_value_heads, 1 << 16),
+                ("head_dim", self.head_dim, 1 << 14),
+            ],
+        )?;
         if self.vocab_size == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 {
             return Err(cfg_err(format!(
                 "vocab_size {}, hidden_size {} and num_hidden_layers {} must be positive",
@@ -403,6 +418,11 @@ impl DecoderConfig {
             .or_else(|| float("partial_rotary_factor"))
             .unwrap_or(1.0);
         let layers = need("num_hidden_layers")?;
+        // Checked before the per-layer lists below are built from it.
+        super::check_limits(
+            "DecoderConfig",
+            &[("num_hidden_layers", layers, MAX_LAYERS)],
+        )?;
         let attention_bias = flag("attention_bias").unwrap_or(false);
         // Which layers slide: transformers 5 writes "layer_types"; older files imply it.
         let window = match arch {

@@ -14,3 +14,15 @@ pub use gpt2::{Gpt2, Gpt2Config};
 pub type Llama = Decoder;
 /// The Llama name of [`DecoderConfig`].
 pub type LlamaConfig = DecoderConfig;
+
+/// Refuses sizes past `(name, value, limit)`: a config file must not make the model's
+/// constructor allocate without bound (limits sit far above any published model's).
+fn check_limits(op: &str, sizes: &[(&str, usize, usize)]) -> ingot::Result<()> {
+    match sizes.iter().find(|(_, v, max)| v > max) {
+        Some((k, v, max)) => Err(ingot::Error::invalid(
+            op,
+            format!("{k} {v} is past the largest supported, {max}"),
+        )),
+        None => Ok(()),
+    }
+}
