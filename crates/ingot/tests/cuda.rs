@@ -49,6 +49,7 @@ fn cuda_backend() {
     memory_figures_and_cache();
     layout_and_gather_kernels_match_the_cpu();
     ops_without_kernels_fall_back_to_the_cpu();
+    decoding_matmuls_match_an_f64_reference();
 }
 
 fn transfers_are_lazy_and_counted() {
@@ -263,4 +264,101 @@ fn ops_without_kernels_fall_back_to_the_cpu() {
     }
     let fb = ingot::cuda::fallbacks();
     assert!(fb.iter().any(|(n, c)| *n == "inv" && *c > 0), "{fb:?}");
+}
+
+/// Products of a few rows with a weight stored (n, k) — `x @ W^T` while decoding, which the
+/// GPU's matrix-vector kernel computes instead of cuBLAS — against an f64 reference of the
+/// same (rounded) inputs: both kernel paths (16-byte loads when k and the rows align,
+/// element loads otherwise), one to eight rows, groups of warps per output for short n,
+/// a weight broadcast over a batch, NaN propagating, and nine rows (cuBLAS again).
+/// A step of `cuda_backend`: `with_device` changes the process-wide default, which would
+/// put a concurrent test's arrays (the out-of-memory check's included) on the CPU.
+fn decoding_matmuls_match_an_f64_reference() {
+    let gpu0 = Device::Cuda(0);
+    for dt in [DType::BF16, DType::F16, DType::F32] {
+        let tol = match dt {
+            DType::BF16 => 1e-2,
+            DType::F16 => 2e-3,
+            _ => 1e-5,
+        };
+        // (batch, m, n, k, offset of x's first element)
+        for (case, &(batch, m, n, k, shift)) in [
+            (1, 1, 1024, 4096, 0),
+            (1, 1, 4099, 512, 0),
+            (1, 3, 33, 4096, 0),
+            (1, 8, 257, 1000, 0),
+            (1, 2, 300, 100, 0),
+            (1, 1, 64, 520, 1),
+            (2, 4, 130, 64, 0),
+            (1, 9, 70, 256, 0),
+            (1, 1, 5, 8, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let xs = f32s(batch * m * (k + shift), 11 + case as u64);
+            let ws = f32s(n * k, 97 + case as u64);
+            let run = || -> Vec<f64> {
+                let x = Array::from_slice(&xs, &[batch, m, k + shift]).unwrap();
+                let x = ingot::astype(&x, dt).unwrap();
+                // A view that starts `shift` elements in: rows no longer 16-byte aligned.
+                let x = ingot::slice(
+                    &x,
+                    &[
+                        ingot::SliceArg::ALL,
+                        ingot::SliceArg::ALL,
+                        ingot::SliceArg::range(shift as isize, (k + shift) as isize),
+                    ],
+                )
+                .unwrap();
+                let w = ingot::astype(&Array::from_slice(&ws, &[n, k]).unwrap(), dt).unwrap();
+                let y = ingot::matmul(&x, &ingot::transpose(&w, None).unwrap()).unwrap();
+                assert_eq!(y.shape(), [batch, m, n]);
+                assert_eq!(y.dtype(), dt);
+                ingot::astype(&y, DType::F64)
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap()
+            };
+            let got = ingot::with_device(gpu0, run);
+            // The reference: the inputs rounded to dt, multiplied in f64 on the CPU.
+            let round = |v: &[f32]| -> Vec<f64> {
+                let a = Array::from_slice(v, &[v.len()]).unwrap();
+                let a = ingot::astype(&ingot::astype(&a, dt).unwrap(), DType::F64).unwrap();
+                a.to_vec::<f64>().unwrap()
+            };
+            let (xr, wr) = ingot::with_device(Device::Cpu, || (round(&xs), round(&ws)));
+            for b in 0..batch {
+                for i in 0..m {
+                    for j in 0..n {
+                        let row = &xr[(b * m + i) * (k + shift) + shift..][..k];
+                        let col = &wr[j * k..][..k];
+                        let exact: f64 = row.iter().zip(col).map(|(a, w)| a * w).sum();
+                        let mag: f64 = row.iter().zip(col).map(|(a, w)| (a * w).abs()).sum();
+                        let g = got[(b * m + i) * n + j];
+                        assert!(
+                            (g - exact).abs() <= tol * (mag + exact.abs()) + 1e-6,
+                            "{dt:?} case {case} ({batch}, {m}, {n}, {k}) at ({b}, {i}, {j}): \
+                             {g} vs {exact}"
+                        );
+                    }
+                }
+            }
+        }
+        // NaN in one row of x reaches every output of that row and no other.
+        let mut xs = f32s(2 * 64, 5);
+        xs[70] = f32::NAN;
+        let ws = f32s(16 * 64, 6);
+        let y = ingot::with_device(gpu0, || {
+            let x = ingot::astype(&Array::from_slice(&xs, &[2, 64]).unwrap(), dt).unwrap();
+            let w = ingot::astype(&Array::from_slice(&ws, &[16, 64]).unwrap(), dt).unwrap();
+            let y = ingot::matmul(&x, &ingot::transpose(&w, None).unwrap()).unwrap();
+            ingot::astype(&y, DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap()
+        });
+        assert!(y[..16].iter().all(|v| v.is_finite()), "{dt:?}: {y:?}");
+        assert!(y[16..].iter().all(|v| v.is_nan()), "{dt:?}: {y:?}");
+    }
 }

@@ -3,7 +3,8 @@
 //! copy is made unless a matrix has neither unit row nor unit column stride, or its batch
 //! offsets are not one arithmetic progression. Integer matmul runs on the CPU for now.
 
-use super::{cuda_err, elementwise, Gpu};
+use super::elementwise::{ctype, COMMON, FUNCS};
+use super::{cuda_err, elementwise, Args, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
@@ -181,6 +182,9 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let (Some((va, _ka)), Some((vb, _kb))) = (view(a, m, k)?, view(b, k, n)?) else {
         return Ok(None);
     };
+    if gemv(g, &va, &vb, [m, n, k, batch], dt, mem.ptr())? {
+        return out(mem);
+    }
     let h = blas(g)?.handle;
     let op = |t: bool| {
         if t {
@@ -189,8 +193,9 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             sys::cublasOperation_t::CUBLAS_OP_N
         }
     };
-    // Row-major C = A B is column-major C^T = B^T A^T.
-    unsafe {
+    // Row-major C = A B is column-major C^T = B^T A^T. The call's host time shows under
+    // INGOT_CUDA_STATS=1.
+    super::stats::timed("[cublas gemm call]", || unsafe {
         cudarc::cublas::result::gemm_strided_batched_ex(
             h,
             op(vb.trans),
@@ -216,9 +221,131 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             ctype,
             sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
-    }
+    })
     .map_err(|e| cuda_err("matmul", e))?;
     out(mem)
+}
+
+const GEMV: &str = include_str!("kernels/gemv.cuh");
+
+fn gemv_source(dt: DType) -> String {
+    let flag = match dt {
+        DType::BF16 => "#define GEMV_BF16\n",
+        DType::F16 => "#define GEMV_F16\n",
+        _ => "",
+    };
+    let base = gemv_base(dt);
+    format!(
+        "{COMMON}\n{FUNCS}\n{flag}#define GEMV_LOADS {}\n#define T {}\n#define KNAME(k) {base}_##k\n{GEMV}\n",
+        gemv_tuning().0,
+        ctype(dt)
+    )
+}
+
+fn gemv_base(dt: DType) -> String {
+    let (loads, wpr) = gemv_tuning();
+    format!("gemv_{}_l{loads}_w{wpr}", ctype(dt))
+}
+
+/// Tuning knobs for measuring the matrix-vector kernel on a GPU:
+/// `INGOT_CUDA_GEMV_LOADS` (16-byte loads in flight per thread, default 4) and
+/// `INGOT_CUDA_GEMV_WPR` (warps per output, 1-8; default 0, chosen per shape).
+fn gemv_tuning() -> (usize, usize) {
+    static T: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+        let loads = get("INGOT_CUDA_GEMV_LOADS")
+            .filter(|l| (1..=16).contains(l))
+            .unwrap_or(4);
+        let wpr = get("INGOT_CUDA_GEMV_WPR")
+            .filter(|w| [1, 2, 4, 8].contains(w))
+            .unwrap_or(0);
+        (loads, wpr)
+    })
+}
+
+/// Module sources for the compile check.
+pub(crate) fn sample_sources() -> Vec<(String, String)> {
+    [DType::F16, DType::BF16, DType::F32]
+        .into_iter()
+        .map(|dt| (gemv_base(dt), gemv_source(dt)))
+        .collect()
+}
+
+/// `INGOT_CUDA_GEMV=0` sends products of a few rows to cuBLAS too (for comparison).
+fn gemv_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_GEMV").is_none_or(|v| v != "0"))
+}
+
+/// At most this many rows of `a` go to the matrix-vector kernel.
+const GEMV_MAX_ROWS: usize = 8;
+
+/// `a (m, k) @ w^T` for at most 8 rows of `a` and a weight stored `(n, k)` with unit
+/// stride along k (a Linear layer's `x @ W^T` while decoding) on ingot's matrix-vector
+/// kernel: it reads the weight at close to the memory bandwidth, and its launch costs the
+/// host a fraction of cuBLAS's call, which dominated a decoded token. Returns false for
+/// other shapes and layouts (cuBLAS's case).
+fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> Result<bool> {
+    let [m, n, k, batch] = dims;
+    if !matches!(dt, DType::BF16 | DType::F16 | DType::F32)
+        || m > GEMV_MAX_ROWS
+        || va.trans
+        || !vb.trans
+        || batch > 65535
+        || !gemv_enabled()
+    {
+        return Ok(false);
+    }
+    let esize = dt.size() as i64;
+    let per = 16 / esize;
+    let aligned =
+        |ptr: u64, strides: &[i64]| ptr % 16 == 0 && strides.iter().all(|&s| (s * esize) % 16 == 0);
+    let vec = k as i64 % per == 0
+        && aligned(va.ptr, &[va.ld, va.batch_stride])
+        && aligned(vb.ptr, &[vb.ld, vb.batch_stride]);
+    // Enough warps in flight to cover the memory latency (a group of warps per output when
+    // there are few outputs) and at most ~8 KiB of weight a warp (long rows are shared, so
+    // the last warps do not finish alone), unless k is too short to give every thread two
+    // 16-byte loads.
+    let mut wpr = (8192 / n.max(1)).next_power_of_two().clamp(1, 8);
+    while wpr < 8 && k * esize as usize > 8192 * wpr {
+        wpr *= 2;
+    }
+    while wpr > 1 && k < wpr * 32 * 16 {
+        wpr /= 2;
+    }
+    if gemv_tuning().1 > 0 {
+        wpr = gemv_tuning().1;
+    }
+    let per_block = 8 / wpr;
+    let base = gemv_base(dt);
+    let f = g.kernel_in(&base, &format!("{base}_gemv"), || gemv_source(dt))?;
+    let mut args = Args::new();
+    args.push(out)
+        .push(va.ptr)
+        .push(vb.ptr)
+        .push(m as i32)
+        .push(n as i64)
+        .push(k as i64)
+        .push(va.ld)
+        .push(vb.ld)
+        .push(va.batch_stride)
+        .push(vb.batch_stride)
+        .push(wpr as i32)
+        .push(vec as i32);
+    let blocks = n.div_ceil(per_block);
+    if blocks > i32::MAX as usize {
+        return Ok(false);
+    }
+    g.launch(
+        &f,
+        (blocks as u32, batch as u32, 1),
+        (256, 1, 1),
+        0,
+        &mut args,
+    )?;
+    Ok(true)
 }
 
 /// A host scalar's bytes, for cuBLAS's alpha and beta.
