@@ -107,8 +107,15 @@ pub(super) fn eval(
     if col {
         g.launch_1d(&f, nout, &mut args)?;
     } else {
-        // Short axes waste most of a 256-thread block.
-        let threads = if n <= 2048 { 64 } else { 256 };
+        // Short axes waste most of a large block; a long one (a vocabulary's logits while
+        // decoding, one row) wants every thread it can get.
+        let threads = if n <= 2048 {
+            64
+        } else if n <= 65536 || nout >= 256 {
+            256
+        } else {
+            1024
+        };
         g.launch(&f, (nout as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))

@@ -907,7 +907,7 @@ fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<
 /// the address of its first element; `None` when no copy kernel handles it.
 pub(super) fn row_major(g: &Gpu, x: &Array) -> Result<Option<(Data, u64)>> {
     let mut d = x.ready_data();
-    if d.strides != contiguous_strides(x.shape()) {
+    if !is_row_major(x.shape(), &d.strides) {
         match copy(g, x)? {
             Some(c) => d = c,
             None => return Ok(None),
@@ -915,6 +915,22 @@ pub(super) fn row_major(g: &Gpu, x: &Array) -> Result<Option<(Data, u64)>> {
     }
     let ptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * x.dtype().size()) as u64;
     Ok(Some((d, ptr)))
+}
+
+/// Whether elements at `strides` lie in row-major order with no gaps. Size-1 dims may carry
+/// any stride (a token's `(1, heads, 1, dim)` view after a transpose is row-major), so such
+/// views are not copied.
+pub(super) fn is_row_major(shape: &[usize], strides: &[isize]) -> bool {
+    let mut want = 1isize;
+    for (&n, &s) in shape.iter().zip(strides).rev() {
+        if n != 1 {
+            if s != want {
+                return false;
+            }
+            want *= n as isize;
+        }
+    }
+    true
 }
 
 /// The unsigned type of `d`'s width (kernels that only move elements move them as bits).

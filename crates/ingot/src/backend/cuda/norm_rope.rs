@@ -1,6 +1,6 @@
 //! rms_norm, layer_norm and rope on the GPU (kernels/norm_rope.cuh) for f16, bf16, f32 and
-//! f64: a block per row for the norms, a thread per rotated pair for rope. Opt-in
-//! (`INGOT_CUDA_FAST=1`, checked by the caller) until they have passed the GPU suite.
+//! f64: a block per row for the norms, a thread per rotated pair for rope.
+//! `INGOT_CUDA_FAST=0` (checked by the caller) builds the decompositions instead.
 //! Operands are made row-major first.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
@@ -93,14 +93,9 @@ pub(super) fn eval(
             push_c(&mut args, dt, eps.to_f64());
             args.push(center as i32);
             let f = g.kernel_in(&base, &format!("{base}_norm"), || source(&base, dt))?;
-            // Short rows would leave most of a large block idle.
-            let threads = if d <= 512 {
-                64
-            } else if d <= 2048 {
-                128
-            } else {
-                256
-            };
+            // About four elements a thread: short rows would leave most of a large block
+            // idle, and a long row (one token's hidden state) wants every thread.
+            let threads = (d / 4).next_power_of_two().clamp(32, 1024) as u32;
             g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
         }
         Op::Rope {

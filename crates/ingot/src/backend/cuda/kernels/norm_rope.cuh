@@ -22,32 +22,40 @@ DEV C nr_block_sum(C v, C* sh) {
     return nr_warp_sum(v);
 }
 
-extern "C" __global__ void __launch_bounds__(256) KNAME(norm)(T* __restrict__ out,
+// Each pass issues four loads per thread before using any: a row is one block, and a
+// loop that waited for every load took 17 us for one row of 4096 while decoding.
+#define NR_PASS(BODY)                                                        \
+    for (long long i0 = threadIdx.x; i0 < d; i0 += 4 * nt) {                 \
+        C v[4];                                                              \
+        _Pragma("unroll") for (int u = 0; u < 4; ++u) {                      \
+            long long i = i0 + u * nt;                                       \
+            v[u] = i < d ? ld(p[i]) : (C)0;                                  \
+        }                                                                    \
+        _Pragma("unroll") for (int u = 0; u < 4; ++u) {                      \
+            long long i = i0 + u * nt;                                       \
+            if (i < d) { BODY; }                                             \
+        }                                                                    \
+    }
+
+extern "C" __global__ void __launch_bounds__(1024) KNAME(norm)(T* __restrict__ out,
     const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, long long d,
     C eps, int center) {
     __shared__ C sh[32];
     const T* p = x + (long long)blockIdx.x * d;
     T* q = out + (long long)blockIdx.x * d;
     const C nd = (C)d;
+    const long long nt = blockDim.x;
     C mean = 0;
     if (center) {
         C s = 0;
-        for (long long i = threadIdx.x; i < d; i += blockDim.x) s += ld(p[i]);
+        NR_PASS(s += v[u])
         mean = nr_block_sum(s, sh) / nd;
     }
     C s2 = 0;
-    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
-        C v = ld(p[i]) - mean;
-        s2 += v * v;
-    }
+    NR_PASS(C c = v[u] - mean; s2 += c * c)
     const C var = nr_block_sum(s2, sh) / nd;
     const C inv = (C)1 / m_sqrt(var + eps);
-    for (long long i = threadIdx.x; i < d; i += blockDim.x) {
-        C y = (ld(p[i]) - mean) * inv;
-        if (w) y = y * ld(w[i]);
-        if (b) y = y + ld(b[i]);
-        q[i] = st<T>(y);
-    }
+    NR_PASS(C y = (v[u] - mean) * inv; if (w) y = y * ld(w[i]); if (b) y = y + ld(b[i]); q[i] = st<T>(y))
 }
 
 // offs: null (the offset is `fixed`), one int64 for every row, or one per batch row
