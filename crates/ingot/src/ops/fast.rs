@@ -292,9 +292,10 @@ fn gpu_prefers_composed(p: &Prepared) -> bool {
 ///
 /// One fused node: the CPU kernel never holds more than one row of scores per thread.
 /// Its gradient is the reference decomposition's. On a CUDA default device the
-/// decomposition itself is built (its matmuls and softmax are GPU kernels) unless
-/// `INGOT_CUDA_ATTENTION=1` enables the fused CUDA kernels, which then serve up to 16 query
-/// rows a head (decoding), or scores too large to materialize.
+/// fused CUDA kernels serve up to 16 query rows a head (decoding) and scores too large to
+/// materialize; longer prompts build the decomposition (cuBLAS matmuls and the softmax
+/// kernel, faster there until the fused kernel has a tensor-core path).
+/// `INGOT_CUDA_ATTENTION=0` builds the decomposition everywhere.
 pub fn scaled_dot_product_attention(
     q: &Array,
     k: &Array,

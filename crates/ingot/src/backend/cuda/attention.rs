@@ -1,8 +1,8 @@
 //! Fused scaled dot-product attention (kernels/attention.cuh) for f16, bf16, f32 and f64,
 //! head dims up to 256: one warp per query row with an online softmax, the scores never
 //! stored; decoding (few query rows, many keys) splits the keys across blocks and merges
-//! the partial softmaxes. Opt-in (`INGOT_CUDA_ATTENTION=1`) until it has passed the GPU
-//! suite. Keys and values are read in place when their rows are contiguous (KV-cache
+//! the partial softmaxes (`INGOT_CUDA_ATTENTION=0` opts out; ops/fast.rs picks where the
+//! fused node is built). Keys and values are read in place when their rows are contiguous (KV-cache
 //! views); other operands and the mask are made row-major first.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};

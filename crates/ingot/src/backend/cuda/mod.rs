@@ -315,19 +315,19 @@ fn note_fallback(name: &'static str) {
     }
 }
 
-/// `INGOT_CUDA_ATTENTION=1`: attention on a CUDA device builds the fused node (its CUDA
-/// kernel) instead of the decomposition. Opt-in until the kernel has passed the GPU suite.
+/// Attention on a CUDA device builds the fused node (its CUDA kernels: split-KV decoding,
+/// a warp per query row otherwise) where ops/fast.rs picks it; `INGOT_CUDA_ATTENTION=0`
+/// builds the decomposition everywhere (for comparison and bisecting).
 pub(crate) fn attention_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_some_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_none_or(|v| v != "0"))
 }
 
-/// `INGOT_CUDA_FAST=1`: rms_norm, layer_norm and rope on a CUDA device build their fused
-/// nodes and run their CUDA kernels (kernels/norm_rope.cuh) instead of the decompositions.
-/// Opt-in until the kernels have passed the GPU suite.
+/// rms_norm, layer_norm and rope on a CUDA device build their fused nodes and run their
+/// CUDA kernels (kernels/norm_rope.cuh); `INGOT_CUDA_FAST=0` builds the decompositions.
 pub(crate) fn fast_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FAST").is_some_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FAST").is_none_or(|v| v != "0"))
 }
 
 /// `INGOT_CUDA_SLOW_MS=N`: every GPU op waits for its own work and, when it took N ms or
@@ -550,6 +550,7 @@ pub fn check_kernels_compile(arch: &str) -> Result<usize> {
     modules.extend(scatter::sample_sources());
     modules.extend(pool::sample_sources());
     modules.extend(misc::sample_sources());
+    modules.extend(matmul::sample_sources());
     if let Some(d) = std::env::var_os("INGOT_DUMP_KERNELS").map(std::path::PathBuf::from) {
         for (name, src) in &modules {
             let _ = std::fs::write(d.join(format!("{name}.cu")), src);

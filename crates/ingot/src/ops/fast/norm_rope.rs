@@ -1,5 +1,5 @@
 //! `rms_norm`, `layer_norm` and `rope`: fast ops over the last axis, each one node with a
-//! CPU kernel, an opt-in CUDA kernel (`INGOT_CUDA_FAST=1`) and a reference decomposition
+//! CPU kernel, a CUDA kernel (`INGOT_CUDA_FAST=0` opts out) and a reference decomposition
 //! that gives their gradients and vmap fallback.
 
 use super::compute_dtype;
@@ -181,7 +181,7 @@ fn norm_inputs(
 ///
 /// One node with a fused kernel (rows in parallel); its gradient is that of
 /// [`rms_norm_reference`]. On a CUDA default device the decomposition is built unless
-/// `INGOT_CUDA_FAST=1` enables the fused CUDA kernel.
+/// On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`: the decomposition).
 pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f64) -> Result<Array> {
     let inputs = norm_inputs("rms_norm", x, weight, None)?;
     build(rms_op(weight, eps), inputs)
@@ -272,7 +272,7 @@ impl<'a> From<&'a Array> for RopeOffset<'a> {
 ///
 /// One node with a fused kernel; its gradient (for x and `freqs`) is that of
 /// [`rope_reference`]. On a CUDA default device the decomposition is built unless
-/// `INGOT_CUDA_FAST=1` enables the fused CUDA kernel.
+/// On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`: the decomposition).
 pub fn rope(
     x: &Array,
     dims: usize,
