@@ -3,13 +3,10 @@
 # (scripts/gpu/pack.sh): `ingot bench-lm` beside transformers (eager, same config, same
 # prompt, greedy) for each config named, bf16, alone on the GPU. JSON to $OUT/lm-NAME.json.
 #   bash scripts/gpu/lm.sh [CONFIG...]   (default: Llama 3.2 1B and Llama 3 8B geometries)
-# INGOT_CUDA_ATTENTION=1 and INGOT_CUDA_FAST=1 (fused attention, norms and RoPE) are set
-# unless the caller sets them.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
 export INGOT_KERNEL_CACHE=${INGOT_KERNEL_CACHE:-/tmp/ingot-kernels} PYTHONUNBUFFERED=1
-export INGOT_CUDA_ATTENTION=${INGOT_CUDA_ATTENTION:-1} INGOT_CUDA_FAST=${INGOT_CUDA_FAST:-1}
 mkdir -p "$INGOT_KERNEL_CACHE"
 out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
 [ $# -gt 0 ] || set -- configs/lm/llama-3.2-1b.json configs/lm/llama-3-8b.json

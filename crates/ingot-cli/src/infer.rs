@@ -74,7 +74,9 @@ fn load(dir: &Path, a: &SamplingArgs) -> Result<Loaded> {
     let dtype = parse_dtype(&a.dtype)?;
     let t0 = Instant::now();
     let bar = spinner(&format!("loading {}", dir.display()));
-    let model = Decoder::from_pretrained(dir, dtype)?;
+    let mut model = Decoder::from_pretrained(dir, dtype)?;
+    // One matrix-vector product for q, k, v and one for gate, up per token.
+    model.fuse_projections()?;
     // Weights are read (and cast) now, not during the first token.
     let params: Vec<Array> = ingot_nn::ModuleExt::parameters(&model)
         .into_values()
@@ -254,11 +256,18 @@ pub fn chat(dir: &Path, system: Option<&str>, a: &SamplingArgs) -> Result<()> {
 
 /// `ingot bench-lm`: prefill and decode speed and memory of a model of any size with
 /// random weights (a folder's config.json or a config file).
+/// What `ingot bench-lm` runs: prompt and new tokens, optionally fewer layers, and whether
+/// the projections are joined (as generation does).
+pub struct BenchShape {
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub layers: Option<usize>,
+    pub fuse: bool,
+}
+
 pub fn bench_lm(
     source: &Path,
-    prompt_tokens: usize,
-    new_tokens: usize,
-    layers: Option<usize>,
+    shape: BenchShape,
     dtype: &Option<String>,
     json_out: Option<&Path>,
     torch: Option<&str>,
@@ -272,6 +281,12 @@ pub fn bench_lm(
         .map_err(|e| Error::io("bench-lm", format!("cannot read {}: {e}", path.display())))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Error::invalid("bench-lm", format!("{}: {e}", path.display())))?;
+    let BenchShape {
+        prompt_tokens,
+        new_tokens,
+        layers,
+        fuse,
+    } = shape;
     let mut config = DecoderConfig::from_json(&v)?;
     if let Some(n) = layers {
         config.num_hidden_layers = n;
@@ -293,7 +308,10 @@ pub fn bench_lm(
         ));
     }
     let bar = spinner("making random weights");
-    let model = Decoder::new(&config, &rng::key(0), dtype)?;
+    let mut model = Decoder::new(&config, &rng::key(0), dtype)?;
+    if fuse {
+        model.fuse_projections()?;
+    }
     let params: Vec<Array> = ingot_nn::ModuleExt::parameters(&model)
         .into_values()
         .collect();
@@ -317,7 +335,10 @@ pub fn bench_lm(
         .map(|i| ((i * 7919 + 13) % config.vocab_size) as i32)
         .collect();
     let prompt = Array::from_slice(&ids, &[1, prompt_tokens])?;
-    let run = |record: bool| -> Result<(f64, f64, Vec<usize>)> {
+    // Per decode step: host time building the graph, host time enqueueing it (eval returns
+    // before the GPU finishes), and time waiting for the token; host-bound when the wait is
+    // near zero.
+    let run = |record: bool| -> Result<(f64, f64, Vec<usize>, [f64; 3])> {
         let mut cache = KvCache::with_capacity(prompt_tokens + new_tokens);
         ingot::synchronize(device)?;
         reset();
@@ -341,22 +362,37 @@ pub fn bench_lm(
         } else {
             new_tokens.min(4)
         };
+        let mut split = [0f64; 3];
         let t1 = Instant::now();
         for _ in 1..steps {
+            let s0 = Instant::now();
             let logits = model.forward_cached(&tok, Some(&mut cache))?;
             next = ingot::argmax(&logits, Some(-1), false)?;
+            let s1 = Instant::now();
+            ingot::eval(std::slice::from_ref(&next))?;
+            let s2 = Instant::now();
             tok = next.clone();
             tok.to_f64_vec()?;
+            split[0] += (s1 - s0).as_secs_f64();
+            split[1] += (s2 - s1).as_secs_f64();
+            split[2] += s2.elapsed().as_secs_f64();
             if record {
                 mem.push(active());
             }
         }
         let decode = (steps - 1) as f64 / t1.elapsed().as_secs_f64().max(1e-9);
-        Ok((ttft, decode, mem))
+        let per = |t: f64| t / (steps - 1).max(1) as f64;
+        Ok((ttft, decode, mem, split.map(per)))
     };
     // One short warm-up run compiles kernels and fills the allocator's cache.
     run(false)?;
-    let (ttft, decode, mem) = run(true)?;
+    let (ttft, decode, mem, split) = run(true)?;
+    eprintln!(
+        "decode step: build {:.3} ms, enqueue {:.3} ms, wait {:.3} ms (host-bound when the wait is near zero)",
+        split[0] * 1e3,
+        split[1] * 1e3,
+        split[2] * 1e3
+    );
     let peak_b = peak();
     if let ingot::Device::Cuda(_) = device {
         // Ops that ran on the CPU for want of a kernel, and with INGOT_CUDA_PROFILE=1 or
@@ -453,6 +489,8 @@ pub fn bench_lm(
         "new_tokens": new_tokens,
         "time_to_first_token_s": ttft,
         "decode_tokens_per_s": decode,
+        "projections_joined": fuse,
+        "decode_step_host_s": {"build": split[0], "enqueue": split[1], "wait": split[2]},
         "active_bytes_after_first_decode": mem_first,
         "active_bytes_at_end": mem_last,
         "peak_bytes": peak_b,

@@ -111,6 +111,9 @@ enum Cmd {
         torch: Option<String>,
         #[arg(long)]
         device: Option<String>,
+        /// Keep q, k, v (and gate, up) as separate projections instead of joining them.
+        #[arg(long)]
+        separate_projections: bool,
     },
 }
 
@@ -186,15 +189,19 @@ fn main() -> ExitCode {
             json,
             torch,
             device,
+            separate_projections,
         } => report(pick_device(device).and_then(|_| {
             let source = model.or(config).ok_or_else(|| {
                 ingot::Error::invalid("bench-lm", "give --model DIR or --config FILE")
             })?;
             infer::bench_lm(
                 &source,
-                prompt_tokens,
-                new_tokens,
-                layers,
+                infer::BenchShape {
+                    prompt_tokens,
+                    new_tokens,
+                    layers,
+                    fuse: !separate_projections,
+                },
                 &dtype,
                 json.as_deref(),
                 torch.as_deref(),
