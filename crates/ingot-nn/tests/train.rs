@@ -431,3 +431,43 @@ fn retracing_frozen_parameters_and_errors() {
     assert_eq!(ts.optimizer().step_count(), count + 1);
     assert_eq!(ts.stats().traces, 1);
 }
+
+/// A compiled step through the decoder follows the eager loop: the same losses within f32
+/// rounding, one trace. (Its program once made the fusion pass order two fused groups that
+/// read each other, and the step panicked.)
+#[test]
+fn a_compiled_step_through_the_decoder_follows_the_eager_loop() {
+    use ingot_nn::models::{Decoder, DecoderConfig};
+    let _serial = SERIAL.lock();
+    let config = DecoderConfig {
+        vocab_size: 11,
+        hidden_size: 8,
+        intermediate_size: 12,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 2,
+        max_position_embeddings: 64,
+        ..DecoderConfig::default()
+    };
+    let make = || Decoder::new(&config, &rng::key(5), DType::F32).unwrap();
+    let seq: Vec<i32> = (0..17).map(|i| [2, 5, 3, 9, 4, 7][i % 6]).collect();
+    let x = Array::from_slice(&seq[..16], &[1, 16]).unwrap();
+    let y = Array::from_slice(&seq[1..], &[1, 16]).unwrap();
+    let data = vec![vec![x, y]; 4];
+    let loss = |m: &Decoder, b: &[Array]| {
+        cross_entropy(&m.forward(&b[0])?, &b[1], &CrossEntropy::default())
+    };
+    let (want, _, _) = run_eager(make(), AdamW::new(1e-2), &data, loss);
+    let (got, _, ts) = run_compiled(make(), AdamW::new(1e-2), &data, loss);
+    assert_eq!(ts.stats().traces, 1);
+    let f = |v: &[u64]| -> Vec<f32> { v.iter().map(|&b| f32::from_bits(b as u32)).collect() };
+    let (want, got) = (f(&want), f(&got));
+    assert!(want[3] < want[0], "eager losses {want:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
+    }
+}

@@ -13,7 +13,6 @@ use crate::layers::{Embedding, Linear, RoPE};
 use crate::module::{visit_child, visit_child_mut, Module, ModuleExt, Param, Unary};
 use crate::rng;
 use ingot::fast::{scaled_dot_product_attention, SdpaMask};
-use ingot::transforms::{compile_with, CompileOptions, Compiled};
 use ingot::{Array, DType, Error, Result, SliceArg};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1264,7 +1263,9 @@ impl Decoder {
             }
         };
         let act = match self.config.activation {
-            Activation::Silu => swiglu(&gate, &up)?,
+            Activation::Silu => {
+                ingot::multiply(&ingot::multiply(&gate, &ingot::sigmoid(&gate)?)?, &up)?
+            }
             Activation::GeluTanh => ingot::multiply(&gelu_tanh(&gate)?, &up)?,
         };
         m.down_proj.forward(&act)
@@ -1379,27 +1380,6 @@ impl Decoder {
 }
 
 /// `cap · tanh(x / cap)`.
-/// `silu(gate) * up`, compiled once for the process into one fused elementwise kernel
-/// (shapeless, so prompts and single tokens share it): one launch per layer where the
-/// eager ops made three, which matters when decoding a token is bound by launches.
-fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
-    type F = fn(&[Array]) -> Result<Vec<Array>>;
-    static SWIGLU: std::sync::OnceLock<Compiled<F>> = std::sync::OnceLock::new();
-    let c = SWIGLU.get_or_init(|| {
-        let f: F = |xs| {
-            let silu = ingot::multiply(&xs[0], &ingot::sigmoid(&xs[0])?)?;
-            Ok(vec![ingot::multiply(&silu, &xs[1])?])
-        };
-        let options = CompileOptions {
-            shapeless: true,
-            ..CompileOptions::default()
-        };
-        compile_with(f, options)
-    });
-    let mut out = c.call(&[gate.clone(), up.clone()])?;
-    Ok(out.remove(0))
-}
-
 fn softcap(x: &Array, cap: f64) -> Result<Array> {
     ingot::multiply(&ingot::tanh(&ingot::divide(x, cap)?)?, cap)
 }

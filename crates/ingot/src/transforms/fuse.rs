@@ -287,7 +287,48 @@ pub(crate) fn fuse(g: &Graph) -> Result<Graph> {
         });
         let _ = (shape, dtype);
     }
+    // The grouping rules keep each group from reading itself through an op outside it, but
+    // two groups can still end up reading each other (a member of one reads the other
+    // directly while a member of the other reads the first): such a program has no order.
+    // Fusion is only an optimization, so that program runs unfused.
+    if has_cycle(&values, &apps) {
+        return Ok(g.clone());
+    }
     Ok(renumber(g, values, apps, rules))
+}
+
+/// Whether the applications' dependencies form a cycle.
+fn has_cycle(values: &[Value], apps: &[App]) -> bool {
+    let mut producer = vec![usize::MAX; values.len()];
+    for (k, a) in apps.iter().enumerate() {
+        for &o in &a.outs {
+            producer[o] = k;
+        }
+    }
+    // Kahn's algorithm: every application is ordered unless some wait on each other.
+    let mut waiting: Vec<usize> = vec![0; apps.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); apps.len()];
+    for (k, a) in apps.iter().enumerate() {
+        for &i in &a.inputs {
+            let p = producer[i];
+            if p != usize::MAX {
+                waiting[k] += 1;
+                users[p].push(k);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..apps.len()).filter(|&k| waiting[k] == 0).collect();
+    let mut done = 0;
+    while let Some(k) = ready.pop() {
+        done += 1;
+        for &u in &users[k] {
+            waiting[u] -= 1;
+            if waiting[u] == 0 {
+                ready.push(u);
+            }
+        }
+    }
+    done < apps.len()
 }
 
 /// A graph from applications over `values`: sorted so every value is defined before use,
