@@ -254,8 +254,6 @@ pub fn chat(dir: &Path, system: Option<&str>, a: &SamplingArgs) -> Result<()> {
     }
 }
 
-/// `ingot bench-lm`: prefill and decode speed and memory of a model of any size with
-/// random weights (a folder's config.json or a config file).
 /// What `ingot bench-lm` runs: prompt and new tokens, optionally fewer layers, and whether
 /// the projections are joined (as generation does).
 pub struct BenchShape {
@@ -265,6 +263,8 @@ pub struct BenchShape {
     pub fuse: bool,
 }
 
+/// `ingot bench-lm`: prefill and decode speed and memory of a model of any size with
+/// random weights (a folder's config.json or a config file).
 pub fn bench_lm(
     source: &Path,
     shape: BenchShape,

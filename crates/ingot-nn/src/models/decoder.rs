@@ -1044,16 +1044,18 @@ impl Decoder {
         let join = |parts: &[&Linear]| -> Result<Linear> {
             let ws: Vec<Array> = parts.iter().map(|l| l.weight.value.clone()).collect();
             let w = ingot::concatenate(&ws, Some(0))?;
-            let b = match parts
-                .iter()
-                .map(|l| l.bias.as_ref())
-                .collect::<Option<Vec<_>>>()
-            {
-                Some(bs) if !bs.is_empty() => {
-                    let bs: Vec<Array> = bs.iter().map(|b| b.value.clone()).collect();
-                    Some(ingot::concatenate(&bs, Some(0))?)
-                }
-                _ => None,
+            // A part without a bias contributes zeros, should the others have one.
+            let b = if parts.iter().any(|l| l.bias.is_some()) {
+                let bs = parts
+                    .iter()
+                    .map(|l| match &l.bias {
+                        Some(b) => Ok(b.value.clone()),
+                        None => ingot::zeros(&[l.weight.value.shape()[0]], l.weight.value.dtype()),
+                    })
+                    .collect::<Result<Vec<Array>>>()?;
+                Some(ingot::concatenate(&bs, Some(0))?)
+            } else {
+                None
             };
             let mut out = vec![w.clone()];
             out.extend(b.iter().cloned());
