@@ -95,12 +95,7 @@ fn app_index(app: &App, g: &Graph) -> usize {
 pub(crate) fn fuse(g: &Graph) -> Result<Graph> {
     let nv = g.values.len();
     // The application defining each value.
-    let mut producer = vec![usize::MAX; nv];
-    for (k, a) in g.apps.iter().enumerate() {
-        for &o in &a.outs {
-            producer[o] = k;
-        }
-    }
+    let producer = producers(nv, &g.apps);
     let mut group = vec![usize::MAX; g.apps.len()];
     let mut members: Vec<Vec<usize>> = Vec::new();
     // Groups merge when an op reads from several: a union-find over group ids.
@@ -297,14 +292,20 @@ pub(crate) fn fuse(g: &Graph) -> Result<Graph> {
     Ok(renumber(g, values, apps, rules))
 }
 
-/// Whether the applications' dependencies form a cycle.
-fn has_cycle(values: &[Value], apps: &[App]) -> bool {
-    let mut producer = vec![usize::MAX; values.len()];
+/// The application defining each of `nv` values (`usize::MAX`: an input or a constant).
+fn producers(nv: usize, apps: &[App]) -> Vec<usize> {
+    let mut producer = vec![usize::MAX; nv];
     for (k, a) in apps.iter().enumerate() {
         for &o in &a.outs {
             producer[o] = k;
         }
     }
+    producer
+}
+
+/// Whether the applications' dependencies form a cycle.
+fn has_cycle(values: &[Value], apps: &[App]) -> bool {
+    let producer = producers(values.len(), apps);
     // Kahn's algorithm: every application is ordered unless some wait on each other.
     let mut waiting: Vec<usize> = vec![0; apps.len()];
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); apps.len()];
@@ -339,12 +340,7 @@ pub(super) fn renumber(
     apps: Vec<App>,
     rules: HashMap<usize, crate::transforms::VjpRule>,
 ) -> Graph {
-    let mut producer = vec![usize::MAX; values.len()];
-    for (k, a) in apps.iter().enumerate() {
-        for &o in &a.outs {
-            producer[o] = k;
-        }
-    }
+    let producer = producers(values.len(), &apps);
     // Live applications in dependency order: post-order from the outputs, iterative.
     let mut order: Vec<usize> = Vec::new();
     let mut state = vec![0u8; apps.len()]; // 0 new, 1 open, 2 done

@@ -2,8 +2,8 @@
 //! head dims up to 256: one warp per query row with an online softmax, the scores never
 //! stored; decoding (few query rows, many keys) splits the keys across blocks and merges
 //! the partial softmaxes (`INGOT_CUDA_ATTENTION=0` opts out; ops/fast.rs picks where the
-//! fused node is built). Keys and values are read in place when their rows are contiguous (KV-cache
-//! views); other operands and the mask are made row-major first.
+//! fused node is built). Keys and values are read in place when their rows are contiguous
+//! (KV-cache views); other operands and the mask are made row-major first.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};

@@ -180,8 +180,8 @@ fn norm_inputs(
 /// operands are widened to f32, as PyTorch's autocast runs its norms.
 ///
 /// One node with a fused kernel (rows in parallel); its gradient is that of
-/// [`rms_norm_reference`]. On a CUDA default device the decomposition is built unless
-/// On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`: the decomposition).
+/// [`rms_norm_reference`]. On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`
+/// builds the decomposition).
 pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f64) -> Result<Array> {
     let inputs = norm_inputs("rms_norm", x, weight, None)?;
     build(rms_op(weight, eps), inputs)
@@ -271,8 +271,8 @@ impl<'a> From<&'a Array> for RopeOffset<'a> {
 /// computed in f32 (f64 for f64 x); the result has x's dtype.
 ///
 /// One node with a fused kernel; its gradient (for x and `freqs`) is that of
-/// [`rope_reference`]. On a CUDA default device the decomposition is built unless
-/// On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`: the decomposition).
+/// [`rope_reference`]. On a CUDA device the fused CUDA kernel runs (`INGOT_CUDA_FAST=0`
+/// builds the decomposition).
 pub fn rope(
     x: &Array,
     dims: usize,
