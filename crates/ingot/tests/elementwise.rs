@@ -634,8 +634,9 @@ fn donated_buffers_give_same_results() {
     }
 }
 
-/// The vectorized f32 tanh: within 1 ulp of the correctly rounded result (the fitting script
-/// checks every f32), around its clamp at 9, and exact at the limits.
+/// The vectorized f32 tanh: within 1 ulp of the correctly rounded result (`tanh_f32_every_f32`
+/// checks every f32), around the switch of forms at 0.625 and where it rounds to 1, and
+/// exact at the limits.
 #[test]
 fn tanh_f32_ulp() {
     let mut xs: Vec<f32> = (0..200_001)
@@ -649,6 +650,10 @@ fn tanh_f32_ulp() {
         1e-5,
         9.0,
         -9.0,
+        0.625,
+        -0.625,
+        0.624_999_94,
+        0.625_000_06,
         8.999_999,
         9.000_001,
         50.0,
@@ -677,6 +682,33 @@ fn tanh_f32_ulp() {
         .item::<f32>()
         .unwrap();
     assert!(nan.is_nan());
+}
+
+/// Every non-negative f32 through the f32 tanh (odd by construction, so this covers the
+/// negatives too): at most 1 ulp from tanh computed in f64. About a minute in release:
+/// `cargo test --release -p ingot --test elementwise -- --ignored tanh_f32_every_f32`.
+#[test]
+#[ignore]
+fn tanh_f32_every_f32() {
+    const CHUNK: u32 = 1 << 24;
+    let mut worst = (0i64, 0f32);
+    let mut start = 0u32;
+    while start <= f32::INFINITY.to_bits() {
+        let end = start.saturating_add(CHUNK).min(f32::INFINITY.to_bits() + 1);
+        let xs: Vec<f32> = (start..end).map(f32::from_bits).collect();
+        let got = ingot::tanh(&Array::from_slice(&xs, &[xs.len()]).unwrap())
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        for (&x, &g) in xs.iter().zip(&got) {
+            let d = ulp_distance(g, (x as f64).tanh() as f32);
+            if d > worst.0 {
+                worst = (d, x);
+            }
+        }
+        start = end;
+    }
+    assert!(worst.0 <= 1, "tanh({}) is {} ulp off", worst.1, worst.0);
 }
 
 /// complex64 arithmetic, comparisons, the unary ops and sums against num_complex on random

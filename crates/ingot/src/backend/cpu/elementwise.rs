@@ -283,30 +283,25 @@ impl FastMath for f32 {
     }
 }
 
-/// tanh in f32 without branches or exp: x P(x²) / Q(x²), a degree (4, 4) rational fitted
-/// to tanh on [0, 9] (scripts/fit/tanh_rational.py, relative error 2.1e-8), evaluated in
-/// f64 so that the only f32 rounding is the last one: within 1 ulp for every f32 (checked
-/// exhaustively), and 2.3x faster than the exp form it replaced. Odd by construction, so
-/// -0.0 stays -0.0; past |x| = 9 tanh rounds to ±1 (or one ulp below) in f32, which the
-/// clamp gives; NaN passes the clamp.
+/// tanh in f32 without branches, so loops over it vectorize 8 wide: below |x| = 0.625 the
+/// odd polynomial x + x³ P(x²) (Cephes' tanhf coefficients), above it 1 - 2 / (e^2|x| + 1)
+/// with `exp_f32`, both computed in f32 and the nearer-to-exact one chosen by a select.
+/// Within 1 ulp of the correctly rounded result for every f32 (checked exhaustively).
+/// The GPU's `m_tanh` performs the same operations, so both give the same bits; a form in
+/// f64 did too, but cost the GPU's fused gelu a fifth of its time. ±inf gives ±1 and NaN
+/// passes through.
 #[inline(always)]
 pub(crate) fn tanh_f32(x: f32) -> f32 {
-    const P: [f64; 5] = [
-        0.999_999_979_687_582_9,
-        0.133_810_136_243_834_14,
-        0.003_495_571_296_949_932,
-        2.060_871_452_210_611_4e-5,
-        1.335_401_547_897_828e-8,
+    const P: [f32; 5] = [
+        -3.333_328e-1,
+        1.333_144_2e-1,
+        -5.373_971_5e-2,
+        2.063_908_8e-2,
+        -5.704_988_7e-3,
     ];
-    const Q: [f64; 5] = [
-        1.0,
-        0.467_143_293_213_887_26,
-        0.025_876_924_712_820_625,
-        3.285_603_181_314_091_7e-4,
-        7.776_320_716_775_055e-7,
-    ];
-    let x = (x as f64).clamp(-9.0, 9.0);
-    let z = x * x;
+    // On |x|, signed at the end: odd by construction, and -0.0 stays -0.0.
+    let ax = x.abs();
+    let z = ax * ax;
     // Fused multiply-adds: one instruction where the caller is built for FMA (the AVX2
     // paths), a correctly rounded libm call elsewhere, so every path gives the same bits.
     let p = P[4]
@@ -314,12 +309,10 @@ pub(crate) fn tanh_f32(x: f32) -> f32 {
         .mul_add(z, P[2])
         .mul_add(z, P[1])
         .mul_add(z, P[0]);
-    let q = Q[4]
-        .mul_add(z, Q[3])
-        .mul_add(z, Q[2])
-        .mul_add(z, Q[1])
-        .mul_add(z, Q[0]);
-    (x * p / q) as f32
+    let small = (ax * z).mul_add(p, ax);
+    let e = exp_f32(2.0 * ax);
+    let big = 1.0 - 2.0 / (e + 1.0);
+    (if ax < 0.625 { small } else { big }).copysign(x)
 }
 
 /// `f` computed in f64 (for functions the Float trait lacks).

@@ -49,17 +49,16 @@ DEV float m_exp(float x) {
 }
 DEV double m_exp(double x) { return exp(x); }
 
-// tanh in f32 as the CPU computes it (cpu::elementwise::tanh_f32): a rational in f64 with
-// fused multiply-adds, rounded to f32 once.
-DEV float m_tanh(float xf) {
-    double x = (double)xf;
-    x = x < -9.0 ? -9.0 : (x > 9.0 ? 9.0 : x);
-    double z = x * x;
-    double p = fma(fma(fma(fma(1.335401547897828e-8, z, 2.0608714522106114e-5), z,
-        0.003495571296949932), z, 0.13381013624383414), z, 0.9999999796875829);
-    double q = fma(fma(fma(fma(7.776320716775055e-7, z, 3.2856031813140917e-4), z,
-        0.025876924712820625), z, 0.46714329321388726), z, 1.0);
-    return (float)(__dmul_rn(x, p) / q);
+// tanh in f32 as the CPU computes it (cpu::elementwise::tanh_f32), with its roundings
+// spelled out: an odd polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above, both in f32.
+DEV float m_tanh(float x) {
+    float ax = fabsf(x), z = __fmul_rn(ax, ax);
+    float p = __fmaf_rn(__fmaf_rn(__fmaf_rn(__fmaf_rn(-5.7049887e-3f, z, 2.0639088e-2f),
+        z, -5.3739715e-2f), z, 1.3331442e-1f), z, -3.333328e-1f);
+    float small = __fmaf_rn(__fmul_rn(ax, z), p, ax);
+    float e = m_exp(__fmul_rn(2.f, ax));
+    float big = __fsub_rn(1.f, __fdiv_rn(2.f, __fadd_rn(e, 1.f)));
+    return copysignf(ax < 0.625f ? small : big, x);
 }
 DEV double m_tanh(double x) { return tanh(x); }
 
