@@ -6,7 +6,7 @@
 
 use super::trace::{App, Graph, Source, Value};
 use crate::op::{FusedInstr, FusedOp, FusedProgram, Op};
-use crate::{Array, DType, Result};
+use crate::{Array, Result};
 use std::collections::HashMap;
 
 /// The outputs of `program` on `inputs`, built from ordinary ops (broadcasting inputs to
@@ -64,7 +64,7 @@ fn fusable(app: &App, g: &Graph) -> Option<FusedOp> {
         return None;
     }
     let out = &g.values[app.outs[0]];
-    if !matches!(out.dtype, DType::F32 | DType::F64) {
+    if !out.dtype.is_float() {
         return None;
     }
     let same = app

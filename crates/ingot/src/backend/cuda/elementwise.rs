@@ -831,7 +831,16 @@ fn fused_stmts(program: &FusedProgram, n_in: usize, dt: DType) -> Option<String>
             }),
         };
         let e = e?;
-        stmts.push_str(&format!("{c} x{} = ({c})({e});\n", n_in + j));
+        if matches!(dt, DType::F16 | DType::BF16) {
+            // Rounded to the half type after every op, as the unfused kernels store it.
+            stmts.push_str(&format!(
+                "{c} x{} = ld(st<{}>({e}));\n",
+                n_in + j,
+                ctype(dt)
+            ));
+        } else {
+            stmts.push_str(&format!("{c} x{} = ({c})({e});\n", n_in + j));
+        }
     }
     for (m, o) in program.outputs.iter().enumerate() {
         stmts.push_str(&format!("y{m} = st<{}>(x{o}); ", ctype(dt)));
@@ -852,7 +861,7 @@ fn fused(
 ) -> Result<Option<Vec<Data>>> {
     let n_in = datas.len();
     if program.validate(n_in).is_err()
-        || !matches!(dt, DType::F32 | DType::F64)
+        || !dt.is_float()
         || datas.iter().any(|(a, _)| {
             a.dtype() != dt
                 || a.ndim() != out_shape.len()
