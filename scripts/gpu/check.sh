@@ -2,7 +2,7 @@
 # Runs on the GPU machine, from the repository root, with .devpack/ carried: a few test
 # executables one at a time on the GPU (so no process waits on another's time slices), then
 # optionally the micro-benchmarks under scripts/gpu/micro (built with nvcc there) and the
-# GPU bench. Logs and the bench's JSON go to $OUT.
+# GPU bench. Logs and the bench's JSON go to $OUT. MICRO="gemv" runs only those micros.
 #   bash scripts/gpu/check.sh "conv reduce cuda" [suite[:SECS:JOBS]] [micro] [bench] [stats]
 #       [cross] [trace:WORD] [nsys:WORD] [ncu:WORD:REGEX] [with:VAR=VALUE:TEST:WORD]
 # The first argument may be "" (no single executables). suite: every staged test executable
@@ -36,8 +36,12 @@ for what in "$@"; do
     tail -40 "$out/suite.txt" | cut -c1-240
     ;;
   micro)
+    # A micro-benchmark names the libraries it links on a "// LINK:" line.
     for f in scripts/gpu/micro/*.cu; do
-      nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/micro "$f" && echo "== $f" && timeout 120 /tmp/micro
+      case " ${MICRO:-} " in "  ") ;; *" $(basename "$f" .cu) "*) ;; *) continue ;; esac
+      libs=$(sed -n 's|^// LINK: ||p' "$f")
+      nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/micro "$f" $libs && echo "== $f" && timeout 180 /tmp/micro > "$out/micro-$(basename "$f" .cu).txt"
+      cat "$out/micro-$(basename "$f" .cu).txt" | cut -c1-200
     done
     ;;
   bench)

@@ -269,7 +269,8 @@ fn ops_without_kernels_fall_back_to_the_cpu() {
 /// Products of a few rows with a weight stored (n, k) — `x @ W^T` while decoding, which the
 /// GPU's matrix-vector kernel computes instead of cuBLAS — against an f64 reference of the
 /// same (rounded) inputs: both kernel paths (16-byte loads when k and the rows align,
-/// element loads otherwise), one to eight rows, groups of warps per output for short n,
+/// element loads otherwise), one to eight rows (activations through L1 or staged in shared
+/// memory, two outputs per warp with an odd n), groups of warps per output for short n,
 /// a weight broadcast over a batch, NaN propagating, and nine rows (cuBLAS again).
 /// A step of `cuda_backend`: `with_device` changes the process-wide default, which would
 /// put a concurrent test's arrays (the out-of-memory check's included) on the CPU.
@@ -292,6 +293,10 @@ fn decoding_matmuls_match_an_f64_reference() {
             (2, 4, 130, 64, 0),
             (1, 9, 70, 256, 0),
             (1, 1, 5, 8, 0),
+            // Activation rows in shared memory beyond the default 48 KiB, and too long for
+            // it (read through L1 instead).
+            (1, 4, 50, 8192, 0),
+            (1, 6, 40, 20480, 0),
         ]
         .iter()
         .enumerate()

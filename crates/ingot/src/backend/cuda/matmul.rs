@@ -236,32 +236,13 @@ fn gemv_source(dt: DType) -> String {
     };
     let base = gemv_base(dt);
     format!(
-        "{COMMON}\n{FUNCS}\n{flag}#define GEMV_LOADS {}\n#define T {}\n#define KNAME(k) {base}_##k\n{GEMV}\n",
-        gemv_tuning().0,
+        "{COMMON}\n{FUNCS}\n{flag}#define T {}\n#define KNAME(k) {base}_##k\n{GEMV}\n",
         ctype(dt)
     )
 }
 
 fn gemv_base(dt: DType) -> String {
-    let (loads, wpr) = gemv_tuning();
-    format!("gemv_{}_l{loads}_w{wpr}", ctype(dt))
-}
-
-/// Tuning knobs for measuring the matrix-vector kernel on a GPU:
-/// `INGOT_CUDA_GEMV_LOADS` (16-byte loads in flight per thread, default 4) and
-/// `INGOT_CUDA_GEMV_WPR` (warps per output, 1-8; default 0, chosen per shape).
-fn gemv_tuning() -> (usize, usize) {
-    static T: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
-    *T.get_or_init(|| {
-        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-        let loads = get("INGOT_CUDA_GEMV_LOADS")
-            .filter(|l| (1..=16).contains(l))
-            .unwrap_or(4);
-        let wpr = get("INGOT_CUDA_GEMV_WPR")
-            .filter(|w| [1, 2, 4, 8].contains(w))
-            .unwrap_or(0);
-        (loads, wpr)
-    })
+    format!("gemv2_{}", ctype(dt))
 }
 
 /// Module sources for the compile check.
@@ -281,9 +262,12 @@ fn gemv_enabled() -> bool {
 /// At most this many rows of `a` go to the matrix-vector kernel.
 const GEMV_MAX_ROWS: usize = 8;
 
+/// Shared memory a block may use without opting in to more.
+const DEFAULT_SHARED: usize = 48 * 1024;
+
 /// `a (m, k) @ w^T` for at most 8 rows of `a` and a weight stored `(n, k)` with unit
 /// stride along k (a Linear layer's `x @ W^T` while decoding) on ingot's matrix-vector
-/// kernel: it reads the weight at close to the memory bandwidth, and its launch costs the
+/// kernels: they read the weight at close to the memory bandwidth, and a launch costs the
 /// host a fraction of cuBLAS's call, which dominated a decoded token. Returns false for
 /// other shapes and layouts (cuBLAS's case).
 fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> Result<bool> {
@@ -304,23 +288,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
     let vec = k as i64 % per == 0
         && aligned(va.ptr, &[va.ld, va.batch_stride])
         && aligned(vb.ptr, &[vb.ld, vb.batch_stride]);
-    // Enough warps in flight to cover the memory latency (a group of warps per output when
-    // there are few outputs) and at most ~8 KiB of weight a warp (long rows are shared, so
-    // the last warps do not finish alone), unless k is too short to give every thread two
-    // 16-byte loads.
-    let mut wpr = (8192 / n.max(1)).next_power_of_two().clamp(1, 8);
-    while wpr < 8 && k * esize as usize > 8192 * wpr {
-        wpr *= 2;
-    }
-    while wpr > 1 && k < wpr * 32 * 16 {
-        wpr /= 2;
-    }
-    if gemv_tuning().1 > 0 {
-        wpr = gemv_tuning().1;
-    }
-    let per_block = 8 / wpr;
     let base = gemv_base(dt);
-    let f = g.kernel_in(&base, &format!("{base}_gemv"), || gemv_source(dt))?;
     let mut args = Args::new();
     args.push(out)
         .push(va.ptr)
@@ -331,9 +299,48 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         .push(va.ld)
         .push(vb.ld)
         .push(va.batch_stride)
-        .push(vb.batch_stride)
-        .push(wpr as i32)
-        .push(vec as i32);
+        .push(vb.batch_stride);
+    if vec {
+        // One warp per output (two for m > 2, sharing each activation load), 8 warps a
+        // block. For m > 2 the activation rows go to shared memory when they fit.
+        let rows = m.next_power_of_two();
+        let per_warp = if rows > 2 { 2 } else { 1 };
+        let staged = rows > 2 && m * k * (esize as usize) <= g.max_shared;
+        let name = format!("{base}_gemv_rows_m{rows}{}", if staged { "s" } else { "" });
+        let f = g.kernel_in(&base, &name, || gemv_source(dt))?;
+        let shared = if staged { m * k * esize as usize } else { 0 };
+        if shared > DEFAULT_SHARED {
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                shared as i32,
+            )
+            .map_err(|e| cuda_err(&name, e))?;
+        }
+        let blocks = n.div_ceil(8 * per_warp);
+        if blocks > i32::MAX as usize {
+            return Ok(false);
+        }
+        g.launch(
+            &f,
+            (blocks as u32, batch as u32, 1),
+            (256, 1, 1),
+            shared as u32,
+            &mut args,
+        )?;
+        return Ok(true);
+    }
+    // Element loads: a group of warps per output when there are few outputs, and at most
+    // ~8 KiB of weight a warp, unless k is too short to give every thread two loads.
+    let mut wpr = (8192 / n.max(1)).next_power_of_two().clamp(1, 8);
+    while wpr < 8 && k * esize as usize > 8192 * wpr {
+        wpr *= 2;
+    }
+    while wpr > 1 && k < wpr * 32 * 2 {
+        wpr /= 2;
+    }
+    let per_block = 8 / wpr;
+    let f = g.kernel_in(&base, &format!("{base}_gemv"), || gemv_source(dt))?;
+    args.push(wpr as i32);
     let blocks = n.div_ceil(per_block);
     if blocks > i32::MAX as usize {
         return Ok(false);

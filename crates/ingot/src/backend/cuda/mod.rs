@@ -58,6 +58,8 @@ pub(crate) struct Gpu {
     /// NVRTC's target, e.g. "sm_90a".
     pub arch: String,
     pub sm_count: u32,
+    /// Shared memory one block may have after opting in (227 KiB on Hopper).
+    pub max_shared: usize,
     kernels: Mutex<HashMap<String, KernelSlot>>,
     modules: Mutex<HashMap<String, ModuleSlot>>,
     blas: OnceLock<std::result::Result<matmul::Blas, String>>,
@@ -149,6 +151,11 @@ impl Gpu {
                 cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
             )
             .map_err(|e| cuda_err("cuda", e))? as u32;
+        let max_shared = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            )
+            .map_err(|e| cuda_err("cuda", e))? as usize;
         let total = ctx.total_mem().map_err(|e| cuda_err("cuda", e))?;
         Ok(Gpu {
             ordinal,
@@ -156,6 +163,7 @@ impl Gpu {
             stream,
             arch,
             sm_count,
+            max_shared,
             kernels: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
