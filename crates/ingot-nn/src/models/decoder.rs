@@ -13,6 +13,7 @@ use crate::layers::{Embedding, Linear, RoPE};
 use crate::module::{visit_child, visit_child_mut, Module, ModuleExt, Param, Unary};
 use crate::rng;
 use ingot::fast::{scaled_dot_product_attention, SdpaMask};
+use ingot::transforms::{compile_with, CompileOptions, Compiled};
 use ingot::{Array, DType, Error, Result, SliceArg};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1178,37 +1179,56 @@ impl Decoder {
             let s = ingot::astype(&Array::scalar((c.hidden_size as f64).sqrt()), x.dtype())?;
             x = ingot::multiply(&x, &s)?;
         }
+        let split_heads = |y: Array, n: usize| ingot::reshape_to(&y, &[b, l, n, hd]);
+        let to_bhld = |y: &Array| ingot::transpose(y, Some(&[0, 2, 1, 3]));
+        let rope = |y: &Array| -> Result<Array> {
+            if padded {
+                let starts: Vec<i64> = pads.iter().map(|&p| offset as i64 - p as i64).collect();
+                self.rope.forward_rows(y, &starts)
+            } else {
+                self.rope.forward_at(y, offset)
+            }
+        };
         for (li, blk) in self.layers.iter().enumerate() {
             let hn = blk.input_layernorm.forward(&x)?;
-            let (q, k, v) = match &blk.self_attn.qkv {
-                Qkv::Split { q, k, v } => (q.forward(&hn)?, k.forward(&hn)?, v.forward(&hn)?),
-                Qkv::Fused(p) => {
+            let (q, k, v) = match (&blk.self_attn.qkv, &blk.self_attn.qk_norm) {
+                // Joined projections: q's and k's heads are adjacent in each row, so one
+                // rope over nh + nkv heads rotates both (one launch where there were two).
+                (Qkv::Fused(p), None) => {
                     let y = p.forward(&hn)?;
-                    let at = [(nh * hd) as isize, ((nh + nkv) * hd) as isize];
-                    let mut parts =
-                        ingot::split(&y, ingot::SplitSpec::Indices(at.to_vec()), -1)?.into_iter();
-                    let mut next = || parts.next().expect("three parts");
-                    (next(), next(), next())
+                    let at = vec![((nh + nkv) * hd) as isize];
+                    let mut parts = ingot::split(&y, ingot::SplitSpec::Indices(at), -1)?;
+                    let v = parts.pop().expect("two parts");
+                    let qk = rope(&to_bhld(&split_heads(parts.remove(0), nh + nkv)?)?)?;
+                    let mut qk =
+                        ingot::split(&qk, ingot::SplitSpec::Indices(vec![nh as isize]), 1)?;
+                    let k = qk.pop().expect("two parts");
+                    (qk.remove(0), k, to_bhld(&split_heads(v, nkv)?)?)
+                }
+                (qkv, qk_norm) => {
+                    let (q, k, v) = match qkv {
+                        Qkv::Split { q, k, v } => {
+                            (q.forward(&hn)?, k.forward(&hn)?, v.forward(&hn)?)
+                        }
+                        Qkv::Fused(p) => {
+                            let y = p.forward(&hn)?;
+                            let at = vec![(nh * hd) as isize, ((nh + nkv) * hd) as isize];
+                            let mut parts =
+                                ingot::split(&y, ingot::SplitSpec::Indices(at), -1)?.into_iter();
+                            let mut next = || parts.next().expect("three parts");
+                            (next(), next(), next())
+                        }
+                    };
+                    let (mut q, mut k) = (split_heads(q, nh)?, split_heads(k, nkv)?);
+                    if let Some((qn, kn)) = qk_norm {
+                        q = qn.forward(&q)?;
+                        k = kn.forward(&k)?;
+                    }
+                    let q = rope(&to_bhld(&q)?)?;
+                    let k = rope(&to_bhld(&k)?)?;
+                    (q, k, to_bhld(&split_heads(v, nkv)?)?)
                 }
             };
-            let split_heads = |y: Array, n: usize| ingot::reshape_to(&y, &[b, l, n, hd]);
-            let (mut q, mut k) = (split_heads(q, nh)?, split_heads(k, nkv)?);
-            if let Some((qn, kn)) = &blk.self_attn.qk_norm {
-                q = qn.forward(&q)?;
-                k = kn.forward(&k)?;
-            }
-            let to_bhld = |y: &Array| ingot::transpose(y, Some(&[0, 2, 1, 3]));
-            let rope = |y: &Array| -> Result<Array> {
-                if padded {
-                    let starts: Vec<i64> = pads.iter().map(|&p| offset as i64 - p as i64).collect();
-                    self.rope.forward_rows(y, &starts)
-                } else {
-                    self.rope.forward_at(y, offset)
-                }
-            };
-            let q = rope(&to_bhld(&q)?)?;
-            let k = rope(&to_bhld(&k)?)?;
-            let v = to_bhld(&split_heads(v, nkv)?)?;
             let window = c.window(li);
             let (k, v, keys) = match cache.as_mut() {
                 Some(kc) => kc.update(li, k, v, window)?,
@@ -1265,9 +1285,7 @@ impl Decoder {
             }
         };
         let act = match self.config.activation {
-            Activation::Silu => {
-                ingot::multiply(&ingot::multiply(&gate, &ingot::sigmoid(&gate)?)?, &up)?
-            }
+            Activation::Silu => swiglu(&gate, &up)?,
             Activation::GeluTanh => ingot::multiply(&gelu_tanh(&gate)?, &up)?,
         };
         m.down_proj.forward(&act)
@@ -1379,6 +1397,27 @@ impl Decoder {
         })?;
         Ok(m)
     }
+}
+
+/// `silu(gate) * up`, compiled once for the process into one fused elementwise kernel
+/// (shapeless, so prompts and single tokens share it; bf16 and f16 fuse too, rounding after
+/// each op as the eager ops do): one launch per layer where the eager ops made three.
+fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
+    type F = fn(&[Array]) -> Result<Vec<Array>>;
+    static SWIGLU: std::sync::OnceLock<Compiled<F>> = std::sync::OnceLock::new();
+    let c = SWIGLU.get_or_init(|| {
+        let f: F = |xs| {
+            let silu = ingot::multiply(&xs[0], &ingot::sigmoid(&xs[0])?)?;
+            Ok(vec![ingot::multiply(&silu, &xs[1])?])
+        };
+        let options = CompileOptions {
+            shapeless: true,
+            ..CompileOptions::default()
+        };
+        compile_with(f, options)
+    });
+    let mut out = c.call(&[gate.clone(), up.clone()])?;
+    Ok(out.remove(0))
 }
 
 /// `cap · tanh(x / cap)`.
