@@ -1,7 +1,7 @@
 //! Fused scaled dot-product attention (kernels/attention.cuh) for f16, bf16, f32 and f64,
 //! head dims up to 256: one warp per query row with an online softmax, the scores never
-//! stored; decoding (few query rows, many keys) splits the keys across blocks and merges
-//! the partial softmaxes (`INGOT_CUDA_ATTENTION=0` opts out; ops/fast.rs picks where the
+//! stored; decoding (at most 1024 query rows, any number of keys) splits the keys across
+//! blocks and merges the partial softmaxes (`INGOT_CUDA_ATTENTION=0` opts out; ops/fast.rs picks where the
 //! fused node is built). Keys and values are read in place when their rows are contiguous
 //! (KV-cache views); other operands and the mask are made row-major first.
 
@@ -117,7 +117,7 @@ pub(super) fn eval(
         }
     };
     let splits = decode_splits(rows, s);
-    if splits > 1 {
+    if splits > 0 {
         let chunk = s.div_ceil(splits);
         let csize = if dt == DType::F64 { 8 } else { 4 };
         let part = g.alloc(rows * splits * (ev + 2) * csize)?;
@@ -186,15 +186,17 @@ pub(super) fn eval(
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }
 
-/// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 1
-/// (the row-per-warp kernel) when the rows alone fill the GPU or the keys are few, else
-/// enough blocks to cover the SMs about eight times, at least 64 keys a split.
+/// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 0
+/// (the row-per-warp kernel) when the rows alone fill the GPU, else enough blocks to cover
+/// the SMs about eight times, at least 16 keys a split (4 a warp). Short caches too: the
+/// row-per-warp kernel reads a key a lane, one element at a time, which took 30 us over
+/// 20 keys of a decoded token where the split kernel's coalesced rows take a few.
 fn decode_splits(rows: usize, s: usize) -> usize {
-    if rows > 1024 || s < 128 || rows > u32::MAX as usize {
-        return 1;
+    if rows > 1024 || s == 0 || rows > u32::MAX as usize {
+        return 0;
     }
     (1024 / rows)
-        .clamp(1, s.div_ceil(64))
+        .clamp(1, s.div_ceil(16))
         .min(u16::MAX as usize)
 }
 
