@@ -188,16 +188,14 @@ pub(super) fn eval(
 
 /// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 0
 /// (the row-per-warp kernel) when the rows alone fill the GPU, else enough blocks to cover
-/// the SMs about eight times, at least 16 keys a split (4 a warp). Short caches too: the
+/// the SMs about eight times, at least 8 keys a split (2 a warp). Short caches too: the
 /// row-per-warp kernel reads a key a lane, one element at a time, which took 30 us over
 /// 20 keys of a decoded token where the split kernel's coalesced rows take a few.
 fn decode_splits(rows: usize, s: usize) -> usize {
     if rows > 1024 || s == 0 || rows > u32::MAX as usize {
         return 0;
     }
-    (1024 / rows)
-        .clamp(1, s.div_ceil(16))
-        .min(u16::MAX as usize)
+    (1024 / rows).clamp(1, s.div_ceil(8)).min(u16::MAX as usize)
 }
 
 /// `x (..., H, S, E)` whose rows are contiguous and whose heads, batch included, are one

@@ -300,7 +300,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         .push(vb.ld)
         .push(va.batch_stride)
         .push(vb.batch_stride);
-    if vec {
+    let (f, blocks, shared) = if vec {
         // One warp per output (two for m > 2, sharing each activation load), 8 warps a
         // block. For m > 2 the activation rows go to shared memory when they fit.
         let rows = m.next_power_of_two();
@@ -316,32 +316,21 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
             )
             .map_err(|e| cuda_err(&name, e))?;
         }
-        let blocks = n.div_ceil(8 * per_warp);
-        if blocks > i32::MAX as usize {
-            return Ok(false);
+        (f, n.div_ceil(8 * per_warp), shared)
+    } else {
+        // Element loads: a group of warps per output when there are few outputs, and at
+        // most ~8 KiB of weight a warp, unless k is too short to give every thread two loads.
+        let mut wpr = (8192 / n.max(1)).next_power_of_two().clamp(1, 8);
+        while wpr < 8 && k * esize as usize > 8192 * wpr {
+            wpr *= 2;
         }
-        g.launch(
-            &f,
-            (blocks as u32, batch as u32, 1),
-            (256, 1, 1),
-            shared as u32,
-            &mut args,
-        )?;
-        return Ok(true);
-    }
-    // Element loads: a group of warps per output when there are few outputs, and at most
-    // ~8 KiB of weight a warp, unless k is too short to give every thread two loads.
-    let mut wpr = (8192 / n.max(1)).next_power_of_two().clamp(1, 8);
-    while wpr < 8 && k * esize as usize > 8192 * wpr {
-        wpr *= 2;
-    }
-    while wpr > 1 && k < wpr * 32 * 2 {
-        wpr /= 2;
-    }
-    let per_block = 8 / wpr;
-    let f = g.kernel_in(&base, &format!("{base}_gemv"), || gemv_source(dt))?;
-    args.push(wpr as i32);
-    let blocks = n.div_ceil(per_block);
+        while wpr > 1 && k < wpr * 32 * 2 {
+            wpr /= 2;
+        }
+        let f = g.kernel_in(&base, &format!("{base}_gemv"), || gemv_source(dt))?;
+        args.push(wpr as i32);
+        (f, n.div_ceil(8 / wpr), 0)
+    };
     if blocks > i32::MAX as usize {
         return Ok(false);
     }
@@ -349,7 +338,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         &f,
         (blocks as u32, batch as u32, 1),
         (256, 1, 1),
-        0,
+        shared as u32,
         &mut args,
     )?;
     Ok(true)

@@ -145,9 +145,20 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
     int nan = 0;
     for (int j = j0 + w; j < j1; j += A_WARPS) {
         if (kind == 2 && allow[j] == 0) continue;  // uniform across the warp
+        // The key's and the value's row are loaded together: one memory latency a key.
         const T* kr = kb + (long long)j * e;
+        const T* vr = vb + (long long)j * ev;
+        C kx[A_MAXD / 32], vx[A_MAXD / 32];
+        #pragma unroll
+        for (int t = 0; t < A_MAXD / 32; ++t) {
+            const int c = lane + 32 * t;
+            kx[t] = c < e ? ld(kr[c]) : (C)0;
+            vx[t] = c < ev ? ld(vr[c]) : (C)0;
+        }
         C d = 0;
-        for (int x = lane; x < e; x += 32) d += sq[x] * ld(kr[x]);
+        #pragma unroll
+        for (int t = 0; t < A_MAXD / 32; ++t)
+            if (lane + 32 * t < e) d += sq[lane + 32 * t] * kx[t];
         C sc = a_warp_sum(d) * scale;
         if (kind == 3) sc += add[j];
         if (sc != sc) { nan = 1; continue; }
@@ -155,11 +166,10 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
         const C nm = sc > m ? sc : m;
         const C f = m_exp(m - nm), p = m_exp(sc - nm);
         lsum = lsum * f + p;
-        const T* vr = vb + (long long)j * ev;
         #pragma unroll
         for (int t = 0; t < A_MAXD / 32; ++t) {
             int c = lane + 32 * t;
-            if (c < ev) acc[t] = acc[t] * f + p * ld(vr[c]);
+            if (c < ev) acc[t] = acc[t] * f + p * vx[t];
         }
         m = nm;
     }
