@@ -66,11 +66,11 @@ for what in "$@"; do
     ;;
   ncu:*)
     IFS=: read -r _ word regex <<< "$what"
-    timeout 300 /usr/local/cuda/bin/ncu --kernel-name "regex:$regex" -c 24 \
-      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed \
+    timeout 300 /usr/local/cuda/bin/ncu --clock-control none --kernel-name "regex:$regex" -c 24 \
+      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size \
       .device/bin/ingot-gpu-bench --only "$word" > "$out/ncu.txt" 2>&1
     echo "== ncu $word rc=$?"
-    grep -E "^  [a-z_0-9]+.*\(|gpu__time_duration|dram__throughput|sm__throughput" "$out/ncu.txt" | head -100 | cut -c1-160
+    grep -E "^  [a-z_0-9]+.*\(|gpu__time_duration|dram__throughput|sm__throughput|registers|warps_active|grid_size" "$out/ncu.txt" | head -150 | cut -c1-160
     ;;
   with:*)
     IFS=: read -r _ setting test word <<< "$what"

@@ -825,6 +825,103 @@ fn scans_match_reference() {
     }
 }
 
+/// Lines of many tiles (the GPU scans them in one pass, a block a tile, each tile reading
+/// the fold of the tiles before it from a tree of tile folds): several lines, reverse and
+/// exclusive, non-contiguous layouts, and the same bits on every run.
+#[test]
+fn long_scans_match_reference_and_repeat() {
+    let mut rng = Rng::new(29);
+    type Case = (&'static str, ScanFn, fn(f64, f64) -> f64, fn(DType) -> f64);
+    let cases: Vec<Case> = vec![
+        ("cumsum", ingot::cumsum, |a, b| a + b, |_| 0.0),
+        ("cummax", ingot::cummax, nan_max, lowest),
+        ("cummin", ingot::cummin, nan_min, highest),
+    ];
+    for (shape, dtypes) in [
+        (
+            vec![3, 50_001],
+            vec![DType::F32, DType::F64, DType::I32, DType::U8, DType::BF16],
+        ),
+        (vec![(1 << 20) + 77], vec![DType::F32, DType::I64]),
+    ] {
+        let len = *shape.last().unwrap();
+        let lines = shape.iter().product::<usize>() / len;
+        for dtype in dtypes {
+            let n: usize = shape.iter().product();
+            let vals: Vec<f64> = if dtype.is_float() {
+                test_values(&mut rng, n, dtype, false)
+            } else {
+                (0..n)
+                    .map(|_| round_to(rng.values(1, dtype)[0] / 10.0, dtype).trunc())
+                    .collect()
+            };
+            for (name, f, op, identity) in &cases {
+                let out_dt = if *name == "cumsum" {
+                    sum_dtype(dtype)
+                } else {
+                    dtype
+                };
+                for reverse in [false, true] {
+                    for inclusive in [true, false] {
+                        let mut want = vec![0.0; n];
+                        let mut scale = vec![0.0; n];
+                        for l in 0..lines {
+                            let xs = &vals[l * len..(l + 1) * len];
+                            let ys = ref_scan(xs, reverse, inclusive, identity(dtype), *op);
+                            let abs: Vec<f64> = xs.iter().map(|v| v.abs()).collect();
+                            let sc = ref_scan(&abs, reverse, true, 0.0, |a, b| a + b);
+                            for k in 0..len {
+                                want[l * len + k] = round_to(ys[k], out_dt);
+                                scale[l * len + k] = sc[k];
+                            }
+                        }
+                        for (layout, x) in layouts(&vals, &shape, dtype) {
+                            let what = format!(
+                                "{name} {dtype} {shape:?} rev {reverse} incl {inclusive} {layout}"
+                            );
+                            let out = f(&x, Some(-1), reverse, inclusive).unwrap();
+                            assert_eq!(out.dtype(), out_dt, "{what}");
+                            let got = out.to_f64_vec().unwrap();
+                            let t = if out_dt.is_float() { ftol(out_dt) } else { 0.0 };
+                            for i in 0..n {
+                                assert_close(
+                                    &got[i..i + 1],
+                                    &want[i..i + 1],
+                                    t,
+                                    t * (1.0 + scale[i]),
+                                    &format!("{what} at {i}"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Float sums in a fixed order: the same bits however the tiles are scheduled.
+    let vals = test_values(&mut rng, (1 << 21) + 5, DType::F32, false);
+    let x = array_from_f64(&vals, &[vals.len()], DType::F32);
+    let first = ingot::cumsum(&x, None, false, true)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    for run in 0..4 {
+        let again = ingot::cumsum(&x, None, false, true)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let same = first
+            .iter()
+            .zip(&again)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "cumsum of {} f32: run {run} differs from the first",
+            vals.len()
+        );
+    }
+}
+
 #[test]
 fn cumprod_matches_reference() {
     let mut rng = Rng::new(23);

@@ -136,6 +136,17 @@ pub(super) fn eval(
         g.launch_1d(&f, lines, &mut args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
+    if one_pass() {
+        return one(
+            g,
+            &b,
+            src,
+            (mem, xptr),
+            (lines, n, tiles),
+            (rev, incl),
+            shape,
+        );
+    }
     if lines > i32::MAX as usize {
         return Ok(None);
     }
@@ -179,5 +190,54 @@ pub(super) fn eval(
         .push(per as i64);
     g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
     drop(part);
+    Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}
+
+/// Whether long lines take scan.cuh's one-pass kernel (`INGOT_CUDA_SCAN=one`): opt-in until
+/// it has run on a GPU.
+fn one_pass() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SCAN").is_ok_and(|v| v == "one"))
+}
+
+/// Lines of `n` (m == 1) in one pass, a block a tile (scan.cuh's `one`): a counter and a
+/// flag per node of each line's tree of tile folds, zeroed first, and an 8-byte value per
+/// node.
+fn one(
+    g: &Gpu,
+    b: &str,
+    src: impl FnOnce() -> String,
+    (mem, xptr): (super::DeviceMem, u64),
+    (lines, n, tiles): (usize, usize, usize),
+    (rev, incl): (i32, i32),
+    shape: &[usize],
+) -> Result<Option<Vec<Data>>> {
+    let total_tiles = lines * tiles;
+    if total_tiles > i32::MAX as usize {
+        return Ok(None);
+    }
+    let levels = (usize::BITS - tiles.leading_zeros()) as usize;
+    let per_line: usize = (0..levels).map(|l| tiles >> l).sum();
+    let nodes = lines * per_line;
+    let sync_bytes = ((4 + nodes) * 4).next_multiple_of(8);
+    let scratch = g.alloc(sync_bytes + nodes * 8)?;
+    let sync = scratch.ptr();
+    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
+    // ordered on its stream before the launch that reads it.
+    unsafe { cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream.cu_stream()) }
+        .map_err(|e| super::cuda_err("cumulative scan", e))?;
+    let f = g.kernel_in(b, &format!("{b}_one"), src)?;
+    let mut args = Args::new();
+    args.push(mem.ptr())
+        .push(xptr)
+        .push(sync)
+        .push(sync + sync_bytes as u64)
+        .push(n as i64)
+        .push(tiles as i64)
+        .push(per_line as i64)
+        .push(rev)
+        .push(incl);
+    g.launch(&f, (total_tiles as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    drop(scratch);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -12,6 +12,16 @@
 //         through shared memory so global accesses coalesce; whole aligned tiles move in
 //         16-byte words. Runs rather than one block a tile keep pre short: with a block a
 //         tile, a 16M-element line had 8192 totals to scan in one block, serially per thread.
+//   one:  the same tiles in one pass (opt-in, INGOT_CUDA_SCAN=one, until it has run on a
+//         GPU): one block a tile, tiles taken in order from a counter (so every tile a
+//         block waits on is running or done). A tile folds its elements, publishes the
+//         fold, and reads the fold of every position before it from a tree of tile folds
+//         in global memory: node (l, i) folds tiles [i 2^l, (i + 1) 2^l), written by the
+//         segment's last tile from its left half and its own right half. The prefix of
+//         tile t joins the nodes of t's binary digits, high to low: the same sum of the
+//         same nodes whichever tiles finished first, so results are the same bits on every
+//         run (a decoupled look-back that stops at whatever prefix is ready is not). Each
+//         element is read once and written once; agg + tile read it twice.
 
 #define ITEMS 8
 #define TILE (256 * ITEMS)
@@ -216,5 +226,133 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
         chas = true;
         // The next tile's staging reuses the shared memory just read.
         __syncthreads();
+    }
+}
+
+// The tree of tile folds of one line: node (l, i) for i < tiles >> l, level after level.
+// Values are 8-byte slots (ACC is at most 8 bytes), each with a flag set once it is written.
+DEV long long node_at(long long tiles, int l, long long i) {
+    long long o = 0;
+    for (int j = 0; j < l; ++j) o += tiles >> j;
+    return o + i;
+}
+DEV void publish(unsigned* flag, unsigned long long* slot, ACC v) {
+    unsigned long long w = 0;
+    memcpy(&w, &v, sizeof(ACC));
+    *(volatile unsigned long long*)slot = w;
+    __threadfence();
+    *(volatile unsigned*)flag = 1u;
+}
+DEV ACC await_node(const unsigned* flag, const unsigned long long* slot) {
+    while (*(const volatile unsigned*)flag == 0u) {}
+    __threadfence();
+    unsigned long long w = *(const volatile unsigned long long*)slot;
+    ACC v;
+    memcpy(&v, &w, sizeof(ACC));
+    return v;
+}
+
+// sync: a tile counter, then one flag a tree node (zeroed before the launch); slots: one
+// value a node. per_line: nodes a line (the sum of tiles >> l over the levels).
+extern "C" __global__ void __launch_bounds__(256) KNAME(one)(TO* __restrict__ out, const TI* __restrict__ x,
+    unsigned* sync, unsigned long long* slots, long long n, long long tiles, long long per_line,
+    int rev, int incl) {
+    __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
+    __shared__ ACC sh[32];
+    __shared__ ACC shp[256];
+    __shared__ ACC lv[33];
+    __shared__ long long s_tile;
+    TI* sx = (TI*)stage;
+    TO* so = (TO*)stage;
+    if (threadIdx.x == 0) s_tile = (long long)atomicAdd(sync, 1u);
+    __syncthreads();
+    long long r = s_tile / tiles, t = s_tile % tiles;
+    const TI* xr = x + r * n;
+    TO* outr = out + r * n;
+    unsigned* flags = sync + 4 + r * per_line;
+    unsigned long long* vals = slots + r * per_line;
+    long long p0 = t * TILE;
+    stage_in(sx, xr, n, p0, rev);
+    ACC loc[ITEMS];
+    ACC a = SINIT;
+    #pragma unroll
+    for (int j = 0; j < ITEMS; ++j) {
+        int i = threadIdx.x * ITEMS + j;
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
+        loc[j] = a;
+    }
+    ACC inc = block_scan(a, sh);
+    shp[threadIdx.x] = inc;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        int lane = threadIdx.x;
+        if (lane == 0) {
+            // This tile's fold, then every node this tile completes (one a trailing 1 of t).
+            ACC v = shp[blockDim.x - 1];
+            int l = 0;
+            long long i = t, k = node_at(tiles, 0, i);
+            publish(flags + k, vals + k, v);
+            while (i & 1) {
+                long long s = node_at(tiles, l, i - 1);
+                v = COMB(await_node(flags + s, vals + s), v);
+                ++l;
+                i >>= 1;
+                k = node_at(tiles, l, i);
+                publish(flags + k, vals + k, v);
+            }
+        }
+        // The prefix: node (l, (t >> l) - 1) for each set bit l of t, a lane a level.
+        if ((t >> lane) & 1) {
+            long long k = node_at(tiles, lane, (t >> lane) - 1);
+            lv[lane] = await_node(flags + k, vals + k);
+        }
+        __syncwarp();
+        if (lane == 0) {
+            bool has = false;
+            ACC P = INIT;
+            for (int l = 31; l >= 0; --l) {
+                if ((t >> l) & 1) {
+                    P = has ? COMB(P, lv[l]) : lv[l];
+                    has = true;
+                }
+            }
+            lv[32] = P;
+        }
+    }
+    __syncthreads();
+    // P: the fold of every position before this thread's first one, if there are any.
+    bool has = t > 0;
+    ACC P = has ? lv[32] : (ACC)(INIT);
+    if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
+    #pragma unroll
+    for (int j = 0; j < ITEMS; ++j) {
+        int i = threadIdx.x * ITEMS + j;
+        TO y;
+        if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
+        else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
+        else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
+        so[SIDX(i)] = y;
+    }
+    __syncthreads();
+    long long m0 = rev ? n - p0 - TILE : p0;
+    if (p0 + TILE <= n && ((unsigned long long)(outr + m0) & 15) == 0) {
+        const int VO = 16 / (int)sizeof(TO);
+        uint4* dst = (uint4*)(outr + m0);
+        for (int w = threadIdx.x; w < TILE / VO; w += blockDim.x) {
+            TO e[VO];
+            #pragma unroll
+            for (int j = 0; j < VO; ++j) {
+                int i = w * VO + j;
+                e[j] = so[SIDX(rev ? TILE - 1 - i : i)];
+            }
+            uint4 q;
+            memcpy(&q, e, 16);
+            dst[w] = q;
+        }
+    } else {
+        for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+            long long p = p0 + i;
+            if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
+        }
     }
 }
