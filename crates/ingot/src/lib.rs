@@ -17,6 +17,7 @@ pub mod buffer;
 pub mod custom;
 pub mod device;
 mod display;
+pub mod distributed;
 pub mod dtype;
 pub mod error;
 pub mod graph;

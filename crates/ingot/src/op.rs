@@ -521,6 +521,41 @@ pub enum Op {
         name: String,
         params: Vec<Scalar>,
     },
+
+    // ---- distributed ------------------------------------------------------------------------
+    /// A collective over the processes of a group (`ingot::distributed`): `ranks` are its
+    /// members' world ranks in group order; `tag` matches the node with its counterparts on
+    /// the other processes (given in build order, the same on every rank).
+    Collective {
+        kind: CollectiveKind,
+        ranks: Vec<usize>,
+        tag: u64,
+    },
+}
+
+/// What a collective computes; ranks (`root`, `peer`) are places in the group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CollectiveKind {
+    Sum,
+    Max,
+    Min,
+    /// Every process's input joined along `axis`, in rank order.
+    Gather {
+        axis: usize,
+    },
+    /// The sum, cut along `axis`: process r keeps part r.
+    ScatterSum {
+        axis: usize,
+    },
+    Broadcast {
+        root: usize,
+    },
+    Send {
+        peer: usize,
+    },
+    Recv {
+        peer: usize,
+    },
 }
 
 /// The mask of an attention node: none, causal (aligned to the last key), or a mask input
@@ -688,6 +723,16 @@ impl Op {
             Op::Fused { .. } => "fused",
             Op::Custom { .. } => "custom",
             Op::Kernel { .. } => "kernel",
+            Op::Collective { kind, .. } => match kind {
+                CollectiveKind::Sum => "all_sum",
+                CollectiveKind::Max => "all_max",
+                CollectiveKind::Min => "all_min",
+                CollectiveKind::Gather { .. } => "all_gather",
+                CollectiveKind::ScatterSum { .. } => "reduce_scatter",
+                CollectiveKind::Broadcast { .. } => "broadcast",
+                CollectiveKind::Send { .. } => "send",
+                CollectiveKind::Recv { .. } => "recv",
+            },
         }
     }
 }

@@ -147,6 +147,11 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
+        // A collective names a group of this run's processes, which a package cannot hold.
+        Op::Collective { .. } => Err(fail(format!(
+            "`{}` is a collective across processes and cannot be imported",
+            op.name()
+        ))),
         // A user kernel imports when this process defines one of its name; its outputs
         // come from the definition.
         Op::Kernel { name, params } => {
@@ -611,6 +616,7 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::Fused { .. }
         | Op::Concatenate { .. }
         | Op::Custom { .. }
+        | Op::Collective { .. }
         | Op::Attention { .. }
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }

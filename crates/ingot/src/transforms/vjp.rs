@@ -336,6 +336,10 @@ pub(crate) fn vjp_rule(
             ))])
         }
         Op::Custom { .. } => Err(no_rule(op, ": its rule was lost")),
+        Op::Collective { .. } => {
+            let (y, g) = single()?;
+            crate::distributed::vjp(op, inputs.first(), &y, &g)
+        }
         Op::Kernel { name, params } => crate::custom::vjp(name, params, inputs, outs, cts),
         Op::Fused { program } => super::fuse::vjp(program, inputs, outs, cts),
         Op::Cholesky { .. } | Op::LuFactor | Op::Qr | Op::Svd { .. } | Op::Eigh { .. } => {

@@ -10,7 +10,7 @@
 //! words per key, where the per-key kernel is the faster form.
 
 use super::trace::{apply, trace, Graph, Source};
-use crate::op::{Op, RopeOffsetKind};
+use crate::op::{CollectiveKind, Op, RopeOffsetKind};
 use crate::shape::fmt_shape;
 use crate::{Array, DType, Error, Result};
 
@@ -285,6 +285,23 @@ fn batch_rule(
         | Op::Hadamard { .. }
         | Op::Attention { .. }
         | Op::Fused { .. } => same(op.clone()),
+        // Elementwise across processes, or along an axis that moves past the batch axis.
+        // A send or receive runs once per example (the peer sees the same sequence).
+        Op::Collective { kind, ranks, tag } => match kind {
+            CollectiveKind::Gather { axis } | CollectiveKind::ScatterSum { axis } => {
+                let kind = match kind {
+                    CollectiveKind::Gather { .. } => CollectiveKind::Gather { axis: axis + 1 },
+                    _ => CollectiveKind::ScatterSum { axis: axis + 1 },
+                };
+                same(Op::Collective {
+                    kind,
+                    ranks: ranks.clone(),
+                    tag: *tag,
+                })
+            }
+            CollectiveKind::Send { .. } | CollectiveKind::Recv { .. } => Ok(None),
+            _ => same(op.clone()),
+        },
         Op::Transpose { perm } => {
             let mut p = vec![0];
             p.extend(perm.iter().map(|&a| a + 1));
