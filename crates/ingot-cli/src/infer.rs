@@ -44,6 +44,10 @@ pub struct SamplingArgs {
     /// Weights and activations: f32, bf16 or f16 (default: bf16 on a GPU, f32 on the CPU).
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Split the model across this many processes (tensor parallelism), started with
+    /// `ingot launch -n N -- ingot generate --tp N ...`; rank 0 prints the text.
+    #[arg(long, default_value_t = 1)]
+    pub tp: usize,
 }
 
 fn parse_dtype(s: &Option<String>) -> Result<DType> {
@@ -77,6 +81,23 @@ fn load(dir: &Path, a: &SamplingArgs) -> Result<Loaded> {
     let mut model = Decoder::from_pretrained(dir, dtype)?;
     // One matrix-vector product for q, k, v and one for gate, up per token.
     model.fuse_projections()?;
+    if a.tp > 1 {
+        let g = ingot::distributed::init()?;
+        if g.size() != a.tp {
+            return Err(Error::invalid(
+                "--tp",
+                format!(
+                    "--tp {} needs a world of {} processes, this one has {} (start it with \
+                     `ingot launch -n {} -- ...`)",
+                    a.tp,
+                    a.tp,
+                    g.size(),
+                    a.tp
+                ),
+            ));
+        }
+        model.shard(&g)?;
+    }
     // Weights are read (and cast) now, not during the first token.
     let params: Vec<Array> = ingot_nn::ModuleExt::parameters(&model)
         .into_values()
@@ -193,7 +214,13 @@ pub fn generate(dir: &Path, prompt: &str, chat: bool, a: &SamplingArgs) -> Resul
             l.opts.max_tokens
         );
     }
-    let mut out = std::io::stdout().lock();
+    // Under tensor parallelism every rank computes the same tokens; rank 0 prints them.
+    let quiet = l.model.tensor_parallel().is_some_and(|g| g.rank() != 0);
+    let mut out: Box<dyn Write> = if quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if !chat {
         let _ = write!(out, "{prompt}");
     }
@@ -203,7 +230,9 @@ pub fn generate(dir: &Path, prompt: &str, chat: bool, a: &SamplingArgs) -> Resul
         let _ = out.flush();
     })?;
     let _ = writeln!(out);
-    report(&g);
+    if !quiet {
+        report(&g);
+    }
     Ok(())
 }
 

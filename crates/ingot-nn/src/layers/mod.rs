@@ -11,6 +11,7 @@ mod params;
 mod pool;
 mod positional;
 mod recurrent;
+mod sharded;
 mod transformer;
 mod upsample;
 
@@ -30,6 +31,7 @@ pub use pool::*;
 pub use positional::*;
 #[allow(unused_imports)]
 pub use recurrent::*;
+pub use sharded::{shard_of, ShardedEmbedding, ShardedLinear};
 #[allow(unused_imports)]
 pub use transformer::*;
 #[allow(unused_imports)]

@@ -9,9 +9,10 @@
 //! token's keys are written into with `slice_update`, in place (see the cache).
 
 use crate::activations::gelu_tanh;
-use crate::layers::{Embedding, Linear, RoPE};
+use crate::layers::{shard_of, Embedding, Linear, RoPE, ShardedLinear};
 use crate::module::{visit_child, visit_child_mut, Module, ModuleExt, Param, Unary};
 use crate::rng;
+use ingot::distributed::Group;
 use ingot::fast::{scaled_dot_product_attention, SdpaMask};
 use ingot::transforms::{compile_with, CompileOptions, Compiled};
 use ingot::{Array, DType, Error, Result, SliceArg};
@@ -943,6 +944,8 @@ pub struct Decoder {
     norm: Norm,
     lm_head: Option<Linear>,
     rope: RoPE,
+    /// Set by [`Decoder::shard`]: this process's group and whether the head is split.
+    tp: Option<(Group, bool)>,
 }
 
 impl Decoder {
@@ -1032,7 +1035,132 @@ impl Decoder {
                 Some(proj(h, c.vocab_size, false, &k(1)?, dtype)?)
             },
             rope: RoPE::with_frequencies(c.rope_dims(), false, freqs, factor)?,
+            tp: None,
         })
+    }
+
+    /// Splits the model across `group` for tensor-parallel inference (Megatron's layout):
+    /// each process keeps its share of the attention heads (q, k and v rows, o_proj
+    /// columns) and of the MLP's columns (gate and up rows, down_proj columns), and an
+    /// untied head's vocabulary rows; embeddings and norms stay whole. A forward pass then
+    /// runs one `all_sum` after each attention and each MLP (and an `all_gather` of the
+    /// logits when the head is split), and each process's KV cache holds its own heads.
+    /// The heads, kv heads and MLP width must divide by the group's size. A group of one
+    /// changes nothing.
+    pub fn shard(&mut self, group: &Group) -> Result<()> {
+        let (r, n) = (group.rank(), group.size());
+        if n == 1 {
+            return Ok(());
+        }
+        if self.tp.is_some() {
+            return Err(Error::invalid(
+                "Decoder::shard",
+                "the model is split already",
+            ));
+        }
+        let c = &self.config;
+        for (what, k) in [
+            ("attention heads", c.num_attention_heads),
+            ("key-value heads", c.num_key_value_heads),
+            ("intermediate_size", c.intermediate_size),
+        ] {
+            if k % n != 0 {
+                return Err(Error::invalid(
+                    "Decoder::shard",
+                    format!("{what} ({k}) do not split across {n} processes"),
+                ));
+            }
+        }
+        let (hd, nh, nkv) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+        let rows = |l: &Linear| -> Result<Linear> {
+            ShardedLinear::part(l, true, r, n).map(|p| p.local().clone())
+        };
+        // Input columns; the bias stays on rank 0 only, so the sum adds it once.
+        let cols = |l: &Linear| -> Result<Linear> {
+            let w = shard_of(&l.weight.value, 1, r, n, "Decoder::shard")?;
+            let b = if r == 0 {
+                l.bias.as_ref().map(|b| b.value.clone())
+            } else {
+                None
+            };
+            Linear::from_arrays(w, b)
+        };
+        // A joined projection: cut into its parts, take this rank's rows of each, join.
+        let joined = |l: &Linear, sizes: &[usize]| -> Result<Linear> {
+            let at: Vec<isize> = sizes
+                .iter()
+                .scan(0, |acc, &k| {
+                    *acc += k;
+                    Some(*acc as isize)
+                })
+                .take(sizes.len() - 1)
+                .collect();
+            let ws = ingot::split(&l.weight.value, ingot::SplitSpec::Indices(at.clone()), 0)?;
+            let bs = match &l.bias {
+                Some(b) => Some(ingot::split(&b.value, ingot::SplitSpec::Indices(at), 0)?),
+                None => None,
+            };
+            let mut wp = Vec::new();
+            let mut bp = Vec::new();
+            for (i, w) in ws.iter().enumerate() {
+                wp.push(shard_of(w, 0, r, n, "Decoder::shard")?);
+                if let Some(bs) = &bs {
+                    bp.push(shard_of(&bs[i], 0, r, n, "Decoder::shard")?);
+                }
+            }
+            let w = ingot::copy(&ingot::concatenate(&wp, Some(0))?)?;
+            let b = if bp.is_empty() {
+                None
+            } else {
+                Some(ingot::copy(&ingot::concatenate(&bp, Some(0))?)?)
+            };
+            let mut out = vec![w.clone()];
+            out.extend(b.iter().cloned());
+            ingot::eval(&out)?;
+            Linear::from_arrays(w, b)
+        };
+        for blk in &mut self.layers {
+            blk.self_attn.qkv = match &blk.self_attn.qkv {
+                Qkv::Split { q, k, v } => Qkv::Split {
+                    q: rows(q)?,
+                    k: rows(k)?,
+                    v: rows(v)?,
+                },
+                Qkv::Fused(p) => Qkv::Fused(joined(p, &[nh * hd, nkv * hd, nkv * hd])?),
+            };
+            blk.self_attn.o_proj = cols(&blk.self_attn.o_proj)?;
+            let inter = c.intermediate_size;
+            blk.mlp.gate_up = match &blk.mlp.gate_up {
+                GateUp::Split { gate, up } => GateUp::Split {
+                    gate: rows(gate)?,
+                    up: rows(up)?,
+                },
+                GateUp::Fused(p) => GateUp::Fused(joined(p, &[inter, inter])?),
+            };
+            blk.mlp.down_proj = cols(&blk.mlp.down_proj)?;
+        }
+        let split_head = match &self.lm_head {
+            Some(h) if c.vocab_size % n == 0 => {
+                self.lm_head = Some(rows(h)?);
+                true
+            }
+            _ => false,
+        };
+        self.tp = Some((group.clone(), split_head));
+        Ok(())
+    }
+
+    /// The group the model is split across, if it is.
+    pub fn tensor_parallel(&self) -> Option<&Group> {
+        self.tp.as_ref().map(|t| &t.0)
+    }
+
+    /// The whole result of a row-split projection: the sum over the group.
+    fn tp_sum(&self, y: Array) -> Result<Array> {
+        match &self.tp {
+            Some((g, _)) => ingot::distributed::all_sum(&y, Some(g)),
+            None => Ok(y),
+        }
     }
 
     /// Joins each layer's q, k and v projections into one `qkv_proj` and gate and up into
@@ -1172,7 +1300,13 @@ impl Decoder {
                 ),
             ));
         }
-        let (hd, nh, nkv) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+        // A split model holds its share of the heads.
+        let parts = self.tp.as_ref().map_or(1, |t| t.0.size());
+        let (hd, nh, nkv) = (
+            c.head_dim,
+            c.num_attention_heads / parts,
+            c.num_key_value_heads / parts,
+        );
         let mut x = self.embed_tokens.forward(ids)?;
         if c.arch == Arch::Gemma2 {
             // Gemma scales the embeddings by sqrt(hidden) rounded to the model dtype.
@@ -1247,7 +1381,7 @@ impl Decoder {
                 &ingot::transpose(&o, Some(&[0, 2, 1, 3]))?,
                 &[b, l, nh * hd],
             )?;
-            let mut a = blk.self_attn.o_proj.forward(&o)?;
+            let mut a = self.tp_sum(blk.self_attn.o_proj.forward(&o)?)?;
             if let Some((pre_ff, post_ff)) = &blk.feedforward_norms {
                 // Gemma 2: post_attention_layernorm closes the attention branch.
                 a = blk.post_attention_layernorm.forward(&a)?;
@@ -1267,6 +1401,10 @@ impl Decoder {
         let logits = match &self.lm_head {
             Some(h) => h.forward(&x)?,
             None => self.embed_tokens.as_linear(&x)?,
+        };
+        let logits = match &self.tp {
+            Some((g, true)) => ingot::distributed::all_gather(&logits, -1, Some(g))?,
+            _ => logits,
         };
         match c.final_logit_softcapping {
             Some(cap) => softcap(&logits, cap),
@@ -1288,7 +1426,7 @@ impl Decoder {
             Activation::Silu => swiglu(&gate, &up)?,
             Activation::GeluTanh => ingot::multiply(&gelu_tanh(&gate)?, &up)?,
         };
-        m.down_proj.forward(&act)
+        self.tp_sum(m.down_proj.forward(&act)?)
     }
 
     /// Attention of queries at positions `offset..offset + L` over keys at `keys`, causal
@@ -1352,6 +1490,12 @@ impl Decoder {
     /// Writes a Hugging Face folder: config.json and model.safetensors.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
+        if self.tp.is_some() {
+            return Err(Error::invalid(
+                "Decoder::save_pretrained",
+                "the model is split across processes (Decoder::shard); save it before splitting",
+            ));
+        }
         if self.projections_fused() {
             return Err(Error::invalid(
                 "Decoder::save_pretrained",

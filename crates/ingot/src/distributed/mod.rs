@@ -789,12 +789,14 @@ pub(crate) fn vjp(op: &Op, x: Option<&Array>, y: &Array, ct: &Array) -> Result<V
                 &crate::zeros_like(&total)?,
             )?)]
         }
-        CollectiveKind::Send { .. } | CollectiveKind::Recv { .. } => return Err(Error::invalid(
-            "vjp",
-            format!(
+        CollectiveKind::Send { .. } | CollectiveKind::Recv { .. } => {
+            return Err(Error::invalid(
+                "vjp",
+                format!(
                 "no gradient rule for `{}`: point-to-point messages have none; use the collectives",
                 op.name()
             ),
-        )),
+            ))
+        }
     })
 }
