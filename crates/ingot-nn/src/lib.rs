@@ -17,6 +17,7 @@
 pub mod activations;
 pub mod amp;
 pub mod checkpoint;
+pub mod data_parallel;
 pub mod init;
 pub mod layers;
 pub mod losses;

@@ -1,6 +1,7 @@
-//! Decoder::shard across two processes: the test starts two copies of itself as a world;
-//! each loads every architecture's fixture, computes the logits whole, splits the model
-//! across the world and must get the same logits (prefill and cached decoding).
+//! Two processes as a world (the test starts two copies of itself). Decoder::shard: each
+//! loads every architecture's fixture, computes the logits whole, splits the model across
+//! the world and must get the same logits (prefill and cached decoding). Data parallelism:
+//! gradients averaged over the halves of a batch equal the whole batch's.
 
 use ingot::{Array, DType};
 use ingot_nn::models::{Decoder, KvCache};
@@ -80,7 +81,49 @@ fn rank_scenario() {
             assert!(e.contains("split"), "{e}");
         }
     }
+    data_parallel(&world);
     println!("rank {}: all checks passed", world.rank());
+}
+
+/// Each rank's gradient on its half of a batch, averaged over the world, equals the
+/// gradient on the whole batch (the loss is a mean over equal halves), in one bucket or in
+/// several.
+fn data_parallel(world: &ingot::distributed::Group) {
+    use ingot_nn::data_parallel::{average_gradients, DEFAULT_BUCKET_BYTES};
+    use ingot_nn::{value_and_grad, Linear};
+    let (r, n) = (world.rank(), world.size());
+    let w: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = vec![0.1, -0.2, 0.3];
+    let x: Vec<f32> = (0..8 * 4).map(|i| (i as f32 * 0.11).cos()).collect();
+    let y: Vec<f32> = (0..8 * 3).map(|i| (i as f32 * 0.23).sin()).collect();
+    let mut model = Linear::from_arrays(
+        Array::from_slice(&w, &[3, 4]).unwrap(),
+        Some(Array::from_slice(&b, &[3]).unwrap()),
+    )
+    .unwrap();
+    let grads_on = |model: &mut Linear, rows: std::ops::Range<usize>| {
+        let xs = Array::from_slice(&x[rows.start * 4..rows.end * 4], &[rows.len(), 4]).unwrap();
+        let ys = Array::from_slice(&y[rows.start * 3..rows.end * 3], &[rows.len(), 3]).unwrap();
+        value_and_grad(model, |m: &Linear| {
+            let d = ingot::subtract(&ingot_nn::Unary::forward(m, &xs)?, &ys)?;
+            ingot::mean(&ingot::multiply(&d, &d)?, None, false)
+        })
+        .unwrap()
+        .1
+    };
+    let whole = grads_on(&mut model, 0..8);
+    let mine = grads_on(&mut model, r * 8 / n..(r + 1) * 8 / n);
+    for bucket in [DEFAULT_BUCKET_BYTES, 40] {
+        let avg = average_gradients(&mine, Some(world), bucket).unwrap();
+        assert_eq!(avg.len(), whole.len());
+        for (k, g) in &whole {
+            close(
+                &f64s(&avg[k]),
+                &f64s(g),
+                &format!("averaged gradient of {k}, buckets of {bucket} bytes"),
+            );
+        }
+    }
 }
 
 #[test]
@@ -91,7 +134,7 @@ fn rank() {
 }
 
 #[test]
-fn every_architecture_splits_across_two_processes() {
+fn two_processes_split_every_architecture_and_average_gradients() {
     let exe = std::env::current_exe().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
