@@ -2,8 +2,9 @@
 //! byte-level BPE tokenizer first, trained on the training works only).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ingot::{DType, Error, Result};
+use ingot::{Array, DType, Error, Result};
 use ingot_lm::{LmData, Tokenizer, TrainConfig, VALIDATION_WORKS};
+use ingot_nn::data_parallel::{average_gradients, DEFAULT_BUCKET_BYTES};
 use ingot_nn::losses::{cross_entropy, CrossEntropy};
 use ingot_nn::models::{Llama, LlamaConfig};
 use ingot_nn::optim::{AdamW, Optimizer};
@@ -178,6 +179,18 @@ fn validation_loss(model: &Llama, data: &LmData, c: &TrainFile, batches: usize) 
 pub fn train(config: &Path) -> Result<()> {
     let c = read_config(config)?;
     let low = autocast_dtype(&c.train.autocast)?;
+    // Under `ingot launch -n N`, data parallelism: each rank takes its share of every batch,
+    // the gradients are averaged over the ranks, and every rank takes the same step from
+    // the same start (same seed). Rank 0 writes the files and reports.
+    let world = ingot::distributed::init()?;
+    let (rank, ranks) = (world.rank(), world.size());
+    if c.train.batch % ranks != 0 {
+        return Err(invalid(format!(
+            "batch {} does not split across {ranks} processes",
+            c.train.batch
+        )));
+    }
+    let lead = rank == 0;
     std::fs::create_dir_all(&c.out).map_err(|e| invalid(format!("{}: {e}", c.out.display())))?;
     let tok_path = c.out.join("tokenizer.json");
     let split =
@@ -192,8 +205,11 @@ pub fn train(config: &Path) -> Result<()> {
             split.train.len()
         );
         let texts: Vec<&str> = split.train.iter().map(|w| w.text.as_str()).collect();
+        // Every rank trains the same tokenizer from the same texts; rank 0 saves it.
         let t = Tokenizer::train_from_texts(&texts, &TrainConfig::new(c.vocab_size))?;
-        t.save(&tok_path)?;
+        if lead {
+            t.save(&tok_path)?;
+        }
         eprintln!("tokenizer: {:.1} s", t0.elapsed().as_secs_f64());
         t
     };
@@ -250,6 +266,15 @@ pub fn train(config: &Path) -> Result<()> {
         m.context
     );
     let b = bar(t.steps, "{bar:30} {pos}/{len} {elapsed}<{eta} {msg}");
+    if !lead {
+        b.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if ranks > 1 && lead {
+        eprintln!(
+            "data parallel over {ranks} processes: {} sequences each a step",
+            t.batch / ranks
+        );
+    }
     b.set_position(start);
     let t0 = Instant::now();
     let mut tokens = 0usize;
@@ -267,10 +292,28 @@ pub fn train(config: &Path) -> Result<()> {
                 t.seed ^ step.wrapping_mul(0x9E3779B97F4A7C15),
             )?
             .next_batch()?;
+        let (x, y) = if ranks > 1 {
+            let part = |a: &Array| -> Result<Array> {
+                Ok(ingot::split(a, ingot::SplitSpec::Sections(ranks), 0)?.swap_remove(rank))
+            };
+            (part(&x)?, part(&y)?)
+        } else {
+            (x, y)
+        };
         let loss_fn = |mm: &Llama| cross_entropy(&mm.forward(&x)?, &y, &CrossEntropy::default());
         let (loss, grads) = match low {
             Some(d) => ingot::autocast(d, || value_and_grad(&mut model, loss_fn))??,
             None => value_and_grad(&mut model, loss_fn)?,
+        };
+        let (grads, loss) = if ranks > 1 {
+            let g = average_gradients(&grads, Some(&world), DEFAULT_BUCKET_BYTES)?;
+            let l = ingot::divide(
+                &ingot::distributed::all_sum(&loss, Some(&world))?,
+                ranks as f64,
+            )?;
+            (g, l)
+        } else {
+            (grads, loss)
         };
         let (grads, _norm) = clip_grad_norm(&grads, t.grad_clip)?;
         opt.update(&mut model, &grads)?;
@@ -293,13 +336,13 @@ pub fn train(config: &Path) -> Result<()> {
             let line =
                 format!("step {done}: train loss {last_loss:.3}, validation loss {last_val:.3}");
             // A hidden bar (stderr not a terminal) drops println: logs still get the line.
-            if b.is_hidden() {
+            if lead && b.is_hidden() {
                 eprintln!("{line}");
-            } else {
+            } else if lead {
                 b.println(line);
             }
         }
-        if done % t.checkpoint_every == 0 && done < t.steps {
+        if lead && done % t.checkpoint_every == 0 && done < t.steps {
             let extra = BTreeMap::from([("step".to_string(), done as f64)]);
             save_checkpoint(&ckpt, &model, &opt, &extra)?;
         }
@@ -318,6 +361,9 @@ pub fn train(config: &Path) -> Result<()> {
         }
         None => t.steps,
     };
+    if !lead {
+        return Ok(());
+    }
     eprintln!("full validation pass of the model of step {best_step} ...");
     let val = validation_loss(&model, &data, &c, 0)?;
     let save = match t.save_dtype.as_deref() {
@@ -344,6 +390,7 @@ pub fn train(config: &Path) -> Result<()> {
         "validation_perplexity": val.exp(),
         "validation_works": data.validation_works(),
         "tokens_per_second": tokens as f64 / secs,
+        "processes": ranks,
         "seconds": secs,
         "log": log,
         "last_sampled_validation_loss": last_val,

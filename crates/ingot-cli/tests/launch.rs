@@ -126,3 +126,86 @@ fn tensor_parallel_generation_gives_the_same_text() {
     assert_eq!(text, String::from_utf8_lossy(&one.stdout));
     assert!(String::from_utf8_lossy(&two.stderr).contains("[rank 1] LlamaForCausalLM"));
 }
+
+/// A made-up corpus of works (two of them the held-out plays' names), for training runs
+/// that need no download.
+fn corpus(dir: &Path) {
+    let words = [
+        "the", "king", "shall", "come", "to", "night", "and", "my", "lord", "is", "gone", "what",
+        "say", "you", "good", "sir", "a", "crown", "of", "gold", "love", "doth",
+    ];
+    std::fs::create_dir_all(dir).unwrap();
+    let mut s = 12345u64;
+    for name in [
+        "macbeth",
+        "twelfth_night",
+        "hamlet",
+        "othello",
+        "tempest",
+        "lear",
+    ] {
+        let mut text = String::new();
+        for i in 0..3000 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(words[(s >> 33) as usize % words.len()]);
+            text.push(if i % 11 == 10 { '\n' } else { ' ' });
+        }
+        std::fs::write(dir.join(format!("{name}.txt")), text).unwrap();
+    }
+}
+
+fn train_config(dir: &Path, data: &Path, out: &Path) -> PathBuf {
+    let cfg = serde_json::json!({
+        "data": data, "out": out, "vocab_size": 300,
+        "model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                  "num_attention_heads": 2, "num_key_value_heads": 1, "context": 16},
+        "train": {"steps": 6, "batch": 4, "lr": 3e-3, "warmup": 2, "eval_every": 3,
+                  "eval_batches": 2, "checkpoint_every": 100, "seed": 1}
+    });
+    let p = dir.join(format!(
+        "{}.json",
+        out.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&p, cfg.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn data_parallel_training_follows_one_process() {
+    let dir = std::env::temp_dir().join(format!("ingot-dp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("works");
+    corpus(&data);
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let o = ingot(&["train", train_config(&dir, &data, &one).to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    let exe = exe();
+    let cfg2 = train_config(&dir, &data, &two);
+    let o = ingot(&[
+        "launch",
+        "-n",
+        "2",
+        "--",
+        exe.to_str().unwrap(),
+        "train",
+        cfg2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let read = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("training.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read(&one), read(&two));
+    assert_eq!(b["processes"], 2);
+    let (la, lb) = (a["log"].as_array().unwrap(), b["log"].as_array().unwrap());
+    assert_eq!(la.len(), lb.len());
+    // The same steps on the same batches: the losses agree up to the order of the sums.
+    for (x, y) in la.iter().zip(lb) {
+        for k in ["train_loss", "val_loss"] {
+            let (p, q) = (x[k].as_f64().unwrap(), y[k].as_f64().unwrap());
+            assert!((p - q).abs() <= 1e-4 * p.abs(), "{k}: {p} vs {q}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
