@@ -15,12 +15,25 @@ pub const NO_MULTICAST: [(&str, &str); 3] = [
     ("NVSHMEM_DISABLE_NVLS", "1"),
 ];
 
+#[derive(clap::Args)]
 pub struct Launch {
+    /// Processes on this machine.
+    #[arg(short = 'n', long = "nproc", default_value_t = 1)]
     pub procs: usize,
+    /// Machines in the world (each runs `ingot launch` with its own --node-rank).
+    #[arg(long, default_value_t = 1)]
     pub nnodes: usize,
+    /// This machine's place among the nodes.
+    #[arg(long, default_value_t = 0)]
     pub node_rank: usize,
+    /// Where node 0's rank 0 serves the store (an address every node can reach).
+    #[arg(long, default_value = "127.0.0.1")]
     pub master_addr: String,
+    /// The store's port (default on one machine: a free one).
+    #[arg(long)]
     pub master_port: Option<u16>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
 

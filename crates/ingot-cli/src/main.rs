@@ -27,26 +27,7 @@ enum Cmd {
     /// Run COMMAND as the N ranks of a distributed world (docs/distributed.md): each gets
     /// RANK, WORLD_SIZE, LOCAL_RANK and the store's address, its output prefixed by rank;
     /// when one fails the others are stopped.
-    Launch {
-        /// Processes on this machine.
-        #[arg(short = 'n', long = "nproc", default_value_t = 1)]
-        procs: usize,
-        /// Machines in the world (each runs `ingot launch` with its own --node-rank).
-        #[arg(long, default_value_t = 1)]
-        nnodes: usize,
-        /// This machine's place among the nodes.
-        #[arg(long, default_value_t = 0)]
-        node_rank: usize,
-        /// Where node 0's rank 0 serves the store (an address every node can reach).
-        #[arg(long, default_value = "127.0.0.1")]
-        master_addr: String,
-        /// The store's port (default on one machine: a free one).
-        #[arg(long)]
-        master_port: Option<u16>,
-        /// The program and its arguments, after `--`.
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
+    Launch(launch::Launch),
     /// Run or list the registered operations.
     Ops {
         #[command(subcommand)]
@@ -165,21 +146,7 @@ enum OpsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Launch {
-            procs,
-            nnodes,
-            node_rank,
-            master_addr,
-            master_port,
-            command,
-        } => launch::run(launch::Launch {
-            procs,
-            nnodes,
-            node_rank,
-            master_addr,
-            master_port,
-            command,
-        }),
+        Cmd::Launch(l) => launch::run(l),
         Cmd::Ops { cmd } => match cmd {
             OpsCmd::Run { spec, out, device } => ops_run(spec, out, device),
             OpsCmd::List { json } => ops_list(json),

@@ -2,29 +2,9 @@
 //! repository root, on the CPU. Sampling with seed 1 must continue the prompt with the text
 //! the README shows, and bad arguments must fail cleanly.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{exe, repo_root};
 use std::process::Command;
-
-/// The repository root: from the build's paths, or the working directory where the test
-/// executables were carried to another machine (they run from the root there).
-fn repo_root() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if built.exists() {
-        built
-    } else {
-        std::env::current_dir().unwrap()
-    }
-}
-
-/// The CLI: this build's, else the one staged beside the carried tests (.device/bin).
-fn exe() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_ingot"));
-    if built.exists() {
-        built
-    } else {
-        repo_root().join(".device/bin/ingot")
-    }
-}
 
 fn ingot(args: &[&str]) -> std::process::Output {
     Command::new(exe())

@@ -2,27 +2,11 @@
 //! stopping the others, and tensor-parallel generation across two processes giving the
 //! one-process text.
 
+mod common;
+use common::{exe, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn repo_root() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if built.exists() {
-        built
-    } else {
-        std::env::current_dir().unwrap()
-    }
-}
-
-fn exe() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_ingot"));
-    if built.exists() {
-        built
-    } else {
-        repo_root().join(".device/bin/ingot")
-    }
-}
 
 fn ingot(args: &[&str]) -> std::process::Output {
     Command::new(exe())

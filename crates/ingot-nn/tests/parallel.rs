@@ -3,20 +3,11 @@
 //! the world and must get the same logits (prefill and cached decoding). Data parallelism:
 //! gradients averaged over the halves of a batch equal the whole batch's.
 
+mod common;
+use common::fixture;
 use ingot::{Array, DType};
 use ingot_nn::models::{Decoder, KvCache};
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn fixture(name: &str) -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let root = if built.exists() {
-        built
-    } else {
-        PathBuf::from("crates/ingot-nn/tests/fixtures")
-    };
-    root.join(name)
-}
 
 fn f64s(a: &Array) -> Vec<f64> {
     ingot::astype(a, DType::F64)

@@ -19,6 +19,14 @@ fn close(a: &Array, b: &Array, what: &str) {
     }
 }
 
+/// The sum of the parts' terms, as an all_sum would give it.
+fn sum_all(terms: impl IntoIterator<Item = Array>) -> Array {
+    terms
+        .into_iter()
+        .reduce(|s, t| ingot::add(&s, &t).unwrap())
+        .expect("at least one part")
+}
+
 fn random(rng: &mut Rng, shape: &[usize]) -> Array {
     let n: usize = shape.iter().product();
     array_from_f64(&rng.normals(n, 1.0), shape, DType::F32)
@@ -50,16 +58,11 @@ fn split_linear_layers_equal_the_whole_layer() {
         // Row-parallel: each part takes its slice of the input features; the terms are
         // summed and the bias added once.
         let xs = ingot::split(&x, ingot::SplitSpec::Sections(n), -1).unwrap();
-        let mut sum: Option<Array> = None;
-        for (r, xr) in xs.iter().enumerate() {
+        let sum = sum_all(xs.iter().enumerate().map(|(r, xr)| {
             let p = ShardedLinear::part(&full, false, r, n).unwrap();
-            let t = p.forward_local(xr).unwrap();
-            sum = Some(match sum {
-                None => t,
-                Some(s) => ingot::add(&s, &t).unwrap(),
-            });
-        }
-        let got = ingot::add(sum.unwrap(), &full.bias.as_ref().unwrap().value).unwrap();
+            p.forward_local(xr).unwrap()
+        }));
+        let got = ingot::add(sum, &full.bias.as_ref().unwrap().value).unwrap();
         close(&got, &want, &format!("row-parallel in {n} parts"));
     }
 }
@@ -82,18 +85,13 @@ fn a_split_mlp_needs_one_sum() {
         .forward(&ingot::maximum(up.forward(&x).unwrap(), 0.0).unwrap())
         .unwrap();
     for n in [2, 4] {
-        let mut sum: Option<Array> = None;
-        for r in 0..n {
+        let sum = sum_all((0..n).map(|r| {
             let u = ShardedLinear::part(&up, true, r, n).unwrap();
             let d = ShardedLinear::part(&down, false, r, n).unwrap();
             let a = ingot::maximum(u.forward_local(&x).unwrap(), 0.0).unwrap();
-            let t = d.forward_local(&a).unwrap();
-            sum = Some(match sum {
-                None => t,
-                Some(s) => ingot::add(&s, &t).unwrap(),
-            });
-        }
-        let got = ingot::add(sum.unwrap(), &down.bias.as_ref().unwrap().value).unwrap();
+            d.forward_local(&a).unwrap()
+        }));
+        let got = ingot::add(sum, &down.bias.as_ref().unwrap().value).unwrap();
         close(&got, &want, &format!("MLP in {n} parts"));
     }
 }
@@ -107,18 +105,11 @@ fn a_split_embedding_equals_the_whole_table() {
     let ids = Array::from_slice(&[0i64, 11, 5, 6, 3, 9], &[2, 3]).unwrap();
     let want = full.forward(&ids).unwrap();
     for n in [1, 2, 3, 4] {
-        let mut sum: Option<Array> = None;
-        for r in 0..n {
-            let t = ShardedEmbedding::part(&full, r, n)
-                .unwrap()
-                .forward_local(&ids)
-                .unwrap();
-            sum = Some(match sum {
-                None => t,
-                Some(s) => ingot::add(&s, &t).unwrap(),
-            });
-        }
-        close(&sum.unwrap(), &want, &format!("embedding in {n} parts"));
+        let sum = sum_all((0..n).map(|r| {
+            let p = ShardedEmbedding::part(&full, r, n).unwrap();
+            p.forward_local(&ids).unwrap()
+        }));
+        close(&sum, &want, &format!("embedding in {n} parts"));
     }
 }
 

@@ -146,3 +146,16 @@ pub fn check_grad(
     let want = fd_grad(&f, x, shape, 1e-6);
     assert_close(&got, &want, 1e-5, 1e-6, what);
 }
+
+/// A folder of tests/fixtures: tests run from the package root under cargo and from the
+/// repository root elsewhere (the GPU machine).
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    [
+        format!("tests/fixtures/{name}"),
+        format!("crates/ingot-nn/tests/fixtures/{name}"),
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("the {name} fixture"))
+}

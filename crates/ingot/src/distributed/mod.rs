@@ -127,6 +127,12 @@ fn world_state() -> Result<&'static World> {
     if let Some(w) = WORLD.get() {
         return Ok(w);
     }
+    // One thread sets the world up; another arriving meanwhile waits and takes its result.
+    static SETUP: Mutex<()> = Mutex::new(());
+    let _one = SETUP.lock();
+    if let Some(w) = WORLD.get() {
+        return Ok(w);
+    }
     let size = env_usize(&["INGOT_WORLD_SIZE", "WORLD_SIZE"])?.unwrap_or(1);
     let rank = env_usize(&["INGOT_RANK", "RANK"])?.unwrap_or(0);
     if size == 0 || rank >= size {
@@ -159,7 +165,6 @@ fn world_state() -> Result<&'static World> {
         store,
         timeout,
     };
-    // Two threads racing here would both connect; the loser's connections are dropped.
     let _ = WORLD.set(w);
     Ok(WORLD.get().expect("set above"))
 }
@@ -198,7 +203,8 @@ impl Group {
             return Ok(self.clone());
         }
         let mine: Vec<u8> = [color.to_le_bytes(), key.to_le_bytes()].concat();
-        let all = self.exchange_same(&mine, 16, 1, "split")?;
+        // Kind 2: apart from the collectives' (0) and point-to-point messages' (1) tags.
+        let all = self.exchange_same(&mine, 16, 2, "split")?;
         let mut members: Vec<(u64, usize, usize)> = all
             .iter()
             .enumerate()
@@ -342,17 +348,30 @@ fn axis_of(op: &str, x: &Array, axis: isize) -> Result<usize> {
     crate::shape::normalize_axis(op, axis, x.ndim())
 }
 
-/// Every process's `x` joined along `axis`, in rank order, on every process.
-pub fn all_gather(x: &Array, axis: isize, group: Option<&Group>) -> Result<Array> {
-    let op = "all_gather";
+/// The group and the normalized axis of a collective along `axis` (`None`: a group of
+/// one, whose result is `x`).
+fn along_axis(
+    op: &str,
+    x: &Array,
+    axis: isize,
+    group: Option<&Group>,
+) -> Result<Option<(Group, usize)>> {
     if x.ndim() == 0 {
-        return Err(Error::invalid(op, "a 0-d array has no axis to join along"));
+        return Err(Error::invalid(
+            op,
+            "a 0-d array has no axis to gather or cut along",
+        ));
     }
     let axis = axis_of(op, x, axis)?;
     let g = group_or_world(group)?;
-    if g.size() == 1 {
+    Ok((g.size() > 1).then_some((g, axis)))
+}
+
+/// Every process's `x` joined along `axis`, in rank order, on every process.
+pub fn all_gather(x: &Array, axis: isize, group: Option<&Group>) -> Result<Array> {
+    let Some((g, axis)) = along_axis("all_gather", x, axis, group)? else {
         return Ok(x.clone());
-    }
+    };
     let mut shape = x.shape().to_vec();
     shape[axis] *= g.size();
     Ok(node(
@@ -369,14 +388,9 @@ pub fn all_gather(x: &Array, axis: isize, group: Option<&Group>) -> Result<Array
 pub fn reduce_scatter(x: &Array, axis: isize, group: Option<&Group>) -> Result<Array> {
     let op = "reduce_scatter";
     check_reducible(op, x, false)?;
-    if x.ndim() == 0 {
-        return Err(Error::invalid(op, "a 0-d array has no axis to cut"));
-    }
-    let axis = axis_of(op, x, axis)?;
-    let g = group_or_world(group)?;
-    if g.size() == 1 {
+    let Some((g, axis)) = along_axis(op, x, axis, group)? else {
         return Ok(x.clone());
-    }
+    };
     let n = g.size();
     if x.shape()[axis] % n != 0 {
         return Err(Error::invalid(

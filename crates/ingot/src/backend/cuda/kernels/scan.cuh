@@ -105,6 +105,44 @@ DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     __syncthreads();
 }
 
+// A scanned tile to the output: each thread's ITEMS positions from the fold P before its
+// first one (if `has`) and its running folds `loc`, staged in shared memory `so`, then
+// written in 16-byte words where the tile is whole and aligned.
+DEV void write_tile(TO* outr, TO* so, const ACC* loc, ACC P, bool has, long long n,
+    long long p0, int rev, int incl) {
+    #pragma unroll
+    for (int j = 0; j < ITEMS; ++j) {
+        int i = threadIdx.x * ITEMS + j;
+        TO y;
+        if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
+        else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
+        else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
+        so[SIDX(i)] = y;
+    }
+    __syncthreads();
+    long long m0 = rev ? n - p0 - TILE : p0;
+    if (p0 + TILE <= n && ((unsigned long long)(outr + m0) & 15) == 0) {
+        const int VO = 16 / (int)sizeof(TO);
+        uint4* dst = (uint4*)(outr + m0);
+        for (int w = threadIdx.x; w < TILE / VO; w += blockDim.x) {
+            TO e[VO];
+            #pragma unroll
+            for (int j = 0; j < VO; ++j) {
+                int i = w * VO + j;
+                e[j] = so[SIDX(rev ? TILE - 1 - i : i)];
+            }
+            uint4 q;
+            memcpy(&q, e, 16);
+            dst[w] = q;
+        }
+    } else {
+        for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+            long long p = p0 + i;
+            if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
+        }
+    }
+}
+
 // part[r][b]: the fold of run b of line r (`per` tiles), over its memory in any order.
 extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI* __restrict__ x,
     long long n, int rev, long long per) {
@@ -191,37 +229,7 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
         ACC P = carry;
         if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
         ACC total = shp[blockDim.x - 1];
-        #pragma unroll
-        for (int j = 0; j < ITEMS; ++j) {
-            int i = threadIdx.x * ITEMS + j;
-            TO y;
-            if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
-            else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
-            else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
-            so[SIDX(i)] = y;
-        }
-        __syncthreads();
-        long long m0 = rev ? n - p0 - TILE : p0;
-        if (p0 + TILE <= n && ((unsigned long long)(outr + m0) & 15) == 0) {
-            const int VO = 16 / (int)sizeof(TO);
-            uint4* dst = (uint4*)(outr + m0);
-            for (int w = threadIdx.x; w < TILE / VO; w += blockDim.x) {
-                TO e[VO];
-                #pragma unroll
-                for (int j = 0; j < VO; ++j) {
-                    int i = w * VO + j;
-                    e[j] = so[SIDX(rev ? TILE - 1 - i : i)];
-                }
-                uint4 q;
-                memcpy(&q, e, 16);
-                dst[w] = q;
-            }
-        } else {
-            for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-                long long p = p0 + i;
-                if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
-            }
-        }
+        write_tile(outr, so, loc, P, has, n, p0, rev, incl);
         carry = chas ? COMB(carry, total) : total;
         chas = true;
         // The next tile's staging reuses the shared memory just read.
@@ -324,35 +332,5 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(one)(TO* __restrict__ ou
     bool has = t > 0;
     ACC P = has ? lv[32] : (ACC)(INIT);
     if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
-    #pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-        int i = threadIdx.x * ITEMS + j;
-        TO y;
-        if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
-        else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
-        else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
-        so[SIDX(i)] = y;
-    }
-    __syncthreads();
-    long long m0 = rev ? n - p0 - TILE : p0;
-    if (p0 + TILE <= n && ((unsigned long long)(outr + m0) & 15) == 0) {
-        const int VO = 16 / (int)sizeof(TO);
-        uint4* dst = (uint4*)(outr + m0);
-        for (int w = threadIdx.x; w < TILE / VO; w += blockDim.x) {
-            TO e[VO];
-            #pragma unroll
-            for (int j = 0; j < VO; ++j) {
-                int i = w * VO + j;
-                e[j] = so[SIDX(rev ? TILE - 1 - i : i)];
-            }
-            uint4 q;
-            memcpy(&q, e, 16);
-            dst[w] = q;
-        }
-    } else {
-        for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-            long long p = p0 + i;
-            if (p < n) outr[at_pos(p, n, rev)] = so[SIDX(i)];
-        }
-    }
+    write_tile(outr, so, loc, P, has, n, p0, rev, incl);
 }
