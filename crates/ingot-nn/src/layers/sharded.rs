@@ -183,11 +183,12 @@ impl ShardedEmbedding {
     /// The rows of the ids this process holds, zeros for the others.
     pub fn forward_local(&self, ids: &Array) -> Result<Array> {
         let rows = self.local.weight.value.shape()[0];
-        let shifted = ingot::subtract(ids, self.start as f64)?;
-        let shifted = ingot::astype(&shifted, ingot::DType::I64)?;
+        // In int64 throughout: a float scalar would round ids past 2^24.
+        let ids = ingot::astype(ids, ingot::DType::I64)?;
+        let shifted = ingot::subtract(&ids, self.start as i64)?;
         let inside = ingot::logical_and(
-            &ingot::greater_equal(&shifted, 0.0)?,
-            &ingot::less(&shifted, rows as f64)?,
+            &ingot::greater_equal(&shifted, 0i64)?,
+            &ingot::less(&shifted, rows as i64)?,
         )?;
         let safe = ingot::where_(&inside, &shifted, &ingot::zeros_like(&shifted)?)?;
         let y = self.local.forward(&safe)?;
