@@ -100,9 +100,8 @@ pub fn run(l: Launch) -> ExitCode {
     }
     // Wait for all; the first failure stops the rest.
     let mut status = 0u8;
-    let mut running = children.len();
     let mut done = vec![false; children.len()];
-    while running > 0 {
+    while done.contains(&false) {
         for (k, (rank, child)) in children.iter_mut().enumerate() {
             if done[k] {
                 continue;
@@ -110,7 +109,6 @@ pub fn run(l: Launch) -> ExitCode {
             match child.try_wait() {
                 Ok(Some(s)) => {
                     done[k] = true;
-                    running -= 1;
                     if !s.success() && status == 0 {
                         eprintln!("ingot launch: rank {rank} failed ({s}); stopping the others");
                         status = s.code().map_or(1, |c| c.clamp(1, 255) as u8);
@@ -120,7 +118,6 @@ pub fn run(l: Launch) -> ExitCode {
                 Err(e) => {
                     eprintln!("ingot launch: rank {rank}: {e}");
                     done[k] = true;
-                    running -= 1;
                     status = status.max(1);
                 }
             }

@@ -422,33 +422,18 @@ pub(crate) fn eval_cpu(
     outs: &[(Vec<usize>, DType)],
 ) -> Result<Vec<Data>> {
     let def = lookup(name)?;
+    // Aligned row-major slices, so the CPU code can view them as its element type.
     let datas: Vec<Data> = inputs
         .iter()
-        .map(|a| {
-            let d = a.ready_data();
-            // A window of a mapped file may start off the element's alignment: such an
-            // input is copied like a strided one, so the CPU code always gets aligned slices.
-            let addr = d.buffer.as_bytes().as_ptr() as usize + d.offset * a.dtype().size();
-            let aligned = addr % a.dtype().size().clamp(1, 8) == 0;
-            if aligned && crate::shape::is_row_contiguous(a.shape(), &d.strides) {
-                Ok(d)
-            } else {
-                let spec = [(a.shape().to_vec(), a.dtype())];
-                Ok(crate::backend::cpu::eval(&Op::Copy, std::slice::from_ref(a), &spec)?.remove(0))
-            }
-        })
+        .map(crate::backend::cpu::strided::row_major_data)
         .collect::<Result<_>>()?;
     let ins: Vec<HostIn> = inputs
         .iter()
         .zip(&datas)
-        .map(|(a, d)| {
-            let sz = a.dtype().size();
-            let start = d.offset * sz;
-            HostIn {
-                shape: a.shape(),
-                dtype: a.dtype(),
-                bytes: &d.buffer.as_bytes()[start..start + size_of(a.shape()) * sz],
-            }
+        .map(|(a, d)| HostIn {
+            shape: a.shape(),
+            dtype: a.dtype(),
+            bytes: crate::backend::cpu::strided::row_major_bytes(d, a),
         })
         .collect();
     let mut bufs: Vec<crate::buffer::Buffer> = outs

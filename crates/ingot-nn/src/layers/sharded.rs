@@ -90,10 +90,7 @@ impl ShardedLinear {
     /// This process's partial result, before any collective: its output features
     /// (column-parallel), or its term of the sum without the bias (row-parallel).
     pub fn forward_local(&self, x: &Array) -> Result<Array> {
-        match self {
-            ShardedLinear::AllToSharded { local, .. }
-            | ShardedLinear::ShardedToAll { local, .. } => local.forward(x),
-        }
+        self.local().forward(x)
     }
 
     /// The local weight part.

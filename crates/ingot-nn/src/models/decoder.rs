@@ -1108,11 +1108,12 @@ impl Decoder {
                     bp.push(shard_of(&bs[i], 0, r, n, "Decoder::shard")?);
                 }
             }
-            let w = ingot::copy(&ingot::concatenate(&wp, Some(0))?)?;
+            // The joined parts are a new buffer already (no copy needed).
+            let w = ingot::concatenate(&wp, Some(0))?;
             let b = if bp.is_empty() {
                 None
             } else {
-                Some(ingot::copy(&ingot::concatenate(&bp, Some(0))?)?)
+                Some(ingot::concatenate(&bp, Some(0))?)
             };
             let mut out = vec![w.clone()];
             out.extend(b.iter().cloned());

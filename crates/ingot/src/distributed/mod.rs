@@ -21,6 +21,7 @@ mod mesh;
 mod store;
 
 use crate::array::{Array, Data};
+use crate::backend::cpu::strided::{row_major_bytes, row_major_data};
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Kind};
 use crate::op::{CollectiveKind, Op};
@@ -48,8 +49,6 @@ struct World {
     rank: usize,
     size: usize,
     mesh: Option<mesh::Mesh>,
-    store: Option<store::Store>,
-    timeout: Duration,
 }
 
 struct GroupInner {
@@ -64,6 +63,21 @@ struct GroupInner {
     /// Point-to-point tags: the k-th send to a peer matches the peer's k-th receive from
     /// this rank. Keyed by (peer, is_send); only the two ranks involved build them.
     p2p: Mutex<HashMap<(usize, bool), u64>>,
+}
+
+impl GroupInner {
+    /// Every member's `bytes` (all of one length), in group order, now.
+    fn exchange_all(&self, tag: mesh::Tag, bytes: &[u8], what: &str) -> Result<Vec<Vec<u8>>> {
+        let n = self.ranks.len();
+        mesh()?.exchange(
+            &self.ranks,
+            self.me,
+            tag,
+            &vec![bytes; n],
+            &vec![bytes.len(); n],
+            what,
+        )
+    }
 }
 
 /// A set of processes that run collectives together: the world, or a part of it made by
@@ -139,7 +153,7 @@ fn world_state() -> Result<&'static World> {
         return Err(err(format!("rank {rank} is not in a world of size {size}")));
     }
     let timeout = Duration::from_secs(env_usize(&["INGOT_DIST_TIMEOUT"])?.unwrap_or(300) as u64);
-    let (mesh, store) = if size > 1 {
+    let mesh = if size > 1 {
         let spec = match std::env::var("INGOT_STORE") {
             Ok(s) => s,
             Err(_) => match (std::env::var("MASTER_ADDR"), std::env::var("MASTER_PORT")) {
@@ -153,18 +167,11 @@ fn world_state() -> Result<&'static World> {
             },
         };
         let store = store::Store::connect(&spec, rank, timeout)?;
-        let mesh = mesh::Mesh::connect(&store, rank, size, timeout)?;
-        (Some(mesh), Some(store))
+        Some(mesh::Mesh::connect(&store, rank, size, timeout)?)
     } else {
-        (None, None)
+        None
     };
-    let w = World {
-        rank,
-        size,
-        mesh,
-        store,
-        timeout,
-    };
+    let w = World { rank, size, mesh };
     let _ = WORLD.set(w);
     Ok(WORLD.get().expect("set above"))
 }
@@ -204,7 +211,8 @@ impl Group {
         }
         let mine: Vec<u8> = [color.to_le_bytes(), key.to_le_bytes()].concat();
         // Kind 2: apart from the collectives' (0) and point-to-point messages' (1) tags.
-        let all = self.exchange_same(&mine, 16, 2, "split")?;
+        let tag = (self.0.key, self.take_tag(), 2);
+        let all = self.0.exchange_all(tag, &mine, "split")?;
         let mut members: Vec<(u64, usize, usize)> = all
             .iter()
             .enumerate()
@@ -223,26 +231,6 @@ impl Group {
         Ok(register(ranks, me))
     }
 
-    /// Every member's `bytes` (each `len` long), in group order, now.
-    fn exchange_same(
-        &self,
-        bytes: &[u8],
-        len: usize,
-        kind: u8,
-        what: &str,
-    ) -> Result<Vec<Vec<u8>>> {
-        let tag = (self.0.key, self.take_tag(), kind);
-        let out: Vec<&[u8]> = vec![bytes; self.size()];
-        mesh()?.exchange(
-            &self.0.ranks,
-            self.0.me,
-            tag,
-            &out,
-            &vec![len; self.size()],
-            what,
-        )
-    }
-
     fn take_tag(&self) -> u64 {
         let mut t = self.0.next_tag.lock();
         *t += 1;
@@ -255,14 +243,6 @@ fn mesh() -> Result<&'static mesh::Mesh> {
         .mesh
         .as_ref()
         .ok_or_else(|| err("this process has no peers".into()))
-}
-
-/// The store the world met through (`None` for a world of one), for transports that hand
-/// over their own ids (NCCL's unique id).
-#[allow(dead_code)]
-pub(crate) fn store() -> Result<Option<(&'static store::Store, Duration)>> {
-    let w = world_state()?;
-    Ok(w.store.as_ref().map(|s| (s, w.timeout)))
 }
 
 fn group_or_world(group: Option<&Group>) -> Result<Group> {
@@ -496,22 +476,6 @@ fn group_of(ranks: &[usize], op: &str) -> Result<Arc<GroupInner>> {
         })
 }
 
-/// Row-major bytes of an evaluated input.
-fn bytes_of(a: &Array) -> Result<Data> {
-    let d = a.ready_data();
-    d.buffer.ensure_host()?;
-    if crate::shape::is_row_contiguous(a.shape(), &d.strides) {
-        return Ok(d);
-    }
-    let spec = [(a.shape().to_vec(), a.dtype())];
-    Ok(crate::backend::cpu::eval(&Op::Copy, std::slice::from_ref(a), &spec)?.remove(0))
-}
-
-fn slice_of<'a>(d: &'a Data, a: &Array) -> &'a [u8] {
-    let sz = a.dtype().size();
-    &d.buffer.as_bytes()[d.offset * sz..(d.offset + a.size()) * sz]
-}
-
 fn data_from(bytes: &[u8], shape: &[usize]) -> Result<Data> {
     let mut b = Buffer::uninit(bytes.len())?;
     b.as_bytes_mut().copy_from_slice(bytes);
@@ -615,6 +579,16 @@ fn fold(acc: &mut [u8], x: &[u8], dtype: DType, kind: CollectiveKind) -> Result<
     Ok(())
 }
 
+/// The element-wise fold of equal-length buffers, in their order (rank order: the same
+/// bits on every rank).
+fn fold_all(bufs: &[Vec<u8>], dtype: DType, kind: CollectiveKind) -> Result<Vec<u8>> {
+    let mut acc = bufs[0].clone();
+    for b in &bufs[1..] {
+        fold(&mut acc, b, dtype, kind)?;
+    }
+    Ok(acc)
+}
+
 /// `chunks[k]` holds part k of a row-major array cut along `axis` into `n` equal parts.
 fn split_axis(bytes: &[u8], shape: &[usize], axis: usize, n: usize, esize: usize) -> Vec<Vec<u8>> {
     let outer: usize = shape[..axis].iter().product();
@@ -659,55 +633,30 @@ pub(crate) fn eval(op: &Op, inputs: &[Array], outs: &[(Vec<usize>, DType)]) -> R
     let what = format!("{name} of a {dtype} array of shape {}", fmt_shape(oshape));
     let data = match *kind {
         CollectiveKind::Sum | CollectiveKind::Max | CollectiveKind::Min => {
-            let x = &inputs[0];
-            let d = bytes_of(x)?;
-            let mine = slice_of(&d, x);
-            let all = mesh.exchange(
-                &g.ranks,
-                g.me,
-                t,
-                &vec![mine; n],
-                &vec![mine.len(); n],
-                &what,
-            )?;
-            let mut acc = all[0].clone();
-            for b in &all[1..] {
-                fold(&mut acc, b, dtype, *kind)?;
-            }
-            data_from(&acc, oshape)?
+            let d = row_major_data(&inputs[0])?;
+            let all = g.exchange_all(t, row_major_bytes(&d, &inputs[0]), &what)?;
+            data_from(&fold_all(&all, dtype, *kind)?, oshape)?
         }
         CollectiveKind::Gather { axis } => {
             let x = &inputs[0];
-            let d = bytes_of(x)?;
-            let mine = slice_of(&d, x);
-            let all = mesh.exchange(
-                &g.ranks,
-                g.me,
-                t,
-                &vec![mine; n],
-                &vec![mine.len(); n],
-                &what,
-            )?;
+            let d = row_major_data(x)?;
+            let all = g.exchange_all(t, row_major_bytes(&d, x), &what)?;
             data_from(&join_axis(&all, x.shape(), axis, esize), oshape)?
         }
         CollectiveKind::ScatterSum { axis } => {
             let x = &inputs[0];
-            let d = bytes_of(x)?;
-            let parts = split_axis(slice_of(&d, x), x.shape(), axis, n, esize);
+            let d = row_major_data(x)?;
+            let parts = split_axis(row_major_bytes(&d, x), x.shape(), axis, n, esize);
             let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
             let len = parts[0].len();
             let got = mesh.exchange(&g.ranks, g.me, t, &refs, &vec![len; n], &what)?;
-            let mut acc = got[0].clone();
-            for b in &got[1..] {
-                fold(&mut acc, b, dtype, CollectiveKind::Sum)?;
-            }
-            data_from(&acc, oshape)?
+            data_from(&fold_all(&got, dtype, CollectiveKind::Sum)?, oshape)?
         }
         CollectiveKind::Broadcast { root } => {
             let x = &inputs[0];
             if g.me == root {
-                let d = bytes_of(x)?;
-                let mine = slice_of(&d, x);
+                let d = row_major_data(x)?;
+                let mine = row_major_bytes(&d, x);
                 for (k, &r) in g.ranks.iter().enumerate() {
                     if k != root {
                         mesh.send(r, t, mine)?;
@@ -721,10 +670,10 @@ pub(crate) fn eval(op: &Op, inputs: &[Array], outs: &[(Vec<usize>, DType)]) -> R
         }
         CollectiveKind::Send { peer } => {
             let x = &inputs[0];
-            let d = bytes_of(x)?;
+            let d = row_major_data(x)?;
             // Point-to-point messages are tagged by direction, so a pair's sends and
             // receives in each direction match in the order they were built.
-            mesh.send(g.ranks[peer], (g.key, *tag, 1), slice_of(&d, x))?;
+            mesh.send(g.ranks[peer], (g.key, *tag, 1), row_major_bytes(&d, x))?;
             d
         }
         CollectiveKind::Recv { peer } => {
@@ -750,52 +699,24 @@ pub(crate) fn vjp(op: &Op, x: Option<&Array>, y: &Array, ct: &Array) -> Result<V
         return Err(Error::invalid(op.name(), "internal: not a collective"));
     };
     let g = Group(group_of(ranks, op.name())?);
-    let sum = |c: &Array| {
-        node(
-            CollectiveKind::Sum,
-            &g,
-            vec![c.clone()],
-            c.shape().to_vec(),
-            c.dtype(),
-        )
-    };
+    let sum = |c: &Array| all_sum(c, Some(&g));
     Ok(match *kind {
-        CollectiveKind::Sum => vec![Some(sum(ct))],
+        CollectiveKind::Sum => vec![Some(sum(ct)?)],
         CollectiveKind::Max | CollectiveKind::Min => {
             let x = x.ok_or_else(|| Error::invalid(op.name(), "internal: no input"))?;
             let held = crate::astype(&crate::equal(x, y)?, ct.dtype())?;
-            let ties = sum(&held);
+            let ties = sum(&held)?;
             vec![Some(crate::divide(
-                &crate::multiply(sum(ct), &held)?,
+                &crate::multiply(sum(ct)?, &held)?,
                 &ties,
             )?)]
         }
-        CollectiveKind::Gather { axis } => {
-            let mut shape = ct.shape().to_vec();
-            shape[axis] /= g.size();
-            vec![Some(node(
-                CollectiveKind::ScatterSum { axis },
-                &g,
-                vec![ct.clone()],
-                shape,
-                ct.dtype(),
-            ))]
-        }
-        CollectiveKind::ScatterSum { axis } => {
-            let mut shape = ct.shape().to_vec();
-            shape[axis] *= g.size();
-            vec![Some(node(
-                CollectiveKind::Gather { axis },
-                &g,
-                vec![ct.clone()],
-                shape,
-                ct.dtype(),
-            ))]
-        }
+        CollectiveKind::Gather { axis } => vec![Some(reduce_scatter(ct, axis as isize, Some(&g))?)],
+        CollectiveKind::ScatterSum { axis } => vec![Some(all_gather(ct, axis as isize, Some(&g))?)],
         CollectiveKind::Broadcast { root } => {
             // Every rank takes part in the sum; only the root keeps it (a select, not a
             // product with 0, so an inf elsewhere does not make NaN).
-            let total = sum(ct);
+            let total = sum(ct)?;
             let keep = crate::full(&[], g.rank() == root, DType::Bool)?;
             vec![Some(crate::where_(
                 &keep,

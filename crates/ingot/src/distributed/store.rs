@@ -20,16 +20,13 @@ fn err(msg: String) -> Error {
 }
 
 pub(crate) enum Store {
-    Tcp {
-        conn: Mutex<TcpStream>,
-        /// rank 0 keeps its server's table alive for the life of the process.
-        _server: Option<Arc<Table>>,
-    },
+    Tcp(Mutex<TcpStream>),
     Dir(PathBuf),
 }
 
+/// The server's table (rank 0's server thread owns it for the life of the process).
 #[derive(Default)]
-pub(crate) struct Table {
+struct Table {
     items: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     changed: Condvar,
 }
@@ -44,19 +41,15 @@ impl Store {
                 .map_err(|e| err(format!("cannot create the store directory {path}: {e}")))?;
             return Ok(Store::Dir(dir));
         }
-        let server = if rank == 0 {
+        if rank == 0 {
             let listener = TcpListener::bind(spec)
                 .map_err(|e| err(format!("rank 0 cannot serve the store at {spec}: {e}")))?;
             let table = Arc::new(Table::default());
-            let t = table.clone();
             std::thread::Builder::new()
                 .name("ingot-store".into())
-                .spawn(move || serve(listener, t))
+                .spawn(move || serve(listener, table))
                 .map_err(|e| err(format!("cannot start the store thread: {e}")))?;
-            Some(table)
-        } else {
-            None
-        };
+        }
         let deadline = Instant::now() + timeout;
         let conn = loop {
             let addrs: Vec<_> = spec
@@ -77,17 +70,14 @@ impl Store {
         };
         conn.set_nodelay(true).ok();
         conn.set_read_timeout(Some(timeout)).ok();
-        Ok(Store::Tcp {
-            conn: Mutex::new(conn),
-            _server: server,
-        })
+        Ok(Store::Tcp(Mutex::new(conn)))
     }
 
     /// The local address this process reaches the store from: the interface its peers on
     /// other machines can reach it on too (loopback for a file store).
     pub(crate) fn local_ip(&self) -> std::net::IpAddr {
         match self {
-            Store::Tcp { conn, .. } => conn
+            Store::Tcp(conn) => conn
                 .lock()
                 .local_addr()
                 .map(|a| a.ip())
@@ -98,7 +88,7 @@ impl Store {
 
     pub(crate) fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         match self {
-            Store::Tcp { conn, .. } => {
+            Store::Tcp(conn) => {
                 let mut c = conn.lock();
                 let io = |e: std::io::Error| err(format!("store set {key}: {e}"));
                 write_item(&mut *c, &[1u8]).map_err(io)?;
@@ -130,7 +120,7 @@ impl Store {
             ))
         };
         match self {
-            Store::Tcp { conn, .. } => {
+            Store::Tcp(conn) => {
                 let mut c = conn.lock();
                 let io = |e: std::io::Error| {
                     if matches!(

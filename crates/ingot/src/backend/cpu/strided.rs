@@ -428,6 +428,26 @@ pub fn map3<A: Element, B: Element, C: Element, O: Element>(
     Ok(out_data(buf, out_shape))
 }
 
+/// An evaluated host array's data as one row-major run of elements starting on the
+/// element's alignment, for code that reads its bytes: the array's own data when it is so
+/// laid out, else a copy. (A window of a mapped file may start off the alignment.)
+pub fn row_major_data(a: &Array) -> Result<Data> {
+    let d = a.ready_data();
+    let addr = d.buffer.as_bytes().as_ptr() as usize + d.offset * a.dtype().size();
+    let aligned = addr % a.dtype().size().clamp(1, 8) == 0;
+    if aligned && is_row_contiguous(a.shape(), &d.strides) {
+        return Ok(d);
+    }
+    let spec = [(a.shape().to_vec(), a.dtype())];
+    Ok(crate::backend::cpu::eval(&crate::op::Op::Copy, std::slice::from_ref(a), &spec)?.remove(0))
+}
+
+/// The bytes of the elements of `d`, row-major data (from [`row_major_data`]) of `a`.
+pub fn row_major_bytes<'a>(d: &'a Data, a: &Array) -> &'a [u8] {
+    let sz = a.dtype().size();
+    &d.buffer.as_bytes()[d.offset * sz..(d.offset + a.size()) * sz]
+}
+
 /// A row-major contiguous copy of an evaluated array's elements as `T` (no conversion).
 pub fn contiguous_vec<T: Element>(a: &Array) -> Vec<T> {
     crate::array::gather_elems::<T>(&a.ready_data(), a.shape())

@@ -105,11 +105,31 @@ DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     __syncthreads();
 }
 
-// A scanned tile to the output: each thread's ITEMS positions from the fold P before its
-// first one (if `has`) and its running folds `loc`, staged in shared memory `so`, then
-// written in 16-byte words where the tile is whole and aligned.
-DEV void write_tile(TO* outr, TO* so, const ACC* loc, ACC P, bool has, long long n,
-    long long p0, int rev, int incl) {
+// Stages the tile at p0 (stage_in) and folds each thread's ITEMS positions into `loc`
+// (running folds), then scans the threads' folds into shp (inclusive, 256 of them).
+DEV void fold_tile(TI* sx, const TI* xr, ACC* loc, ACC* sh, ACC* shp, long long n,
+    long long p0, int rev) {
+    stage_in(sx, xr, n, p0, rev);
+    ACC a = SINIT;
+    #pragma unroll
+    for (int j = 0; j < ITEMS; ++j) {
+        int i = threadIdx.x * ITEMS + j;
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
+        loc[j] = a;
+    }
+    shp[threadIdx.x] = block_scan(a, sh);
+    __syncthreads();
+}
+
+// A scanned tile to the output: each thread's ITEMS positions from the fold before it (the
+// tile's prefix `carry`, if `chas`, then the threads before it in shp) and its running
+// folds `loc`, staged in shared memory `so`, then written in 16-byte words where the tile
+// is whole and aligned.
+DEV void write_tile(TO* outr, TO* so, const ACC* loc, const ACC* shp, ACC carry, bool chas,
+    long long n, long long p0, int rev, int incl) {
+    bool has = chas;
+    ACC P = carry;
+    if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
     #pragma unroll
     for (int j = 0; j < ITEMS; ++j) {
         int i = threadIdx.x * ITEMS + j;
@@ -212,24 +232,10 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
     ACC carry = chas ? part[r * nb + b - 1] : (ACC)(INIT);
     for (long long t = t0; t < t1; ++t) {
         long long p0 = t * TILE;
-        stage_in(sx, xr, n, p0, rev);
         ACC loc[ITEMS];
-        ACC a = SINIT;
-        #pragma unroll
-        for (int j = 0; j < ITEMS; ++j) {
-            int i = threadIdx.x * ITEMS + j;
-            if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
-            loc[j] = a;
-        }
-        ACC inc = block_scan(a, sh);
-        shp[threadIdx.x] = inc;
-        __syncthreads();
-        // P: the fold of every position before this thread's first one, if there are any.
-        bool has = chas;
-        ACC P = carry;
-        if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
+        fold_tile(sx, xr, loc, sh, shp, n, p0, rev);
         ACC total = shp[blockDim.x - 1];
-        write_tile(outr, so, loc, P, has, n, p0, rev, incl);
+        write_tile(outr, so, loc, shp, carry, chas, n, p0, rev, incl);
         carry = chas ? COMB(carry, total) : total;
         chas = true;
         // The next tile's staging reuses the shared memory just read.
@@ -280,18 +286,8 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(one)(TO* __restrict__ ou
     unsigned* flags = sync + 4 + r * per_line;
     unsigned long long* vals = slots + r * per_line;
     long long p0 = t * TILE;
-    stage_in(sx, xr, n, p0, rev);
     ACC loc[ITEMS];
-    ACC a = SINIT;
-    #pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-        int i = threadIdx.x * ITEMS + j;
-        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
-        loc[j] = a;
-    }
-    ACC inc = block_scan(a, sh);
-    shp[threadIdx.x] = inc;
-    __syncthreads();
+    fold_tile(sx, xr, loc, sh, shp, n, p0, rev);
     if (threadIdx.x < 32) {
         int lane = threadIdx.x;
         if (lane == 0) {
@@ -328,9 +324,5 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(one)(TO* __restrict__ ou
         }
     }
     __syncthreads();
-    // P: the fold of every position before this thread's first one, if there are any.
-    bool has = t > 0;
-    ACC P = has ? lv[32] : (ACC)(INIT);
-    if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
-    write_tile(outr, so, loc, P, has, n, p0, rev, incl);
+    write_tile(outr, so, loc, shp, t > 0 ? lv[32] : (ACC)(INIT), t > 0, n, p0, rev, incl);
 }
