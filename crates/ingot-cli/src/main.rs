@@ -216,8 +216,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Makes `--device` (or INGOT_DEVICE, or the first GPU when there is one) the default
-/// device, so training and generation use a GPU without being told.
+/// Makes `--device` (or INGOT_DEVICE, or this process's GPU when there is one: the first,
+/// or under `ingot launch` its local rank's) the default device, so training and
+/// generation use a GPU without being told.
 fn pick_device(arg: Option<String>) -> ingot::Result<()> {
     let named = arg.or_else(|| std::env::var("INGOT_DEVICE").ok());
     let d = match named {
@@ -225,8 +226,7 @@ fn pick_device(arg: Option<String>) -> ingot::Result<()> {
             op: "--device".into(),
             msg: format!("{s:?}: {e}"),
         })?,
-        None if ingot::cuda::is_available() => Device::Cuda(0),
-        None => Device::Cpu,
+        None => ingot::default_gpu().unwrap_or(Device::Cpu),
     };
     ingot::set_default_device(d);
     eprintln!("device: {d}");

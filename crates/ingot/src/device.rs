@@ -27,7 +27,8 @@ impl std::str::FromStr for Device {
     fn from_str(s: &str) -> Result<Device> {
         match s {
             "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            // This process's GPU: the first, or under `ingot launch` its local rank's.
+            "cuda" | "gpu" => Ok(Device::Cuda(local_gpu())),
             _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
                 Some(n) => Ok(Device::Cuda(n)),
                 None => Err(Error::invalid(
@@ -37,6 +38,27 @@ impl std::str::FromStr for Device {
             },
         }
     }
+}
+
+/// The GPU a process uses unless one is named: its `LOCAL_RANK` (set by `ingot launch`
+/// and torchrun) modulo the GPUs it sees, so the ranks on a machine take one GPU each, as
+/// NCCL requires; GPU 0 otherwise.
+fn local_gpu() -> usize {
+    let local = std::env::var("LOCAL_RANK")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match local {
+        Some(l) => match crate::backend::cuda::device_count() {
+            0 => 0,
+            n => l % n,
+        },
+        None => 0,
+    }
+}
+
+/// This process's GPU (see `Device::from_str("cuda")`), or `None` without one.
+pub fn default_gpu() -> Option<Device> {
+    crate::backend::cuda::is_available().then(|| Device::Cuda(local_gpu()))
 }
 
 static DEFAULT: RwLock<Option<Device>> = RwLock::new(None);

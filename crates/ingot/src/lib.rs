@@ -53,7 +53,9 @@ pub mod transforms;
 
 pub use amp::{autocast, autocast_dtype};
 pub use array::{Array, IntoArray};
-pub use device::{default_device, set_default_device, synchronize, with_device, Device};
+pub use device::{
+    default_device, default_gpu, set_default_device, synchronize, with_device, Device,
+};
 pub use dtype::{promote_types, DType, Element, Kind, Scalar};
 pub use error::{Error, Result};
 pub use graph::{to_dot, to_dot_fn};

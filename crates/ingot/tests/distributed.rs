@@ -185,6 +185,22 @@ fn rank_scenario() {
         sum,
         "all_sum after an error"
     );
+    // The NCCL handshake of a group's first GPU collective: every rank gets rank 0's id, or
+    // all get none where rank 0 cannot load NCCL (INGOT_NCCL_LIB can name one here).
+    match dist::nccl_handshake(&world).unwrap() {
+        Some(id) => {
+            let mine: Vec<f32> = id.iter().map(|&b| b as f32).collect();
+            let every = vals(&dist::all_gather(&arr(&mine, &[1, 128]), 0, None).unwrap());
+            for k in 0..n {
+                assert_eq!(
+                    every[k * 128..(k + 1) * 128],
+                    mine[..],
+                    "rank {k}'s NCCL id"
+                );
+            }
+        }
+        None => assert!(dist::nccl_version().is_err() || std::env::var("INGOT_NCCL").is_ok()),
+    }
     println!("rank {r} of {n}: all checks passed");
 }
 
@@ -297,4 +313,93 @@ fn a_world_of_one_process_needs_no_setup() {
     assert!(e.contains("all_sum") && e.contains("bool"), "{e}");
     let e = dist::all_gather(&x, 2, None).unwrap_err().to_string();
     assert!(e.contains("all_gather"), "{e}");
+}
+
+/// NCCL on one GPU: a world of one runs every collective through NCCL (the public
+/// functions skip groups of one, so the test builds the nodes itself). Each must return its
+/// input bit for bit, for every dtype NCCL moves or reduces, from contiguous and transposed
+/// inputs, without falling back to the host. The multi-GPU checks need several GPUs
+/// (docs/distributed.md).
+#[test]
+fn nccl_collectives_in_a_world_of_one_gpu() {
+    if !ingot::cuda::is_available()
+        || std::env::var_os("WORLD_SIZE").is_some()
+        || std::env::var_os("INGOT_WORLD_SIZE").is_some()
+    {
+        eprintln!("skipped: needs a CUDA GPU and a world of one");
+        return;
+    }
+    let v = dist::nccl_version().expect("NCCL should load on a GPU machine");
+    eprintln!("NCCL {}.{}.{}", v.0, v.1, v.2);
+    let dev = ingot::Device::Cuda(0);
+    let before = ingot::cuda::fallbacks();
+    let shape = [4usize, 6, 5];
+    let n: usize = shape.iter().product();
+    let base: Vec<f32> = (0..n)
+        .map(|i| ((i * 37) % 101) as f32 * 0.37 - 17.0)
+        .collect();
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::F64,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::I8,
+        DType::C64,
+    ] {
+        ingot::with_device(dev, || {
+            let x = ingot::astype(&arr(&base, &shape), dtype).unwrap();
+            // A transposed view makes the collective copy it to row-major order first.
+            let xt = ingot::transpose(&x, Some(&[2, 0, 1])).unwrap();
+            let f64s = |a: &Array| {
+                let a = if dtype == DType::C64 {
+                    ingot::real(a).unwrap()
+                } else {
+                    a.clone()
+                };
+                ingot::astype(&a, DType::F64)
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap()
+            };
+            for x in [&x, &xt] {
+                let want = f64s(x);
+                for what in [
+                    "all_sum",
+                    "all_max",
+                    "all_min",
+                    "broadcast",
+                    "all_gather:0",
+                    "all_gather:1",
+                    "all_gather:2",
+                    "reduce_scatter:0",
+                    "reduce_scatter:1",
+                ] {
+                    if dtype == DType::C64 && (what == "all_max" || what == "all_min") {
+                        continue;
+                    }
+                    let y = dist::collective_of_one(x, what).unwrap();
+                    assert_eq!(f64s(&y), want, "{what} of {dtype} {:?}", x.shape());
+                }
+            }
+        });
+    }
+    let after = ingot::cuda::fallbacks();
+    for name in [
+        "all_sum",
+        "all_max",
+        "all_min",
+        "broadcast",
+        "all_gather",
+        "reduce_scatter",
+    ] {
+        let count = |f: &[(&str, usize)]| f.iter().find(|(n, _)| *n == name).map_or(0, |p| p.1);
+        assert_eq!(
+            count(&after),
+            count(&before),
+            "{name} fell back to the host"
+        );
+    }
 }

@@ -18,7 +18,10 @@
 //! ranks) instead of combining the wrong arrays.
 
 mod mesh;
+pub(crate) mod nccl;
 mod store;
+
+pub use nccl::version as nccl_version;
 
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::{row_major_bytes, row_major_data};
@@ -457,6 +460,144 @@ pub fn recv(shape: &[usize], dtype: DType, src: usize, group: Option<&Group>) ->
         shape.to_vec(),
         dtype,
     ))
+}
+
+// ---- NCCL --------------------------------------------------------------------------------
+
+/// `INGOT_NCCL`: `0` sends GPU collectives through host memory, `1` requires NCCL (an
+/// error where it cannot be loaded); unset, NCCL where it loads, else host memory.
+fn nccl_policy() -> Option<bool> {
+    static P: OnceLock<Option<bool>> = OnceLock::new();
+    *P.get_or_init(|| match std::env::var("INGOT_NCCL").ok()?.trim() {
+        "0" | "off" | "false" => Some(false),
+        "" => None,
+        _ => Some(true),
+    })
+}
+
+/// Communicators by group members and GPU; `None` when the group's rank 0 chose the host
+/// transport.
+#[allow(clippy::type_complexity)]
+static NCCL_COMMS: Mutex<Option<HashMap<(Vec<usize>, usize), Option<Arc<nccl::Comm>>>>> =
+    Mutex::new(None);
+
+/// Rank 0 of the group decides whether its GPU collectives use NCCL and hands the
+/// communicator's id to the others (one flag byte, then the id), so all take the same path.
+fn nccl_id(g: &GroupInner, tag: u64) -> Result<Option<nccl::UniqueId>> {
+    // Kind 3: apart from collectives (0), point-to-point messages (1) and splits (2).
+    let t = (g.key, tag, 3u8);
+    let what = "the NCCL id of a group";
+    if g.me == 0 {
+        let id = match nccl_policy() {
+            Some(false) => Ok(None),
+            Some(true) => nccl::unique_id().map(Some),
+            None => Ok(nccl::unique_id()
+                .map_err(|e| {
+                    static WARNED: OnceLock<()> = OnceLock::new();
+                    WARNED.get_or_init(|| {
+                        eprintln!(
+                            "ingot: GPU collectives go through host memory ({e}; INGOT_NCCL=0 \
+                             silences this)"
+                        )
+                    });
+                })
+                .ok()),
+        };
+        // 0: host memory, 1: NCCL with this id, 2: rank 0 failed (the others fail too
+        // instead of waiting).
+        let mut msg = vec![match &id {
+            Ok(None) => 0u8,
+            Ok(Some(_)) => 1,
+            Err(_) => 2,
+        }];
+        let bytes = id.as_ref().ok().and_then(|i| i.map(|i| i.internal));
+        msg.extend_from_slice(&bytes.unwrap_or([0; 128]));
+        for &r in &g.ranks[1..] {
+            mesh()?.send(r, t, &msg)?;
+        }
+        return id;
+    }
+    let msg = mesh()?.recv(g.ranks[0], t, 129, what)?;
+    match msg[0] {
+        0 => Ok(None),
+        1 if nccl_policy() == Some(false) => Err(err(format!(
+            "rank 0 of group {:?} uses NCCL but INGOT_NCCL=0 here: every rank must set it alike",
+            g.ranks
+        ))),
+        1 => {
+            let mut internal = [0u8; 128];
+            internal.copy_from_slice(&msg[1..]);
+            Ok(Some(nccl::UniqueId { internal }))
+        }
+        _ => Err(err(format!(
+            "rank 0 of group {:?} could not set up NCCL (its error says why)",
+            g.ranks
+        ))),
+    }
+}
+
+/// The handshake a group's first GPU collective makes, run on its own: every member gets
+/// the same NCCL id, or all get none (tests check it across processes without GPUs).
+#[doc(hidden)]
+pub fn nccl_handshake(group: &Group) -> Result<Option<[u8; 128]>> {
+    let tag = group.take_tag();
+    Ok(nccl_id(&group.0, tag)?.map(|i| i.internal))
+}
+
+/// The NCCL communicator of group `ranks` on GPU `ordinal`, set up by the group's first GPU
+/// collective (node `tag`): rank 0 decides whether NCCL is used and hands its id to the
+/// others, so every member takes the same path. `None`: the host transport.
+pub(crate) fn nccl_comm(
+    ranks: &[usize],
+    tag: u64,
+    ordinal: usize,
+) -> Result<Option<Arc<nccl::Comm>>> {
+    let key = (ranks.to_vec(), ordinal);
+    if let Some(c) = NCCL_COMMS.lock().as_ref().and_then(|m| m.get(&key)) {
+        return Ok(c.clone());
+    }
+    let g = group_of(ranks, "nccl")?;
+    let id = nccl_id(&g, tag)?;
+    let comm = match id {
+        // Blocks until every member has joined (NCCL's own timeout applies).
+        Some(id) => Some(Arc::new(nccl::Comm::init(&id, g.me, g.ranks.len())?)),
+        None => None,
+    };
+    NCCL_COMMS
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(key, comm.clone());
+    Ok(comm)
+}
+
+/// A collective node even in a group of one (which the public functions skip): tests of
+/// the GPU transport on a machine with one GPU use it.
+#[doc(hidden)]
+pub fn collective_of_one(x: &Array, what: &str) -> Result<Array> {
+    let g = world()?;
+    if g.size() != 1 {
+        return Err(err("collective_of_one is for a world of one process".into()));
+    }
+    let (kind, shape) = match what {
+        "all_sum" => (CollectiveKind::Sum, x.shape().to_vec()),
+        "all_max" => (CollectiveKind::Max, x.shape().to_vec()),
+        "all_min" => (CollectiveKind::Min, x.shape().to_vec()),
+        "broadcast" => (CollectiveKind::Broadcast { root: 0 }, x.shape().to_vec()),
+        w => {
+            let (name, axis) = w
+                .split_once(':')
+                .ok_or_else(|| err(format!("unknown collective {w:?}")))?;
+            let axis: usize = axis
+                .parse()
+                .map_err(|_| err(format!("bad axis in {w:?}")))?;
+            match name {
+                "all_gather" => (CollectiveKind::Gather { axis }, x.shape().to_vec()),
+                "reduce_scatter" => (CollectiveKind::ScatterSum { axis }, x.shape().to_vec()),
+                _ => return Err(err(format!("unknown collective {w:?}"))),
+            }
+        }
+    };
+    Ok(node(kind, &g, vec![x.clone()], shape, x.dtype()))
 }
 
 // ---- evaluation --------------------------------------------------------------------------

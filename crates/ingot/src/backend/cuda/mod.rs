@@ -10,6 +10,7 @@
 mod alloc;
 mod argreduce;
 mod attention;
+mod collective;
 mod conv;
 mod conv_graph;
 mod custom;
@@ -501,6 +502,7 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         }
         Op::Custom { n_in, .. } => Some(inputs[*n_in..].iter().map(|a| a.ready_data()).collect()),
         Op::Kernel { name, params } => custom::eval(&g, name, params, inputs, outs)?,
+        Op::Collective { .. } => collective::eval(&g, op, inputs, outs)?,
         Op::Attention { scale, mask } => {
             attention::eval(&g, inputs, scale.to_f64(), *mask, &outs[0].0)?
         }
