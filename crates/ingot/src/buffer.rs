@@ -214,6 +214,7 @@ impl Buffer {
     pub(crate) fn device_ptr(&self, ordinal: usize) -> Result<u64> {
         if let Some(d) = self.dev.get() {
             if d.ordinal() == ordinal {
+                d.wait_pending()?;
                 return Ok(d.ptr());
             }
             return Err(Error::unsupported(

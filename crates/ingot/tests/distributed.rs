@@ -386,6 +386,20 @@ fn nccl_collectives_in_a_world_of_one_gpu() {
             }
         });
     }
+    // The collectives run on their own stream: outputs read by the next kernels (the compute
+    // stream waits for them), inputs dropped while the collective may still read them, and
+    // a gather along an inner axis reordered after the gather.
+    ingot::with_device(dev, || {
+        let x = ingot::astype(&arr(&base, &shape), DType::I32).unwrap();
+        let mut acc = x.clone();
+        for _ in 0..8 {
+            let y = dist::collective_of_one(&acc, "all_sum").unwrap();
+            let y = dist::collective_of_one(&y, "all_gather:2").unwrap();
+            acc = ingot::add(&y, &x).unwrap();
+        }
+        let want: Vec<i32> = x.to_vec::<i32>().unwrap().iter().map(|v| 9 * v).collect();
+        assert_eq!(acc.to_vec::<i32>().unwrap(), want, "chained collectives");
+    });
     let after = ingot::cuda::fallbacks();
     for name in [
         "all_sum",

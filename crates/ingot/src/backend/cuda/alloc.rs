@@ -6,7 +6,9 @@
 
 use super::{cuda_err, gpu, gpu_if_started, Gpu};
 use crate::{Error, Result};
+use cudarc::driver::CudaEvent;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Requests up to 1 MiB round up to 512 bytes, larger ones to 2 MiB: few classes for big
 /// buffers (so they are reused across nearby sizes), little waste for small ones.
@@ -73,6 +75,9 @@ pub struct DeviceMem {
     len: usize,
     class: usize,
     ordinal: usize,
+    /// Work on another stream (a collective) still writing the block: the compute stream
+    /// waits for it before the block is first read, copied out or reused.
+    pending: parking_lot::Mutex<Option<Arc<CudaEvent>>>,
 }
 
 impl DeviceMem {
@@ -83,6 +88,7 @@ impl DeviceMem {
             len: nbytes,
             class,
             ordinal: g.ordinal,
+            pending: parking_lot::Mutex::new(None),
         };
         if class == 0 {
             return Ok(mem(0));
@@ -162,6 +168,7 @@ impl DeviceMem {
 
     fn copy_to_host_inner(&self, out: &mut [u8]) -> Result<()> {
         let g = gpu(self.ordinal)?;
+        self.wait_pending()?;
         if !out.is_empty() {
             // Safety: `out` holds `len` bytes, the block at least as many.
             unsafe {
@@ -180,6 +187,24 @@ impl DeviceMem {
 
     pub fn ptr(&self) -> u64 {
         self.ptr
+    }
+
+    /// Marks the block as written by work that `done` follows on another stream.
+    pub(crate) fn set_pending(&self, done: Arc<CudaEvent>) {
+        *self.pending.lock() = Some(done);
+    }
+
+    /// Makes the compute stream wait for the other stream's writes, once: every reader of
+    /// the block's address goes through here (`Buffer::device_ptr`, the copy to the host).
+    pub(crate) fn wait_pending(&self) -> Result<()> {
+        let ev = self.pending.lock().take();
+        if let Some(ev) = ev {
+            let g = gpu(self.ordinal)?;
+            g.stream
+                .wait(&ev)
+                .map_err(|e| cuda_err("wait for a collective", e))?;
+        }
+        Ok(())
     }
     pub fn len(&self) -> usize {
         self.len
@@ -200,6 +225,9 @@ impl Drop for DeviceMem {
         let Some(g) = gpu_if_started(self.ordinal) else {
             return;
         };
+        // A block nobody read may still be written on the other stream: the work that
+        // reuses it (on the compute stream) comes after those writes.
+        let _ = self.wait_pending();
         let over = {
             let mut p = g.pool.lock();
             p.active -= self.class;

@@ -16,6 +16,7 @@ use crate::dtype::DType;
 use crate::op::{CollectiveKind, Op};
 use crate::shape::{contiguous_strides, size_of};
 use crate::{Error, Result};
+use std::sync::Arc;
 
 /// The NCCL element type and how many NCCL elements one element is, for a reduction;
 /// `None` where NCCL has no such type (16-bit integers, complex max/min): those take the
@@ -106,97 +107,107 @@ pub(super) fn eval(
     let Some(comm) = crate::distributed::nccl_comm(ranks, *tag, g.ordinal)? else {
         return Ok(None);
     };
-    let stream = g.stream.cu_stream() as *mut std::ffi::c_void;
     let n = comm.size;
     let esize = dtype.size();
     let total = size_of(oshape);
-    let alloc = |elems: usize| g.alloc(elems * esize);
+    let x = inputs.first();
+    // What the collective reads, row-major on the GPU, made on the compute stream first:
+    // a scatter along an inner axis reorders it so NCCL's parts are contiguous.
+    let mut keep: Vec<Data> = Vec::new();
+    let src = match (kind, x) {
+        (CollectiveKind::Recv { .. }, _) | (_, None) => 0,
+        (CollectiveKind::ScatterSum { axis }, Some(x)) => {
+            let (xd, p) = dense(g, x, name)?;
+            let outer: usize = x.shape()[..*axis].iter().product();
+            if outer <= 1 || total == 0 {
+                keep.push(xd);
+                p
+            } else {
+                // [outer, n, part] -> [n, outer, part].
+                let m = swap_outer(g, xd, outer, n, total / outer, dtype)?;
+                let p = m.buffer.device_ptr(g.ordinal)? + (m.offset * esize) as u64;
+                keep.push(m);
+                p
+            }
+        }
+        (_, Some(x)) => {
+            let (xd, p) = dense(g, x, name)?;
+            keep.push(xd);
+            p
+        }
+    };
+    // The collective runs on its own stream after what the compute stream has queued, so
+    // the kernels queued next (the rest of a backward pass) overlap it; its output makes
+    // the compute stream wait when first read (DeviceMem::wait_pending).
+    let side = g.comm_stream()?;
+    let cuda = |e| super::cuda_err(name, e);
+    let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);
+    side.wait(&g.stream.record_event(no_timing).map_err(cuda)?)
+        .map_err(cuda)?;
+    let stream = side.cu_stream() as *mut std::ffi::c_void;
     // Moving data: any dtype travels as bytes.
     let bytes = |elems: usize| elems * esize;
-    let out = match *kind {
-        CollectiveKind::Sum | CollectiveKind::Max | CollectiveKind::Min => {
-            let (ty, per) = rtype.expect("checked above");
-            let red = match kind {
-                CollectiveKind::Sum => RedOp::Sum,
-                CollectiveKind::Max => RedOp::Max,
-                _ => RedOp::Min,
-            };
-            let (_x, src) = dense(g, &inputs[0], name)?;
-            let mem = alloc(total)?;
-            if total > 0 {
-                // Safety: both buffers hold `total` elements on this GPU, and the caching
-                // allocator reuses `_x`'s memory only for work queued after this.
-                unsafe { comm.all_reduce(src, mem.ptr(), total * per, ty, red, stream)? };
-            }
-            out_data(Buffer::on_device(mem), oshape)
-        }
-        CollectiveKind::Gather { axis } => {
-            let x = &inputs[0];
-            let count = x.shape().iter().product::<usize>();
-            let (_x, src) = dense(g, x, name)?;
-            let mem = alloc(total)?;
-            if count > 0 {
-                // Safety: `mem` holds n × count elements.
-                unsafe { comm.all_gather(src, mem.ptr(), bytes(count), NcclType::U8, stream)? };
-            }
-            let outer: usize = x.shape()[..axis].iter().product();
-            let gathered = out_data(Buffer::on_device(mem), &[total]);
-            if outer <= 1 || count == 0 {
-                with_shape(gathered, oshape)
-            } else {
-                // NCCL leaves rank k's part at [k, outer, part]; the output wants
-                // [outer, k, part].
-                let part = count / outer;
-                with_shape(swap_outer(g, gathered, n, outer, part, dtype)?, oshape)
-            }
-        }
-        CollectiveKind::ScatterSum { axis } => {
-            let (ty, per) = rtype.expect("checked above");
-            let x = &inputs[0];
-            let (xd, src) = dense(g, x, name)?;
-            let outer: usize = x.shape()[..axis].iter().product();
-            let mem = alloc(total)?;
-            if total > 0 {
-                // NCCL gives rank k the k-th contiguous part: [outer, n, part] is reordered
-                // to [n, outer, part] first.
-                let (_moved, src) = if outer <= 1 {
-                    (None, src)
-                } else {
-                    let m = swap_outer(g, xd, outer, n, total / outer, dtype)?;
-                    let p = m.buffer.device_ptr(g.ordinal)? + (m.offset * esize) as u64;
-                    (Some(m), p)
+    let mem = match kind {
+        CollectiveKind::Send { .. } => None,
+        _ => Some(g.alloc(total * esize)?),
+    };
+    let dst = mem.as_ref().map_or(0, |m| m.ptr());
+    if total > 0 {
+        // Safety (every call): `src` and `dst` hold what each collective reads and writes
+        // (n × total elements for a scatter's input, total for its output), on this GPU,
+        // kept alive until the collective's stream has passed it (keep_until; `dst` is the
+        // output's).
+        match *kind {
+            CollectiveKind::Sum | CollectiveKind::Max | CollectiveKind::Min => {
+                let (ty, per) = rtype.expect("checked above");
+                let red = match kind {
+                    CollectiveKind::Sum => RedOp::Sum,
+                    CollectiveKind::Max => RedOp::Max,
+                    _ => RedOp::Min,
                 };
-                // Safety: `src` holds n × total elements, `mem` total.
-                unsafe { comm.reduce_scatter(src, mem.ptr(), total * per, ty, stream)? };
+                unsafe { comm.all_reduce(src, dst, total * per, ty, red, stream)? }
             }
-            out_data(Buffer::on_device(mem), oshape)
+            CollectiveKind::Gather { .. } => {
+                let count = total / n;
+                unsafe { comm.all_gather(src, dst, bytes(count), NcclType::U8, stream)? }
+            }
+            CollectiveKind::ScatterSum { .. } => {
+                let (ty, per) = rtype.expect("checked above");
+                unsafe { comm.reduce_scatter(src, dst, total * per, ty, stream)? }
+            }
+            CollectiveKind::Broadcast { root } => unsafe {
+                comm.broadcast(src, dst, bytes(total), NcclType::U8, root, stream)?
+            },
+            CollectiveKind::Send { peer } => unsafe {
+                comm.send(src, bytes(total), NcclType::U8, peer, stream)?
+            },
+            CollectiveKind::Recv { peer } => unsafe {
+                comm.recv(dst, bytes(total), NcclType::U8, peer, stream)?
+            },
         }
-        CollectiveKind::Broadcast { root } => {
-            let (_x, src) = dense(g, &inputs[0], name)?;
-            let mem = alloc(total)?;
-            if total > 0 {
-                // Safety: both hold `total` elements (src is read on the root only).
-                unsafe {
-                    comm.broadcast(src, mem.ptr(), bytes(total), NcclType::U8, root, stream)?
-                };
+    }
+    let done = Arc::new(side.record_event(no_timing).map_err(cuda)?);
+    g.keep_until(done.clone(), keep.clone());
+    let out = match mem {
+        None => keep.swap_remove(0),
+        Some(mem) => {
+            mem.set_pending(done);
+            let out = out_data(Buffer::on_device(mem), &[total]);
+            match *kind {
+                CollectiveKind::Gather { axis } => {
+                    let x = &inputs[0];
+                    let outer: usize = x.shape()[..axis].iter().product();
+                    if outer <= 1 || total == 0 {
+                        with_shape(out, oshape)
+                    } else {
+                        // NCCL leaves rank k's part at [k, outer, part]; the output wants
+                        // [outer, k, part] (the copy waits for the gather).
+                        let part = total / n / outer;
+                        with_shape(swap_outer(g, out, n, outer, part, dtype)?, oshape)
+                    }
+                }
+                _ => with_shape(out, oshape),
             }
-            out_data(Buffer::on_device(mem), oshape)
-        }
-        CollectiveKind::Send { peer } => {
-            let (x, src) = dense(g, &inputs[0], name)?;
-            if total > 0 {
-                // Safety: `src` holds `total` elements.
-                unsafe { comm.send(src, bytes(total), NcclType::U8, peer, stream)? };
-            }
-            x
-        }
-        CollectiveKind::Recv { peer } => {
-            let mem = alloc(total)?;
-            if total > 0 {
-                // Safety: `mem` holds `total` elements.
-                unsafe { comm.recv(mem.ptr(), bytes(total), NcclType::U8, peer, stream)? };
-            }
-            out_data(Buffer::on_device(mem), oshape)
         }
     };
     Ok(Some(vec![out]))

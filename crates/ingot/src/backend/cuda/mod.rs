@@ -65,6 +65,12 @@ pub(crate) struct Gpu {
     modules: Mutex<HashMap<String, ModuleSlot>>,
     blas: OnceLock<std::result::Result<matmul::Blas, String>>,
     pub(crate) pool: Mutex<alloc::Pool>,
+    /// The stream collectives run on (made by the first), so they overlap the kernels of
+    /// the compute stream.
+    comm: OnceLock<Arc<CudaStream>>,
+    /// Buffers the collectives' stream still reads, each kept until its event has passed
+    /// (so the allocator cannot hand the memory to the compute stream meanwhile).
+    in_flight: Mutex<Vec<(Arc<cudarc::driver::CudaEvent>, Vec<Data>)>>,
 }
 
 pub(crate) fn cuda_err(op: &str, e: impl std::fmt::Display) -> Error {
@@ -169,6 +175,8 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             blas: OnceLock::new(),
             pool: Mutex::new(alloc::Pool::new(total)),
+            comm: OnceLock::new(),
+            in_flight: Mutex::new(Vec::new()),
         })
     }
 
@@ -268,8 +276,31 @@ impl Gpu {
         stats::timed("[synchronize]", || {
             self.stream
                 .synchronize()
-                .map_err(|e| cuda_err("synchronize", e))
+                .map_err(|e| cuda_err("synchronize", e))?;
+            if let Some(c) = self.comm.get() {
+                c.synchronize().map_err(|e| cuda_err("synchronize", e))?;
+                self.in_flight.lock().clear();
+            }
+            Ok(())
         })
+    }
+
+    /// The collectives' stream.
+    pub(crate) fn comm_stream(&self) -> Result<&Arc<CudaStream>> {
+        if let Some(s) = self.comm.get() {
+            return Ok(s);
+        }
+        let s = self.ctx.new_stream().map_err(|e| cuda_err("stream", e))?;
+        Ok(self.comm.get_or_init(|| s))
+    }
+
+    /// Keeps `data` alive until `done` has passed; drops what earlier calls kept whose
+    /// events have.
+    pub(crate) fn keep_until(&self, done: Arc<cudarc::driver::CudaEvent>, data: Vec<Data>) {
+        let mut f = self.in_flight.lock();
+        // Safety: querying an event this GPU recorded.
+        f.retain(|(ev, _)| unsafe { cudarc::driver::result::event::query(ev.cu_event()) }.is_err());
+        f.push((done, data));
     }
 
     /// A fresh device buffer of `nbytes` (contents unspecified).
