@@ -47,6 +47,11 @@ pub(crate) enum RedOp {
     Min = 3,
 }
 
+/// ncclAllReduce, ncclReduceScatter and ncclBroadcast: (send, recv, count, type, op or
+/// root, comm, stream).
+type Collective =
+    unsafe extern "C" fn(*const c_void, *mut c_void, usize, c_int, c_int, RawComm, Stream) -> Res;
+
 struct Api {
     _lib: libloading::Library,
     version: (u32, u32, u32),
@@ -55,38 +60,11 @@ struct Api {
     comm_destroy: unsafe extern "C" fn(RawComm) -> Res,
     error_string: unsafe extern "C" fn(Res) -> *const c_char,
     last_error: unsafe extern "C" fn(RawComm) -> *const c_char,
-    #[allow(clippy::type_complexity)]
-    all_reduce: unsafe extern "C" fn(
-        *const c_void,
-        *mut c_void,
-        usize,
-        c_int,
-        c_int,
-        RawComm,
-        Stream,
-    ) -> Res,
+    all_reduce: Collective,
     all_gather:
         unsafe extern "C" fn(*const c_void, *mut c_void, usize, c_int, RawComm, Stream) -> Res,
-    #[allow(clippy::type_complexity)]
-    reduce_scatter: unsafe extern "C" fn(
-        *const c_void,
-        *mut c_void,
-        usize,
-        c_int,
-        c_int,
-        RawComm,
-        Stream,
-    ) -> Res,
-    #[allow(clippy::type_complexity)]
-    broadcast: unsafe extern "C" fn(
-        *const c_void,
-        *mut c_void,
-        usize,
-        c_int,
-        c_int,
-        RawComm,
-        Stream,
-    ) -> Res,
+    reduce_scatter: Collective,
+    broadcast: Collective,
     send: unsafe extern "C" fn(*const c_void, usize, c_int, c_int, RawComm, Stream) -> Res,
     recv: unsafe extern "C" fn(*mut c_void, usize, c_int, c_int, RawComm, Stream) -> Res,
 }
@@ -236,23 +214,24 @@ impl Comm {
         Ok(Comm { raw, size })
     }
 
+    /// Queues one NCCL call (`f` makes it with the library's functions).
+    fn queue(&self, op: &str, f: impl FnOnce(&Api) -> Res) -> Result<()> {
+        check(op, f(api()?), Some(self.raw))
+    }
+
+    // Safety, for every collective below: the addresses hold the elements the call reads
+    // and writes (`count` of `ty`; n × count for a gather's output and a scatter's input)
+    // on this communicator's GPU, and stay alive until `stream` has run the call.
+
     /// Sums (or max, min) `count` elements at `src` over the group into `dst` on every rank.
-    ///
-    /// # Safety
-    /// `src` and `dst` hold `count` elements of `ty` on this communicator's GPU and stay
-    /// alive until `stream` has run the collective.
     pub(crate) unsafe fn all_reduce(
         &self,
-        src: u64,
-        dst: u64,
-        count: usize,
+        (src, dst, count): (u64, u64, usize),
         ty: NcclType,
         op: RedOp,
         stream: Stream,
     ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe {
+        self.queue("all_sum (nccl)", |a| unsafe {
             (a.all_reduce)(
                 src as _,
                 dst as _,
@@ -262,137 +241,83 @@ impl Comm {
                 self.raw,
                 stream,
             )
-        };
-        check("all_sum (nccl)", r, Some(self.raw))
+        })
     }
 
-    /// `dst` (size × `count` elements) gets every rank's `src` in rank order.
-    ///
-    /// # Safety
-    /// As for [`Comm::all_reduce`], with `dst` holding size × count elements.
+    /// `dst` gets every rank's `count` elements at `src`, in rank order.
     pub(crate) unsafe fn all_gather(
         &self,
-        src: u64,
-        dst: u64,
-        count: usize,
+        (src, dst, count): (u64, u64, usize),
         ty: NcclType,
         stream: Stream,
     ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe { (a.all_gather)(src as _, dst as _, count, ty as c_int, self.raw, stream) };
-        check("all_gather (nccl)", r, Some(self.raw))
+        self.queue("all_gather (nccl)", |a| unsafe {
+            (a.all_gather)(src as _, dst as _, count, ty as c_int, self.raw, stream)
+        })
     }
 
     /// Rank k's `dst` (`count` elements) gets the sum over ranks of part k of `src`.
-    ///
-    /// # Safety
-    /// As for [`Comm::all_reduce`], with `src` holding size × count elements.
     pub(crate) unsafe fn reduce_scatter(
         &self,
-        src: u64,
-        dst: u64,
-        count: usize,
+        (src, dst, count): (u64, u64, usize),
         ty: NcclType,
         stream: Stream,
     ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe {
+        let sum = RedOp::Sum as c_int;
+        self.queue("reduce_scatter (nccl)", |a| unsafe {
             (a.reduce_scatter)(
                 src as _,
                 dst as _,
                 count,
                 ty as c_int,
-                RedOp::Sum as c_int,
+                sum,
                 self.raw,
                 stream,
             )
-        };
-        check("reduce_scatter (nccl)", r, Some(self.raw))
+        })
     }
 
-    /// Every rank's `dst` gets `root`'s `src` (`src` is read on the root only).
-    ///
-    /// # Safety
-    /// As for [`Comm::all_reduce`].
+    /// Every rank's `dst` gets `root`'s `src` (read on the root only).
     pub(crate) unsafe fn broadcast(
         &self,
-        src: u64,
-        dst: u64,
-        count: usize,
+        (src, dst, count): (u64, u64, usize),
         ty: NcclType,
         root: usize,
         stream: Stream,
     ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe {
+        let root = root as c_int;
+        self.queue("broadcast (nccl)", |a| unsafe {
             (a.broadcast)(
                 src as _,
                 dst as _,
                 count,
                 ty as c_int,
-                root as c_int,
+                root,
                 self.raw,
                 stream,
             )
-        };
-        check("broadcast (nccl)", r, Some(self.raw))
+        })
     }
 
-    /// Sends `count` elements at `src` to `peer`, whose matching [`Comm::recv`] takes them.
-    ///
-    /// # Safety
-    /// As for [`Comm::all_reduce`].
-    pub(crate) unsafe fn send(
+    /// Sends `count` elements at `src` to `peer` (whose `recv` takes them), or receives
+    /// them from `peer` into `src` when `receive`.
+    pub(crate) unsafe fn send_recv(
         &self,
-        src: u64,
-        count: usize,
+        (buf, count): (u64, usize),
         ty: NcclType,
-        peer: usize,
+        (peer, receive): (usize, bool),
         stream: Stream,
     ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe {
-            (a.send)(
-                src as _,
-                count,
-                ty as c_int,
-                peer as c_int,
-                self.raw,
-                stream,
-            )
-        };
-        check("send (nccl)", r, Some(self.raw))
-    }
-
-    /// Receives `count` elements from `peer` into `dst`.
-    ///
-    /// # Safety
-    /// As for [`Comm::all_reduce`].
-    pub(crate) unsafe fn recv(
-        &self,
-        dst: u64,
-        count: usize,
-        ty: NcclType,
-        peer: usize,
-        stream: Stream,
-    ) -> Result<()> {
-        let a = api()?;
-        // Safety: the caller upholds this function's contract.
-        let r = unsafe {
-            (a.recv)(
-                dst as _,
-                count,
-                ty as c_int,
-                peer as c_int,
-                self.raw,
-                stream,
-            )
-        };
-        check("recv (nccl)", r, Some(self.raw))
+        let peer = peer as c_int;
+        if receive {
+            self.queue("recv (nccl)", |a| unsafe {
+                (a.recv)(buf as _, count, ty as c_int, peer, self.raw, stream)
+            })
+        } else {
+            self.queue("send (nccl)", |a| unsafe {
+                (a.send)(buf as _, count, ty as c_int, peer, self.raw, stream)
+            })
+        }
     }
 }
 

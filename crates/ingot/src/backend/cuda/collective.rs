@@ -165,24 +165,24 @@ pub(super) fn eval(
                     CollectiveKind::Max => RedOp::Max,
                     _ => RedOp::Min,
                 };
-                unsafe { comm.all_reduce(src, dst, total * per, ty, red, stream)? }
+                unsafe { comm.all_reduce((src, dst, total * per), ty, red, stream)? }
             }
             CollectiveKind::Gather { .. } => {
                 let count = total / n;
-                unsafe { comm.all_gather(src, dst, bytes(count), NcclType::U8, stream)? }
+                unsafe { comm.all_gather((src, dst, bytes(count)), NcclType::U8, stream)? }
             }
             CollectiveKind::ScatterSum { .. } => {
                 let (ty, per) = rtype.expect("checked above");
-                unsafe { comm.reduce_scatter(src, dst, total * per, ty, stream)? }
+                unsafe { comm.reduce_scatter((src, dst, total * per), ty, stream)? }
             }
             CollectiveKind::Broadcast { root } => unsafe {
-                comm.broadcast(src, dst, bytes(total), NcclType::U8, root, stream)?
+                comm.broadcast((src, dst, bytes(total)), NcclType::U8, root, stream)?
             },
             CollectiveKind::Send { peer } => unsafe {
-                comm.send(src, bytes(total), NcclType::U8, peer, stream)?
+                comm.send_recv((src, bytes(total)), NcclType::U8, (peer, false), stream)?
             },
             CollectiveKind::Recv { peer } => unsafe {
-                comm.recv(dst, bytes(total), NcclType::U8, peer, stream)?
+                comm.send_recv((dst, bytes(total)), NcclType::U8, (peer, true), stream)?
             },
         }
     }
