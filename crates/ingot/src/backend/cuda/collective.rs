@@ -104,6 +104,15 @@ pub(super) fn eval(
     if (reduction || matches!(kind, CollectiveKind::ScatterSum { .. })) && rtype.is_none() {
         return Ok(None);
     }
+    // Point-to-point messages take the host transport: NCCL's send waits for the peer's
+    // receive, so a ring of sends and receives built as separate lazy nodes (each rank
+    // sending first) would deadlock unless both were in one NCCL group call.
+    if matches!(
+        kind,
+        CollectiveKind::Send { .. } | CollectiveKind::Recv { .. }
+    ) {
+        return Ok(None);
+    }
     let Some(comm) = crate::distributed::nccl_comm(ranks, *tag, g.ordinal)? else {
         return Ok(None);
     };
