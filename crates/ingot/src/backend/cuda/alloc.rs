@@ -2,9 +2,9 @@
 //! next request of that class; kernels run on the GPU's compute stream, so a block freed while
 //! kernels still read it is only reused by work queued after them (stream order). The
 //! collectives' stream keeps what it reads alive until it has passed it (`Gpu::keep_until`)
-//! and marks what it writes (`DeviceMem::set_pending`), so the compute stream's order holds. Blocks go
-//! back to the driver when the cache is over its limit, when `clear_cache` is called, or
-//! when an allocation would otherwise fail.
+//! and marks what it writes (`DeviceMem::set_pending`), so the compute stream's order holds.
+//! Blocks go back to the driver when the cache is over its limit, when `clear_cache` is
+//! called, or when an allocation would otherwise fail.
 
 use super::{cuda_err, gpu, gpu_if_started, Gpu};
 use crate::{Error, Result};

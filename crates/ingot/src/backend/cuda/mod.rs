@@ -279,7 +279,10 @@ impl Gpu {
                 .map_err(|e| cuda_err("synchronize", e))?;
             if let Some(c) = self.comm.get() {
                 c.synchronize().map_err(|e| cuda_err("synchronize", e))?;
-                self.in_flight.lock().clear();
+                // Dropped outside the lock: a dropped block may free memory, which
+                // synchronizes again.
+                let done = std::mem::take(&mut *self.in_flight.lock());
+                drop(done);
             }
             Ok(())
         })
@@ -297,10 +300,20 @@ impl Gpu {
     /// Keeps `data` alive until `done` has passed; drops what earlier calls kept whose
     /// events have.
     pub(crate) fn keep_until(&self, done: Arc<cudarc::driver::CudaEvent>, data: Vec<Data>) {
-        let mut f = self.in_flight.lock();
-        // Safety: querying an event this GPU recorded.
-        f.retain(|(ev, _)| unsafe { cudarc::driver::result::event::query(ev.cu_event()) }.is_err());
-        f.push((done, data));
+        let passed = {
+            let mut f = self.in_flight.lock();
+            // Safety: querying events this GPU recorded.
+            let (passed, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *f)
+                .into_iter()
+                .partition(|(ev, _)| unsafe {
+                    cudarc::driver::result::event::query(ev.cu_event()).is_ok()
+                });
+            *f = running;
+            f.push((done, data));
+            passed
+        };
+        // Dropped outside the lock (freeing memory may synchronize, which takes it).
+        drop(passed);
     }
 
     /// A fresh device buffer of `nbytes` (contents unspecified).
