@@ -65,8 +65,6 @@ struct Api {
         unsafe extern "C" fn(*const c_void, *mut c_void, usize, c_int, RawComm, Stream) -> Res,
     reduce_scatter: Collective,
     broadcast: Collective,
-    send: unsafe extern "C" fn(*const c_void, usize, c_int, c_int, RawComm, Stream) -> Res,
-    recv: unsafe extern "C" fn(*mut c_void, usize, c_int, c_int, RawComm, Stream) -> Res,
 }
 
 fn candidates() -> Vec<String> {
@@ -129,8 +127,6 @@ fn load() -> std::result::Result<Api, String> {
         all_gather: sym!("ncclAllGather"),
         reduce_scatter: sym!("ncclReduceScatter"),
         broadcast: sym!("ncclBroadcast"),
-        send: sym!("ncclSend"),
-        recv: sym!("ncclRecv"),
         _lib: lib,
     })
 }
@@ -297,27 +293,6 @@ impl Comm {
                 stream,
             )
         })
-    }
-
-    /// Sends `count` elements at `src` to `peer` (whose `recv` takes them), or receives
-    /// them from `peer` into `src` when `receive`.
-    pub(crate) unsafe fn send_recv(
-        &self,
-        (buf, count): (u64, usize),
-        ty: NcclType,
-        (peer, receive): (usize, bool),
-        stream: Stream,
-    ) -> Result<()> {
-        let peer = peer as c_int;
-        if receive {
-            self.queue("recv (nccl)", |a| unsafe {
-                (a.recv)(buf as _, count, ty as c_int, peer, self.raw, stream)
-            })
-        } else {
-            self.queue("send (nccl)", |a| unsafe {
-                (a.send)(buf as _, count, ty as c_int, peer, self.raw, stream)
-            })
-        }
     }
 }
 

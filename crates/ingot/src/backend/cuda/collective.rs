@@ -70,6 +70,14 @@ fn swap_outer(g: &Gpu, src: Data, a: usize, b: usize, inner: usize, dtype: DType
     })
 }
 
+/// The axis a gather or scatter joins or cuts along (0 for the others: nothing before it).
+fn axis_of(kind: &CollectiveKind) -> usize {
+    match kind {
+        CollectiveKind::Gather { axis } | CollectiveKind::ScatterSum { axis } => *axis,
+        _ => 0,
+    }
+}
+
 fn with_shape(d: Data, shape: &[usize]) -> Data {
     Data {
         strides: contiguous_strides(shape),
@@ -119,31 +127,19 @@ pub(super) fn eval(
     let n = comm.size;
     let esize = dtype.size();
     let total = size_of(oshape);
-    let x = inputs.first();
+    let x = &inputs[0];
     // What the collective reads, row-major on the GPU, made on the compute stream first:
     // a scatter along an inner axis reorders it so NCCL's parts are contiguous.
-    let mut keep: Vec<Data> = Vec::new();
-    let src = match (kind, x) {
-        (CollectiveKind::Recv { .. }, _) | (_, None) => 0,
-        (CollectiveKind::ScatterSum { axis }, Some(x)) => {
-            let (xd, p) = dense(g, x, name)?;
-            let outer: usize = x.shape()[..*axis].iter().product();
-            if outer <= 1 || total == 0 {
-                keep.push(xd);
-                p
-            } else {
-                // [outer, n, part] -> [n, outer, part].
-                let m = swap_outer(g, xd, outer, n, total / outer, dtype)?;
-                let p = m.buffer.device_ptr(g.ordinal)? + (m.offset * esize) as u64;
-                keep.push(m);
-                p
-            }
+    let (xd, mut src) = dense(g, x, name)?;
+    let outer: usize = x.shape()[..axis_of(kind)].iter().product();
+    let read = match kind {
+        CollectiveKind::ScatterSum { .. } if outer > 1 && total > 0 => {
+            // [outer, n, part] -> [n, outer, part].
+            let m = swap_outer(g, xd, outer, n, total / outer, dtype)?;
+            src = m.buffer.device_ptr(g.ordinal)? + (m.offset * esize) as u64;
+            m
         }
-        (_, Some(x)) => {
-            let (xd, p) = dense(g, x, name)?;
-            keep.push(xd);
-            p
-        }
+        _ => xd,
     };
     // The collective runs on its own stream after what the compute stream has queued, so
     // the kernels queued next (the rest of a backward pass) overlap it; its output makes
@@ -156,11 +152,8 @@ pub(super) fn eval(
     let stream = side.cu_stream() as *mut std::ffi::c_void;
     // Moving data: any dtype travels as bytes.
     let bytes = |elems: usize| elems * esize;
-    let mem = match kind {
-        CollectiveKind::Send { .. } => None,
-        _ => Some(g.alloc(total * esize)?),
-    };
-    let dst = mem.as_ref().map_or(0, |m| m.ptr());
+    let mem = g.alloc(total * esize)?;
+    let dst = mem.ptr();
     if total > 0 {
         // Safety (every call): `src` and `dst` hold what each collective reads and writes
         // (n × total elements for a scatter's input, total for its output), on this GPU,
@@ -187,37 +180,22 @@ pub(super) fn eval(
             CollectiveKind::Broadcast { root } => unsafe {
                 comm.broadcast((src, dst, bytes(total)), NcclType::U8, root, stream)?
             },
-            CollectiveKind::Send { peer } => unsafe {
-                comm.send_recv((src, bytes(total)), NcclType::U8, (peer, false), stream)?
-            },
-            CollectiveKind::Recv { peer } => unsafe {
-                comm.send_recv((dst, bytes(total)), NcclType::U8, (peer, true), stream)?
-            },
+            // Taken by the host transport above.
+            CollectiveKind::Send { .. } | CollectiveKind::Recv { .. } => {}
         }
     }
     let done = Arc::new(side.record_event(no_timing).map_err(cuda)?);
-    g.keep_until(done.clone(), keep.clone());
-    let out = match mem {
-        None => keep.swap_remove(0),
-        Some(mem) => {
-            mem.set_pending(done);
-            let out = out_data(Buffer::on_device(mem), &[total]);
-            match *kind {
-                CollectiveKind::Gather { axis } => {
-                    let x = &inputs[0];
-                    let outer: usize = x.shape()[..axis].iter().product();
-                    if outer <= 1 || total == 0 {
-                        with_shape(out, oshape)
-                    } else {
-                        // NCCL leaves rank k's part at [k, outer, part]; the output wants
-                        // [outer, k, part] (the copy waits for the gather).
-                        let part = total / n / outer;
-                        with_shape(swap_outer(g, out, n, outer, part, dtype)?, oshape)
-                    }
-                }
-                _ => with_shape(out, oshape),
-            }
+    g.keep_until(done.clone(), vec![read]);
+    mem.set_pending(done);
+    let out = out_data(Buffer::on_device(mem), &[total]);
+    let out = match kind {
+        CollectiveKind::Gather { .. } if outer > 1 && total > 0 => {
+            // NCCL leaves rank k's part at [k, outer, part]; the output wants
+            // [outer, k, part] (the copy waits for the gather).
+            let part = total / n / outer;
+            swap_outer(g, out, n, outer, part, dtype)?
         }
+        _ => out,
     };
-    Ok(Some(vec![out]))
+    Ok(Some(vec![with_shape(out, oshape)]))
 }
