@@ -103,6 +103,15 @@ for n in ([4096] if quick else [4096, 8192]):
         a = torch.randn(n, n, device=dev, generator=g).to(dt)
         b = torch.randn(n, n, device=dev, generator=g).to(dt)
         timeit(f"matmul_{tag}_{n}", lambda: a @ b, reps=10)
+# Attention as ingot-gpu-bench's rows: causal prefill (2, 32, 4096, 128) and one query over
+# 8,192 cached keys, bf16, through F.scaled_dot_product_attention (its fastest backend here).
+F = torch.nn.functional
+q, k, v = (torch.rand(2, 32, 4096, 128, device=dev, generator=g).to(torch.bfloat16) * 2 - 1 for _ in range(3))
+timeit("attention_prefill", lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), reps=5)
+q = torch.rand(1, 32, 1, 128, device=dev, generator=g).to(torch.bfloat16)
+k, v = (torch.rand(1, 32, 8192, 128, device=dev, generator=g).to(torch.bfloat16) for _ in range(2))
+timeit("attention_decode", lambda: F.scaled_dot_product_attention(q, k, v))
+del q, k, v
 # One tiny op: host time to build and enqueue it (no sync), as the eager overhead.
 import time
 

@@ -355,6 +355,46 @@ fn main() {
             });
         }
     }
+    if want("attention") {
+        // Prefill: causal, bf16, 32 heads of 128, 4,096 tokens, batch 2. FLOPs count the
+        // two products over the causal half (FlashAttention's convention, as PyTorch's row).
+        let (b, h, n, d) = (2, 32, 4096, 128);
+        let q = rand(&[b, h, n, d], DType::BF16, 7);
+        let k = rand(&[b, h, n, d], DType::BF16, 8);
+        let v = rand(&[b, h, n, d], DType::BF16, 9);
+        let mask = || Some(ingot::fast::SdpaMask::Causal);
+        let t = time_gpu(5, || {
+            ingot::fast::scaled_dot_product_attention(&q, &k, &v, mask(), None).unwrap()
+        });
+        rows.push(Row {
+            name: format!("attention prefill bf16 causal {b}x{h}x{n}x{d}"),
+            ingot: t,
+            torch: peer("attention_prefill"),
+            work: 2.0 * (b * h * n * n * d) as f64,
+            unit: "FLOP",
+            limit: 989e12,
+            goal: "400 TFLOP/s".into(),
+        });
+        drop((q, k, v));
+        // Decoding: one query over 8,192 cached tokens, 32 heads of 128; the bytes are the
+        // cache's keys and values read once.
+        let s = 8192;
+        let q = rand(&[1, h, 1, d], DType::BF16, 10);
+        let k = rand(&[1, h, s, d], DType::BF16, 11);
+        let v = rand(&[1, h, s, d], DType::BF16, 12);
+        let t = time_gpu(20, || {
+            ingot::fast::scaled_dot_product_attention(&q, &k, &v, None, None).unwrap()
+        });
+        rows.push(Row {
+            name: format!("attention decode bf16 1 query, {s} keys, {h}x{d}"),
+            ingot: t,
+            torch: peer("attention_decode"),
+            work: (2 * h * s * d * 2) as f64,
+            unit: "B",
+            limit: bw,
+            goal: "2.4 TB/s".into(),
+        });
+    }
     if want("tiny op") {
         // Building and enqueueing one tiny op, host time, no synchronize.
         let mut s = ingot::ones(&[4], DType::F32).unwrap();

@@ -113,6 +113,18 @@ def attn():
     s = np.exp(s - s.max(-1, keepdims=True))
     return (s / s.sum(-1, keepdims=True)) @ v
 out["attention"] = best(attn, 3)
+g = rng.standard_normal((1, 8, L, 64), dtype=np.float32)
+def attn_grad():
+    # The backward pass as a NumPy user writes it: weights recomputed, then the products.
+    s = (q @ k.transpose(0, 1, 3, 2)) * np.float32(0.125)
+    s = np.where(causal, s, np.float32(-np.inf))
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    dv = p.transpose(0, 1, 3, 2) @ g
+    dp = g @ v.transpose(0, 1, 3, 2)
+    ds = p * (dp - (dp * p).sum(-1, keepdims=True)) * np.float32(0.125)
+    return ds @ k, ds.transpose(0, 1, 3, 2) @ q, dv
+out["attention_grad"] = best(attn_grad, 3)
 s1 = np.ones(1, np.float32); s2 = np.ones(1, np.float32)
 k = 20000
 t = time.perf_counter()
@@ -241,6 +253,43 @@ fn main() {
             ingot_s: t,
             numpy_s: npv("attention"),
             work: 2.0 * 8.0 * (l * l * 64) as f64,
+            unit: "GFLOP/s",
+            limit: peak,
+            goal: "-".into(),
+        });
+    }
+    // Its gradient (dq, dk, dv for a random cotangent): the fused AttentionGrad node and the
+    // decomposition's vjp. FLOPs: five products (scores again, dP, dV, dQ, dK) over the
+    // causal half.
+    let g = Array::from_vec(rand_f32(8 * l * 64, 13), &[1, 8, l, 64]).unwrap();
+    for (name, reference) in [("fused", false), ("decomposition", true)] {
+        let f = if reference {
+            ingot::fast::scaled_dot_product_attention_reference
+        } else {
+            ingot::fast::scaled_dot_product_attention
+        };
+        let t = best_of(3, || {
+            let (_, grads) = ingot::vjp(
+                |xs: &[Array]| {
+                    Ok(vec![f(
+                        &xs[0],
+                        &xs[1],
+                        &xs[2],
+                        Some(ingot::fast::SdpaMask::Causal),
+                        None,
+                    )?])
+                },
+                &qkv,
+                std::slice::from_ref(&g),
+            )
+            .unwrap();
+            ingot::eval(&grads).unwrap();
+        });
+        rows.push(Row {
+            name: format!("causal attention gradient {name}, 8 heads x {l} x 64 f32"),
+            ingot_s: t,
+            numpy_s: npv("attention_grad"),
+            work: 5.0 * 8.0 * (l * l * 64) as f64,
             unit: "GFLOP/s",
             limit: peak,
             goal: "-".into(),

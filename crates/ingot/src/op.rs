@@ -466,6 +466,14 @@ pub enum Op {
         scale: Scalar,
         mask: AttentionMask,
     },
+    /// The gradient of `Attention` with no mask input (kinds none and causal): inputs q, k,
+    /// v and the output's cotangent g `(..., Hq, L, Ev)`; outputs dq, dk and dv, shaped
+    /// and typed as q, k and v. Built by attention's vjp so that the backward pass, like
+    /// the forward one, never materializes the scores.
+    AttentionGrad {
+        scale: Scalar,
+        mask: AttentionMask,
+    },
     /// RMS normalization over the last axis (`ops::fast::rms_norm`): inputs x `(..., D)`
     /// and, when `has_weight`, the weight `(D,)`, both of the output's float dtype.
     RmsNorm {
@@ -714,6 +722,7 @@ impl Op {
             Op::Fft { .. } => "fft",
             Op::Softmax { .. } => "softmax",
             Op::Attention { .. } => "scaled_dot_product_attention",
+            Op::AttentionGrad { .. } => "scaled_dot_product_attention_grad",
             Op::GridSample { .. } => "grid_sample",
             Op::RmsNorm { .. } => "rms_norm",
             Op::LayerNorm { .. } => "layer_norm",

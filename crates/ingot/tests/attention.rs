@@ -422,3 +422,282 @@ fn decoding_reads_a_cache_view_in_place() {
         }
     }
 }
+
+#[test]
+fn flash_prefill_on_the_gpu_agrees_with_plain_loops() {
+    // The tensor-core flash kernel (INGOT_CUDA_FLASH=1 on a CUDA default device) for prompts:
+    // every head dim it takes, grouped heads, causal with the query block offset into the
+    // keys (more keys than queries, and fewer: rows that see no key are NaN), key counts off
+    // the 64-key tile, a KV cache's view read in place, a NaN in a query row.
+    let on = matches!(ingot::default_device(), ingot::Device::Cuda(_))
+        && std::env::var("INGOT_CUDA_FLASH").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_FLASH=1");
+        return;
+    }
+    let mut rng = Rng::new(23);
+    let cases = [
+        // (b, hq, hkv, l, s, e, causal)
+        (1, 4, 4, 100, 100, 64, true),
+        (2, 8, 2, 70, 200, 128, true),
+        (1, 2, 1, 130, 77, 80, true),
+        (1, 3, 3, 65, 300, 96, false),
+        (1, 2, 2, 40, 1000, 16, false),
+        (1, 4, 1, 257, 257, 128, true),
+        (2, 2, 2, 17, 64, 112, true),
+    ];
+    for dt in [DType::BF16, DType::F16] {
+        for &(b, hq, hkv, l, s, e, causal) in &cases {
+            let (_, mut qv) = rand_array(&mut rng, &[b, hq, l, e], dt);
+            // A NaN in one query row makes that row NaN and leaves the others alone.
+            qv[5 * e + 3] = f64::NAN;
+            let q = array_from_f64(&qv, &[b, hq, l, e], dt);
+            let (k, kv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let (v, vv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let before = ingot::backend::cuda::flash_launches();
+            let mask = causal.then_some(SdpaMask::Causal);
+            let got = sdpa(&q, &k, &v, mask, Some(0.3)).unwrap();
+            got.eval().unwrap();
+            let what = format!("{dt} b {b} hq {hq} hkv {hkv} l {l} s {s} e {e} causal {causal}");
+            assert!(
+                ingot::backend::cuda::flash_launches() > before,
+                "{what}: the flash kernel did not run"
+            );
+            let want = naive(
+                &qv,
+                &kv,
+                &vv,
+                (b, hq, hkv, l, s, e, e),
+                0.3,
+                causal,
+                None,
+                None,
+            );
+            // Scores in f32 from exact products; the weights rounded to the dtype once.
+            let tol = if dt == DType::BF16 { 2e-2 } else { 4e-3 };
+            assert_close(&got.to_f64_vec().unwrap(), &want, tol, tol, &what);
+        }
+    }
+    // A cache's `[:len]` view: heads a capacity apart, read in place.
+    for dt in [DType::BF16, DType::F16] {
+        let (kbuf, _) = rand_array(&mut rng, &[1, 2, 512, 64], dt);
+        let (vbuf, _) = rand_array(&mut rng, &[1, 2, 512, 64], dt);
+        let (q, _) = rand_array(&mut rng, &[1, 4, 150, 64], dt);
+        let live = |x: &Array| {
+            ingot::slice(
+                x,
+                &[
+                    ingot::SliceArg::ALL,
+                    ingot::SliceArg::ALL,
+                    ingot::SliceArg::range(0, 300),
+                ],
+            )
+            .unwrap()
+        };
+        let (k, v) = (live(&kbuf), live(&vbuf));
+        let before = ingot::backend::cuda::flash_launches();
+        let got = sdpa(&q, &k, &v, Some(SdpaMask::Causal), None).unwrap();
+        got.eval().unwrap();
+        assert!(
+            ingot::backend::cuda::flash_launches() > before,
+            "{dt}: cache view"
+        );
+        let f64s = |x: &Array| ingot::astype(&ingot::copy(x).unwrap(), DType::F64).unwrap();
+        let want = sdpa_ref(
+            &f64s(&q),
+            &f64s(&k),
+            &f64s(&v),
+            Some(SdpaMask::Causal),
+            None,
+        )
+        .unwrap();
+        close(&got, &want, 2e-2, 2e-2, &format!("{dt} cache view"));
+    }
+}
+
+/// vjp of `f` at q, k, v with cotangent g: the three gradients (not yet computed).
+fn grads_of(
+    f: impl Fn(&Array, &Array, &Array) -> ingot::Result<Array>,
+    qkv: &[Array],
+    g: &Array,
+) -> Vec<Array> {
+    ingot::vjp(
+        |xs: &[Array]| Ok(vec![f(&xs[0], &xs[1], &xs[2])?]),
+        qkv,
+        std::slice::from_ref(g),
+    )
+    .unwrap()
+    .1
+}
+
+#[test]
+fn the_fused_gradient_matches_the_decompositions() {
+    // Without a mask input, attention's vjp on the CPU is one AttentionGrad node that
+    // recomputes each row's scores: against the reference decomposition's vjp in f64, for
+    // grouped heads, causal offsets both ways (more queries than keys leaves rows that see
+    // no key: NaN in dv, as the decomposition gives), head dims apart, transposed operands.
+    let mut rng = Rng::new(29);
+    let cases = [
+        // (b, hq, hkv, l, s, e, ev, causal)
+        (1, 2, 2, 5, 5, 4, 4, false),
+        (2, 4, 2, 3, 7, 5, 3, true),
+        (1, 3, 1, 6, 4, 8, 8, true),
+        (1, 1, 1, 1, 9, 3, 2, true),
+        (2, 2, 1, 4, 4, 16, 6, false),
+        (1, 2, 1, 33, 40, 12, 12, true),
+    ];
+    for dt in [DType::F64, DType::F32, DType::BF16] {
+        for &(b, hq, hkv, l, s, e, ev, causal) in &cases {
+            let what =
+                format!("{dt} b {b} hq {hq} hkv {hkv} l {l} s {s} e {e} ev {ev} causal {causal}");
+            let (q, _) = rand_array(&mut rng, &[b, hq, e, l], dt);
+            // q transposed in memory: a view whose rows are not contiguous.
+            let q = ingot::swapaxes(&q, -1, -2).unwrap();
+            let (k, _) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let (v, _) = rand_array(&mut rng, &[b, hkv, s, ev], dt);
+            let (g, _) = rand_array(&mut rng, &[b, hq, l, ev], dt);
+            let mask = move || causal.then_some(SdpaMask::Causal);
+            let got = grads_of(
+                |q, k, v| sdpa(q, k, v, mask(), None),
+                &[q.clone(), k.clone(), v.clone()],
+                &g,
+            );
+            // (On a CUDA default device the vjp stays the decomposition's for now.)
+            if ingot::default_device() == ingot::Device::Cpu {
+                let dot = ingot::to_dot(&got);
+                assert!(
+                    dot.contains("scaled_dot_product_attention_grad"),
+                    "{what}: not fused"
+                );
+            }
+            let f64s = |x: &Array| ingot::astype(x, DType::F64).unwrap();
+            let want = grads_of(
+                |q, k, v| sdpa_ref(q, k, v, mask(), None),
+                &[f64s(&q), f64s(&k), f64s(&v)],
+                &f64s(&g),
+            );
+            let tol = match dt {
+                DType::F64 => 1e-10,
+                DType::F32 => 2e-4,
+                _ => 4e-2,
+            };
+            for (name, (a, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+                assert_eq!(a.dtype(), dt, "{what} {name}");
+                assert_eq!(a.shape(), w.shape(), "{what} {name}");
+                close(a, w, tol, tol, &format!("{what} {name}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_fused_gradient_has_gradients_and_maps() {
+    // Second order through AttentionGrad (its rule differentiates the decomposition's
+    // gradient) and vmap of the fused gradient, both against the decomposition.
+    let mut rng = Rng::new(31);
+    let (q, _) = rand_array(&mut rng, &[1, 2, 3, 4], DType::F64);
+    let (k, _) = rand_array(&mut rng, &[1, 1, 5, 4], DType::F64);
+    let (v, _) = rand_array(&mut rng, &[1, 1, 5, 3], DType::F64);
+    let (g, _) = rand_array(&mut rng, &[1, 2, 3, 3], DType::F64);
+    let (w, _) = rand_array(&mut rng, &[1, 2, 3, 4], DType::F64);
+    type Sdpa = fn(&Array, &Array, &Array) -> ingot::Result<Array>;
+    let fused: Sdpa = |q, k, v| sdpa(q, k, v, Some(SdpaMask::Causal), None);
+    let reference: Sdpa = |q, k, v| sdpa_ref(q, k, v, Some(SdpaMask::Causal), None);
+    let second = |f: Sdpa| {
+        let (g, w) = (g.clone(), w.clone());
+        ingot::grad(
+            move |xs: &[Array]| {
+                let dq = grads_of(f, xs, &g).remove(0);
+                ingot::sum(&ingot::multiply(&dq, &w)?, None, false)
+            },
+            &[0, 1, 2],
+        )(&[q.clone(), k.clone(), v.clone()])
+        .unwrap()
+    };
+    for (a, b) in second(fused).iter().zip(&second(reference)) {
+        close(a, b, 1e-9, 1e-9, "second order");
+    }
+    // vmap over a leading batch of 3 problems.
+    let (qb, _) = rand_array(&mut rng, &[3, 2, 4, 5], DType::F64);
+    let (kb, _) = rand_array(&mut rng, &[3, 1, 6, 5], DType::F64);
+    let (vb, _) = rand_array(&mut rng, &[3, 1, 6, 2], DType::F64);
+    let (gb, _) = rand_array(&mut rng, &[3, 2, 4, 2], DType::F64);
+    let per = |xs: &[Array]| Ok(grads_of(fused, &xs[..3], &xs[3]));
+    let mapped = ingot::vmap(per, &[Some(0); 4], &[Some(0); 3])(&[
+        qb.clone(),
+        kb.clone(),
+        vb.clone(),
+        gb.clone(),
+    ])
+    .unwrap();
+    let want = grads_of(reference, &[qb, kb, vb], &gb);
+    for (a, b) in mapped.iter().zip(&want) {
+        close(a, b, 1e-9, 1e-9, "vmap");
+    }
+}
+
+#[test]
+fn flash_gradient_on_the_gpu_agrees_with_the_decomposition() {
+    // AttentionGrad on the flash kernels (INGOT_CUDA_FLASH=1 on a CUDA default device):
+    // dq, dk, dv against the decomposition's vjp in f64, for grouped heads, causal offsets
+    // both ways (rows that see no key: NaN in dv), few query rows, key counts off the tiles.
+    let on = matches!(ingot::default_device(), ingot::Device::Cuda(_))
+        && std::env::var("INGOT_CUDA_FLASH").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_FLASH=1");
+        return;
+    }
+    let mut rng = Rng::new(37);
+    let cases = [
+        // (b, hq, hkv, l, s, e, causal)
+        (1, 2, 2, 100, 100, 64, true),
+        (2, 4, 2, 70, 150, 128, true),
+        (1, 2, 1, 90, 40, 80, true),
+        (1, 3, 3, 5, 77, 96, false),
+        (2, 2, 1, 65, 65, 16, false),
+    ];
+    for dt in [DType::BF16, DType::F16] {
+        for &(b, hq, hkv, l, s, e, causal) in &cases {
+            let what = format!("{dt} b {b} hq {hq} hkv {hkv} l {l} s {s} e {e} causal {causal}");
+            let (q, _) = rand_array(&mut rng, &[b, hq, l, e], dt);
+            let (k, _) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let (v, _) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let (g, _) = rand_array(&mut rng, &[b, hq, l, e], dt);
+            let mask = move || causal.then_some(SdpaMask::Causal);
+            let before = ingot::backend::cuda::flash_launches();
+            let got = grads_of(
+                |q, k, v| sdpa(q, k, v, mask(), None),
+                &[q.clone(), k.clone(), v.clone()],
+                &g,
+            );
+            ingot::eval(&got).unwrap();
+            assert!(
+                ingot::backend::cuda::flash_launches() > before,
+                "{what}: the flash kernels did not run"
+            );
+            let f64s = |x: &Array| ingot::astype(x, DType::F64).unwrap();
+            let want = grads_of(
+                |q, k, v| sdpa_ref(q, k, v, mask(), None),
+                &[f64s(&q), f64s(&k), f64s(&v)],
+                &f64s(&g),
+            );
+            for (name, (a, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+                let wv = w.to_f64_vec().unwrap();
+                let big = wv
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .fold(0.0f64, |m, x| m.max(x.abs()));
+                // Weights and dS rounded to the dtype before their products: errors scale
+                // with the largest gradient.
+                let tol = if dt == DType::BF16 { 3e-2 } else { 5e-3 };
+                assert_close(
+                    &a.to_f64_vec().unwrap(),
+                    &wv,
+                    tol,
+                    tol * big,
+                    &format!("{what} {name}"),
+                );
+            }
+        }
+    }
+}

@@ -91,6 +91,35 @@ pub(crate) fn attention_out(
     Ok((out, q.1))
 }
 
+/// The outputs of `Op::AttentionGrad` (dq, dk, dv: q's, k's and v's shapes and dtype) from
+/// its inputs q, k, v and g, or why they do not fit (the import check).
+pub(crate) fn attention_grad_out(
+    inputs: &[(Vec<usize>, DType)],
+    mask: AttentionMask,
+) -> Result<Vec<(Vec<usize>, DType)>> {
+    let bad = |why: &str| {
+        let parts: Vec<String> = inputs
+            .iter()
+            .map(|(s, d)| format!("{} {d}", fmt_shape(s)))
+            .collect();
+        Error::invalid(
+            "scaled_dot_product_attention_grad",
+            format!("{why}: inputs {}", parts.join(", ")),
+        )
+    };
+    if matches!(mask, AttentionMask::Allow | AttentionMask::Additive) {
+        return Err(bad("takes no mask input (kinds none and causal)"));
+    }
+    let [q, k, v, g] = inputs else {
+        return Err(bad("takes q, k, v and the output's cotangent"));
+    };
+    let y = attention_out(&inputs[..3], mask)?;
+    if *g != y {
+        return Err(bad("the cotangent must have the output's shape and dtype"));
+    }
+    Ok(vec![q.clone(), k.clone(), v.clone()])
+}
+
 /// What is wrong with q, k and v of one rank (at least 3) and the same leading dims, if
 /// anything: their dtypes, or their head, length and width dims. The node builder and
 /// the import check share it.
@@ -271,14 +300,19 @@ fn prepare(
 }
 
 /// On a GPU, many query rows go faster through the decomposition (cuBLAS matmuls and the
-/// softmax kernel) than through the fused kernel, which has no tensor-core path yet: on an
-/// H200, Llama-3-8B's 512-token prefill took 23.5 ms composed and 102.5 ms fused. Decoding
-/// (a few rows a head) keeps the fused split-KV kernel; scores past 2 GiB keep the fused
-/// kernel too, so memory stays bounded.
-fn gpu_prefers_composed(p: &Prepared) -> bool {
+/// softmax kernel) than through the warp-per-row fused kernel: on an H200, Llama-3-8B's
+/// 512-token prefill took 23.5 ms composed and 102.5 ms fused. Decoding (a few rows a head)
+/// keeps the fused split-KV kernel; scores past 2 GiB keep the fused kernel too, so memory
+/// stays bounded; and what the tensor-core flash kernel takes (`INGOT_CUDA_FLASH=1`) is
+/// fused.
+fn gpu_prefers_composed(p: &Prepared, ordinal: usize) -> bool {
     let n = p.node_shape.len();
     let rows_per_head = p.node_shape[n - 2];
     let keys = p.k.shape()[p.k.ndim() - 2];
+    let dims = (rows_per_head, keys, p.q.shape()[n - 1], p.node_shape[n - 1]);
+    if crate::backend::cuda::flash_takes(ordinal, p.q.dtype(), p.kind, dims, false) {
+        return false;
+    }
     let score_bytes = (crate::shape::size_of(&p.node_shape[..n - 1]) as u128) * keys as u128 * 4;
     rows_per_head > 16 && score_bytes <= 2 << 30
 }
@@ -291,10 +325,12 @@ fn gpu_prefers_composed(p: &Prepared) -> bool {
 /// masked gives NaN, as in PyTorch. Under autocast f32 operands run in the low dtype.
 ///
 /// One fused node: the CPU kernel never holds more than one row of scores per thread.
-/// Its gradient is the reference decomposition's. On a CUDA default device the
+/// Its gradient without a mask input is one fused node too (`Op::AttentionGrad`, which
+/// recomputes the scores), with a mask the reference decomposition's. On a CUDA default device the
 /// fused CUDA kernels serve up to 16 query rows a head (decoding) and scores too large to
 /// materialize; longer prompts build the decomposition (cuBLAS matmuls and the softmax
-/// kernel, faster there until the fused kernel has a tensor-core path).
+/// kernel), except in f16 and bf16 with `INGOT_CUDA_FLASH=1`, where the tensor-core flash
+/// kernel takes them (head dims 16 to 128 in steps of 16, no mask or causal).
 /// `INGOT_CUDA_ATTENTION=0` builds the decomposition everywhere.
 pub fn scaled_dot_product_attention(
     q: &Array,
@@ -304,8 +340,13 @@ pub fn scaled_dot_product_attention(
     scale: Option<f64>,
 ) -> Result<Array> {
     let p = prepare(q, k, v, mask, scale)?;
-    let on_gpu = matches!(crate::default_device(), crate::Device::Cuda(_));
-    let y = if on_gpu && (!crate::backend::cuda::attention_enabled() || gpu_prefers_composed(&p)) {
+    let composed = match crate::default_device() {
+        crate::Device::Cuda(i) => {
+            !crate::backend::cuda::attention_enabled() || gpu_prefers_composed(&p, i)
+        }
+        _ => false,
+    };
+    let y = if composed {
         reference_node(&p.q, &p.k, &p.v, p.mask.as_ref(), p.kind, p.scale)?
     } else {
         let dtype = p.q.dtype();

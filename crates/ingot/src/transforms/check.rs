@@ -139,6 +139,9 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
         Op::Attention { mask, .. } => crate::ops::fast::attention_out(inputs, *mask)
             .map(|o| vec![Some(o)])
             .map_err(|e| fail(e.to_string())),
+        Op::AttentionGrad { mask, .. } => crate::ops::fast::attention_grad_out(inputs, *mask)
+            .map(|o| o.into_iter().map(Some).collect())
+            .map_err(|e| fail(e.to_string())),
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
             crate::ops::fast::fast_out(op, inputs)
                 .map(|o| vec![Some(o)])
@@ -618,6 +621,7 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::Custom { .. }
         | Op::Collective { .. }
         | Op::Attention { .. }
+        | Op::AttentionGrad { .. }
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }
         | Op::Rope { .. }

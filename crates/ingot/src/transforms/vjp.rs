@@ -321,6 +321,7 @@ pub(crate) fn vjp_rule(
             let g = single()?.1;
             attention(inputs, scale.to_f64(), *mask, &g)
         }
+        Op::AttentionGrad { scale, mask } => attention_grad(inputs, scale.to_f64(), *mask, cts),
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
             let g = single()?.1;
             fast_reference(op, inputs, &g)
@@ -365,9 +366,75 @@ fn mt(a: &Array) -> Result<Array> {
     crate::swapaxes(a, -1, -2)
 }
 
-/// Fused attention's rule: the vjp of its reference decomposition (which recomputes the
-/// scores in the backward pass instead of keeping them from the forward one).
+/// Fused attention's rule. Without a mask input (and with every dim nonzero) it is one
+/// `AttentionGrad` node, whose kernels recompute the scores and never hold them all: on
+/// the CPU always, on a CUDA device where the flash kernels take it (`INGOT_CUDA_FLASH=1`);
+/// otherwise it is the vjp of the reference decomposition (which recomputes the scores in
+/// the backward pass instead of keeping them from the forward one).
 fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Result<Grads> {
+    let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
+    let n = q.ndim();
+    let dims = (
+        q.shape()[n - 2],
+        k.shape()[n - 2],
+        k.shape()[n - 1],
+        v.shape()[n - 1],
+    );
+    let fused = matches!(kind, AttentionMask::None | AttentionMask::Causal)
+        && [q.shape(), k.shape(), v.shape()]
+            .iter()
+            .all(|s| s.iter().all(|&d| d > 0))
+        && match crate::default_device() {
+            crate::Device::Cuda(i) => {
+                crate::backend::cuda::flash_takes(i, q.dtype(), kind, dims, true)
+            }
+            _ => true,
+        };
+    if fused {
+        let g = crate::astype(g, q.dtype())?;
+        let outs = [q, k, v].map(|x| (x.shape().to_vec(), x.dtype())).to_vec();
+        let op = Op::AttentionGrad {
+            scale: crate::Scalar::Float(scale),
+            mask: kind,
+        };
+        let nodes = Array::from_op_multi(op, vec![q.clone(), k.clone(), v.clone(), g], outs);
+        return Ok(nodes.into_iter().map(Some).collect());
+    }
+    reference_attention_grads(inputs, scale, kind, g)
+}
+
+/// The second-order rule of `AttentionGrad`: the vjp of the reference decomposition's
+/// gradient, as a function of q, k, v and the cotangent.
+fn attention_grad(
+    inputs: &[Array],
+    scale: f64,
+    kind: AttentionMask,
+    cts: &[Option<Array>],
+) -> Result<Grads> {
+    let cts = cts
+        .iter()
+        .zip(&inputs[..3])
+        .map(|(c, x)| c.clone().map_or_else(|| crate::zeros_like(x), Ok))
+        .collect::<Result<Vec<_>>>()?;
+    let f = |xs: &[Array]| -> Result<Vec<Array>> {
+        let grads = reference_attention_grads(&xs[..3], scale, kind, &xs[3])?;
+        grads
+            .into_iter()
+            .zip(&xs[..3])
+            .map(|(g, x)| g.map_or_else(|| crate::zeros_like(x), Ok))
+            .collect()
+    };
+    let (_, grads) = super::autodiff::vjp(f, inputs, &cts)?;
+    Ok(grads.into_iter().map(Some).collect())
+}
+
+/// The vjp of attention's reference decomposition (inputs q, k, v and any mask).
+fn reference_attention_grads(
+    inputs: &[Array],
+    scale: f64,
+    kind: AttentionMask,
+    g: &Array,
+) -> Result<Grads> {
     let allow = (kind == AttentionMask::Allow).then(|| inputs[3].clone());
     let n_diff = if kind == AttentionMask::Additive {
         4

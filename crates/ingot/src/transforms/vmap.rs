@@ -284,6 +284,7 @@ fn batch_rule(
         | Op::Solve
         | Op::Hadamard { .. }
         | Op::Attention { .. }
+        | Op::AttentionGrad { .. }
         | Op::Fused { .. } => same(op.clone()),
         // Elementwise across processes, or along an axis that moves past the batch axis.
         // A send or receive runs once per example (the peer sees the same sequence).

@@ -584,3 +584,135 @@ where
         );
     Ok(out_data(buf, out_shape))
 }
+
+/// The gradient of fused attention without a mask input (`Op::AttentionGrad`): dq, dk and dv
+/// from q, k, v and the output's cotangent g, each row's scores recomputed and never more
+/// than one row of them held a thread. A task per key/value head: its query heads' rows all
+/// add into its dk and dv, and their dq rows are its own. A row whose softmax is NaN (no key
+/// to see, or a NaN or infinite score) makes every dv row NaN and, when it sees keys, its dq
+/// row and those keys' dk rows, as the decomposition's gradient does.
+pub(crate) fn attention_grad_eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
+    let Op::AttentionGrad { scale, mask } = op else {
+        return Err(not_here(op));
+    };
+    let causal = *mask == AttentionMask::Causal;
+    dispatch_float!("scaled_dot_product_attention_grad", inputs[0].dtype(), T => {
+        attention_grad::<T>(inputs, scale.to_f64(), causal, outs)
+    })
+}
+
+fn attention_grad<T: Fl>(
+    inputs: &[Array],
+    scale: f64,
+    causal: bool,
+    outs: Outs,
+) -> Result<Vec<Data>>
+where
+    T::C: Element,
+{
+    let (qs, ks, vs) = (inputs[0].shape(), inputs[1].shape(), inputs[2].shape());
+    let n = qs.len();
+    let (hq, l, e) = (qs[n - 3], qs[n - 2], qs[n - 1]);
+    let (hkv, s, ev) = (ks[n - 3], ks[n - 2], vs[n - 1]);
+    let heads = size_of(&ks[..n - 2]);
+    let group = hq / hkv.max(1);
+    let zero = T::C::zero();
+    let mut dq = vec![zero; size_of(qs)];
+    let mut dk = vec![zero; size_of(ks)];
+    let mut dv = vec![zero; size_of(vs)];
+    if heads > 0 && group > 0 && l > 0 && s > 0 && e > 0 && ev > 0 {
+        let (qd, kd, vd, gd) = (
+            inputs[0].ready_data(),
+            inputs[1].ready_data(),
+            inputs[2].ready_data(),
+            inputs[3].ready_data(),
+        );
+        let qc = contiguous_cow::<T>(&qd, qs);
+        let kc = contiguous_cow::<T>(&kd, ks);
+        let vc = contiguous_cow::<T>(&vd, vs);
+        let gc = contiguous_cow::<T>(&gd, inputs[3].shape());
+        let sc = T::cf(scale);
+        let (ninf, nan) = (T::C::neg_infinity(), T::C::nan());
+        dq.par_chunks_mut(group * l * e)
+            .zip(dk.par_chunks_mut(s * e))
+            .zip(dv.par_chunks_mut(s * ev))
+            .enumerate()
+            .for_each(|(kvh, ((dqb, dkb), dvb))| {
+                let kb = &kc[kvh * s * e..(kvh + 1) * s * e];
+                let vb = &vc[kvh * s * ev..(kvh + 1) * s * ev];
+                let (mut p, mut dp) = (vec![zero; s], vec![zero; s]);
+                let (mut qrow, mut grow) = (vec![zero; e], vec![zero; ev]);
+                for (hr, dqr) in dqb.chunks_exact_mut(e).enumerate() {
+                    // Row i of query head kvh·group + hr / l: its place in q and g.
+                    let r = kvh * group * l + hr;
+                    let i = hr % l;
+                    for (x, y) in qrow.iter_mut().zip(&qc[r * e..(r + 1) * e]) {
+                        *x = y.load();
+                    }
+                    for (x, y) in grow.iter_mut().zip(&gc[r * ev..(r + 1) * ev]) {
+                        *x = y.load();
+                    }
+                    // Query i sees keys j <= i + S - L under the causal mask.
+                    let end = if causal {
+                        (i + s + 1).saturating_sub(l).min(s)
+                    } else {
+                        s
+                    };
+                    let mut m = ninf;
+                    let mut bad = false;
+                    for j in 0..end {
+                        let x = dot8::<T>(&qrow, &kb[j * e..(j + 1) * e]) * sc;
+                        bad |= x.is_nan();
+                        m = m.max(x);
+                        p[j] = x;
+                    }
+                    let mut z = zero;
+                    for pj in &mut p[..end] {
+                        *pj = T::exp(*pj - m);
+                        z = z + *pj;
+                    }
+                    if end == 0 || bad || z.is_nan() {
+                        dvb.fill(nan);
+                        if end > 0 {
+                            dqr.fill(nan);
+                            dkb[..end * e].fill(nan);
+                        }
+                        continue;
+                    }
+                    let inv = T::C::one() / z;
+                    // dp_j = g · v_j and D = Σ p_j dp_j; dv_j += p_j g.
+                    let mut d = zero;
+                    for j in 0..end {
+                        p[j] = p[j] * inv;
+                        dp[j] = dot8::<T>(&grow, &vb[j * ev..(j + 1) * ev]);
+                        d = d + p[j] * dp[j];
+                        for (a, &x) in dvb[j * ev..(j + 1) * ev].iter_mut().zip(&grow) {
+                            *a = *a + p[j] * x;
+                        }
+                    }
+                    // ds_j = p_j (dp_j - D) · scale; dq += ds_j k_j, dk_j += ds_j q.
+                    for j in 0..end {
+                        let ds = p[j] * (dp[j] - d) * sc;
+                        for (a, x) in dqr.iter_mut().zip(&kb[j * e..(j + 1) * e]) {
+                            *a = *a + ds * x.load();
+                        }
+                        for (a, &x) in dkb[j * e..(j + 1) * e].iter_mut().zip(&qrow) {
+                            *a = *a + ds * x;
+                        }
+                    }
+                }
+            });
+    }
+    let store = |c: Vec<T::C>, shape: &[usize]| -> Result<Data> {
+        let mut buf = Buffer::zeroed(c.len() * std::mem::size_of::<T>())?;
+        for (o, x) in buf.as_slice_mut::<T>().iter_mut().zip(c) {
+            *o = T::store(x);
+        }
+        Ok(out_data(buf, shape))
+    };
+    Ok(vec![
+        store(dq, &outs[0].0)?,
+        store(dk, &outs[1].0)?,
+        store(dv, &outs[2].0)?,
+    ])
+}

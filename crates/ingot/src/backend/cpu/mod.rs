@@ -66,6 +66,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
             misc::eval(op, inputs, outs)
         }
         Op::Attention { .. } => misc::attention_eval(op, inputs, outs),
+        Op::AttentionGrad { .. } => misc::attention_grad_eval(op, inputs, outs),
         Op::Collective { .. } => crate::distributed::eval(op, inputs, outs),
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
             norm_rope::eval(op, inputs, outs)

@@ -4,6 +4,10 @@
 //! blocks and merges the partial softmaxes (`INGOT_CUDA_ATTENTION=0` opts out; ops/fast.rs picks where the
 //! fused node is built). Keys and values are read in place when their rows are contiguous
 //! (KV-cache views); other operands and the mask are made row-major first.
+//!
+//! Prefill in f16 and bf16 (more than 16 query rows a head, head dims 16 to 128 in steps of
+//! 16, no mask or causal, sm_80 and later) runs kernels/flash.cuh instead: flash attention
+//! on the tensor cores. It is opt-in (`INGOT_CUDA_FLASH=1`) until it has run on a GPU.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};
@@ -15,7 +19,58 @@ use crate::shape::size_of;
 use crate::{DType, Result};
 
 const ATTENTION: &str = include_str!("kernels/attention.cuh");
+const FLASH: &str = include_str!("kernels/flash.cuh");
 const WARPS: usize = 4;
+/// Query rows a flash block takes (kernels/flash.cuh's F_BQ).
+const FLASH_ROWS: usize = 64;
+
+fn flash_source(base: &str, dt: DType, d: usize) -> String {
+    let mma = if dt == DType::BF16 { "bf16" } else { "f16" };
+    format!(
+        "{COMMON}\n#define T {}\n#define MMA_T \"{mma}\"\n#define FD {d}\n#define KNAME(k) {base}_##k\n{FLASH}\n",
+        ctype(dt)
+    )
+}
+
+fn flash_base(dt: DType, d: usize) -> String {
+    format!("flash_{}_{d}", ctype(dt))
+}
+
+/// Whether the flash kernel takes attention of this kind (`l` query rows a head over `s`
+/// keys, head dims `e` and `ev`) on a GPU of compute capability `sm` (e.g. 90): what
+/// ops/fast.rs asks before building the fused node for a prompt.
+pub(crate) fn flash_takes(
+    dt: DType,
+    kind: AttentionMask,
+    l: usize,
+    s: usize,
+    e: usize,
+    ev: usize,
+    sm: u32,
+) -> bool {
+    flash_fits(dt, kind, s, e, ev, sm) && l > 16 && l <= i32::MAX as usize
+}
+
+/// What the flash kernels (forward and backward) take, whatever the query rows: f16 or
+/// bf16, no mask or causal, one head dim of 16 to 128 in steps of 16, some keys, sm_80 on.
+pub(crate) fn flash_fits(
+    dt: DType,
+    kind: AttentionMask,
+    s: usize,
+    e: usize,
+    ev: usize,
+    sm: u32,
+) -> bool {
+    super::flash_enabled()
+        && sm >= 80
+        && matches!(dt, DType::F16 | DType::BF16)
+        && matches!(kind, AttentionMask::None | AttentionMask::Causal)
+        && e == ev
+        && e % 16 == 0
+        && (16..=128).contains(&e)
+        && s > 0
+        && s <= i32::MAX as usize
+}
 
 fn source(base: &str, dt: DType) -> String {
     let c = if dt == DType::F64 { "double" } else { "float" };
@@ -31,10 +86,16 @@ fn base(dt: DType) -> String {
 
 /// Module sources for the compile check: every dtype.
 pub(crate) fn sample_sources() -> Vec<(String, String)> {
-    [DType::F16, DType::BF16, DType::F32, DType::F64]
+    let mut v: Vec<(String, String)> = [DType::F16, DType::BF16, DType::F32, DType::F64]
         .into_iter()
         .map(|dt| (base(dt), source(&base(dt), dt)))
-        .collect()
+        .collect();
+    for dt in [DType::F16, DType::BF16] {
+        for d in [64, 80, 128] {
+            v.push((flash_base(dt, d), flash_source(&flash_base(dt, d), dt, d)));
+        }
+    }
+    v
 }
 
 pub(super) fn eval(
@@ -76,16 +137,8 @@ pub(super) fn eval(
     // Keys and values: read in place when their rows are (a KV cache's `[:len]` view).
     let mut head_strides = [0i64; 2];
     for (x, hs) in inputs[1..3].iter().zip(head_strides.iter_mut()) {
-        let (d, p, stride) = match head_blocks(g, x)? {
-            Some(t) => t,
-            None => {
-                let Some((d, p)) = row_major(g, x)? else {
-                    return Ok(None);
-                };
-                let sh = x.shape();
-                let stride = (sh[sh.len() - 2] * sh[sh.len() - 1]) as i64;
-                (d, p, stride)
-            }
+        let Some((d, p, stride)) = kv_operand(g, x)? else {
+            return Ok(None);
         };
         held.push(d);
         ptrs.push(p);
@@ -116,6 +169,36 @@ pub(super) fn eval(
             args.push(scale as f32);
         }
     };
+    let aligned = ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0);
+    if aligned && flash_takes(dt, kind, l, s, e, ev, g.sm()) {
+        let bhs = rows / l;
+        let blocks = l.div_ceil(FLASH_ROWS) * bhs;
+        if blocks <= i32::MAX as usize {
+            let fb = flash_base(dt, e);
+            let f = g.kernel_in(&fb, &format!("{fb}_flash"), || flash_source(&fb, dt, e))?;
+            let mut args = Args::new();
+            args.push(mem.ptr())
+                .push(0u64)
+                .push(0u64)
+                .push(0u64)
+                .push(ptrs[0])
+                .push(ptrs[1])
+                .push(ptrs[2])
+                .push(bhs as i64)
+                .push(hq as i32)
+                .push(hkv as i32)
+                .push(l as i32)
+                .push(s as i32)
+                .push((scale * std::f64::consts::LOG2_E) as f32)
+                .push(i32::from(kind == AttentionMask::Causal))
+                .push(head_strides[0])
+                .push(head_strides[1]);
+            g.launch(&f, (blocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+            super::note_flash_launch();
+            drop(held);
+            return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+        }
+    }
     let splits = decode_splits(rows, s);
     if splits > 0 {
         let chunk = s.div_ceil(splits);
@@ -184,6 +267,153 @@ pub(super) fn eval(
     )?;
     drop(held);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
+}
+
+/// Keys or values `(..., H, S, E)` for the kernels: their data, device pointer and head
+/// stride, in place when their rows are contiguous, else made row-major.
+fn kv_operand(g: &Gpu, x: &Array) -> Result<Option<(Data, u64, i64)>> {
+    if let Some(t) = head_blocks(g, x)? {
+        return Ok(Some(t));
+    }
+    let Some((d, p)) = row_major(g, x)? else {
+        return Ok(None);
+    };
+    let sh = x.shape();
+    Ok(Some((d, p, (sh[sh.len() - 2] * sh[sh.len() - 1]) as i64)))
+}
+
+/// `Op::AttentionGrad` on the flash kernels: the forward kernel again (for each row's lse and
+/// D = g · o), then dk and dv (`bkv`, a block per 64 keys of a key/value head, walking its
+/// query heads) and dq (`bq`, a block per 64 query rows). None where they do not take it.
+pub(super) fn grad_eval(
+    g: &Gpu,
+    inputs: &[Array],
+    scale: f64,
+    kind: AttentionMask,
+    outs: &[(Vec<usize>, DType)],
+) -> Result<Option<Vec<Data>>> {
+    let dt = inputs[0].dtype();
+    let (qs, ks, vs) = (inputs[0].shape(), inputs[1].shape(), inputs[2].shape());
+    let n = qs.len();
+    let (hq, l, e) = (qs[n - 3], qs[n - 2], qs[n - 1]);
+    let (hkv, s, ev) = (ks[n - 3], ks[n - 2], vs[n - 1]);
+    if !flash_fits(dt, kind, s, e, ev, g.sm()) || l == 0 || l > i32::MAX as usize {
+        return Ok(None);
+    }
+    let rows = size_of(&qs[..n - 1]);
+    let (bhs, bkh) = (rows / l, size_of(&ks[..n - 2]));
+    let qblocks = l.div_ceil(FLASH_ROWS) * bhs;
+    let kblocks = s.div_ceil(64) * bkh;
+    if hq > i32::MAX as usize || hkv > i32::MAX as usize || qblocks.max(kblocks) > i32::MAX as usize
+    {
+        return Ok(None);
+    }
+    let mut held = Vec::new();
+    let mut ptrs = Vec::new();
+    for x in [&inputs[0], &inputs[3]] {
+        let Some((d, p)) = row_major(g, x)? else {
+            return Ok(None);
+        };
+        held.push(d);
+        ptrs.push(p);
+    }
+    let mut head_strides = [0i64; 2];
+    for (x, hs) in inputs[1..3].iter().zip(head_strides.iter_mut()) {
+        let Some((d, p, stride)) = kv_operand(g, x)? else {
+            return Ok(None);
+        };
+        held.push(d);
+        ptrs.push(p);
+        *hs = stride;
+    }
+    if !(ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0)) {
+        return Ok(None);
+    }
+    let (q, go, k, v) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3]);
+    let size = dt.size();
+    let o = g.alloc(rows * e * size)?;
+    let lse = g.alloc(rows * 4)?;
+    let dsum = g.alloc(rows * 4)?;
+    let fb = flash_base(dt, e);
+    let src = || flash_source(&fb, dt, e);
+    let scale_log2 = (scale * std::f64::consts::LOG2_E) as f32;
+    let causal = i32::from(kind == AttentionMask::Causal);
+    let f = g.kernel_in(&fb, &format!("{fb}_flash"), src)?;
+    let mut args = Args::new();
+    args.push(o.ptr())
+        .push(lse.ptr())
+        .push(go)
+        .push(dsum.ptr())
+        .push(q)
+        .push(k)
+        .push(v)
+        .push(bhs as i64)
+        .push(hq as i32)
+        .push(hkv as i32)
+        .push(l as i32)
+        .push(s as i32)
+        .push(scale_log2)
+        .push(causal)
+        .push(head_strides[0])
+        .push(head_strides[1]);
+    g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+    drop(o);
+    let dq = g.alloc(rows * e * size)?;
+    let dk = g.alloc(bkh * s * e * size)?;
+    let dv = g.alloc(bkh * s * e * size)?;
+    // bkv's tiles: K and V of 64 rows, Q and g of 32, and 32 rows' lse and D.
+    let shared = 192 * (e + 8) * size + 256;
+    let f = g.kernel_in(&fb, &format!("{fb}_bkv"), src)?;
+    if shared > 48 << 10 {
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            shared as i32,
+        )
+        .map_err(|err| super::cuda_err("scaled_dot_product_attention_grad", err))?;
+    }
+    // Both backward kernels take the same operands after their outputs.
+    let operands = |args: &mut Args, heads: usize| {
+        args.push(q)
+            .push(k)
+            .push(v)
+            .push(go)
+            .push(lse.ptr())
+            .push(dsum.ptr())
+            .push(heads as i64)
+            .push(hq as i32)
+            .push(hkv as i32)
+            .push(l as i32)
+            .push(s as i32)
+            .push(scale_log2)
+            .push(scale as f32)
+            .push(causal)
+            .push(head_strides[0])
+            .push(head_strides[1]);
+    };
+    let mut args = Args::new();
+    args.push(dk.ptr()).push(dv.ptr());
+    operands(&mut args, bkh);
+    g.launch(
+        &f,
+        (kblocks as u32, 1, 1),
+        (128, 1, 1),
+        shared as u32,
+        &mut args,
+    )?;
+    let f = g.kernel_in(&fb, &format!("{fb}_bq"), src)?;
+    let mut args = Args::new();
+    args.push(dq.ptr());
+    operands(&mut args, bhs);
+    g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+    super::note_flash_launch();
+    drop((lse, dsum, held));
+    Ok(Some(
+        [dq, dk, dv]
+            .into_iter()
+            .zip(outs)
+            .map(|(m, (shape, _))| out_data(Buffer::on_device(m), shape))
+            .collect(),
+    ))
 }
 
 /// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 0

@@ -268,6 +268,12 @@ impl Gpu {
     }
 
     /// Launches `f` with one thread per item of `n`, in blocks of 256.
+    /// Compute capability as major·10 + minor (90 for "sm_90a").
+    pub(crate) fn sm(&self) -> u32 {
+        let digits: String = self.arch.chars().filter(|c| c.is_ascii_digit()).collect();
+        digits.parse().unwrap_or(0)
+    }
+
     pub(crate) fn launch_1d(&self, f: &CudaFunction, n: usize, args: &mut Args) -> Result<()> {
         self.launch(f, (n.div_ceil(256) as u32, 1, 1), (256, 1, 1), 0, args)
     }
@@ -374,6 +380,47 @@ fn note_fallback(name: &'static str) {
 pub(crate) fn attention_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_none_or(|v| v != "0"))
+}
+
+/// `INGOT_CUDA_FLASH=1`: prefill attention in f16 and bf16 runs the tensor-core flash
+/// kernel (kernels/flash.cuh) instead of the decomposition. Opt-in until it has run on a GPU.
+pub(crate) fn flash_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FLASH").is_some_and(|v| v == "1"))
+}
+
+static FLASH_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times the flash attention kernel has been launched in this process (for tests
+/// that must know it ran).
+#[doc(hidden)]
+pub fn flash_launches() -> usize {
+    FLASH_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn note_flash_launch() {
+    FLASH_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether GPU `ordinal`'s flash kernels take this attention (`l` query rows a head, `s`
+/// keys, head dims `e` and `ev`): its forward pass (`grad` false: a prompt, see
+/// attention::flash_takes) or its gradient (the vjp then builds `AttentionGrad`). False
+/// where the GPU cannot be used.
+pub(crate) fn flash_takes(
+    ordinal: usize,
+    dt: crate::DType,
+    kind: crate::op::AttentionMask,
+    (l, s, e, ev): (usize, usize, usize, usize),
+    grad: bool,
+) -> bool {
+    flash_enabled()
+        && gpu(ordinal).is_ok_and(|g| {
+            if grad {
+                l > 0 && l <= i32::MAX as usize && attention::flash_fits(dt, kind, s, e, ev, g.sm())
+            } else {
+                attention::flash_takes(dt, kind, l, s, e, ev, g.sm())
+            }
+        })
 }
 
 /// rms_norm, layer_norm and rope on a CUDA device build their fused nodes and run their
@@ -549,6 +596,9 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         Op::Collective { .. } => collective::eval(&g, op, inputs, outs)?,
         Op::Attention { scale, mask } => {
             attention::eval(&g, inputs, scale.to_f64(), *mask, &outs[0].0)?
+        }
+        Op::AttentionGrad { scale, mask } => {
+            attention::grad_eval(&g, inputs, scale.to_f64(), *mask, outs)?
         }
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } if fast_enabled() => {
             norm_rope::eval(&g, op, inputs, &outs[0].0)?
