@@ -630,9 +630,23 @@ fn the_fused_gradient_has_gradients_and_maps() {
         gb.clone(),
     ])
     .unwrap();
-    let want = grads_of(reference, &[qb, kb, vb], &gb);
+    let want = grads_of(reference, &[qb.clone(), kb.clone(), vb.clone()], &gb);
     for (a, b) in mapped.iter().zip(&want) {
         close(a, b, 1e-9, 1e-9, "vmap");
+    }
+    // Compiled, and exported then imported (the package holds the AttentionGrad node and
+    // the import check re-derives its three outputs).
+    let args = [qb, kb, vb, gb];
+    let c = ingot::compile(per);
+    for (a, b) in c.call(&args).unwrap().iter().zip(&want) {
+        close(a, b, 1e-9, 1e-9, "compile");
+    }
+    let dir = std::env::temp_dir().join(format!("ingot-sdpa-grad-{}.ingot", std::process::id()));
+    ingot::export(&dir, per, &args).unwrap();
+    let p = ingot::import(&dir).unwrap();
+    let _ = std::fs::remove_file(&dir);
+    for (a, b) in p.call("main", &args).unwrap().iter().zip(&want) {
+        close(a, b, 1e-9, 1e-9, "export");
     }
 }
 
