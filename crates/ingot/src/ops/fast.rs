@@ -303,8 +303,8 @@ fn prepare(
 /// softmax kernel) than through the warp-per-row fused kernel: on an H200, Llama-3-8B's
 /// 512-token prefill took 23.5 ms composed and 102.5 ms fused. Decoding (a few rows a head)
 /// keeps the fused split-KV kernel; scores past 2 GiB keep the fused kernel too, so memory
-/// stays bounded; and what the tensor-core flash kernel takes (`INGOT_CUDA_FLASH=1`) is
-/// fused.
+/// stays bounded; and what the tensor-core flash kernel takes is fused
+/// (`INGOT_CUDA_FLASH=0` opts out).
 fn gpu_prefers_composed(p: &Prepared, ordinal: usize) -> bool {
     let n = p.node_shape.len();
     let rows_per_head = p.node_shape[n - 2];
@@ -329,8 +329,8 @@ fn gpu_prefers_composed(p: &Prepared, ordinal: usize) -> bool {
 /// recomputes the scores), with a mask the reference decomposition's. On a CUDA default device the
 /// fused CUDA kernels serve up to 16 query rows a head (decoding) and scores too large to
 /// materialize; longer prompts build the decomposition (cuBLAS matmuls and the softmax
-/// kernel), except in f16 and bf16 with `INGOT_CUDA_FLASH=1`, where the tensor-core flash
-/// kernel takes them (head dims 16 to 128 in steps of 16, no mask or causal).
+/// kernel), except in f16 and bf16, where the tensor-core flash kernel takes them
+/// (`INGOT_CUDA_FLASH=0` opts out) (head dims 16 to 128 in steps of 16, no mask or causal).
 /// `INGOT_CUDA_ATTENTION=0` builds the decomposition everywhere.
 pub fn scaled_dot_product_attention(
     q: &Array,

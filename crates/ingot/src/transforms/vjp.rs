@@ -368,7 +368,7 @@ fn mt(a: &Array) -> Result<Array> {
 
 /// Fused attention's rule. Without a mask input (and with every dim nonzero) it is one
 /// `AttentionGrad` node, whose kernels recompute the scores and never hold them all: on
-/// the CPU always, on a CUDA device where the flash kernels take it (`INGOT_CUDA_FLASH=1`);
+/// the CPU always, on a CUDA device where the flash kernels take it (unless `INGOT_CUDA_FLASH=0`);
 /// otherwise it is the vjp of the reference decomposition (which recomputes the scores in
 /// the backward pass instead of keeping them from the forward one).
 fn attention(inputs: &[Array], scale: f64, kind: AttentionMask, g: &Array) -> Result<Grads> {

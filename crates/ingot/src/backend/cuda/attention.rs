@@ -7,7 +7,8 @@
 //!
 //! Prefill in f16 and bf16 (more than 16 query rows a head, head dims 16 to 128 in steps of
 //! 16, no mask or causal, sm_80 and later) runs kernels/flash.cuh instead: flash attention
-//! on the tensor cores. It is opt-in (`INGOT_CUDA_FLASH=1`) until it has run on a GPU.
+//! on the tensor cores, and so do the gradients of what it takes (`grad_eval`);
+//! `INGOT_CUDA_FLASH=0` opts out.
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};

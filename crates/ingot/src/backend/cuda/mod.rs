@@ -382,11 +382,12 @@ pub(crate) fn attention_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_ATTENTION").is_none_or(|v| v != "0"))
 }
 
-/// `INGOT_CUDA_FLASH=1`: prefill attention in f16 and bf16 runs the tensor-core flash
-/// kernel (kernels/flash.cuh) instead of the decomposition. Opt-in until it has run on a GPU.
+/// Prefill attention in f16 and bf16, and its gradient, run the tensor-core flash kernels
+/// (kernels/flash.cuh) where they take it; `INGOT_CUDA_FLASH=0` builds what was built before
+/// them (the decomposition for prompts and for gradients).
 pub(crate) fn flash_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FLASH").is_some_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FLASH").is_none_or(|v| v != "0"))
 }
 
 static FLASH_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
