@@ -236,64 +236,41 @@ fn main() {
         .map(|i| Array::from_vec(rand_f32(8 * l * 64, 10 + i), &[1, 8, l, 64]).unwrap())
         .collect();
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
-    for (name, reference) in [("fused", false), ("decomposition", true)] {
-        let f = if reference {
-            ingot::fast::scaled_dot_product_attention_reference
-        } else {
-            ingot::fast::scaled_dot_product_attention
-        };
-        let t = best_of(3, || {
-            f(q, k, v, Some(ingot::fast::SdpaMask::Causal), None)
-                .unwrap()
-                .eval()
-                .unwrap()
-        });
-        rows.push(Row {
-            name: format!("causal attention {name}, 8 heads x {l} x 64 f32"),
-            ingot_s: t,
-            numpy_s: npv("attention"),
-            work: 2.0 * 8.0 * (l * l * 64) as f64,
-            unit: "GFLOP/s",
-            limit: peak,
-            goal: "-".into(),
-        });
-    }
-    // Its gradient (dq, dk, dv for a random cotangent): the fused AttentionGrad node and the
-    // decomposition's vjp. FLOPs: five products (scores again, dP, dV, dQ, dK) over the
+    // And its gradient (dq, dk, dv for a random cotangent): the fused AttentionGrad node and
+    // the decomposition's vjp. FLOPs: five products (scores again, dP, dV, dQ, dK) over the
     // causal half.
     let g = Array::from_vec(rand_f32(8 * l * 64, 13), &[1, 8, l, 64]).unwrap();
+    let causal = || Some(ingot::fast::SdpaMask::Causal);
     for (name, reference) in [("fused", false), ("decomposition", true)] {
         let f = if reference {
             ingot::fast::scaled_dot_product_attention_reference
         } else {
             ingot::fast::scaled_dot_product_attention
         };
-        let t = best_of(3, || {
+        let t = best_of(3, || f(q, k, v, causal(), None).unwrap().eval().unwrap());
+        let tg = best_of(3, || {
             let (_, grads) = ingot::vjp(
-                |xs: &[Array]| {
-                    Ok(vec![f(
-                        &xs[0],
-                        &xs[1],
-                        &xs[2],
-                        Some(ingot::fast::SdpaMask::Causal),
-                        None,
-                    )?])
-                },
+                |xs: &[Array]| Ok(vec![f(&xs[0], &xs[1], &xs[2], causal(), None)?]),
                 &qkv,
                 std::slice::from_ref(&g),
             )
             .unwrap();
             ingot::eval(&grads).unwrap();
         });
-        rows.push(Row {
-            name: format!("causal attention gradient {name}, 8 heads x {l} x 64 f32"),
-            ingot_s: t,
-            numpy_s: npv("attention_grad"),
-            work: 5.0 * 8.0 * (l * l * 64) as f64,
-            unit: "GFLOP/s",
-            limit: peak,
-            goal: "-".into(),
-        });
+        for (what, secs, peer, products) in [
+            ("", t, "attention", 2.0),
+            (" gradient", tg, "attention_grad", 5.0),
+        ] {
+            rows.push(Row {
+                name: format!("causal attention{what} {name}, 8 heads x {l} x 64 f32"),
+                ingot_s: secs,
+                numpy_s: npv(peer),
+                work: products * 8.0 * (l * l * 64) as f64,
+                unit: "GFLOP/s",
+                limit: peak,
+                goal: "-".into(),
+            });
+        }
     }
     // gelu (tanh form), as a user writes it: nine elementwise ops.
     let gelu = |a: &[Array]| -> ingot::Result<Vec<Array>> {

@@ -128,23 +128,9 @@ pub(super) fn eval(
     {
         return Ok(None);
     }
-    let mut held = Vec::new();
-    let mut ptrs = Vec::new();
-    let Some((d, p)) = row_major(g, &inputs[0])? else {
+    let Some((mut held, ptrs, head_strides)) = operands(g, &inputs[..1], &inputs[1..3])? else {
         return Ok(None);
     };
-    held.push(d);
-    ptrs.push(p);
-    // Keys and values: read in place when their rows are (a KV cache's `[:len]` view).
-    let mut head_strides = [0i64; 2];
-    for (x, hs) in inputs[1..3].iter().zip(head_strides.iter_mut()) {
-        let Some((d, p, stride)) = kv_operand(g, x)? else {
-            return Ok(None);
-        };
-        held.push(d);
-        ptrs.push(p);
-        *hs = stride;
-    }
     let mptr = match inputs.get(3) {
         Some(m) => {
             // Bool masks are read as bytes; the additive one has the compute dtype already.
@@ -270,6 +256,31 @@ pub(super) fn eval(
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }
 
+/// The kernels' operands: `rows` made row-major, then keys and values read in place when
+/// their rows are (a KV cache's `[:len]` view): the data to hold until the launch, the
+/// device pointers in that order, and the keys' and values' head strides.
+type Operands = (Vec<Data>, Vec<u64>, [i64; 2]);
+fn operands(g: &Gpu, rows: &[Array], kv: &[Array]) -> Result<Option<Operands>> {
+    let (mut held, mut ptrs) = (Vec::new(), Vec::new());
+    for x in rows {
+        let Some((d, p)) = row_major(g, x)? else {
+            return Ok(None);
+        };
+        held.push(d);
+        ptrs.push(p);
+    }
+    let mut head_strides = [0i64; 2];
+    for (x, hs) in kv.iter().zip(head_strides.iter_mut()) {
+        let Some((d, p, stride)) = kv_operand(g, x)? else {
+            return Ok(None);
+        };
+        held.push(d);
+        ptrs.push(p);
+        *hs = stride;
+    }
+    Ok(Some((held, ptrs, head_strides)))
+}
+
 /// Keys or values `(..., H, S, E)` for the kernels: their data, device pointer and head
 /// stride, in place when their rows are contiguous, else made row-major.
 fn kv_operand(g: &Gpu, x: &Array) -> Result<Option<(Data, u64, i64)>> {
@@ -309,24 +320,10 @@ pub(super) fn grad_eval(
     {
         return Ok(None);
     }
-    let mut held = Vec::new();
-    let mut ptrs = Vec::new();
-    for x in [&inputs[0], &inputs[3]] {
-        let Some((d, p)) = row_major(g, x)? else {
-            return Ok(None);
-        };
-        held.push(d);
-        ptrs.push(p);
-    }
-    let mut head_strides = [0i64; 2];
-    for (x, hs) in inputs[1..3].iter().zip(head_strides.iter_mut()) {
-        let Some((d, p, stride)) = kv_operand(g, x)? else {
-            return Ok(None);
-        };
-        held.push(d);
-        ptrs.push(p);
-        *hs = stride;
-    }
+    let rows_of = [inputs[0].clone(), inputs[3].clone()];
+    let Some((held, ptrs, head_strides)) = operands(g, &rows_of, &inputs[1..3])? else {
+        return Ok(None);
+    };
     if !(ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0)) {
         return Ok(None);
     }
