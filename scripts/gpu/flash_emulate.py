@@ -35,6 +35,33 @@ def mma(c, a, b0, b1):
     for lane in range(32):
         g, t = lane >> 2, lane & 3
         c[lane][0:2] = C[g,2*t:2*t+2]; c[lane][2:4] = C[g+8,2*t:2*t+2]
+def tile(src, r0, rows, R, FD):
+    t = np.zeros((R, FD + 8))
+    for r in range(R):
+        if r0 + r < rows: t[r, :FD] = src[r0 + r]
+    return t
+def frag_a(t, w, c):
+    return ldm(t, [(w*16 + (lane & 15), c*16 + (lane >> 4)*8) for lane in range(32)], False)
+def frag_b(t, n, c):
+    return ldm(t, [(n*8 + (lane & 7) + (lane >> 4)*8, c*16 + ((lane >> 3) & 1)*8) for lane in range(32)], False)
+def frag_bt(t, c, d):
+    return ldm(t, [(c*16 + (lane & 15), d*16 + (lane >> 4)*8) for lane in range(32)], True)
+def col(regs, i): return [regs[x][i] for x in range(32)]
+def packA(acc, c):
+    return [((acc[x][2*c][0], acc[x][2*c][1]), (acc[x][2*c][2], acc[x][2*c][3]), (acc[x][2*c+1][0], acc[x][2*c+1][1]), (acc[x][2*c+1][2], acc[x][2*c+1][3])) for x in range(32)]
+def mma_cols(acc, a, t, c, nt):
+    # kernels' f_mma_cols: acc[.][n] for n < nt += a (A fragments) . rows of t transposed.
+    for n in range(0, nt, 2):
+        b = frag_b(t, n, c)
+        mma([acc[x][n] for x in range(32)], a, col(b, 0), col(b, 1))
+        mma([acc[x][n + 1] for x in range(32)], a, col(b, 2), col(b, 3))
+def mma_rows(acc, a_acc, c, t, FD):
+    # kernels' f_mma_rows: acc += chunk c of a_acc (C fragments reused as A) . rows of t.
+    pa = packA(a_acc, c)
+    for d in range(FD // 16):
+        b = frag_bt(t, c, d)
+        mma([acc[x][2*d] for x in range(32)], pa, col(b, 0), col(b, 1))
+        mma([acc[x][2*d+1] for x in range(32)], pa, col(b, 2), col(b, 3))
 def forward(q, k, v, scale, causal, FD, go):
     # Also the epilogue's lse (base 2) and D = g . o for the backward pass.
     l, s = q.shape[0], k.shape[0]
@@ -42,39 +69,25 @@ def forward(q, k, v, scale, causal, FD, go):
     lse2 = np.full(l, np.nan); dsum = np.full(l, np.nan)
     ntq = (l + BQ - 1) // BQ
     off = s - l
-    def load(src, r0, rows):
-        tile = np.zeros((64, FD + 8))
-        for r in range(64):
-            if r0 + r < rows: tile[r, :FD] = src[r0 + r]
-        return tile
     for qt in range(ntq):
         q0 = qt * BQ
-        sk = load(q, q0, l)
+        sk = tile(q, q0, l, BQ, FD)
         kend = s
         if causal:
             lim = q0 + BQ + off
             kend = 0 if lim < 0 else min(lim, s)
         ntk = (kend + BK - 1) // BK
         for w in range(4):
-            qa = []
-            for c in range(FD // 16):
-                addr = [(w*16 + (lane & 15), c*16 + (lane >> 4)*8) for lane in range(32)]
-                qa.append(ldm(sk, addr, False))
+            qa = [frag_a(sk, w, c) for c in range(FD // 16)]
             o = [np.zeros((FD//8, 4)) for _ in range(32)]
             m = [[-np.inf, -np.inf] for _ in range(32)]
             ls = [[0., 0.] for _ in range(32)]
             for j in range(ntk):
                 k0 = j * BK
-                skk = load(k, k0, s); sv = load(v, k0, s)
+                skk = tile(k, k0, s, BK, FD); sv = tile(v, k0, s, BK, FD)
                 sc = [np.zeros((BK//8, 4)) for _ in range(32)]
                 for c in range(FD // 16):
-                    for n in range(0, BK // 8, 2):
-                        addr = [(n*8 + (lane & 7) + (lane >> 4)*8, c*16 + ((lane >> 3) & 1)*8) for lane in range(32)]
-                        b = ldm(skk, addr, False)
-                        cn = [sc[x][n] for x in range(32)]
-                        mma(cn, [qa[c][x] for x in range(32)], [b[x][0] for x in range(32)], [b[x][1] for x in range(32)])
-                        cn1 = [sc[x][n+1] for x in range(32)]
-                        mma(cn1, [qa[c][x] for x in range(32)], [b[x][2] for x in range(32)], [b[x][3] for x in range(32)])
+                    mma_cols(sc, qa[c], skk, c, BK // 8)
                 for lane in range(32):
                     g, t4 = lane >> 2, lane & 3
                     row0 = q0 + w*16 + g
@@ -98,14 +111,7 @@ def forward(q, k, v, scale, causal, FD, go):
                             ls[x][r] = ls[x][r]*f + tot
                             o[x][:, 2*r:2*r+2] *= f
                 for c in range(BK // 16):
-                    pa = [((sc[x][2*c][0], sc[x][2*c][1]), (sc[x][2*c][2], sc[x][2*c][3]), (sc[x][2*c+1][0], sc[x][2*c+1][1]), (sc[x][2*c+1][2], sc[x][2*c+1][3])) for x in range(32)]
-                    for d in range(FD // 16):
-                        addr = [(c*16 + (lane & 15), d*16 + (lane >> 4)*8) for lane in range(32)]
-                        b = ldm(sv, addr, True)
-                        c0 = [o[x][2*d] for x in range(32)]
-                        mma(c0, pa, [b[x][0] for x in range(32)], [b[x][1] for x in range(32)])
-                        c1 = [o[x][2*d+1] for x in range(32)]
-                        mma(c1, pa, [b[x][2] for x in range(32)], [b[x][3] for x in range(32)])
+                    mma_rows(o, sc, c, sv, FD)
             for lane in range(32):
                 g, t4 = lane >> 2, lane & 3
                 for r in range(2):
@@ -136,20 +142,6 @@ def ref_forward(q, k, v, scale, causal):
     return P @ v
 L2E = np.log2(np.e)
 
-def tile(src, r0, rows, R, FD):
-    t = np.zeros((R, FD + 8))
-    for r in range(R):
-        if r0 + r < rows: t[r, :FD] = src[r0 + r]
-    return t
-def frag_a(t, w, c):
-    return ldm(t, [(w*16 + (lane & 15), c*16 + (lane >> 4)*8) for lane in range(32)], False)
-def frag_b(t, n, c):
-    return ldm(t, [(n*8 + (lane & 7) + (lane >> 4)*8, c*16 + ((lane >> 3) & 1)*8) for lane in range(32)], False)
-def frag_bt(t, c, d):
-    return ldm(t, [(c*16 + (lane & 15), d*16 + (lane >> 4)*8) for lane in range(32)], True)
-def col(regs, i): return [regs[x][i] for x in range(32)]
-def packA(acc, c):
-    return [((acc[x][2*c][0], acc[x][2*c][1]), (acc[x][2*c][2], acc[x][2*c][3]), (acc[x][2*c+1][0], acc[x][2*c+1][1]), (acc[x][2*c+1][2], acc[x][2*c+1][3])) for x in range(32)]
 def bkv(q, k, v, go, lse2, dsum, scale, causal, FD):
     l, s = q.shape[0], k.shape[0]
     dk = np.zeros((s, FD)); dv = np.zeros((s, FD)); off = s - l
@@ -164,14 +156,8 @@ def bkv(q, k, v, go, lse2, dsum, scale, causal, FD):
                 st = [np.zeros((4,4)) for _ in range(32)]; dpt = [np.zeros((4,4)) for _ in range(32)]
                 for c in range(FD//16):
                     ka = frag_a(sk, w, c); va = frag_a(sv, w, c)
-                    for n in (0, 2):
-                        b = frag_b(sq, n, c)
-                        for (acc, a) in ((st, ka),):
-                            cn = [acc[x][n] for x in range(32)]; mma(cn, a, col(b,0), col(b,1))
-                            cn = [acc[x][n+1] for x in range(32)]; mma(cn, a, col(b,2), col(b,3))
-                        b = frag_b(sg, n, c)
-                        cn = [dpt[x][n] for x in range(32)]; mma(cn, va, col(b,0), col(b,1))
-                        cn = [dpt[x][n+1] for x in range(32)]; mma(cn, va, col(b,2), col(b,3))
+                    mma_cols(st, ka, sq, c, 4)
+                    mma_cols(dpt, va, sg, c, 4)
                 for lane in range(32):
                     g, t4 = lane >> 2, lane & 3
                     key0 = k0 + w*16 + g
@@ -187,14 +173,8 @@ def bkv(q, k, v, go, lse2, dsum, scale, causal, FD):
                                         p = 2.0 ** (st[lane][n][e]*scale*L2E - lq); ds = p * (dpt[lane][n][e] - sd[qr])
                             st[lane][n][e] = p; dpt[lane][n][e] = ds
                 for c in range(2):
-                    pa = packA(st, c); sa = packA(dpt, c)
-                    for d in range(FD//16):
-                        b = frag_bt(sg, c, d)
-                        c0 = [dva[x][2*d] for x in range(32)]; mma(c0, pa, col(b,0), col(b,1))
-                        c1 = [dva[x][2*d+1] for x in range(32)]; mma(c1, pa, col(b,2), col(b,3))
-                        b = frag_bt(sq, c, d)
-                        c0 = [dka[x][2*d] for x in range(32)]; mma(c0, sa, col(b,0), col(b,1))
-                        c1 = [dka[x][2*d+1] for x in range(32)]; mma(c1, sa, col(b,2), col(b,3))
+                    mma_rows(dva, st, c, sg, FD)
+                    mma_rows(dka, dpt, c, sq, FD)
             for lane in range(32):
                 g, t4 = lane >> 2, lane & 3
                 for r in range(2):
@@ -219,13 +199,8 @@ def bq(q, k, v, go, lse2, dsum, scale, causal, FD):
                 sk = tile(k, k0, s, 32, FD); sv = tile(v, k0, s, 32, FD)
                 sc = [np.zeros((4,4)) for _ in range(32)]; dp = [np.zeros((4,4)) for _ in range(32)]
                 for c in range(FD//16):
-                    for n in (0, 2):
-                        b = frag_b(sk, n, c)
-                        cn = [sc[x][n] for x in range(32)]; mma(cn, qa[c], col(b,0), col(b,1))
-                        cn = [sc[x][n+1] for x in range(32)]; mma(cn, qa[c], col(b,2), col(b,3))
-                        b = frag_b(sv, n, c)
-                        cn = [dp[x][n] for x in range(32)]; mma(cn, ga[c], col(b,0), col(b,1))
-                        cn = [dp[x][n+1] for x in range(32)]; mma(cn, ga[c], col(b,2), col(b,3))
+                    mma_cols(sc, qa[c], sk, c, 4)
+                    mma_cols(dp, ga[c], sv, c, 4)
                 for lane in range(32):
                     g, t4 = lane >> 2, lane & 3
                     row0 = q0 + w*16 + g
@@ -239,11 +214,7 @@ def bq(q, k, v, go, lse2, dsum, scale, causal, FD):
                                     p = 2.0 ** (sc[lane][n][e]*scale*L2E - lq); ds = p * (dp[lane][n][e] - dd)
                             sc[lane][n][e] = ds
                 for c in range(2):
-                    sa = packA(sc, c)
-                    for d in range(FD//16):
-                        b = frag_bt(sk, c, d)
-                        c0 = [dqa[x][2*d] for x in range(32)]; mma(c0, sa, col(b,0), col(b,1))
-                        c1 = [dqa[x][2*d+1] for x in range(32)]; mma(c1, sa, col(b,2), col(b,3))
+                    mma_rows(dqa, sc, c, sk, FD)
             for lane in range(32):
                 g, t4 = lane >> 2, lane & 3
                 for r in range(2):

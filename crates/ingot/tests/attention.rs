@@ -423,16 +423,24 @@ fn decoding_reads_a_cache_view_in_place() {
     }
 }
 
+/// Whether the flash kernels run here (a CUDA default device, INGOT_CUDA_FLASH not 0);
+/// says why not when they do not.
+fn flash_on() -> bool {
+    let on = matches!(ingot::default_device(), ingot::Device::Cuda(_))
+        && std::env::var("INGOT_CUDA_FLASH").map_or(true, |v| v != "0");
+    if !on {
+        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_FLASH not 0");
+    }
+    on
+}
+
 #[test]
 fn flash_prefill_on_the_gpu_agrees_with_plain_loops() {
     // The tensor-core flash kernel (a CUDA default device, INGOT_CUDA_FLASH not 0) for prompts:
     // every head dim it takes, grouped heads, causal with the query block offset into the
     // keys (more keys than queries, and fewer: rows that see no key are NaN), key counts off
     // the 64-key tile, a KV cache's view read in place, a NaN in a query row.
-    let on = matches!(ingot::default_device(), ingot::Device::Cuda(_))
-        && std::env::var("INGOT_CUDA_FLASH").map_or(true, |v| v != "0");
-    if !on {
-        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_FLASH not 0");
+    if !flash_on() {
         return;
     }
     let mut rng = Rng::new(23);
@@ -663,10 +671,7 @@ fn flash_gradient_on_the_gpu_agrees_with_the_decomposition() {
     // AttentionGrad on the flash kernels (a CUDA default device, INGOT_CUDA_FLASH not 0):
     // dq, dk, dv against the decomposition's vjp in f64, for grouped heads, causal offsets
     // both ways (rows that see no key: NaN in dv), few query rows, key counts off the tiles.
-    let on = matches!(ingot::default_device(), ingot::Device::Cuda(_))
-        && std::env::var("INGOT_CUDA_FLASH").map_or(true, |v| v != "0");
-    if !on {
-        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_FLASH not 0");
+    if !flash_on() {
         return;
     }
     let mut rng = Rng::new(37);

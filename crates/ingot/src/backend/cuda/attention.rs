@@ -22,8 +22,10 @@ use crate::{DType, Result};
 const ATTENTION: &str = include_str!("kernels/attention.cuh");
 const FLASH: &str = include_str!("kernels/flash.cuh");
 const WARPS: usize = 4;
-/// Query rows a flash block takes (kernels/flash.cuh's F_BQ).
+/// Query rows a flash block takes (kernels/flash.cuh's F_BQ and `bq`'s tile).
 const FLASH_ROWS: usize = 64;
+/// Keys a block of the backward's `bkv` takes.
+const FLASH_KEYS: usize = 64;
 
 fn flash_source(base: &str, dt: DType, d: usize) -> String {
     let mma = if dt == DType::BF16 { "bf16" } else { "f16" };
@@ -37,30 +39,17 @@ fn flash_base(dt: DType, d: usize) -> String {
     format!("flash_{}_{d}", ctype(dt))
 }
 
-/// Whether the flash kernel takes attention of this kind (`l` query rows a head over `s`
-/// keys, head dims `e` and `ev`) on a GPU of compute capability `sm` (e.g. 90): what
-/// ops/fast.rs asks before building the fused node for a prompt.
+/// Whether the flash kernels take attention of this kind (`l` query rows a head over `s`
+/// keys, head dims `e` and `ev`) on a GPU of compute capability `sm` (e.g. 90): f16 or
+/// bf16, no mask or causal, one head dim of 16 to 128 in steps of 16, some keys, sm_80 on.
+/// The forward pass (`grad` false) takes prompts, more than 16 rows a head (decoding keeps
+/// the split-KV kernel); the gradient takes any rows.
 pub(crate) fn flash_takes(
     dt: DType,
     kind: AttentionMask,
-    l: usize,
-    s: usize,
-    e: usize,
-    ev: usize,
+    (l, s, e, ev): (usize, usize, usize, usize),
     sm: u32,
-) -> bool {
-    flash_fits(dt, kind, s, e, ev, sm) && l > 16 && l <= i32::MAX as usize
-}
-
-/// What the flash kernels (forward and backward) take, whatever the query rows: f16 or
-/// bf16, no mask or causal, one head dim of 16 to 128 in steps of 16, some keys, sm_80 on.
-pub(crate) fn flash_fits(
-    dt: DType,
-    kind: AttentionMask,
-    s: usize,
-    e: usize,
-    ev: usize,
-    sm: u32,
+    grad: bool,
 ) -> bool {
     super::flash_enabled()
         && sm >= 80
@@ -69,8 +58,51 @@ pub(crate) fn flash_fits(
         && e == ev
         && e % 16 == 0
         && (16..=128).contains(&e)
-        && s > 0
-        && s <= i32::MAX as usize
+        && (1..=i32::MAX as usize).contains(&s)
+        && l > if grad { 0 } else { 16 }
+        && l <= i32::MAX as usize
+}
+
+/// Whether the flash kernels' 16-byte loads fit the operands: every pointer 16-byte
+/// aligned, and the key and value heads a multiple of 8 elements apart.
+fn flash_aligned(ptrs: &[u64], head_strides: &[i64; 2]) -> bool {
+    ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0)
+}
+
+/// Queues the flash forward kernel: `out` row-major like q and, for the backward pass when
+/// not 0, each row's lse and D = g · o (`grads`: lse, g, D). `qkv` are device pointers,
+/// `heads` the query heads of every batch (B·Hq).
+#[allow(clippy::too_many_arguments)]
+fn flash_forward(
+    g: &Gpu,
+    dt: DType,
+    out: u64,
+    grads: [u64; 3],
+    qkv: [u64; 3],
+    (heads, hq, hkv): (usize, usize, usize),
+    (l, s, e): (usize, usize, usize),
+    scale: f64,
+    causal: bool,
+    head_strides: [i64; 2],
+) -> Result<()> {
+    let fb = flash_base(dt, e);
+    let f = g.kernel_in(&fb, &format!("{fb}_flash"), || flash_source(&fb, dt, e))?;
+    let mut args = Args::new();
+    args.push(out).push(grads[0]).push(grads[1]).push(grads[2]);
+    args.push(qkv[0]).push(qkv[1]).push(qkv[2]);
+    args.push(heads as i64)
+        .push(hq as i32)
+        .push(hkv as i32)
+        .push(l as i32)
+        .push(s as i32)
+        .push((scale * std::f64::consts::LOG2_E) as f32)
+        .push(i32::from(causal))
+        .push(head_strides[0])
+        .push(head_strides[1]);
+    let blocks = l.div_ceil(FLASH_ROWS) * heads;
+    g.launch(&f, (blocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+    super::note_flash_launch();
+    Ok(())
 }
 
 fn source(base: &str, dt: DType) -> String {
@@ -156,35 +188,25 @@ pub(super) fn eval(
             args.push(scale as f32);
         }
     };
-    let aligned = ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0);
-    if aligned && flash_takes(dt, kind, l, s, e, ev, g.sm()) {
-        let bhs = rows / l;
-        let blocks = l.div_ceil(FLASH_ROWS) * bhs;
-        if blocks <= i32::MAX as usize {
-            let fb = flash_base(dt, e);
-            let f = g.kernel_in(&fb, &format!("{fb}_flash"), || flash_source(&fb, dt, e))?;
-            let mut args = Args::new();
-            args.push(mem.ptr())
-                .push(0u64)
-                .push(0u64)
-                .push(0u64)
-                .push(ptrs[0])
-                .push(ptrs[1])
-                .push(ptrs[2])
-                .push(bhs as i64)
-                .push(hq as i32)
-                .push(hkv as i32)
-                .push(l as i32)
-                .push(s as i32)
-                .push((scale * std::f64::consts::LOG2_E) as f32)
-                .push(i32::from(kind == AttentionMask::Causal))
-                .push(head_strides[0])
-                .push(head_strides[1]);
-            g.launch(&f, (blocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
-            super::note_flash_launch();
-            drop(held);
-            return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
-        }
+    let bhs = rows / l;
+    if flash_aligned(&ptrs, &head_strides)
+        && flash_takes(dt, kind, (l, s, e, ev), g.sm(), false)
+        && l.div_ceil(FLASH_ROWS) * bhs <= i32::MAX as usize
+    {
+        flash_forward(
+            g,
+            dt,
+            mem.ptr(),
+            [0; 3],
+            [ptrs[0], ptrs[1], ptrs[2]],
+            (bhs, hq, hkv),
+            (l, s, e),
+            scale,
+            kind == AttentionMask::Causal,
+            head_strides,
+        )?;
+        drop(held);
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
     }
     let splits = decode_splits(rows, s);
     if splits > 0 {
@@ -309,13 +331,13 @@ pub(super) fn grad_eval(
     let n = qs.len();
     let (hq, l, e) = (qs[n - 3], qs[n - 2], qs[n - 1]);
     let (hkv, s, ev) = (ks[n - 3], ks[n - 2], vs[n - 1]);
-    if !flash_fits(dt, kind, s, e, ev, g.sm()) || l == 0 || l > i32::MAX as usize {
+    if !flash_takes(dt, kind, (l, s, e, ev), g.sm(), true) {
         return Ok(None);
     }
     let rows = size_of(&qs[..n - 1]);
     let (bhs, bkh) = (rows / l, size_of(&ks[..n - 2]));
     let qblocks = l.div_ceil(FLASH_ROWS) * bhs;
-    let kblocks = s.div_ceil(64) * bkh;
+    let kblocks = s.div_ceil(FLASH_KEYS) * bkh;
     if hq > i32::MAX as usize || hkv > i32::MAX as usize || qblocks.max(kblocks) > i32::MAX as usize
     {
         return Ok(None);
@@ -324,7 +346,7 @@ pub(super) fn grad_eval(
     let Some((held, ptrs, head_strides)) = operands(g, &rows_of, &inputs[1..3])? else {
         return Ok(None);
     };
-    if !(ptrs.iter().all(|p| p % 16 == 0) && head_strides.iter().all(|h| h % 8 == 0)) {
+    if !flash_aligned(&ptrs, &head_strides) {
         return Ok(None);
     }
     let (q, go, k, v) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3]);
@@ -332,30 +354,23 @@ pub(super) fn grad_eval(
     let o = g.alloc(rows * e * size)?;
     let lse = g.alloc(rows * 4)?;
     let dsum = g.alloc(rows * 4)?;
+    flash_forward(
+        g,
+        dt,
+        o.ptr(),
+        [lse.ptr(), go, dsum.ptr()],
+        [q, k, v],
+        (bhs, hq, hkv),
+        (l, s, e),
+        scale,
+        kind == AttentionMask::Causal,
+        head_strides,
+    )?;
+    drop(o);
     let fb = flash_base(dt, e);
     let src = || flash_source(&fb, dt, e);
     let scale_log2 = (scale * std::f64::consts::LOG2_E) as f32;
     let causal = i32::from(kind == AttentionMask::Causal);
-    let f = g.kernel_in(&fb, &format!("{fb}_flash"), src)?;
-    let mut args = Args::new();
-    args.push(o.ptr())
-        .push(lse.ptr())
-        .push(go)
-        .push(dsum.ptr())
-        .push(q)
-        .push(k)
-        .push(v)
-        .push(bhs as i64)
-        .push(hq as i32)
-        .push(hkv as i32)
-        .push(l as i32)
-        .push(s as i32)
-        .push(scale_log2)
-        .push(causal)
-        .push(head_strides[0])
-        .push(head_strides[1]);
-    g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
-    drop(o);
     let dq = g.alloc(rows * e * size)?;
     let dk = g.alloc(bkh * s * e * size)?;
     let dv = g.alloc(bkh * s * e * size)?;
@@ -403,7 +418,6 @@ pub(super) fn grad_eval(
     args.push(dq.ptr());
     operands(&mut args, bhs);
     g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
-    super::note_flash_launch();
     drop((lse, dsum, held));
     Ok(Some(
         [dq, dk, dv]

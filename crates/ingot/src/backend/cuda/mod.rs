@@ -267,13 +267,13 @@ impl Gpu {
         .map_err(|e| cuda_err("launch", e))
     }
 
-    /// Launches `f` with one thread per item of `n`, in blocks of 256.
     /// Compute capability as major·10 + minor (90 for "sm_90a").
     pub(crate) fn sm(&self) -> u32 {
         let digits: String = self.arch.chars().filter(|c| c.is_ascii_digit()).collect();
         digits.parse().unwrap_or(0)
     }
 
+    /// Launches `f` with one thread per item of `n`, in blocks of 256.
     pub(crate) fn launch_1d(&self, f: &CudaFunction, n: usize, args: &mut Args) -> Result<()> {
         self.launch(f, (n.div_ceil(256) as u32, 1, 1), (256, 1, 1), 0, args)
     }
@@ -403,25 +403,18 @@ pub(crate) fn note_flash_launch() {
     FLASH_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Whether GPU `ordinal`'s flash kernels take this attention (`l` query rows a head, `s`
-/// keys, head dims `e` and `ev`): its forward pass (`grad` false: a prompt, see
-/// attention::flash_takes) or its gradient (the vjp then builds `AttentionGrad`). False
-/// where the GPU cannot be used.
+/// Whether GPU `ordinal`'s flash kernels take this attention's forward pass (`grad` false)
+/// or its gradient (see attention::flash_takes): what ops/fast.rs and the vjp ask before
+/// building the fused nodes. False where the GPU cannot be used.
 pub(crate) fn flash_takes(
     ordinal: usize,
     dt: crate::DType,
     kind: crate::op::AttentionMask,
-    (l, s, e, ev): (usize, usize, usize, usize),
+    dims: (usize, usize, usize, usize),
     grad: bool,
 ) -> bool {
     flash_enabled()
-        && gpu(ordinal).is_ok_and(|g| {
-            if grad {
-                l > 0 && l <= i32::MAX as usize && attention::flash_fits(dt, kind, s, e, ev, g.sm())
-            } else {
-                attention::flash_takes(dt, kind, l, s, e, ev, g.sm())
-            }
-        })
+        && gpu(ordinal).is_ok_and(|g| attention::flash_takes(dt, kind, dims, g.sm(), grad))
 }
 
 /// rms_norm, layer_norm and rope on a CUDA device build their fused nodes and run their

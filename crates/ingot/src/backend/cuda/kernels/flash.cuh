@@ -67,6 +67,22 @@ DEV unsigned f_pack(float lo, float hi) {
     return r;
 }
 
+// acc (16 rows x 8·NT columns, accumulator fragments) += a (the A fragments of 16 rows by
+// columns c·16 .. c·16 + 15 of the head dim) times the transpose of rows 0 .. 8·NT - 1 of
+// `tile` (rows x FD in shared memory: its rows are the output's columns), read by ldmatrix.
+template <int NT>
+DEV void f_mma_cols(float (*acc)[4], const unsigned* a, const T* tile, int c, int lane) {
+    #pragma unroll
+    for (int n = 0; n < NT; n += 2) {
+        unsigned b0, b1, b2, b3;
+        f_ldm(b0, b1, b2, b3,
+              f_smem(tile + (n * 8 + (lane & 7) + (lane >> 4) * 8) * F_LD + c * 16 +
+                     ((lane >> 3) & 1) * 8));
+        f_mma(acc[n], a, b0, b1);
+        f_mma(acc[n + 1], a, b2, b3);
+    }
+}
+
 // acc (16 rows x FD, accumulator fragments) += chunk c of a (16 rows x 16 columns of an
 // accumulator-layout tile, rounded to T: the C fragments reused as A fragments) times rows
 // c·16 .. c·16 + 15 of `tile` (rows x FD in shared memory, read transposed by ldmatrix).
@@ -135,17 +151,7 @@ extern "C" __global__ void __launch_bounds__(128) KNAME(flash)(T* __restrict__ o
         #pragma unroll
         for (int n = 0; n < F_BK / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
         #pragma unroll
-        for (int c = 0; c < FD / 16; ++c) {
-            #pragma unroll
-            for (int n = 0; n < F_BK / 8; n += 2) {
-                unsigned b0, b1, b2, b3;
-                f_ldm(b0, b1, b2, b3,
-                      f_smem(sk + (n * 8 + (lane & 7) + (lane >> 4) * 8) * F_LD + c * 16 +
-                             ((lane >> 3) & 1) * 8));
-                f_mma(sc[n], qa[c], b0, b1);
-                f_mma(sc[n + 1], qa[c], b2, b3);
-            }
-        }
+        for (int c = 0; c < FD / 16; ++c) f_mma_cols<F_BK / 8>(sc, qa[c], sk, c, lane);
         // Scale (to base 2) and mask: keys past S, and under causal past row + off.
         const bool edge = k0 + F_BK > s || (causal && k0 + F_BK - 1 > q0 + off);
         #pragma unroll
@@ -296,18 +302,8 @@ extern "C" __global__ void __launch_bounds__(128) KNAME(bkv)(T* __restrict__ dk,
                 const int arow = (w * 16 + (lane & 15)) * F_LD + c * 16 + (lane >> 4) * 8;
                 f_ldm(ka[0], ka[1], ka[2], ka[3], f_smem(sk + arow));
                 f_ldm(va[0], va[1], va[2], va[3], f_smem(sv + arow));
-                #pragma unroll
-                for (int n = 0; n < 4; n += 2) {
-                    const int brow = (n * 8 + (lane & 7) + (lane >> 4) * 8) * F_LD + c * 16 +
-                                     ((lane >> 3) & 1) * 8;
-                    unsigned b0, b1, b2, b3;
-                    f_ldm(b0, b1, b2, b3, f_smem(sq + brow));
-                    f_mma(st[n], ka, b0, b1);
-                    f_mma(st[n + 1], ka, b2, b3);
-                    f_ldm(b0, b1, b2, b3, f_smem(sg + brow));
-                    f_mma(dpt[n], va, b0, b1);
-                    f_mma(dpt[n + 1], va, b2, b3);
-                }
+                f_mma_cols<4>(st, ka, sq, c, lane);
+                f_mma_cols<4>(dpt, va, sg, c, lane);
             }
             // Pᵀ into st and dSᵀ into dpt.
             #pragma unroll
@@ -416,18 +412,8 @@ extern "C" __global__ void __launch_bounds__(128) KNAME(bq)(T* __restrict__ dq,
             for (int e = 0; e < 4; ++e) sc[n][e] = dp[n][e] = 0.f;
         #pragma unroll
         for (int c = 0; c < FD / 16; ++c) {
-            #pragma unroll
-            for (int n = 0; n < 4; n += 2) {
-                const int brow = (n * 8 + (lane & 7) + (lane >> 4) * 8) * F_LD + c * 16 +
-                                 ((lane >> 3) & 1) * 8;
-                unsigned b0, b1, b2, b3;
-                f_ldm(b0, b1, b2, b3, f_smem(sk + brow));
-                f_mma(sc[n], qa[c], b0, b1);
-                f_mma(sc[n + 1], qa[c], b2, b3);
-                f_ldm(b0, b1, b2, b3, f_smem(sv + brow));
-                f_mma(dp[n], ga[c], b0, b1);
-                f_mma(dp[n + 1], ga[c], b2, b3);
-            }
+            f_mma_cols<4>(sc, qa[c], sk, c, lane);
+            f_mma_cols<4>(dp, ga[c], sv, c, lane);
         }
         #pragma unroll
         for (int n = 0; n < 4; ++n) {
