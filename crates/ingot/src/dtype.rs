@@ -353,6 +353,30 @@ impl Element for f64 {
         Scalar::Float(self)
     }
 }
+/// `v` as f32 rounded to odd: truncated, with the last bit set when anything was cut off.
+/// Rounding that to f16 or bf16 (to nearest, ties to even) rounds `v` once, correctly: the
+/// 13 or more bits f32 keeps beyond them hold the sticky information a plain f64 -> f32 ->
+/// half rounding loses (it turned 0x3ff0_1000_0000_0001 into a tie and rounded it down),
+/// and `half`'s own f64 conversions misround values just above a tie too (bf16 of f32 bits
+/// 0xbfe2_8004 came out 0xbfe2, not 0xbfe3).
+#[inline]
+pub(crate) fn f32_round_to_odd(v: f64) -> f32 {
+    let f = v as f32;
+    if !f.is_finite() && v.is_finite() {
+        // Past f32's range: the largest f32 of the sign (odd), which rounds on to infinity.
+        return f32::MAX.copysign(f);
+    }
+    if v.is_nan() || f as f64 == v {
+        return f;
+    }
+    // Inexact: step toward zero if rounding went away from it, then mark the bit.
+    let mut bits = f.to_bits();
+    if (f as f64).abs() > v.abs() {
+        bits -= 1;
+    }
+    f32::from_bits(bits | 1)
+}
+
 impl Element for f16 {
     const DTYPE: DType = DType::F16;
     #[inline]
@@ -361,7 +385,7 @@ impl Element for f16 {
     }
     #[inline]
     fn from_f64(v: f64) -> Self {
-        f16::from_f64(v)
+        f16::from_f32(f32_round_to_odd(v))
     }
     fn to_scalar(self) -> Scalar {
         Scalar::Float(self.to_f64())
@@ -375,7 +399,7 @@ impl Element for bf16 {
     }
     #[inline]
     fn from_f64(v: f64) -> Self {
-        bf16::from_f64(v)
+        bf16::from_f32(f32_round_to_odd(v))
     }
     fn to_scalar(self) -> Scalar {
         Scalar::Float(self.to_f64())

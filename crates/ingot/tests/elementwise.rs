@@ -978,3 +978,79 @@ fn complex_cumsum_keeps_negative_zeros() {
 fn transpose_vec<T: Copy>(v: &[T], r: usize, c: usize) -> Vec<T> {
     (0..c * r).map(|k| v[(k % r) * c + k / r]).collect()
 }
+
+/// Casts to f16 and bf16 round once, to nearest with ties to even, from f32 and from f64:
+/// values just above a tie round up (f32 bits 0xbfe2_8004 once became bf16 0xbfe2 through
+/// an f64 step), exact ties go to the even neighbour, values past the range become
+/// infinity, NaN stays NaN.
+#[test]
+fn casts_to_half_precision_round_once() {
+    use ingot::{bf16, f16};
+    let f32_bits: [u32; 8] = [
+        0xbfe2_8004, // just above a bf16 tie: up
+        0xc034_8002,
+        0x3f80_8000, // a tie, even below: down
+        0x3f81_8000, // a tie, odd below: up
+        0x3f80_7fff, // just below a tie: down
+        0x3f80_1001, // just above an f16 tie: up
+        0x7f7f_ffff, // f32::MAX: bf16 infinity
+        0x7fc0_0001, // NaN
+    ];
+    let xs: Vec<f32> = f32_bits.iter().map(|&b| f32::from_bits(b)).collect();
+    let a = Array::from_slice(&xs, &[xs.len()]).unwrap();
+    let got_b: Vec<bf16> = ingot::astype(&a, DType::BF16).unwrap().to_vec().unwrap();
+    let got_h: Vec<f16> = ingot::astype(&a, DType::F16).unwrap().to_vec().unwrap();
+    for (i, &x) in xs.iter().enumerate() {
+        let (wb, wh) = (bf16::from_f32(x), f16::from_f32(x));
+        if x.is_nan() {
+            assert!(got_b[i].is_nan() && got_h[i].is_nan(), "NaN {i}");
+            continue;
+        }
+        assert_eq!(
+            got_b[i].to_bits(),
+            wb.to_bits(),
+            "bf16 of f32 {:#010x}",
+            f32_bits[i]
+        );
+        assert_eq!(
+            got_h[i].to_bits(),
+            wh.to_bits(),
+            "f16 of f32 {:#010x}",
+            f32_bits[i]
+        );
+    }
+    // From f64: one part in 2^40 above a tie decides it, though an f32 step would make it
+    // an exact tie.
+    let tiny = 2f64.powi(-40);
+    let d = Array::from_slice(
+        &[
+            1.0 + 2f64.powi(-8) + tiny,
+            1.0 + 2f64.powi(-8) - tiny,
+            -(1.0 + 2f64.powi(-11) + tiny),
+            1e300,
+            3.0 * 2f64.powi(-140),
+        ],
+        &[5],
+    )
+    .unwrap();
+    let b: Vec<u16> = ingot::astype(&d, DType::BF16)
+        .unwrap()
+        .to_vec::<bf16>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let h: Vec<u16> = ingot::astype(&d, DType::F16)
+        .unwrap()
+        .to_vec::<f16>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert_eq!(b[0], 0x3f81, "bf16 of 1 + 2^-8 + 2^-40");
+    assert_eq!(b[1], 0x3f80, "bf16 of 1 + 2^-8 - 2^-40");
+    assert_eq!(h[2], 0xbc01, "f16 of -(1 + 2^-11 + 2^-40)");
+    assert_eq!((b[3], h[3]), (0x7f80, 0x7c00), "1e300 is infinity");
+    // 3 * 2^-140: bf16's subnormal spacing is 2^-133, so it rounds to zero.
+    assert_eq!(b[4], 0x0000, "bf16 of 3 * 2^-140");
+}

@@ -161,10 +161,16 @@ fn next_down(x: f64, dtype: DType) -> f64 {
     match dtype {
         DType::F64 => f64::from_bits(s(x.to_bits(), 1 << 63)),
         DType::F32 => f32::from_bits(s((x as f32).to_bits() as u64, 1 << 31) as u32) as f64,
-        DType::F16 => f16::from_bits(s(f16::from_f64(x).to_bits() as u64, 1 << 15) as u16).to_f64(),
-        DType::BF16 => {
-            bf16::from_bits(s(bf16::from_f64(x).to_bits() as u64, 1 << 15) as u16).to_f64()
-        }
+        DType::F16 => f16::from_bits(s(
+            <f16 as crate::dtype::Element>::from_f64(x).to_bits() as u64,
+            1 << 15,
+        ) as u16)
+        .to_f64(),
+        DType::BF16 => bf16::from_bits(s(
+            <bf16 as crate::dtype::Element>::from_f64(x).to_bits() as u64,
+            1 << 15,
+        ) as u16)
+        .to_f64(),
         _ => x,
     }
 }

@@ -83,7 +83,13 @@ template <> DEV i64 from_f64<i64>(double v) {
     i64 r; asm("cvt.rzi.s64.f64 %0, %1;" : "=l"(r) : "d"(v)); return v != v ? 0ll : r;
 }
 template <> DEV f16 from_f64<f16>(double v) { return d2h(v); }
-template <> DEV bf16 from_f64<bf16>(double v) { return f2b((float)v); }
+// Through f32 rounded to odd, so the value is rounded once (dtype.rs's f32_round_to_odd).
+DEV bf16 d2b(double v) {
+    float f = __double2float_rz(v);
+    if (!isnan(v) && (double)f != v) f = __uint_as_float(__float_as_uint(f) | 1u);
+    return f2b(f);
+}
+template <> DEV bf16 from_f64<bf16>(double v) { return d2b(v); }
 template <> DEV f32 from_f64<f32>(double v) { return (float)v; }
 template <> DEV f64 from_f64<f64>(double v) { return v; }
 template <> DEV boolean from_f64<boolean>(double v) { boolean r; r.b = v != 0.0; return r; }
