@@ -11,6 +11,13 @@
 //! rounds as the CPU does (integer add, max and min on 32/64-bit words, f64 add), else a
 //! compare-and-swap loop on the aligned 32- or 64-bit word holding the element (f32 adds too:
 //! the f32 atomic add of global memory flushes subnormals).
+//!
+//! Float and complex combines whose updates may meet would round differently in whatever
+//! order atomics happen to run, so they run in the CPU's order instead (`ordered`): a thread
+//! per lane walks its updates in row-major order, where a lane is an (outer, inner) column of
+//! put_along_axis, or one slice element of a scatter whose slices are single elements along
+//! every indexed axis (an embedding's gradient: rows). Scatters whose slices overlap in part
+//! stay on the CPU.
 
 use super::elementwise::{bits, collapse, ctype, row_major, COMMON, FUNCS};
 use super::index::{kshape, kstrides, offsets, slice_parts, Part};
@@ -139,8 +146,23 @@ pub(super) fn put_along_axis(
         oblk: (n * inner) as i64,
         inner: inner.max(1) as i64,
     };
-    // Two updates can meet only when there are several along the axis.
-    apply(g, a, vals, &pos, geo, (&[1], &[0]), kind, m > 1)
+    // Two updates can meet only when there are several along the axis; a lane is an
+    // (outer, inner) column.
+    let lanes = Lanes {
+        lanes: total / m.max(1),
+        steps: m,
+    };
+    apply(
+        g,
+        a,
+        vals,
+        &pos,
+        geo,
+        (&[1], &[0]),
+        kind,
+        m > 1,
+        Some(lanes),
+    )
 }
 
 /// MLX-style scatter: inputs (a, idx_0..idx_k, updates of shape B + S).
@@ -180,8 +202,33 @@ pub(super) fn scatter(
         oblk: 0,
         inner: 1,
     };
-    // One slice's elements are distinct elements of `a`; two slices may overlap.
-    apply(g, a, upd, &bases, geo, (&dims, &sts[0]), kind, nb > 1)
+    // One slice's elements are distinct elements of `a`; two slices may overlap, unless
+    // they are single elements along every indexed axis: then slice element j of two
+    // updates meets only slice element j, and a lane is a slice element.
+    let whole = axes.iter().all(|&ax| sizes[ax] == 1);
+    let lanes = whole.then_some(Lanes {
+        lanes: ns,
+        steps: nb,
+    });
+    apply(
+        g,
+        a,
+        upd,
+        &bases,
+        geo,
+        (&dims, &sts[0]),
+        kind,
+        nb > 1,
+        lanes,
+    )
+}
+
+/// Independent sequences of updates (scatter.cuh's `ordered`): `lanes` of `steps` each,
+/// where updates of different lanes never land on one element.
+#[derive(Clone, Copy)]
+struct Lanes {
+    lanes: usize,
+    steps: usize,
 }
 
 /// Copies (or takes) the destination and applies the updates `upd` (row-major order is the
@@ -196,13 +243,16 @@ fn apply(
     (sdims, sst): (&[usize], &[isize]),
     kind: ScatterKind,
     may_repeat: bool,
+    lanes: Option<Lanes>,
 ) -> Result<Option<Vec<Data>>> {
     let dt = a.dtype();
-    // Float updates that can meet combine in the order atomics happen to run, which would
-    // change the last bits from run to run and from the CPU's (seen on an H200 as a vmap
-    // of scatter_add disagreeing with its loop). They stay on the CPU, in update order,
-    // until a deterministic GPU kernel (sort by destination, then segmented fold) exists.
-    if may_repeat && kind != ScatterKind::Set && matches!(dt.kind(), Kind::Float | Kind::Complex) {
+    // Float updates that can meet would combine in the order atomics happen to run, which
+    // changes the last bits from run to run and from the CPU's (seen on an H200 as a vmap
+    // of scatter_add disagreeing with its loop): they run lane by lane in update order, or
+    // on the CPU where the updates do not split into lanes.
+    let ordered =
+        may_repeat && kind != ScatterKind::Set && matches!(dt.kind(), Kind::Float | Kind::Complex);
+    if ordered && lanes.is_none() {
         return Ok(None);
     }
     let shape = a.shape();
@@ -262,6 +312,32 @@ fn apply(
                 .push(ss)
                 .push(win.as_ref().map(|m| m.ptr()).unwrap_or(0));
             g.launch_1d(&f, total, &mut args)?;
+        } else if let (true, Some(l)) = (ordered, lanes) {
+            // Enough threads to fill the GPU: a lane's destinations split into parts by
+            // hash, each part one thread walking the lane's updates.
+            let parts = 65536usize
+                .div_ceil(l.lanes.max(1))
+                .min(256)
+                .min(l.steps)
+                .max(1);
+            let f = g.kernel_in(&base, &format!("{base}_ordered"), || src)?;
+            args.push(dst)
+                .push(*uptr)
+                .push(pos.ptr())
+                .push(geo)
+                .push(sh)
+                .push(ss)
+                .push(l.lanes as i64)
+                .push(l.steps as i64)
+                .push(parts as u32);
+            let blocks = l.lanes.div_ceil(256);
+            g.launch(
+                &f,
+                (blocks as u32, parts as u32, 1),
+                (256, 1, 1),
+                0,
+                &mut args,
+            )?;
         } else {
             let f = g.kernel_in(&base, &format!("{base}_combine"), || src)?;
             args.push(dst)

@@ -122,6 +122,44 @@ template <class U> DEV void atomic_comb(U* p, U u) {
 #endif
 }
 
+// Updates in a fixed order, for float combines whose rounding depends on it: each thread
+// owns one lane (a slice element j of a scatter whose slices are whole along the indexed
+// axes, or an (outer, inner) column of put_along_axis) and walks that lane's `steps` updates
+// in row-major order, so every element receives its updates in the CPU's order and no two
+// threads touch one element. blockIdx.y splits each lane's destinations into `parts` by a
+// hash of the update's start, for parallelism when lanes are few (an embedding's gradient:
+// 768 lanes of 8,192 tokens).
+DEV unsigned part_of(long long k, unsigned parts) {
+    return (unsigned)(((unsigned long long)k * 0x9E3779B97F4A7C15ull) >> 32) % parts;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+KNAME(ordered)(T* dst, const T* __restrict__ upd, const long long* __restrict__ pos, Geo g,
+               Shape sh, Strides ss, long long lanes, long long steps, unsigned parts) {
+    long long lane = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned part = blockIdx.y;
+    if (lane >= lanes) return;
+    if (g.along) {
+        // Lane (o, c): updates (o, r, c) for r in order, landing at (o, pos / inner, c).
+        long long o = lane / g.inner, c = lane % g.inner;
+        long long i = o * g.blk + c;
+        T* base = dst + o * g.oblk + c;
+        for (long long r = 0; r < steps; ++r, i += g.inner) {
+            long long k = pos[i];
+            if (parts > 1 && part_of(k, parts) != part) continue;
+            base[k] = comb(base[k], upd[i]);
+        }
+    } else {
+        // Lane j: slice element j of every update b in order, landing at pos[b] + off(j).
+        T* base = dst + offset_of<long long>(lane, sh, ss);
+        for (long long b = 0; b < steps; ++b) {
+            long long k = pos[b];
+            if (parts > 1 && part_of(k, parts) != part) continue;
+            base[k] = comb(base[k], upd[b * g.blk + lane]);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(256)
 KNAME(combine)(T* dst, const T* __restrict__ upd, const long long* __restrict__ pos, Geo g,
                Shape sh, Strides ss) {
