@@ -92,10 +92,20 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
         s.extend([r, c]);
         s
     };
-    let x = broadcast_if(&x, &with(m, k))?;
-    let y = broadcast_if(&y, &with(k, n))?;
     crate::shape::checked_size("matmul", &with(m, n))?;
-    let mut out = Array::from_op(Op::Matmul, vec![x, y], with(m, n), dt);
+    let mut out = if y.ndim() == 2 && x.ndim() > 2 {
+        // A stack against one matrix (a layer's weight) is one product of taller rows, as
+        // PyTorch does it: one GEMM instead of a batch against a broadcast, and the
+        // weight's gradient one product over every row instead of a stack and its sum.
+        let bm = batch.iter().product::<usize>() * m;
+        let rows = reshape_to(&x, &[bm, k])?;
+        let out = Array::from_op(Op::Matmul, vec![rows, y], vec![bm, n], dt);
+        reshape_to(&out, &with(m, n))?
+    } else {
+        let x = broadcast_if(&x, &with(m, k))?;
+        let y = broadcast_if(&y, &with(k, n))?;
+        Array::from_op(Op::Matmul, vec![x, y], with(m, n), dt)
+    };
     if a.ndim() == 1 {
         out = squeeze(&out, Some(&[-2]))?;
     }

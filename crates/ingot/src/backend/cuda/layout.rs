@@ -106,6 +106,22 @@ fn update(
     src: &Array,
     shape: &[usize],
 ) -> Result<bool> {
+    let d = src.ready_data();
+    let sst = broadcast_strides(src.shape(), &d.strides, shape);
+    let src_at = (d.buffer.device_ptr(g.ordinal)?, d.offset, sst.as_slice());
+    update_raw(g, kind, dtype, (dst, dst_off, dst_st), src_at, shape)
+}
+
+/// [`update`] on raw layouts: (pointer, element offset, element strides over `shape`) of
+/// the destination and the source.
+fn update_raw(
+    g: &Gpu,
+    kind: ScatterKind,
+    dtype: DType,
+    (dst, dst_off, dst_st): (u64, usize, &[isize]),
+    (src, src_off, src_st): (u64, usize, &[isize]),
+    shape: &[usize],
+) -> Result<bool> {
     let n = size_of(shape);
     if n == 0 {
         return Ok(true);
@@ -113,9 +129,7 @@ fn update(
     let Some((base, source)) = module(kind, dtype) else {
         return Ok(false);
     };
-    let d = src.ready_data();
-    let sst = broadcast_strides(src.shape(), &d.strides, shape);
-    let Some((dims, sts)) = collapse(shape, &[dst_st.to_vec(), sst]) else {
+    let Some((dims, sts)) = collapse(shape, &[dst_st.to_vec(), src_st.to_vec()]) else {
         return Ok(false);
     };
     let f = g.kernel_in(&base, &format!("{base}_update"), || source)?;
@@ -126,8 +140,8 @@ fn update(
     let mut args = Args::new();
     args.push(dst)
         .push(kstrides(dst_off, &sts[0]))
-        .push(d.buffer.device_ptr(g.ordinal)?)
-        .push(kstrides(d.offset, &sts[1]))
+        .push(src)
+        .push(kstrides(src_off, &sts[1]))
         .push(KShape {
             nd: dims.len() as i32,
             dim: kd,
@@ -135,6 +149,32 @@ fn update(
         .push(n as i64);
     g.launch_1d(&f, n, &mut args)?;
     Ok(true)
+}
+
+/// Writes `src` into the buffer at `dst` with the element strides `dst_st` (a layout of
+/// `src`'s shape, e.g. rows padded to an aligned length), visiting the dims in `order`
+/// (outermost first: a transposed source is best walked in its storage order). Returns
+/// false when no kernel handles it (more than MAX_DIMS dims).
+pub(super) fn copy_into(
+    g: &Gpu,
+    dst: u64,
+    dst_st: &[isize],
+    src: &Array,
+    order: &[usize],
+) -> Result<bool> {
+    let d = src.ready_data();
+    let pick = |v: &[isize]| -> Vec<isize> { order.iter().map(|&i| v[i]).collect() };
+    let shape: Vec<usize> = order.iter().map(|&i| src.shape()[i]).collect();
+    let (dst_st, src_st) = (pick(dst_st), pick(&d.strides));
+    let src_at = (d.buffer.device_ptr(g.ordinal)?, d.offset, src_st.as_slice());
+    update_raw(
+        g,
+        ScatterKind::Set,
+        src.dtype(),
+        (dst, 0, &dst_st),
+        src_at,
+        &shape,
+    )
 }
 
 pub(super) fn concatenate(

@@ -2,6 +2,12 @@
 //! complex64. Row-major operands are handed over as their column-major transposes, so no
 //! copy is made unless a matrix has neither unit row nor unit column stride, or its batch
 //! offsets are not one arithmetic progression. Integer matmul runs on the CPU for now.
+//!
+//! cuBLAS's fast kernels need leading dimensions and batch strides of whole 16 bytes: a
+//! large product with a row length that is not (GPT-2's 50,257-word vocabulary in bf16)
+//! otherwise runs on "align1" kernels at a fifth of the speed. There, operands are copied
+//! into rows padded to 16 bytes and the result is written into padded rows (a strided view),
+//! which costs a copy at memory speed and saves several times that.
 
 use super::elementwise::{ctype, COMMON, FUNCS};
 use super::{cuda_err, elementwise, Args, Gpu};
@@ -17,12 +23,19 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 pub(crate) struct Blas {
     handle: sys::cublasHandle_t,
+    /// cuBLAS's scratch space, set once. Without one, some kernels' calls (GPT-2's qkv
+    /// projection) allocated and freed scratch memory themselves, and a free waits for the
+    /// GPU: milliseconds of host time per call, the GPU idle meanwhile.
+    _workspace: super::DeviceMem,
 }
 // The handle is used under the GPU's launch order only (one stream).
 unsafe impl Send for Blas {}
 unsafe impl Sync for Blas {}
 
 static TF32: AtomicBool = AtomicBool::new(false);
+
+/// cuBLAS's workspace.
+const WORKSPACE_BYTES: usize = 32 << 20;
 
 /// Lets f32 matmuls use TF32 tensor cores (10-bit mantissa inputs, f32 accumulation):
 /// several times faster, about 1e-3 relative error. Off by default, as in PyTorch.
@@ -44,12 +57,24 @@ fn blas(g: &Gpu) -> Result<&Blas> {
         let handle = cudarc::cublas::result::create_handle().map_err(|e| e.to_string())?;
         unsafe { cudarc::cublas::result::set_stream(handle, g.stream.cu_stream() as _) }
             .map_err(|e| e.to_string())?;
-        Ok(Blas { handle })
+        // PyTorch's size on Hopper (CUBLAS_WORKSPACE_CONFIG=:4096:8).
+        let bytes = WORKSPACE_BYTES;
+        let ws = g.alloc(bytes).map_err(|e| e.to_string())?;
+        // Safety: `ws` is device memory of this GPU, kept as long as the handle.
+        let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
+        if st != sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(format!("cublasSetWorkspace: {st:?}"));
+        }
+        Ok(Blas {
+            handle,
+            _workspace: ws,
+        })
     });
     b.as_ref().map_err(|e| cuda_err("matmul", e))
 }
 
 /// A matrix operand as cuBLAS sees it: transposed or not, leading dimension, batch stride.
+#[derive(Clone, Copy)]
 struct Mat {
     ptr: u64,
     trans: bool,
@@ -146,8 +171,15 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let total = size_of(out_shape);
     let batch = size_of(&out_shape[..nd - 2]);
     let esize = dt.size();
-    let mem = g.alloc(total * esize)?;
-    let out = |mem| Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    // Large products get 16-byte rows (see the module comment).
+    let big = m > GEMV_MAX_ROWS && m.saturating_mul(n).saturating_mul(k) >= PAD_MIN_MACS;
+    let ldc = if big { padded(n, esize) } else { n };
+    let mem = g.alloc(batch * m * ldc * esize)?;
+    let out = |mem| {
+        let mut d = out_data(Buffer::on_device(mem), out_shape);
+        d.strides = padded_strides(out_shape, ldc);
+        Ok(Some(vec![d]))
+    };
     if total == 0 {
         return out(mem);
     }
@@ -157,7 +189,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             cudarc::driver::result::memset_d8_async(
                 mem.ptr(),
                 0,
-                total * esize,
+                batch * m * ldc * esize,
                 g.stream.cu_stream(),
             )
         }
@@ -165,16 +197,23 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
         return out(mem);
     }
     let limit = i32::MAX as usize;
-    if m > limit || n > limit || k > limit || batch > limit {
+    if m > limit || ldc > limit || k > limit || batch > limit {
         return Ok(None);
     }
-    // An operand cuBLAS cannot read as it is gets a row-major copy first.
+    // An operand cuBLAS cannot read as it is gets a row-major copy first, and one of a large
+    // product whose rows are not whole 16 bytes a copy with padded rows.
     let view = |x: &Array, rows, cols| -> Result<Option<(Mat, Option<Data>)>> {
         let d = x.ready_data();
-        if let Some(v) = mat_view(g, x, &d, rows, cols, esize)? {
-            return Ok(Some((v, None)));
+        let v = mat_view(g, x, &d, rows, cols, esize)?;
+        if let Some(v) = v.as_ref().filter(|v| !big || aligned16(v, esize)) {
+            return Ok(Some((*v, None)));
         }
-        let Some(c) = elementwise::copy(g, x)? else {
+        let c = if big {
+            padded_copy(g, x, v.as_ref().is_some_and(|v| v.trans), esize)?
+        } else {
+            elementwise::copy(g, x)?
+        };
+        let Some(c) = c else {
             return Ok(None);
         };
         Ok(mat_view(g, x, &c, rows, cols, esize)?.map(|v| (v, Some(c))))
@@ -182,7 +221,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let (Some((va, _ka)), Some((vb, _kb))) = (view(a, m, k)?, view(b, k, n)?) else {
         return Ok(None);
     };
-    if gemv(g, &va, &vb, [m, n, k, batch], dt, mem.ptr())? {
+    if !big && gemv(g, &va, &vb, [m, n, k, batch], dt, mem.ptr())? {
         return out(mem);
     }
     let h = blas(g)?.handle;
@@ -215,8 +254,8 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             zero.as_ptr() as *const _,
             mem.ptr() as *mut _,
             dtype,
-            n as i32,
-            (m * n) as i64,
+            ldc as i32,
+            (m * ldc) as i64,
             batch as i32,
             ctype,
             sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
@@ -224,6 +263,64 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     })
     .map_err(|e| cuda_err("matmul", e))?;
     out(mem)
+}
+
+/// Products of at least this many multiply-adds get 16-byte rows: below it a copy costs
+/// about what the faster kernel saves.
+const PAD_MIN_MACS: usize = 1 << 30;
+
+/// `cols` rounded up to whole 16 bytes of `esize`-byte elements.
+fn padded(cols: usize, esize: usize) -> usize {
+    cols.next_multiple_of((16 / esize).max(1))
+}
+
+/// Row-major strides of `shape` with rows `ld` elements apart.
+fn padded_strides(shape: &[usize], ld: usize) -> Vec<isize> {
+    let nd = shape.len();
+    let mut st = vec![1isize; nd];
+    let mut acc = ld as isize;
+    for i in (0..nd.saturating_sub(1)).rev() {
+        st[i] = acc;
+        acc *= shape[i] as isize;
+    }
+    st
+}
+
+/// Whether cuBLAS sees whole 16 bytes: the start, the leading dimension and the batch step.
+fn aligned16(v: &Mat, esize: usize) -> bool {
+    let e = esize as i64;
+    v.ptr % 16 == 0 && (v.ld * e) % 16 == 0 && (v.batch_stride * e) % 16 == 0
+}
+
+/// A copy of `x` whose rows start at multiples of 16 bytes, or its columns when `x` is a
+/// transposed view (`trans`, unit row stride): the copy keeps the storage's orientation, so
+/// it reads and writes at memory speed and cuBLAS reads it transposed as before.
+fn padded_copy(g: &Gpu, x: &Array, trans: bool, esize: usize) -> Result<Option<Data>> {
+    let shape = x.shape();
+    let nd = shape.len();
+    if nd > super::layout::MAX_DIMS {
+        return Ok(None);
+    }
+    // The shape in storage order: the last two dims swapped for a transposed view.
+    let mut order: Vec<usize> = (0..nd).collect();
+    if trans {
+        order.swap(nd - 2, nd - 1);
+    }
+    let stored: Vec<usize> = order.iter().map(|&i| shape[i]).collect();
+    let ld = padded(stored[nd - 1], esize);
+    let mem = g.alloc(size_of(&stored[..nd - 1]) * ld * esize)?;
+    let st_stored = padded_strides(&stored, ld);
+    // Strides over `x`'s own dims.
+    let mut strides = vec![0isize; nd];
+    for (k, &i) in order.iter().enumerate() {
+        strides[i] = st_stored[k];
+    }
+    if !super::layout::copy_into(g, mem.ptr(), &strides, x, &order)? {
+        return Ok(None);
+    }
+    let mut d = out_data(Buffer::on_device(mem), shape);
+    d.strides = strides;
+    Ok(Some(d))
 }
 
 const GEMV: &str = include_str!("kernels/gemv.cuh");
