@@ -39,8 +39,10 @@ fn adam_step(
     let m = ema(state, "exp_avg", b1, g)?;
     let v = ema(state, "exp_avg_sq", b2, &ingot::square(g)?)?;
     // Bias corrections from the step's arrays (float64, as host numbers were).
-    let bc1 = ctx.bias_correction(b1)?;
-    let bc2_sqrt = ingot::sqrt(&ctx.bias_correction(b2)?)?;
+    // Shared by every parameter of the update (StepCtx::shared).
+    let bc2_sqrt = ctx.shared(&format!("adam bc2_sqrt {b2:e}"), || {
+        ingot::sqrt(&ctx.bias_correction(b2)?)
+    })?;
     let second = if amsgrad {
         let vmax = ingot::maximum(&slot(state, "max_exp_avg_sq")?, &v)?;
         state.insert("max_exp_avg_sq", vmax.clone());
@@ -50,12 +52,20 @@ fn adam_step(
     };
     // PyTorch's order of operations: denom = sqrt(v) / sqrt(bc2) + eps, step = lr / bc1.
     let sq = ingot::sqrt(&second)?;
+    let bc2_key = format!("adam bc2_sqrt {b2:e}");
     let denom = ingot::add(
-        ingot::divide(&sq, ingot::astype(&bc2_sqrt, sq.dtype())?)?,
+        ingot::divide(&sq, ctx.shared_as(&bc2_key, &bc2_sqrt, sq.dtype())?)?,
         eps,
     )?;
-    let step_size = ingot::divide(ingot::negative(&ctx.lr)?, &bc1)?;
-    let out = add_scaled_by(p, &step_size, &ingot::divide(&m, &denom)?)?;
+    let step_key = format!("adam step_size {b1:e}");
+    let step_size = ctx.shared(&step_key, || {
+        ingot::divide(ingot::negative(&ctx.lr)?, ctx.bias_correction(b1)?)
+    })?;
+    let upd = ingot::divide(&m, &denom)?;
+    let out = ingot::add(
+        p,
+        ingot::multiply(&upd, ctx.shared_as(&step_key, &step_size, upd.dtype())?)?,
+    )?;
     state.insert("exp_avg", m);
     state.insert("exp_avg_sq", v);
     Ok(out)

@@ -232,7 +232,14 @@ pub struct StepCtx {
     /// True when this parameter's state was just created (its first update): 0-d bool.
     /// Select with it (`ingot::where_`) rather than branching on its value.
     pub fresh: Array,
+    /// Scalars of this update shared by every parameter's rule ([`StepCtx::shared`]).
+    memo: Memo,
 }
+
+/// Values computed once per update: a model of 150 parameters otherwise builds the same
+/// bias corrections 150 times, each a tiny op of its own on the device.
+#[derive(Clone, Debug, Default)]
+struct Memo(std::sync::Arc<std::sync::Mutex<BTreeMap<String, Array>>>);
 
 impl StepCtx {
     /// The context of an update with these host values.
@@ -241,22 +248,46 @@ impl StepCtx {
             lr: Array::scalar(lr),
             t: Array::scalar(t as f64),
             fresh: Array::scalar(fresh),
+            memo: Memo::default(),
         }
+    }
+
+    /// The value `f` computes, computed once per update under `key` and shared by every
+    /// parameter's rule (so the key must name everything the value depends on besides
+    /// `lr` and `t`: hyperparameters, dtypes).
+    pub fn shared(&self, key: &str, f: impl FnOnce() -> Result<Array>) -> Result<Array> {
+        if let Some(v) = self.memo.0.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(v);
+        }
+        let v = f()?;
+        if let Ok(mut m) = self.memo.0.lock() {
+            m.insert(key.to_string(), v.clone());
+        }
+        Ok(v)
     }
 
     /// `b^t` (0-d float64).
     pub fn pow_t(&self, b: f64) -> Result<Array> {
-        ingot::power(b, &self.t)
+        self.shared(&format!("pow_t {b:e}"), || ingot::power(b, &self.t))
     }
 
     /// The bias correction `1 - b^t` (0-d float64).
     pub fn bias_correction(&self, b: f64) -> Result<Array> {
-        ingot::subtract(1.0, self.pow_t(b)?)
+        self.shared(&format!("bias_correction {b:e}"), || {
+            ingot::subtract(1.0, self.pow_t(b)?)
+        })
     }
 
     /// The decoupled weight-decay factor `1 - lr * weight_decay` (0-d float64).
     pub fn decay_factor(&self, weight_decay: f64) -> Result<Array> {
-        ingot::subtract(1.0, ingot::multiply(&self.lr, weight_decay)?)
+        self.shared(&format!("decay_factor {weight_decay:e}"), || {
+            ingot::subtract(1.0, ingot::multiply(&self.lr, weight_decay)?)
+        })
+    }
+
+    /// The shared 0-d float64 `s` (named `key`) rounded once to `dtype`.
+    pub fn shared_as(&self, key: &str, s: &Array, dtype: DType) -> Result<Array> {
+        self.shared(&format!("{key} as {dtype}"), || ingot::astype(s, dtype))
     }
 }
 
@@ -472,6 +503,7 @@ impl<R: UpdateRule> RuleOptimizer<R> {
     ) -> Result<(BTreeMap<String, Array>, BTreeMap<String, SlotMap>)> {
         let mut new_params = BTreeMap::new();
         let mut new_state = BTreeMap::new();
+        let memo = Memo::default();
         for (name, g) in grads {
             let p = params.get(name).ok_or_else(|| {
                 Error::invalid(R::NAME, format!("gradient for unknown parameter {name:?}"))
@@ -488,6 +520,7 @@ impl<R: UpdateRule> RuleOptimizer<R> {
                     lr: lr.clone(),
                     t: t.clone(),
                     fresh,
+                    memo: memo.clone(),
                 };
                 let pc = ingot::astype(p, cd)?;
                 let gc = ingot::astype(g, cd)?;
@@ -803,7 +836,9 @@ pub(crate) fn with_l2(g: &Array, p: &Array, weight_decay: f64) -> Result<Array> 
 /// `weight_decay` is 0.
 pub(crate) fn decoupled_decay(ctx: &StepCtx, p: &Array, weight_decay: f64) -> Result<Array> {
     if weight_decay != 0.0 {
-        scale_by(p, &ctx.decay_factor(weight_decay)?)
+        let f = ctx.decay_factor(weight_decay)?;
+        let key = format!("decay_factor {weight_decay:e}");
+        ingot::multiply(p, ctx.shared_as(&key, &f, p.dtype())?)
     } else {
         Ok(p.clone())
     }
