@@ -50,6 +50,8 @@ fn cuda_backend() {
     layout_and_gather_kernels_match_the_cpu();
     ops_without_kernels_fall_back_to_the_cpu();
     decoding_matmuls_match_an_f64_reference();
+    ordered_scatter_adds_match_the_cpu_bit_for_bit();
+    unaligned_large_products_match_the_cpu();
 }
 
 fn transfers_are_lazy_and_counted() {
@@ -365,5 +367,181 @@ fn decoding_matmuls_match_an_f64_reference() {
         });
         assert!(y[..16].iter().all(|v| v.is_finite()), "{dt:?}: {y:?}");
         assert!(y[16..].iter().all(|v| v.is_nan()), "{dt:?}: {y:?}");
+    }
+}
+
+/// Float scatter-adds whose updates meet run on the GPU in the CPU's order, so the bits
+/// agree: an embedding's gradient (rows hit many times, a few rows most), the same in bf16
+/// and complex64, rows of a 3-d table, put_along_axis with several updates per column, and
+/// a 1-d scatter of single elements; none of them falls back to the CPU. Slices that
+/// overlap in part still run on the CPU, with the same bits.
+fn ordered_scatter_adds_match_the_cpu_bit_for_bit() {
+    let scatter_fallbacks = || -> usize {
+        ingot::cuda::fallbacks()
+            .iter()
+            .filter(|(n, _)| n.contains("scatter") || n.contains("put_along"))
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let before = scatter_fallbacks();
+    let (vocab, dim, tokens) = (300usize, 96usize, 4000usize);
+    // Zipf-like ids: a handful of rows take most updates.
+    let ids: Vec<i32> = f32s(tokens, 21)
+        .iter()
+        .map(|v| (((v + 4.0) / 8.0).powi(4) * vocab as f32) as i32 % vocab as i32)
+        .collect();
+    let idx = Array::from_slice(&ids, &[tokens]).unwrap();
+    let table = Array::from_slice(&f32s(vocab * dim, 22), &[vocab, dim]).unwrap();
+    let g = Array::from_slice(&f32s(tokens * dim, 23), &[tokens, 1, dim]).unwrap();
+    // The bf16 result of a plain loop, element by element in update order.
+    let tb: Vec<ingot::bf16> = ingot::astype(&table, DType::BF16)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let gb: Vec<ingot::bf16> = ingot::astype(&g, DType::BF16).unwrap().to_vec().unwrap();
+    let mut want = tb.clone();
+    for (t, &row) in ids.iter().enumerate() {
+        for j in 0..dim {
+            let o = row as usize * dim + j;
+            want[o] = ingot::bf16::from_f32(want[o].to_f32() + gb[t * dim + j].to_f32());
+        }
+    }
+    for dt in [DType::F32, DType::BF16, DType::F64, DType::C64] {
+        for donated in [true, false] {
+            let t = ingot::astype(&table, dt).unwrap();
+            let (gpu, cpu) = both(|| {
+                // A fresh cast is the scatter's to update in place; a kept one is copied.
+                let t = if donated {
+                    ingot::astype(&table, dt)?
+                } else {
+                    t.clone()
+                };
+                ingot::scatter_add(
+                    &t,
+                    std::slice::from_ref(&idx),
+                    &ingot::astype(&g, dt)?,
+                    &[0],
+                )
+            });
+            if gpu != cpu {
+                let w = dt.size();
+                let e = (0..gpu.len() / w)
+                    .find(|&e| gpu[e * w..(e + 1) * w] != cpu[e * w..(e + 1) * w])
+                    .unwrap();
+                let plain = (dt == DType::BF16).then(|| want[e].to_bits().to_le_bytes());
+                panic!(
+                    "embedding-gradient scatter_add {dt} (donated {donated}): element {e} (row {}, column {}) GPU {:?} CPU {:?} plain loop {plain:?}",
+                    e / dim,
+                    e % dim,
+                    &gpu[e * w..(e + 1) * w],
+                    &cpu[e * w..(e + 1) * w]
+                );
+            }
+        }
+    }
+    // The vjp of take: the same scatter, built by autodiff.
+    let (gpu, cpu) = both(|| {
+        let f = |xs: &[Array]| {
+            let e = ingot::take(&xs[0], &idx, Some(0))?;
+            ingot::sum(&ingot::multiply(&e, &e)?, None, false)
+        };
+        Ok(ingot::grad(f, &[0])(std::slice::from_ref(&table))?.remove(0))
+    });
+    assert_eq!(gpu, cpu, "take's gradient");
+    // Rows of (4, 50, 8) tables picked along axis 1.
+    let t3 = Array::from_slice(&f32s(4 * 50 * 8, 24), &[4, 50, 8]).unwrap();
+    let i3 = Array::from_slice(
+        &ids[..700].iter().map(|v| v % 50).collect::<Vec<_>>(),
+        &[700],
+    )
+    .unwrap();
+    let u3 = Array::from_slice(&f32s(700 * 4 * 8, 25), &[700, 4, 1, 8]).unwrap();
+    let (gpu, cpu) = both(|| ingot::scatter_add(&t3, std::slice::from_ref(&i3), &u3, &[1]));
+    assert_eq!(gpu, cpu, "scatter_add along a middle axis");
+    // put_along_axis: 40 updates per column of a (6, 30, 5) array.
+    let a = Array::from_slice(&f32s(6 * 30 * 5, 26), &[6, 30, 5]).unwrap();
+    let pi: Vec<i64> = f32s(6 * 40 * 5, 27)
+        .iter()
+        .map(|v| ((v + 4.0) * 3.0) as i64 % 30)
+        .collect();
+    let pidx = Array::from_slice(&pi, &[6, 40, 5]).unwrap();
+    let pv = Array::from_slice(&f32s(6 * 40 * 5, 28), &[6, 40, 5]).unwrap();
+    let (gpu, cpu) = both(|| ingot::put_along_axis_add(&a, &pidx, &pv, Some(1)));
+    assert_eq!(gpu, cpu, "put_along_axis_add with repeats");
+    // 1-d: 100,000 single elements into 1,000 (np.add.at).
+    let flat = Array::from_slice(&f32s(1000, 29), &[1000]).unwrap();
+    let fi: Vec<i64> = f32s(100_000, 30)
+        .iter()
+        .map(|v| ((v + 4.0) * 125.0) as i64 % 1000)
+        .collect();
+    let fidx = Array::from_slice(&fi, &[100_000]).unwrap();
+    let fu = Array::from_slice(&f32s(100_000, 31), &[100_000]).unwrap();
+    let (gpu, cpu) = both(|| ingot::scatter_add(&flat, std::slice::from_ref(&fidx), &fu, &[0]));
+    assert_eq!(gpu, cpu, "1-d scatter_add of 100,000");
+    assert_eq!(
+        scatter_fallbacks(),
+        before,
+        "{:?}",
+        ingot::cuda::fallbacks()
+    );
+    // Slices two wide along the indexed axis overlap in part: the CPU's, same bits.
+    let o = Array::from_slice(&[0i64, 1, 1, 2], &[4]).unwrap();
+    let ou = Array::from_slice(&f32s(4 * 2 * dim, 32), &[4, 2, dim]).unwrap();
+    let (gpu, cpu) = both(|| ingot::scatter_add(&table, std::slice::from_ref(&o), &ou, &[0]));
+    assert_eq!(gpu, cpu, "overlapping slices");
+}
+
+/// Large products whose rows are not whole 16 bytes (n = 1001 bf16 and f32, like an odd
+/// vocabulary) take padded copies and a padded result on the GPU: the same values as the
+/// CPU's product within the accumulation order's rounding, with plain, transposed and
+/// batched operands, and the strided result feeds later ops like any view.
+fn unaligned_large_products_match_the_cpu() {
+    let (m, k, n) = (1100usize, 1000usize, 1001usize);
+    let a = Array::from_slice(&f32s(2 * m * k, 41), &[2, m, k]).unwrap();
+    let b = Array::from_slice(&f32s(k * n, 42), &[k, n]).unwrap();
+    let bt = Array::from_slice(&f32s(n * k, 43), &[n, k]).unwrap();
+    for dt in [DType::BF16, DType::F32] {
+        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 3] = [
+            (
+                "a @ b",
+                Box::new(|| ingot::matmul(&ingot::astype(&a, dt)?, &ingot::astype(&b, dt)?)),
+            ),
+            (
+                "a @ bt^T",
+                Box::new(|| {
+                    let w = ingot::astype(&bt, dt)?;
+                    ingot::matmul(&ingot::astype(&a, dt)?, &ingot::transpose(&w, None)?)
+                }),
+            ),
+            (
+                "(a @ b)^T @ a, then + 1",
+                Box::new(|| {
+                    let x = ingot::astype(&a, dt)?;
+                    let y = ingot::matmul(&x, &ingot::astype(&b, dt)?)?;
+                    let z = ingot::matmul(&ingot::swapaxes(&y, -1, -2)?, &x)?;
+                    ingot::add(&z, 1.0)
+                }),
+            ),
+        ];
+        for (name, f) in &cases {
+            let g = ingot::astype(&f().unwrap(), DType::F32)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap();
+            let c = ingot::with_device(Device::Cpu, || {
+                ingot::astype(&f().unwrap(), DType::F32)
+                    .unwrap()
+                    .to_vec::<f32>()
+                    .unwrap()
+            });
+            assert_eq!(g.len(), c.len());
+            let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
+            let err = g
+                .iter()
+                .zip(&c)
+                .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
+            let tol = if dt == DType::BF16 { 1e-2 } else { 1e-4 } * scale;
+            assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
+        }
     }
 }
