@@ -1033,20 +1033,12 @@ fn casts_to_half_precision_round_once() {
         &[5],
     )
     .unwrap();
-    let b: Vec<u16> = ingot::astype(&d, DType::BF16)
-        .unwrap()
-        .to_vec::<bf16>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
-    let h: Vec<u16> = ingot::astype(&d, DType::F16)
-        .unwrap()
-        .to_vec::<f16>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
+    // The casts' bits, read through a u16 view.
+    let bits = |dt: DType| -> Vec<u16> {
+        let y = ingot::astype(&d, dt).unwrap();
+        ingot::view(&y, DType::U16).unwrap().to_vec().unwrap()
+    };
+    let (b, h) = (bits(DType::BF16), bits(DType::F16));
     assert_eq!(b[0], 0x3f81, "bf16 of 1 + 2^-8 + 2^-40");
     assert_eq!(b[1], 0x3f80, "bf16 of 1 + 2^-8 - 2^-40");
     assert_eq!(h[2], 0xbc01, "f16 of -(1 + 2^-11 + 2^-40)");

@@ -272,7 +272,14 @@ fn apply(
         let dst = buffer.device_ptr_mut(g.ordinal)? + (offset * dt.size()) as u64;
         let (base, src) = module(kind, dt);
         let (sh, ss) = (kshape(sdims), kstrides(0, sst));
+        // Every kernel's leading arguments; each adds its own after them.
         let mut args = Args::new();
+        args.push(dst)
+            .push(*uptr)
+            .push(pos.ptr())
+            .push(geo)
+            .push(sh)
+            .push(ss);
         if kind == ScatterKind::Set {
             // The winners' numbers, 1 + the update's, in 32 bits when they fit.
             let wide = total >= u32::MAX as usize;
@@ -304,13 +311,7 @@ fn apply(
                 None
             };
             let f = g.kernel_in(&base, &format!("{base}_set{w}"), || src)?;
-            args.push(dst)
-                .push(*uptr)
-                .push(pos.ptr())
-                .push(geo)
-                .push(sh)
-                .push(ss)
-                .push(win.as_ref().map(|m| m.ptr()).unwrap_or(0));
+            args.push(win.as_ref().map(|m| m.ptr()).unwrap_or(0));
             g.launch_1d(&f, total, &mut args)?;
         } else if let (true, Some(l)) = (ordered, lanes) {
             // Enough threads to fill the GPU: a lane's destinations split into parts by
@@ -321,13 +322,7 @@ fn apply(
                 .min(l.steps)
                 .max(1);
             let f = g.kernel_in(&base, &format!("{base}_ordered"), || src)?;
-            args.push(dst)
-                .push(*uptr)
-                .push(pos.ptr())
-                .push(geo)
-                .push(sh)
-                .push(ss)
-                .push(l.lanes as i64)
+            args.push(l.lanes as i64)
                 .push(l.steps as i64)
                 .push(parts as u32);
             let blocks = l.lanes.div_ceil(256);
@@ -340,12 +335,6 @@ fn apply(
             )?;
         } else {
             let f = g.kernel_in(&base, &format!("{base}_combine"), || src)?;
-            args.push(dst)
-                .push(*uptr)
-                .push(pos.ptr())
-                .push(geo)
-                .push(sh)
-                .push(ss);
             g.launch_1d(&f, total, &mut args)?;
         }
     }
