@@ -475,7 +475,7 @@ fn ordered_scatter_adds_match_the_cpu_bit_for_bit() {
         .map(|v| ((v + 4.0) * 125.0) as i64 % 1000)
         .collect();
     let fidx = Array::from_slice(&fi, &[100_000]).unwrap();
-    let fu = Array::from_slice(&f32s(100_000, 31), &[100_000]).unwrap();
+    let fu = Array::from_slice(&f32s(100_000, 31), &[100_000, 1]).unwrap();
     let (gpu, cpu) = both(|| ingot::scatter_add(&flat, std::slice::from_ref(&fidx), &fu, &[0]));
     assert_eq!(gpu, cpu, "1-d scatter_add of 100,000");
     assert_eq!(
