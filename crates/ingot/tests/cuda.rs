@@ -410,7 +410,8 @@ fn ordered_scatter_adds_match_the_cpu_bit_for_bit() {
         for donated in [true, false] {
             let t = ingot::astype(&table, dt).unwrap();
             let (gpu, cpu) = both(|| {
-                // A fresh cast is the scatter's to update in place; a kept one is copied.
+                // A fresh cast is the scatter's to update in place (f32's "cast" is the
+                // table itself, kept); a kept one is copied.
                 let t = if donated {
                     ingot::astype(&table, dt)?
                 } else {
@@ -500,8 +501,22 @@ fn unaligned_large_products_match_the_cpu() {
     let a = Array::from_slice(&f32s(2 * m * k, 41), &[2, m, k]).unwrap();
     let b = Array::from_slice(&f32s(k * n, 42), &[k, n]).unwrap();
     let bt = Array::from_slice(&f32s(n * k, 43), &[n, k]).unwrap();
+    // Stored (k, 1099): its transpose's columns are 1099 apart, not whole 16 bytes.
+    let at = Array::from_slice(&f32s(k * 1099, 44), &[k, 1099]).unwrap();
+    let b3 = Array::from_slice(&f32s(2 * k * n, 45), &[2, k, n]).unwrap();
     for dt in [DType::BF16, DType::F32] {
-        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 3] = [
+        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 5] = [
+            (
+                "at^T @ b (a transposed operand padded in its storage order)",
+                Box::new(|| {
+                    let w = ingot::astype(&at, dt)?;
+                    ingot::matmul(&ingot::transpose(&w, None)?, &ingot::astype(&b, dt)?)
+                }),
+            ),
+            (
+                "a @ b3 (a batch of padded results)",
+                Box::new(|| ingot::matmul(&ingot::astype(&a, dt)?, &ingot::astype(&b3, dt)?)),
+            ),
             (
                 "a @ b",
                 Box::new(|| ingot::matmul(&ingot::astype(&a, dt)?, &ingot::astype(&b, dt)?)),

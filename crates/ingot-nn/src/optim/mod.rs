@@ -254,7 +254,9 @@ impl StepCtx {
 
     /// The value `f` computes, computed once per update under `key` and shared by every
     /// parameter's rule (so the key must name everything the value depends on besides
-    /// `lr` and `t`: hyperparameters, dtypes).
+    /// `lr` and `t`: hyperparameters, dtypes). Shared values belong to this context's `lr`
+    /// and `t` (clones share them): for other values make a new context
+    /// ([`StepCtx::new`]) rather than changing those fields.
     pub fn shared(&self, key: &str, f: impl FnOnce() -> Result<Array>) -> Result<Array> {
         if let Some(v) = self.memo.0.lock().ok().and_then(|m| m.get(key).cloned()) {
             return Ok(v);

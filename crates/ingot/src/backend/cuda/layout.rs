@@ -106,6 +106,13 @@ fn update(
     src: &Array,
     shape: &[usize],
 ) -> Result<bool> {
+    // Nothing to do, or no kernel: decided before the source is touched (uploaded).
+    if size_of(shape) == 0 {
+        return Ok(true);
+    }
+    if combine(kind, dtype).is_none() {
+        return Ok(false);
+    }
     let d = src.ready_data();
     let sst = broadcast_strides(src.shape(), &d.strides, shape);
     let src_at = (d.buffer.device_ptr(g.ordinal)?, d.offset, sst.as_slice());

@@ -23,10 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 pub(crate) struct Blas {
     handle: sys::cublasHandle_t,
-    /// cuBLAS's scratch space, set once. Without one, some kernels' calls (GPT-2's qkv
-    /// projection) allocated and freed scratch memory themselves, and a free waits for the
-    /// GPU: milliseconds of host time per call, the GPU idle meanwhile.
-    _workspace: super::DeviceMem,
+    /// cuBLAS's scratch space, as PyTorch gives it one (none when it could not be had:
+    /// cuBLAS then uses its own).
+    _workspace: Option<super::DeviceMem>,
 }
 // The handle is used under the GPU's launch order only (one stream).
 unsafe impl Send for Blas {}
@@ -57,14 +56,14 @@ fn blas(g: &Gpu) -> Result<&Blas> {
         let handle = cudarc::cublas::result::create_handle().map_err(|e| e.to_string())?;
         unsafe { cudarc::cublas::result::set_stream(handle, g.stream.cu_stream() as _) }
             .map_err(|e| e.to_string())?;
-        // PyTorch's size on Hopper (CUBLAS_WORKSPACE_CONFIG=:4096:8).
+        // PyTorch's size on Hopper (CUBLAS_WORKSPACE_CONFIG=:4096:8). Optional: a GPU too
+        // full for it at the first product must not fail every later one.
         let bytes = WORKSPACE_BYTES;
-        let ws = g.alloc(bytes).map_err(|e| e.to_string())?;
-        // Safety: `ws` is device memory of this GPU, kept as long as the handle.
-        let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
-        if st != sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
-            return Err(format!("cublasSetWorkspace: {st:?}"));
-        }
+        let ws = g.alloc(bytes).ok().filter(|ws| {
+            // Safety: `ws` is device memory of this GPU, kept as long as the handle.
+            let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
+            st == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
+        });
         Ok(Blas {
             handle,
             _workspace: ws,
@@ -172,7 +171,11 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let batch = size_of(&out_shape[..nd - 2]);
     let esize = dt.size();
     // Large products get 16-byte rows (see the module comment).
-    let big = m > GEMV_MAX_ROWS && m.saturating_mul(n).saturating_mul(k) >= PAD_MIN_MACS;
+    // (Dims of at least 64, so padding adds at most an eighth.)
+    let big = m > GEMV_MAX_ROWS
+        && n >= 64
+        && k >= 64
+        && m.saturating_mul(n).saturating_mul(k) >= PAD_MIN_MACS;
     let ldc = if big { padded(n, esize) } else { n };
     let mem = g.alloc(batch * m * ldc * esize)?;
     let out = |mem| {
@@ -205,7 +208,9 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     let view = |x: &Array, rows, cols| -> Result<Option<(Mat, Option<Data>)>> {
         let d = x.ready_data();
         let v = mat_view(g, x, &d, rows, cols, esize)?;
-        if let Some(v) = v.as_ref().filter(|v| !big || aligned16(v, esize)) {
+        // A batch-broadcast operand stays as it is (a padded copy would repeat it).
+        let keep = |v: &Mat| !big || aligned16(v, esize) || (v.batch_stride == 0 && batch > 1);
+        if let Some(v) = v.as_ref().filter(|v| keep(v)) {
             return Ok(Some((*v, None)));
         }
         let c = if big {
