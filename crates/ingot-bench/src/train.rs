@@ -105,7 +105,7 @@ fn run() -> ingot::Result<()> {
     let modes: Vec<String> = cli::value(&args, "--modes")
         .unwrap_or_else(|| "eager,compiled".into())
         .split(',')
-        .map(str::to_string)
+        .map(|m| m.trim().to_string())
         .collect();
     let mut rows = Vec::new();
     let mut measured = serde_json::Map::new();
