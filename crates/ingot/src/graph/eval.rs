@@ -18,6 +18,20 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     {
         return Ok(());
     }
+    // One output whose inputs are all computed (eager code, an op at a time): run it without
+    // the walk. Locks go parent to child, as everywhere.
+    if let [a] = outputs {
+        let inputs_ready = match &*a.0.state.lock() {
+            State::Pending(p) => p
+                .inputs
+                .iter()
+                .all(|i| !matches!(*i.0.state.lock(), State::Pending(_))),
+            _ => false,
+        };
+        if inputs_ready {
+            return run_node(&a.0);
+        }
+    }
     let order = topo_order(outputs);
     // `order` holds weak handles, so an intermediate is freed once its consumers have run.
     for weak in order {

@@ -223,15 +223,35 @@ pub fn broadcast_and_promote(name: &str, xs: &[Array]) -> Result<(Vec<Array>, Ve
     let dtype = result_type(&infos);
     let mut out = Vec::with_capacity(xs.len());
     for x in xs {
+        // Not while a transform traces: a shapeless compile replays the broadcast node at
+        // new sizes, where a constant of the traced shape would not fit.
+        let weak = x.is_weak() && !crate::array::retaining_graph();
         let x = astype(x, dtype)?;
         let x = if x.shape() == shape.as_slice() {
             x
+        } else if weak {
+            // A Rust number is a host constant (astype made it one): its broadcast is a view
+            // made here, so `x + 1.0` is one node to evaluate, not a broadcast and the op.
+            broadcast_constant(&x, &shape)
         } else {
             broadcast_to(&x, &shape)?
         };
         out.push(x);
     }
     Ok((out, shape, dtype))
+}
+
+/// A ready constant's broadcast to `shape` (which its shape broadcasts to), as a view over
+/// its buffer.
+fn broadcast_constant(x: &Array, shape: &[usize]) -> Array {
+    let d = x.ready_data();
+    let strides = crate::shape::broadcast_strides(x.shape(), &d.strides, shape);
+    let view = crate::array::Data {
+        buffer: d.buffer,
+        strides,
+        offset: d.offset,
+    };
+    Array::from_data(view, shape.to_vec(), x.dtype())
 }
 
 fn binary_node(name: &str, op: BinaryOp, a: Array, b: Array, to_inexact: bool) -> Result<Array> {
