@@ -13,7 +13,10 @@ use crate::dtype::{DType, Kind};
 use crate::op::{BinaryOp, FusedOp, FusedProgram, Op, UnaryOp};
 use crate::shape::{broadcast_strides, contiguous_strides, size_of};
 use crate::Result;
+use cudarc::driver::CudaFunction;
 use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(crate) const COMMON: &str = include_str!("kernels/common.cuh");
 pub(crate) const FUNCS: &str = include_str!("kernels/elementwise.cuh");
@@ -65,7 +68,7 @@ pub(crate) struct KStrides {
 }
 
 /// How the kernel reads one operand (`Strides::mode` in common.cuh).
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i64)]
 enum Mode {
     Contiguous,
@@ -121,19 +124,112 @@ struct Operand {
 }
 
 /// Launches `out[i] = body` over `n` elements, where `body` reads operand k as `vK`.
+/// `make` gives the kernel's tag and body on a cache miss (`None`: no GPU form).
 fn map_kernel(
     g: &Gpu,
-    tag: &str,
+    op: MapOp<'_>,
     inputs: &[(&Array, Data)],
     out_shape: &[usize],
     out_dtype: DType,
-    body: &str,
+    make: impl FnOnce() -> Option<(String, String)>,
 ) -> Result<Option<Data>> {
-    let stmts = store(body);
-    Ok(
-        map_kernel_n(g, tag, inputs, out_shape, out_dtype, 1, &stmts, false)?
-            .map(|mut v| v.remove(0)),
-    )
+    let make = || make().map(|(tag, body)| (tag, store(&body)));
+    Ok(map_kernel_n(g, op, inputs, out_shape, out_dtype, 1, false, make)?.map(|mut v| v.remove(0)))
+}
+
+/// What a map kernel computes: with the operands' dtypes (and modes, when compiled in),
+/// the output dtype and count and the index width, everything its source depends on.
+#[derive(Clone, Copy, PartialEq, Hash)]
+pub(crate) enum MapOp<'a> {
+    Named(&'static str),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Fused(&'a FusedProgram),
+}
+
+#[derive(PartialEq, Hash)]
+struct MapKey<'a> {
+    op: MapOp<'a>,
+    ins: &'a [DType],
+    modes: Option<&'a [Mode]>,
+    out: DType,
+    n_out: usize,
+    wide: bool,
+}
+
+/// A `MapKey` that owns its parts, kept in the cache.
+struct OwnedKey {
+    op: OwnedOp,
+    ins: Vec<DType>,
+    modes: Option<Vec<Mode>>,
+    out: DType,
+    n_out: usize,
+    wide: bool,
+}
+
+enum OwnedOp {
+    Named(&'static str),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Fused(Box<FusedProgram>),
+}
+
+impl MapKey<'_> {
+    fn owned(&self) -> OwnedKey {
+        OwnedKey {
+            op: match self.op {
+                MapOp::Named(s) => OwnedOp::Named(s),
+                MapOp::Unary(u) => OwnedOp::Unary(u),
+                MapOp::Binary(b) => OwnedOp::Binary(b),
+                MapOp::Fused(p) => OwnedOp::Fused(Box::new(p.clone())),
+            },
+            ins: self.ins.to_vec(),
+            modes: self.modes.map(<[Mode]>::to_vec),
+            out: self.out,
+            n_out: self.n_out,
+            wide: self.wide,
+        }
+    }
+}
+
+impl OwnedKey {
+    fn key(&self) -> MapKey<'_> {
+        MapKey {
+            op: match &self.op {
+                OwnedOp::Named(s) => MapOp::Named(s),
+                OwnedOp::Unary(u) => MapOp::Unary(*u),
+                OwnedOp::Binary(b) => MapOp::Binary(*b),
+                OwnedOp::Fused(p) => MapOp::Fused(p),
+            },
+            ins: &self.ins,
+            modes: self.modes.as_deref(),
+            out: self.out,
+            n_out: self.n_out,
+            wide: self.wide,
+        }
+    }
+}
+
+/// Map kernels by what they compute, so that a launch of a kernel already built skips
+/// writing its source and name (a fused chain's source and its hash cost about 10 us of
+/// host time per launch, a binary op's strings about 0.7).
+#[derive(Default)]
+pub(crate) struct MapCache(parking_lot::Mutex<HashMap<u64, Vec<(OwnedKey, Arc<CudaFunction>)>>>);
+
+impl MapCache {
+    fn get(&self, hash: u64, key: &MapKey<'_>) -> Option<Arc<CudaFunction>> {
+        let map = self.0.lock();
+        let found = map.get(&hash)?.iter().find(|(k, _)| k.key() == *key)?;
+        Some(found.1.clone())
+    }
+
+    fn insert(&self, hash: u64, key: &MapKey<'_>, f: Arc<CudaFunction>) {
+        let mut map = self.0.lock();
+        let v = map.entry(hash).or_default();
+        if !v.iter().any(|(k, _)| k.key() == *key) {
+            v.push((key.owned(), f));
+        }
+    }
 }
 
 /// The statement of a one-output map kernel.
@@ -147,13 +243,13 @@ fn store(body: &str) -> String {
 #[allow(clippy::too_many_arguments)]
 fn map_kernel_n(
     g: &Gpu,
-    tag: &str,
+    op: MapOp<'_>,
     inputs: &[(&Array, Data)],
     out_shape: &[usize],
     out_dtype: DType,
     n_out: usize,
-    stmts: &str,
     fixed: bool,
+    make: impl FnOnce() -> Option<(String, String)>,
 ) -> Result<Option<Vec<Data>>> {
     let n = size_of(out_shape);
     let out_strides = contiguous_strides(out_shape);
@@ -224,40 +320,31 @@ fn map_kernel_n(
         o.mode != Mode::Contiguous
             || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
     });
-    // Layouts are run-time arguments, so the name (and the compiled kernel) depends only on
-    // the op and the dtypes: few kernels to compile however arrays are laid out.
-    let sig: String = ops
-        .iter()
-        .map(|o| ctype(o.dtype))
-        .collect::<Vec<_>>()
-        .join("_");
-    let modes: Option<Vec<Mode>> = fixed.then(|| ops.iter().map(|o| o.mode).collect());
-    let name = format!(
-        "map_{tag}_{sig}_to_{}{}{}{}",
-        ctype(out_dtype),
-        if n_out > 1 {
-            format!("x{n_out}")
-        } else {
-            String::new()
-        },
-        if wide { "_w" } else { "" },
-        modes.as_ref().map_or(String::new(), |m| {
-            let tags: String = m.iter().map(|&x| char::from(b'0' + x as u8)).collect();
-            format!("_m{tags}")
-        }),
-    );
     let desc: Vec<DType> = ops.iter().map(|o| o.dtype).collect();
-    let f = g.kernel(&name, || {
-        map_source_with(
-            &name,
-            &desc,
-            modes.as_deref(),
-            out_dtype,
-            n_out,
-            wide,
-            stmts,
-        )
-    })?;
+    let modes: Option<Vec<Mode>> = fixed.then(|| ops.iter().map(|o| o.mode).collect());
+    let key = MapKey {
+        op,
+        ins: &desc,
+        modes: modes.as_deref(),
+        out: out_dtype,
+        n_out,
+        wide,
+    };
+    let hash = std::hash::BuildHasher::hash_one(
+        &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+        &key,
+    );
+    let f = match g.map_kernels.get(hash, &key) {
+        Some(f) => f,
+        None => {
+            let Some((tag, stmts)) = make() else {
+                return Ok(None);
+            };
+            let f = build_map_kernel(g, &tag, &key, &stmts)?;
+            g.map_kernels.insert(hash, &key, f.clone());
+            f
+        }
+    };
     let mems = (0..n_out)
         .map(|_| g.alloc(n * out_dtype.size()))
         .collect::<Result<Vec<_>>>()?;
@@ -276,13 +363,61 @@ fn map_kernel_n(
     for o in &ops {
         args.push(o.ptr).push(o.strides);
     }
-    let blocks = n.div_ceil(256 * 4) as u32;
+    let blocks = n.div_ceil(256 * per_thread(key.modes.is_some())) as u32;
     g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &mut args)?;
     Ok(Some(
         mems.into_iter()
             .map(|m| out_data(Buffer::on_device(m), out_shape))
             .collect(),
     ))
+}
+
+/// Map kernel `key` named from `tag`, compiled from `stmts` (on its first use anywhere).
+fn build_map_kernel(
+    g: &Gpu,
+    tag: &str,
+    key: &MapKey<'_>,
+    stmts: &str,
+) -> Result<Arc<CudaFunction>> {
+    // Layouts are run-time arguments, so the name (and the compiled kernel) depends only on
+    // the op and the dtypes: few kernels to compile however arrays are laid out.
+    let sig: String = key
+        .ins
+        .iter()
+        .map(|&d| ctype(d))
+        .collect::<Vec<_>>()
+        .join("_");
+    let name = format!(
+        "map_{tag}_{sig}_to_{}{}{}{}",
+        ctype(key.out),
+        if key.n_out > 1 {
+            format!("x{}", key.n_out)
+        } else {
+            String::new()
+        },
+        if key.wide { "_w" } else { "" },
+        key.modes.map_or(String::new(), |m| {
+            let tags: String = m.iter().map(|&x| char::from(b'0' + x as u8)).collect();
+            format!("_m{tags}")
+        }),
+    );
+    g.kernel(&name, || {
+        map_source_with(
+            &name, key.ins, key.modes, key.out, key.n_out, key.wide, stmts,
+        )
+    })
+}
+
+/// Elements a thread of a map kernel takes: 8 for kernels with their operands' modes
+/// compiled in (fused chains, where more arithmetic per byte needs more loads in flight to
+/// keep memory busy: the gelu chain ran at 95% of the copy's time with 4 and at the copy's
+/// with 8, run G14), 4 elsewhere.
+fn per_thread(fixed: bool) -> usize {
+    if fixed {
+        8
+    } else {
+        4
+    }
 }
 
 /// The source of map kernel `name`: operand k of dtype `ops[k]` is read as `vK`, and
@@ -336,18 +471,18 @@ fn map_source_with(
             None => {
                 loads.push_str(&format!("{t} v{k} = {generic};\n"));
                 vloads.push_str(&format!(
-                    "V4<{t}> q{k}; if (s{k}.mode == 0) q{k} = *(const V4<{t}>*)((const {t}*)p{k} + s{k}.off + i0);\n"
+                    "V4<{t}> q{k}[W]; if (s{k}.mode == 0) for (int w = 0; w < W; ++w) q{k}[w] = *(const V4<{t}>*)((const {t}*)p{k} + s{k}.off + i0 + 4 * w);\n"
                 ));
                 vgets.push_str(&format!(
-                    "{t} v{k} = s{k}.mode == 0 ? q{k}.v[k] : {generic};\n"
+                    "{t} v{k} = s{k}.mode == 0 ? q{k}[k >> 2].v[k & 3] : {generic};\n"
                 ));
             }
             Some(Mode::Contiguous) => {
                 loads.push_str(&format!("{t} v{k} = ((const {t}*)p{k})[s{k}.off + i];\n"));
                 vloads.push_str(&format!(
-                    "V4<{t}> q{k} = *(const V4<{t}>*)((const {t}*)p{k} + s{k}.off + i0);\n"
+                    "V4<{t}> q{k}[W]; for (int w = 0; w < W; ++w) q{k}[w] = *(const V4<{t}>*)((const {t}*)p{k} + s{k}.off + i0 + 4 * w);\n"
                 ));
-                vgets.push_str(&format!("{t} v{k} = q{k}.v[k];\n"));
+                vgets.push_str(&format!("{t} v{k} = q{k}[k >> 2].v[k & 3];\n"));
             }
             Some(Mode::Strided) => {
                 loads.push_str(&format!("{t} v{k} = {generic};\n"));
@@ -367,27 +502,32 @@ fn map_source_with(
     }
     let decl: String = (0..n_out).map(|j| format!("{to} y{j}; ")).collect();
     let store: String = (0..n_out).map(|j| format!("out{j}[i] = y{j}; ")).collect();
-    let rdecl: String = (0..n_out).map(|j| format!("V4<{to}> r{j}; ")).collect();
-    let rset: String = (0..n_out).map(|j| format!("r{j}.v[k] = y{j}; ")).collect();
-    let rstore: String = (0..n_out)
-        .map(|j| format!("*(V4<{to}>*)(out{j} + i0) = r{j}; "))
+    let rdecl: String = (0..n_out).map(|j| format!("V4<{to}> r{j}[W]; ")).collect();
+    let rset: String = (0..n_out)
+        .map(|j| format!("r{j}[k >> 2].v[k & 3] = y{j}; "))
         .collect();
+    let rstore: String = (0..n_out)
+        .map(|j| format!("*(V4<{to}>*)(out{j} + i0 + 4 * w) = r{j}[w]; "))
+        .collect();
+    let per = per_thread(modes.is_some());
     format!(
         "{COMMON}\n{FUNCS}\nextern \"C\" __global__ void __launch_bounds__(256) {name}({params}) {{\n\
          {once}\
+         const int PER = {per}, W = PER / 4;\n\
          if (vec) {{\n\
-         long long i0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;\n\
-         if (i0 + 4 <= n) {{\n{vloads}{rdecl}\n\
+         long long i0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * PER;\n\
+         if (i0 + PER <= n) {{\n{vloads}{rdecl}\n\
          #pragma unroll\n\
-         for (int k = 0; k < 4; ++k) {{\nlong long i = i0 + k;\n{vgets}{decl}\n{stmts}\n{rset}\n}}\n\
-         {rstore}\n\
+         for (int k = 0; k < PER; ++k) {{\nlong long i = i0 + k;\n{vgets}{decl}\n{stmts}\n{rset}\n}}\n\
+         #pragma unroll\n\
+         for (int w = 0; w < W; ++w) {{ {rstore} }}\n\
          }} else {{\n\
          for (long long i = i0; i < n; ++i) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n\
          }}\n\
          }} else {{\n\
-         long long base = (long long)blockIdx.x * (blockDim.x * 4) + threadIdx.x;\n\
+         long long base = (long long)blockIdx.x * (blockDim.x * PER) + threadIdx.x;\n\
          #pragma unroll 1\n\
-         for (int k = 0; k < 4; ++k) {{\n\
+         for (int k = 0; k < PER; ++k) {{\n\
          long long i = base + (long long)k * blockDim.x;\n\
          if (i < n) {{\n{loads}{decl}\n{stmts}\n{store}\n}}\n}}\n\
          }}\n}}\n"
@@ -770,30 +910,31 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             return arange(g, start.to_f64(), step.to_f64(), out_shape, out_dtype)
         }
         Op::AsType(to) => {
-            let Some(e) = cast_expr("v0", inputs[0].dtype(), *to) else {
-                return Ok(None);
-            };
-            map_kernel(g, "cast", &datas, out_shape, out_dtype, &e)?
+            let from = inputs[0].dtype();
+            map_kernel(
+                g,
+                MapOp::Named("cast"),
+                &datas,
+                out_shape,
+                out_dtype,
+                || Some(("cast".into(), cast_expr("v0", from, *to)?)),
+            )?
         }
         Op::Unary(UnaryOp::StopGradient) => return Ok(copy(g, &inputs[0])?.map(|d| vec![d])),
         Op::Unary(u) => {
             let dt = inputs[0].dtype();
-            let Some(body) = unary_body(*u, dt, out_dtype) else {
-                return Ok(None);
-            };
-            let tag = op_tag(&format!("{u:?}"));
-            map_kernel(g, &tag, &datas, out_shape, out_dtype, &body)?
+            map_kernel(g, MapOp::Unary(*u), &datas, out_shape, out_dtype, || {
+                Some((op_tag(&format!("{u:?}")), unary_body(*u, dt, out_dtype)?))
+            })?
         }
         Op::Binary(b) => {
             let dt = inputs[0].dtype();
             if inputs[1].dtype() != dt {
                 return Ok(None);
             }
-            let Some(body) = binary_body(*b, dt, out_dtype) else {
-                return Ok(None);
-            };
-            let tag = op_tag(&format!("{b:?}"));
-            map_kernel(g, &tag, &datas, out_shape, out_dtype, &body)?
+            map_kernel(g, MapOp::Binary(*b), &datas, out_shape, out_dtype, || {
+                Some((op_tag(&format!("{b:?}")), binary_body(*b, dt, out_dtype)?))
+            })?
         }
         Op::Select => {
             if inputs[0].dtype() != DType::Bool
@@ -802,7 +943,14 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             {
                 return Ok(None);
             }
-            map_kernel(g, "select", &datas, out_shape, out_dtype, "v0.b ? v1 : v2")?
+            map_kernel(
+                g,
+                MapOp::Named("select"),
+                &datas,
+                out_shape,
+                out_dtype,
+                || Some(("select".into(), "v0.b ? v1 : v2".into())),
+            )?
         }
         Op::Fused { program } => return fused(g, program, &datas, out_shape, out_dtype),
         _ => return Ok(None),
@@ -873,21 +1021,22 @@ fn fused(
     {
         return Ok(None);
     }
-    let Some(stmts) = fused_stmts(program, n_in, dt) else {
-        return Ok(None);
+    let make = || {
+        let stmts = fused_stmts(program, n_in, dt)?;
+        // The program's text names the kernel: the same chain compiles once per machine.
+        let digest = sha2::Sha256::digest(stmts.as_bytes());
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Some((format!("fz{tag}"), stmts))
     };
-    // The program's text names the kernel: the same chain compiles once per machine.
-    let digest = sha2::Sha256::digest(stmts.as_bytes());
-    let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     map_kernel_n(
         g,
-        &format!("fz{tag}"),
+        MapOp::Fused(program),
         datas,
         out_shape,
         dt,
         program.outputs.len(),
-        &stmts,
         true,
+        make,
     )
 }
 
@@ -959,5 +1108,12 @@ pub(super) fn copy(g: &Gpu, x: &Array) -> Result<Option<Data>> {
     // Reinterpret the operand as same-size unsigned integers; the output buffer holds the
     // same bits, labelled with x's dtype by the caller.
     let view = Array::from_data(d.clone(), x.shape().to_vec(), bits);
-    map_kernel(g, "copy", &[(&view, d)], x.shape(), bits, "v0")
+    map_kernel(
+        g,
+        MapOp::Named("copy"),
+        &[(&view, d)],
+        x.shape(),
+        bits,
+        || Some(("copy".into(), "v0".into())),
+    )
 }

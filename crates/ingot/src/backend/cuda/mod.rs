@@ -63,6 +63,8 @@ pub(crate) struct Gpu {
     pub max_shared: usize,
     kernels: Mutex<HashMap<String, KernelSlot>>,
     modules: Mutex<HashMap<String, ModuleSlot>>,
+    /// Elementwise kernels by what they compute (`elementwise::MapCache`).
+    map_kernels: elementwise::MapCache,
     blas: OnceLock<std::result::Result<matmul::Blas, String>>,
     pub(crate) pool: Mutex<alloc::Pool>,
     /// The stream collectives run on (made by the first), so they overlap the kernels of
@@ -173,6 +175,7 @@ impl Gpu {
             max_shared,
             kernels: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
+            map_kernels: elementwise::MapCache::default(),
             blas: OnceLock::new(),
             pool: Mutex::new(alloc::Pool::new(total)),
             comm: OnceLock::new(),
@@ -676,6 +679,46 @@ pub fn empty_launch_time(ordinal: usize, n: usize) -> Result<f64> {
     let s = t.elapsed().as_secs_f64() / n.max(1) as f64;
     g.synchronize()?;
     Ok(s)
+}
+
+/// Host seconds per call, over `n` calls each, of the steps of one small op on GPU
+/// `ordinal`, for the benchmark's breakdown of the tiny op: taking the GPU's handle, an
+/// allocation and its release from the cache, and the backend's whole elementwise add of
+/// 4 f32 and a host scalar (kernel lookup, arguments and launch; no graph).
+#[doc(hidden)]
+pub fn host_costs(ordinal: usize, n: usize) -> Result<Vec<(&'static str, f64)>> {
+    let n = n.max(1);
+    let per = |t: std::time::Instant| t.elapsed().as_secs_f64() / n as f64;
+    let g = gpu(ordinal)?;
+    let mut out = Vec::new();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(gpu(ordinal)?);
+    }
+    out.push(("GPU handle", per(t)));
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(g.alloc(16)?);
+    }
+    out.push(("allocation and release", per(t)));
+    let x = crate::device::with_device(crate::Device::Cuda(ordinal), || {
+        crate::add(crate::ones(&[4], crate::DType::F32)?, 1.0)
+    })?;
+    x.eval()?;
+    let c = crate::ops::broadcast_to(&crate::Array::scalar(1.0f32), &[4])?;
+    c.eval()?;
+    let inputs = [x, c];
+    let outs = [(vec![4], crate::DType::F32)];
+    let op = Op::Binary(crate::op::BinaryOp::Add);
+    drop(eval(ordinal, &op, &inputs, &outs)?);
+    g.synchronize()?;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(eval(ordinal, &op, &inputs, &outs)?);
+    }
+    out.push(("backend add, launch included", per(t)));
+    g.synchronize()?;
+    Ok(out)
 }
 
 pub(crate) use custom::compile_user_kernel;

@@ -193,8 +193,8 @@ pub(super) fn eval(
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 
-/// Whether long lines take scan.cuh's one-pass kernel (`INGOT_CUDA_SCAN=one`): opt-in until
-/// it has run on a GPU.
+/// Whether long lines take scan.cuh's one-pass kernel (`INGOT_CUDA_SCAN=one`): opt-in, as it
+/// passed the GPU suite but took 4x the two-pass scan's time (run G14).
 fn one_pass() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("INGOT_CUDA_SCAN").is_ok_and(|v| v == "one"))
