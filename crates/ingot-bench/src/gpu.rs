@@ -429,15 +429,33 @@ fn main() {
         }
         let build = t.elapsed().as_secs_f64() / 10000.0;
         drop(keep);
-        rows.push(Row {
-            name: "  of which: building the node".into(),
-            ingot: build,
+        // Evaluating nodes built beforehand, one by one: the graph and the backend. In
+        // batches of 100, so their outputs' memory comes back to the cache between batches
+        // (10,000 live outputs would each be a fresh driver allocation).
+        let mut evals = 0.0;
+        for _ in 0..100 {
+            let batch: Vec<_> = (0..100).map(|_| ingot::add(&s, 1.0).unwrap()).collect();
+            let t = Instant::now();
+            for k in &batch {
+                ingot::async_eval(std::slice::from_ref(k)).unwrap();
+            }
+            evals += t.elapsed().as_secs_f64() / 10000.0;
+        }
+        ingot::synchronize(Device::Cuda(0)).unwrap();
+        let sub = |name: &str, secs: f64| Row {
+            name: format!("  {name}"),
+            ingot: secs,
             torch: None,
             work: 0.0,
             unit: "",
             limit: 0.0,
             goal: String::new(),
-        });
+        };
+        rows.push(sub("of which: building the node", build));
+        rows.push(sub("evaluating a built node", evals));
+        for (name, secs) in ingot::backend::cuda::host_costs(0, 10000).unwrap() {
+            rows.push(sub(&format!("  in it: {name}"), secs));
+        }
         let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
         rows.push(Row {
             name: "  floor: empty kernel launch (driver)".into(),
