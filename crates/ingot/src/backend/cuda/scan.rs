@@ -174,10 +174,6 @@ pub(super) fn eval(
             .push(rev)
             .push(per as i64);
         g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
-        let f = g.kernel_in(&b, &format!("{b}_pre"), src)?;
-        let mut args = Args::new();
-        args.push(part_ptr).push(nb as i64);
-        g.launch(&f, (lines as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
     }
     let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
     let mut args = Args::new();

@@ -4,14 +4,13 @@
 // FOLD(a, x), COMB(a, b), FIN(a) and KNAME(k). An exclusive scan's first output is FIN(INIT).
 //   col:  one thread per line (m > 1, or short lines): neighbouring threads read
 //         neighbouring elements.
-//   agg, pre, tile: m == 1, lines cut into tiles of TILE positions in scan order, and each
+//   agg, tile: m == 1, lines cut into tiles of TILE positions in scan order, and each
 //         line's tiles into `nb` runs of `per` consecutive tiles, one block a run (a few
 //         thousand blocks in all, however long the line). agg folds each run (in memory
-//         order: a fold does not care), pre scans each line's run totals, and tile scans a
-//         run's tiles one after another, starting from the totals before it. Tiles go
-//         through shared memory so global accesses coalesce; whole aligned tiles move in
-//         16-byte words. Runs rather than one block a tile keep pre short: with a block a
-//         tile, a 16M-element line had 8192 totals to scan in one block, serially per thread.
+//         order: a fold does not care); tile folds the totals of the runs before its own
+//         (a few thousand at most, from L2), then scans its run's tiles one after another.
+//         Tiles go through shared memory so global accesses coalesce; whole aligned tiles
+//         move in 16-byte words.
 //   one:  the same tiles in one pass (opt-in, INGOT_CUDA_SCAN=one: correct on an H100 but
 //         4x slower than agg + tile for 16M f32, run G14): one block a tile, tiles taken in order from a counter (so every tile a
 //         block waits on is running or done). A tile folds its elements, publishes the
@@ -190,29 +189,6 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI
     if (threadIdx.x == blockDim.x - 1) part[r * nb + b] = a;
 }
 
-// In place: part[r][t] becomes the fold of tiles 0..=t of line r. Each thread folds a run of
-// consecutive totals, one block scan joins the runs, and each thread rewrites its run from
-// the fold before it: one barrier-bound step instead of one per 256 totals (which made
-// this kernel most of a long cumsum's time).
-extern "C" __global__ void __launch_bounds__(256) KNAME(pre)(ACC* part, long long tiles) {
-    __shared__ ACC sh[32];
-    __shared__ ACC shp[256];
-    ACC* pr = part + (long long)blockIdx.x * tiles;
-    long long per = (tiles + blockDim.x - 1) / blockDim.x;
-    long long c0 = threadIdx.x * per, c1 = c0 + per < tiles ? c0 + per : tiles;
-    ACC a = SINIT;
-    for (long long i = c0; i < c1; ++i) a = COMB(a, pr[i]);
-    shp[threadIdx.x] = block_scan(a, sh);
-    __syncthreads();
-    bool has = threadIdx.x > 0;
-    ACC P = has ? shp[threadIdx.x - 1] : (ACC)(INIT);
-    for (long long i = c0; i < c1; ++i) {
-        P = has ? COMB(P, pr[i]) : pr[i];
-        has = true;
-        pr[i] = P;
-    }
-}
-
 // Run b of line r: its tiles in order, each scanned in shared memory and started from the
 // fold of everything before it (the run totals before b, then this run's earlier tiles).
 extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
@@ -229,9 +205,21 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
     long long t0 = b * per, t1 = t0 + per < tiles ? t0 + per : tiles;
     const TI* xr = x + r * n;
     TO* outr = out + r * n;
-    // carry: the fold of every position before the current tile, if there are any.
+    // carry: the fold of every position before the current tile, if there are any. For
+    // the first tile, the totals of the runs before this one, folded here (a thread every
+    // 256th total, then across the block: the same order on every run) rather than by a
+    // kernel of their own between the passes.
     bool chas = b > 0;
-    ACC carry = chas ? part[r * nb + b - 1] : (ACC)(INIT);
+    ACC carry = INIT;
+    if (chas) {
+        ACC a = SINIT;
+        for (long long i = threadIdx.x; i < b; i += blockDim.x) a = COMB(a, part[r * nb + i]);
+        a = block_scan(a, sh);
+        if (threadIdx.x == blockDim.x - 1) shp[0] = a;
+        __syncthreads();
+        carry = shp[0];
+        __syncthreads();
+    }
     for (long long t = t0; t < t1; ++t) {
         long long p0 = t * TILE;
         ACC loc[ITEMS];
