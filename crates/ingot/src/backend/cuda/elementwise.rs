@@ -254,6 +254,10 @@ fn map_kernel_n(
     let n = size_of(out_shape);
     let out_strides = contiguous_strides(out_shape);
     if n == 0 {
+        // Still the CPU's when there is no GPU form, so errors read the same.
+        if make().is_none() {
+            return Ok(None);
+        }
         return (0..n_out)
             .map(|_| Ok(out_data(Buffer::on_device(g.alloc(0)?), out_shape)))
             .collect::<Result<Vec<_>>>()
@@ -301,8 +305,10 @@ fn map_kernel_n(
             });
             continue;
         }
+        // The address comes once the kernel is known to exist: an op with no GPU form
+        // must not upload its inputs before falling back to the CPU.
         ops.push(Operand {
-            ptr: d.buffer.device_ptr(g.ordinal)?,
+            ptr: 0,
             dtype: a.dtype(),
             mode,
             strides: KStrides {
@@ -313,13 +319,6 @@ fn map_kernel_n(
         });
     }
     let wide = n > i32::MAX as usize;
-    // Vector accesses need every contiguous operand's first element on a 4-element
-    // boundary (outputs are fresh blocks, aligned to 512 bytes).
-    let vec = ops.iter().all(|o| {
-        let size = o.dtype.size() as u64;
-        o.mode != Mode::Contiguous
-            || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
-    });
     let desc: Vec<DType> = ops.iter().map(|o| o.dtype).collect();
     let modes: Option<Vec<Mode>> = fixed.then(|| ops.iter().map(|o| o.mode).collect());
     let key = MapKey {
@@ -345,6 +344,18 @@ fn map_kernel_n(
             f
         }
     };
+    for (o, (_, d)) in ops.iter_mut().zip(inputs) {
+        if o.mode != Mode::Value {
+            o.ptr = d.buffer.device_ptr(g.ordinal)?;
+        }
+    }
+    // Vector accesses need every contiguous operand's first element on a 4-element
+    // boundary (outputs are fresh blocks, aligned to 512 bytes).
+    let vec = ops.iter().all(|o| {
+        let size = o.dtype.size() as u64;
+        o.mode != Mode::Contiguous
+            || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
+    });
     let mems = (0..n_out)
         .map(|_| g.alloc(n * out_dtype.size()))
         .collect::<Result<Vec<_>>>()?;
