@@ -457,15 +457,7 @@ fn main() {
             rows.push(sub(&format!("  in it: {name}"), secs));
         }
         let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
-        rows.push(Row {
-            name: "  floor: empty kernel launch (driver)".into(),
-            ingot: floor,
-            torch: None,
-            work: 0.0,
-            unit: "",
-            limit: 0.0,
-            goal: String::new(),
-        });
+        rows.push(sub("floor: empty kernel launch (driver)", floor));
     }
 
     println!(

@@ -232,7 +232,7 @@ pub fn broadcast_and_promote(name: &str, xs: &[Array]) -> Result<(Vec<Array>, Ve
         } else if weak {
             // A Rust number is a host constant (astype made it one): its broadcast is a view
             // made here, so `x + 1.0` is one node to evaluate, not a broadcast and the op.
-            broadcast_constant(&x, &shape)
+            broadcast_constant(&x, &shape)?
         } else {
             broadcast_to(&x, &shape)?
         };
@@ -241,17 +241,15 @@ pub fn broadcast_and_promote(name: &str, xs: &[Array]) -> Result<(Vec<Array>, Ve
     Ok((out, shape, dtype))
 }
 
-/// A ready constant's broadcast to `shape` (which its shape broadcasts to), as a view over
-/// its buffer.
-fn broadcast_constant(x: &Array, shape: &[usize]) -> Array {
-    let d = x.ready_data();
-    let strides = crate::shape::broadcast_strides(x.shape(), &d.strides, shape);
-    let view = crate::array::Data {
-        buffer: d.buffer,
-        strides,
-        offset: d.offset,
-    };
-    Array::from_data(view, shape.to_vec(), x.dtype())
+/// A ready constant's broadcast to `shape` (which its shape broadcasts to), made now by the
+/// CPU backend's view (a stride-0 view over its buffer, as evaluating the node would give).
+fn broadcast_constant(x: &Array, shape: &[usize]) -> Result<Array> {
+    let outs = [(shape.to_vec(), x.dtype())];
+    let d = crate::backend::cpu::eval(&Op::Broadcast, std::slice::from_ref(x), &outs)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("broadcast_to", "the view produced no output"))?;
+    Ok(Array::from_data(d, shape.to_vec(), x.dtype()))
 }
 
 fn binary_node(name: &str, op: BinaryOp, a: Array, b: Array, to_inexact: bool) -> Result<Array> {
