@@ -98,12 +98,19 @@ impl Plan {
             DType::I32 => "(i32)((k) ^ 0x80000000u)",
             DType::U64 => "(u64)(k)",
             DType::I64 => "(i64)((k) ^ 0x8000000000000000ull)",
+            DType::F16 => "kdec_f16(k)",
+            DType::BF16 => "kdec_bf16(k)",
+            DType::F32 => "kdec_f32(k)",
+            DType::F64 => "kdec_f64(k)",
             _ => "(k)",
         };
+        // Real floats' keys give back every value but -0.0 and NaNs.
+        let roundtrip = matches!(self.dtype.kind(), Kind::Float) as u8;
         format!(
             "{COMMON}\nDEV boolean to_boolean(u32 k) {{ boolean b; b.b = (unsigned char)k; return b; }}\n\
              #define TI {t}\n#define KEY {key}\n#define VAL {val}\n#define PAYLOAD {p}\n\
              #define DECODE(k) {decode}\n#define SMALL {small}\n#define RITEMS {ritems}\n\
+             #define PASSES {passes}\n#define ROUNDTRIP {roundtrip}\n\
              #define KNAME(k) {base}_##k\n{SORT}\n",
             t = ctype(self.dtype),
             key = self.key,
@@ -111,6 +118,7 @@ impl Plan {
             p = self.payload,
             small = self.small,
             ritems = self.ritems,
+            passes = self.passes,
             base = self.base,
         )
     }
@@ -250,9 +258,6 @@ fn sort_rows(
             .push(want_idx);
         return g.launch(&f, (blocks as u32, 1, 1), (1024, 1, 1), 0, &mut args);
     }
-    if !warp_ranked() {
-        return radix_v1(g, &p, x, (lines, n), want, out);
-    }
     let total = lines * n;
     let tpr = n.div_ceil(256 * p.ritems);
     let blocks = lines * tpr;
@@ -268,6 +273,10 @@ fn sort_rows(
     } else {
         total * p.val_size
     })?;
+    // The one-sweep form's status words hold 30-bit counts.
+    if n < 1 << 30 {
+        return one_sweep(g, &p, x, (lines, n), (&keys, &vals), out);
+    }
     let hist = p.kernel(g, "hist")?;
     let scatter = p.kernel(g, "scatter")?;
     let ncounts = lines * 256 * tpr;
@@ -305,81 +314,84 @@ fn sort_rows(
     Ok(())
 }
 
-/// Whether long rows take the radix pass whose tiles are ranked warp by warp, with the
-/// elements read by the first pass and the output written by the last: the default since it
-/// passed the GPU sort suite (2026-12-05); `INGOT_CUDA_SORT=v1` runs the previous pass, for
-/// comparing the two in the benchmark.
-fn warp_ranked() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SORT").map_or(true, |v| v != "v1"))
-}
-
-/// The previous radix sort: a key kernel, per pass a count, a scan and a move (tiles ranked in
-/// chunks of 256 keys), then an output kernel.
-fn radix_v1(
+/// The radix sort of rows under 2^30 keys: one count of every pass's digits, then one kernel a
+/// pass that places each tile by looking back over the tiles before it in its row (see
+/// radix_pass in kernels/sort.cuh). Tiles take ticket numbers in launch order, so a tile only
+/// waits on tiles that are already running.
+fn one_sweep(
     g: &Gpu,
     p: &Plan,
     x: u64,
     (lines, n): (usize, usize),
-    want: Want,
+    (keys, vals): (&[DeviceMem; 2], &[DeviceMem; 2]),
     out: u64,
 ) -> Result<()> {
-    let total = lines * n;
     let tpr = n.div_ceil(256 * p.ritems);
-    let blocks = lines * tpr;
-    let two = |size: usize| -> Result<[DeviceMem; 2]> { Ok([g.alloc(size)?, g.alloc(size)?]) };
-    let keys = two(total * p.key_size)?;
-    let vals = two(if p.payload == 0 {
-        0
-    } else {
-        total * p.val_size
-    })?;
-    let f = p.kernel(g, "keys")?;
+    let tiles = lines * tpr;
+    // counts (lines x passes x 256), one ticket a pass, then two status areas of 256 words a
+    // tile: pass k uses area k % 2 and clears the other for pass k + 1. Counts, tickets and
+    // the first area start at zero.
+    let ncounts = lines * p.passes * 256;
+    let tickets = 32;
+    let area = tiles * 256;
+    let ws = g.alloc((ncounts + tickets + 2 * area) * 4)?;
+    let base = ws.ptr();
+    // Safety: `ws` is a block of this GPU at least this long; the memset is ordered on its
+    // stream before the launches that read it.
+    unsafe {
+        cudarc::driver::result::memset_d8_async(
+            base,
+            0,
+            (ncounts + tickets + area) * 4,
+            g.stream.cu_stream(),
+        )
+    }
+    .map_err(|e| super::cuda_err("sort", e))?;
+    let (counts, ticket0) = (base, base + ncounts as u64 * 4);
+    let status = [
+        ticket0 + tickets as u64 * 4,
+        ticket0 + (tickets + area) as u64 * 4,
+    ];
+    // The last ticket word: set by ghist when some value does not come back from its key.
+    let lossy = ticket0 + (tickets as u64 - 1) * 4;
+    let ghist = p.kernel(g, "ghist")?;
     let mut args = Args::new();
-    args.push(keys[0].ptr())
-        .push(vals[0].ptr())
+    args.push(counts)
+        .push(lossy)
         .push(x)
-        .push(total as i64)
-        .push(n as i64);
-    g.launch_1d(&f, total, &mut args)?;
-    let hist = p.kernel(g, "hist")?;
-    let scatter = p.kernel(g, "scatter_v1")?;
-    let ncounts = lines * 256 * tpr;
+        .push(n as i64)
+        .push(tpr as i64);
+    let gblocks = lines * tpr.div_ceil(GTILES);
+    g.launch(&ghist, (gblocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    let sweep = p.kernel(g, "onesweep")?;
     let mut cur = 0;
     for pass in 0..p.passes {
-        let counts = g.alloc(ncounts * 4)?;
-        let mut args = Args::new();
-        args.push(counts.ptr())
-            .push(keys[cur].ptr())
-            .push(x)
-            .push(n as i64)
-            .push(tpr as i64)
-            .push(pass as i32)
-            .push(0i32);
-        g.launch(&hist, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
-        let offs = exclusive_scan(g, counts, ncounts)?;
-        let offs_ptr = offs.buffer.device_ptr(g.ordinal)?;
+        let (first, last) = ((pass == 0) as i32, (pass + 1 == p.passes) as i32);
         let mut args = Args::new();
         args.push(keys[1 - cur].ptr())
             .push(vals[1 - cur].ptr())
             .push(keys[cur].ptr())
             .push(vals[cur].ptr())
-            .push(offs_ptr)
+            .push(x)
+            .push(out)
+            .push(counts)
+            .push(status[pass % 2])
+            .push(status[1 - pass % 2])
+            .push(ticket0 + pass as u64 * 4)
+            .push(lossy)
             .push(n as i64)
             .push(tpr as i64)
-            .push(pass as i32);
-        g.launch(&scatter, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+            .push(pass as i32)
+            .push(first)
+            .push(last);
+        g.launch(&sweep, (tiles as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
         cur = 1 - cur;
     }
-    let f = p.kernel(g, "final")?;
-    let mut args = Args::new();
-    args.push(out)
-        .push(keys[cur].ptr())
-        .push(vals[cur].ptr())
-        .push(total as i64)
-        .push((want == Want::Indices) as i32);
-    g.launch_1d(&f, total, &mut args)
+    Ok(())
 }
+
+/// Tiles a ghist block counts (GTILES in kernels/sort.cuh).
+const GTILES: usize = 8;
 
 /// The exclusive prefix sums of `n` u32 counts, by the scan kernels.
 fn exclusive_scan(g: &Gpu, counts: DeviceMem, n: usize) -> Result<Data> {
