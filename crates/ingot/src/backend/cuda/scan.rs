@@ -15,10 +15,19 @@ use crate::shape::size_of;
 use crate::Result;
 
 const SCAN: &str = include_str!("kernels/scan.cuh");
-/// Positions per tile of the tiled kernels (scan.cuh's TILE).
-const TILE: usize = 2048;
-/// Blocks a long scan aims for (scan.cuh's runs): 132 SMs hold 8 of these blocks each.
-const RUN_BLOCKS: usize = 2048;
+
+/// Positions a thread scans in a tile (scan.cuh's ITEMS; a tile is 256 of them) and the
+/// blocks a long scan aims for (its runs; 132 SMs hold 8 blocks each): 8 and 2048, or
+/// `INGOT_CUDA_SCAN_ITEMS` (4, 8 or 16) and `INGOT_CUDA_SCAN_RUNS`, for tuning on a GPU.
+fn tiling() -> (usize, usize) {
+    static T: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+        let items = var("INGOT_CUDA_SCAN_ITEMS").filter(|i| [4, 8, 16].contains(i));
+        let runs = var("INGOT_CUDA_SCAN_RUNS").filter(|r| (1..=1 << 20).contains(r));
+        (items.unwrap_or(8), runs.unwrap_or(2048))
+    })
+}
 
 /// (ACC, INIT, FOLD, COMB, FIN) and the scan's starting value.
 fn scan_recipe(kind: ScanKind, ti: DType, to: DType) -> Option<([String; 5], String)> {
@@ -66,8 +75,9 @@ fn base(kind: ScanKind, ti: DType, to: DType) -> String {
 fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> String {
     let r: [&str; 5] = [&r[0], &r[1], &r[2], &r[3], &r[4]];
     format!(
-        "{}#define SINIT {start}\n{SCAN}\n",
-        recipe_defines(base, ti, to, r)
+        "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
+        recipe_defines(base, ti, to, r),
+        tiling().0
     )
 }
 
@@ -122,7 +132,8 @@ pub(super) fn eval(
     let b = base(kind, ti, to);
     let src = || source(&b, ti, to, &r, &start);
     let (rev, incl) = (reverse as i32, inclusive as i32);
-    let tiles = n.div_ceil(TILE);
+    let (items, run_blocks) = tiling();
+    let tiles = n.div_ceil(256 * items);
     if m > 1 || n <= 64 {
         let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
         let mut args = Args::new();
@@ -150,10 +161,10 @@ pub(super) fn eval(
     if lines > i32::MAX as usize {
         return Ok(None);
     }
-    // Runs of `per` tiles, one block each: about RUN_BLOCKS blocks in all (a few waves of
+    // Runs of `per` tiles, one block each: about `run_blocks` blocks in all (a few waves of
     // the largest GPUs), at most 65535 runs a line (the grid's y limit).
     let per = (tiles * lines)
-        .div_ceil(RUN_BLOCKS)
+        .div_ceil(run_blocks)
         .max(tiles.div_ceil(65535))
         .clamp(1, tiles);
     let nb = tiles.div_ceil(per);

@@ -22,7 +22,10 @@
 //         run (a decoupled look-back that stops at whatever prefix is ready is not). Each
 //         element is read once and written once; agg + tile read it twice.
 
+// Positions a thread scans in a tile; the includer may set it (scan.rs: INGOT_CUDA_SCAN_ITEMS).
+#ifndef ITEMS
 #define ITEMS 8
+#endif
 #define TILE (256 * ITEMS)
 // Shared-memory index of tile position i: one spare slot every 32, so a warp's threads
 // reading their ITEMS consecutive positions (stride ITEMS) hit 32 different banks instead
