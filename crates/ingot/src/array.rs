@@ -44,7 +44,8 @@ pub struct Node {
     pub(crate) state: Mutex<State>,
     /// The recipe of a node evaluated while a transform was tracing: autodiff still needs
     /// the graph behind values that the traced function evaluated (printing a loss, `item`).
-    pub(crate) kept: Mutex<Option<Pending>>,
+    /// Boxed: it is rarely set, and inline it would double the size of every node.
+    pub(crate) kept: Mutex<Option<Box<Pending>>>,
 }
 
 thread_local! {
@@ -159,10 +160,14 @@ impl Array {
 
     /// A materialized array over `data`.
     pub fn from_data(data: Data, shape: Vec<usize>, dtype: DType) -> Array {
+        Self::ready(data, shape, dtype, false)
+    }
+
+    fn ready(data: Data, shape: Vec<usize>, dtype: DType, weak: bool) -> Array {
         Array(Arc::new(Node {
             shape,
             dtype,
-            weak: false,
+            weak,
             kept: Mutex::new(None),
             state: Mutex::new(State::Ready(data)),
         }))
@@ -238,11 +243,14 @@ impl Array {
             Scalar::Float(_) => DType::F64,
             Scalar::Complex(..) => DType::C64,
         };
-        let mut node = Arc::try_unwrap(Array::scalar_as(s, dtype).0)
-            .ok()
-            .expect("fresh node");
-        node.weak = true;
-        Array(Arc::new(node))
+        let buffer = crate::dispatch_dtype!(dtype, T => Buffer::from_slice(&[s.to_elem::<T>()]))
+            .expect("a scalar always fits");
+        let data = Data {
+            buffer: Arc::new(buffer),
+            strides: Vec::new(),
+            offset: 0,
+        };
+        Self::ready(data, Vec::new(), dtype, true)
     }
 
     // ---- properties ---------------------------------------------------------------------
@@ -301,7 +309,7 @@ impl Array {
         if let State::Pending(p) = &*self.0.state.lock() {
             return Some(p.clone());
         }
-        self.0.kept.lock().clone()
+        self.0.kept.lock().as_deref().cloned()
     }
 
     /// The inputs of the pending operation (empty once evaluated).

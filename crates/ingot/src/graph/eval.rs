@@ -129,10 +129,10 @@ fn run_node(node: &Arc<Node>) -> Result<()> {
 /// Keeps the recipe on the node and its siblings, for a transform tracing through eval.
 fn keep_recipe(node: &Arc<Node>, pending: &Pending) {
     match &pending.siblings {
-        None => *node.kept.lock() = Some(pending.clone()),
+        None => *node.kept.lock() = Some(Box::new(pending.clone())),
         Some(sib) => {
             for n in sib.iter().filter_map(|w| w.upgrade()) {
-                *n.kept.lock() = Some(pending.clone());
+                *n.kept.lock() = Some(Box::new(pending.clone()));
             }
         }
     }
