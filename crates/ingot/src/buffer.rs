@@ -18,6 +18,13 @@ use crate::backend::cuda::DeviceMem;
 // one thread first. Elements need at most 8.
 const ALIGN: usize = 16;
 
+/// The layout of an owned allocation of `nbytes`: its size rounded up to the alignment,
+/// so that `alloc_zeroed` is calloc even for a scalar (below the alignment in size, it
+/// would be posix_memalign and a memset, several times slower). Malloc rounds so anyway.
+fn owned_layout(nbytes: usize) -> std::result::Result<Layout, std::alloc::LayoutError> {
+    Layout::from_size_align(nbytes.next_multiple_of(ALIGN), ALIGN)
+}
+
 // Large buffers are anonymous mappings advised to use 2 MiB pages, as NumPy does: a fresh
 // 128 MiB output then takes 64 page faults instead of 32768, which was most of an
 // elementwise kernel's time. Mapped with 2 MiB of slack so the data starts on a huge page.
@@ -68,7 +75,7 @@ impl Buffer {
         if nbytes >= HUGE_MIN {
             return Self::anon(nbytes);
         }
-        let layout = Layout::from_size_align(nbytes, ALIGN).map_err(|_| Error::OutOfMemory {
+        let layout = owned_layout(nbytes).map_err(|_| Error::OutOfMemory {
             op: "alloc".into(),
             msg: format!("{nbytes} bytes"),
         })?;
@@ -321,9 +328,8 @@ impl Drop for Inner {
             Inner::Owned { ptr, len } => {
                 if *len > 0 {
                     ACTIVE.fetch_sub(*len, Relaxed);
-                    unsafe {
-                        dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(*len, ALIGN))
-                    };
+                    let layout = owned_layout(*len).expect("checked when allocated");
+                    unsafe { dealloc(ptr.as_ptr(), layout) };
                 }
             }
             Inner::Anon { map, len, .. } => {
