@@ -239,16 +239,16 @@ pub struct TypeInfo {
 
 /// Result dtype of several operands, strong ones first, then weak scalars applied.
 pub fn result_type(items: &[TypeInfo]) -> DType {
-    let strong = items
-        .iter()
-        .filter(|t| !t.weak)
-        .map(|t| t.dtype)
-        .reduce(promote_types);
-    let weak = items
-        .iter()
-        .filter(|t| t.weak)
-        .map(|t| t.dtype)
-        .reduce(promote_types);
+    result_type_of(items.iter().copied())
+}
+
+/// [`result_type`] over any operands, in one pass (no list of them is collected).
+pub fn result_type_of(items: impl IntoIterator<Item = TypeInfo>) -> DType {
+    let (mut strong, mut weak) = (None, None);
+    for t in items {
+        let acc = if t.weak { &mut weak } else { &mut strong };
+        *acc = Some(acc.map_or(t.dtype, |a| promote_types(a, t.dtype)));
+    }
     match (strong, weak) {
         (Some(s), Some(w)) => promote_weak(s, w.kind()),
         (Some(s), None) => s,

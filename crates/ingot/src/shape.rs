@@ -104,9 +104,43 @@ pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>
 
 /// Broadcast shape of many shapes.
 pub fn broadcast_many(op: &str, shapes: &[&[usize]]) -> Result<Vec<usize>> {
-    let mut out: Vec<usize> = Vec::new();
+    broadcast_all(op, shapes.iter().copied())
+}
+
+/// [`broadcast_many`] over any shapes, folded into one vector: every op's operands pass
+/// through here while a graph is built.
+pub fn broadcast_all<'a, I>(op: &str, shapes: I) -> Result<Vec<usize>>
+where
+    I: IntoIterator<Item = &'a [usize]>,
+    I::IntoIter: Clone,
+{
+    let shapes = shapes.into_iter();
+    let n = shapes.clone().map(<[usize]>::len).max().unwrap_or(0);
+    let mut out = vec![1; n];
+    // The broadcast so far is `out[n - rank..]` (what the error names).
+    let mut rank = 0;
     for s in shapes {
-        out = broadcast_shapes(op, &out, s)?;
+        let off = n - s.len();
+        if out[off..]
+            .iter()
+            .zip(s)
+            .any(|(&o, &d)| o != 1 && d != 1 && o != d)
+        {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "shapes {} and {} cannot be broadcast together",
+                    fmt_shape(&out[n - rank..]),
+                    fmt_shape(s)
+                ),
+            ));
+        }
+        for (o, &d) in out[off..].iter_mut().zip(s) {
+            if *o == 1 {
+                *o = d;
+            }
+        }
+        rank = rank.max(s.len());
     }
     Ok(out)
 }

@@ -2,10 +2,10 @@
 //! isclose, astype.
 
 use crate::array::{Array, IntoArray};
-use crate::dtype::{result_type, DType, Kind};
+use crate::dtype::{result_type_of, DType, Kind};
 use crate::op::{BinaryOp, Op, UnaryOp};
 use crate::ops::broadcast_to;
-use crate::shape::{broadcast_many, fmt_shape};
+use crate::shape::{broadcast_all, broadcast_many, fmt_shape};
 use crate::{Error, Result};
 
 /// Converts to `dtype` (a no-op when it already is).
@@ -18,12 +18,7 @@ pub fn astype(a: &Array, dtype: DType) -> Result<Array> {
         // cast, into an ordinary constant. No node stands between the number and the op
         // using it, so on a GPU `x + 1.0` is one kernel taking the value as an argument,
         // not a cast kernel and a device buffer first.
-        let outs = [(a.shape().to_vec(), dtype)];
-        let d = crate::backend::cpu::eval(&Op::AsType(dtype), std::slice::from_ref(a), &outs)?;
-        let d = d
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::invalid("astype", "the cast produced no output"))?;
+        let d = crate::backend::cpu::elementwise::cast(a, dtype)?;
         return Ok(Array::from_data(d, a.shape().to_vec(), dtype));
     }
     Ok(Array::from_op(
@@ -217,45 +212,42 @@ pub fn stop_gradient(a: &Array) -> Result<Array> {
 /// Promotes and broadcasts operands to a common dtype and shape: what every elementwise
 /// kernel expects.
 pub fn broadcast_and_promote(name: &str, xs: &[Array]) -> Result<(Vec<Array>, Vec<usize>, DType)> {
-    let shapes: Vec<&[usize]> = xs.iter().map(|x| x.shape()).collect();
-    let shape = broadcast_many(name, &shapes)?;
-    let infos: Vec<_> = xs.iter().map(|x| x.type_info()).collect();
-    let dtype = result_type(&infos);
+    let shape = broadcast_all(name, xs.iter().map(Array::shape))?;
+    let dtype = result_type_of(xs.iter().map(Array::type_info));
     let mut out = Vec::with_capacity(xs.len());
     for x in xs {
         // Not while a transform traces: a shapeless compile replays the broadcast node at
         // new sizes, where a constant of the traced shape would not fit.
-        let weak = x.is_weak() && !crate::array::retaining_graph();
-        let x = astype(x, dtype)?;
-        let x = if x.shape() == shape.as_slice() {
-            x
-        } else if weak {
-            // A Rust number is a host constant (astype made it one): its broadcast is a view
-            // made here, so `x + 1.0` is one node to evaluate, not a broadcast and the op.
-            broadcast_constant(&x, &shape)?
+        let x = if x.is_weak() && !crate::array::retaining_graph() {
+            // A Rust number is a host constant: its broadcast is a view made here, so
+            // `x + 1.0` is one node to evaluate, not a broadcast and the op.
+            weak_constant(x, dtype, &shape)?
         } else {
-            broadcast_to(&x, &shape)?
+            let x = astype(x, dtype)?;
+            if x.shape() == shape.as_slice() {
+                x
+            } else {
+                broadcast_to(&x, &shape)?
+            }
         };
         out.push(x);
     }
     Ok((out, shape, dtype))
 }
 
-/// A ready constant's broadcast to `shape` (which its shape broadcasts to), made now by the
-/// CPU backend's view (a stride-0 view over its buffer, as evaluating the node would give).
-fn broadcast_constant(x: &Array, shape: &[usize]) -> Result<Array> {
-    let outs = [(shape.to_vec(), x.dtype())];
-    let d = crate::backend::cpu::eval(&Op::Broadcast, std::slice::from_ref(x), &outs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::invalid("broadcast_to", "the view produced no output"))?;
-    Ok(Array::from_data(d, shape.to_vec(), x.dtype()))
+/// A weak scalar as a constant of `dtype` broadcast to `shape`: astype's cast, viewed (stride
+/// 0) by the CPU backend's broadcast as evaluating the node would, with no node in between.
+fn weak_constant(x: &Array, dtype: DType, shape: &[usize]) -> Result<Array> {
+    let d = crate::backend::cpu::elementwise::cast(x, dtype)?;
+    let d = crate::backend::cpu::views::broadcast_view(d, x.shape(), shape);
+    Ok(Array::from_data(d, shape.to_vec(), dtype))
 }
 
 fn binary_node(name: &str, op: BinaryOp, a: Array, b: Array, to_inexact: bool) -> Result<Array> {
-    let (xs, shape, dtype) = broadcast_and_promote(name, &[a, b])?;
-    let (mut x, mut y) = (xs[0].clone(), xs[1].clone());
-    let mut dtype = dtype;
+    let (xs, shape, mut dtype) = broadcast_and_promote(name, &[a, b])?;
+    let Ok([mut x, mut y]) = <[Array; 2]>::try_from(xs) else {
+        unreachable!("two operands give two operands")
+    };
     if to_inexact && !dtype.is_inexact() {
         dtype = DType::F32;
         x = astype(&x, dtype)?;

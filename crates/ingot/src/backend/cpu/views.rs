@@ -10,6 +10,16 @@ use crate::shape::{broadcast_strides, is_row_contiguous, reshape_strides, size_o
 use crate::Result;
 use std::sync::Arc;
 
+/// `d`, a layout of `shape`, viewed as the shape `to` that `shape` broadcasts to: stride 0
+/// along the broadcast dims, over the same buffer.
+pub(crate) fn broadcast_view(d: Data, shape: &[usize], to: &[usize]) -> Data {
+    Data {
+        strides: broadcast_strides(shape, &d.strides, to),
+        buffer: d.buffer,
+        offset: d.offset,
+    }
+}
+
 pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let x = &inputs[0];
     let d = x.ready_data();
@@ -48,11 +58,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
                 offset,
             }
         }
-        Op::Broadcast => Data {
-            strides: broadcast_strides(x.shape(), &d.strides, out_shape),
-            buffer: d.buffer,
-            offset: d.offset,
-        },
+        Op::Broadcast => broadcast_view(d, x.shape(), out_shape),
         Op::Diagonal {
             offset: k,
             axis1,
