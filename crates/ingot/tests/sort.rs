@@ -274,19 +274,27 @@ fn long_float_rows_without_signed_zeros_or_nans() {
             }
             let a = array_from_f64(&vals, &[rows, n], dtype);
             let s = ingot::sort(&a, Some(-1)).unwrap().to_f64_vec().unwrap();
-            for r in 0..rows {
-                let row = &vals[r * n..(r + 1) * n];
-                let want = stable_argsort(row);
-                for k in 0..n {
-                    let (g, w) = (s[r * n + k], row[want[k] as usize]);
-                    assert!(
-                        g.to_bits() == w.to_bits(),
-                        "sort {dtype} (zeros {zeros}) row {r} position {k}: got {g}, want {w}"
-                    );
-                }
-            }
+            assert_rows_sorted(&vals, &s, n, &format!("sort {dtype} (zeros {zeros})"));
         }
     }
+}
+
+/// Checks each row of `sorted` against the stable sort of the same row of `vals`, bit for
+/// bit (any NaN matches any NaN); returns each row's stable order.
+fn assert_rows_sorted(vals: &[f64], sorted: &[f64], n: usize, what: &str) -> Vec<Vec<f64>> {
+    let mut orders = Vec::new();
+    for (r, row) in vals.chunks(n).enumerate() {
+        let want = stable_argsort(row);
+        for k in 0..n {
+            let (g, w) = (sorted[r * n + k], row[want[k] as usize]);
+            assert!(
+                (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(),
+                "{what} row {r} position {k}: got {g}, want {w}"
+            );
+        }
+        orders.push(want);
+    }
+    orders
 }
 
 #[test]
@@ -304,15 +312,9 @@ fn long_rows_sort_stably_in_every_dtype() {
             .unwrap()
             .to_vec::<i64>()
             .unwrap();
-        for r in 0..rows {
-            let row = &vals[r * n..(r + 1) * n];
-            let want = stable_argsort(row);
+        let orders = assert_rows_sorted(&vals, &s, n, &format!("sort {dtype}"));
+        for (r, want) in orders.iter().enumerate() {
             for k in 0..n {
-                let (g, w) = (s[r * n + k], row[want[k] as usize]);
-                assert!(
-                    (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(),
-                    "sort {dtype} row {r} position {k}: got {g}, want {w}"
-                );
                 assert_eq!(
                     i[r * n + k] as f64,
                     want[k],
