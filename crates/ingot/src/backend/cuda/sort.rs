@@ -4,10 +4,11 @@
 //! Each element becomes an unsigned key whose order is that order, so one stable key sort
 //! serves every dtype. Rows of up to 4096 positions (2048 for complex) are sorted by a
 //! bitonic network in shared memory, several rows to a block; longer rows by an LSD radix
-//! sort, 8 bits a pass, whose per-tile digit counts are laid out (row, digit, tile) so one
-//! exclusive scan gives every row its own positions. The first pass reads the elements and
-//! the last writes the output, so a pass is a count, a scan and one move of keys and
-//! payloads. A partition is a full sort (which has
+//! sort, 8 bits a pass, in the one-sweep form: one count of every pass's digits, then one
+//! kernel a pass whose tiles find their output places by decoupled look-back (rows of 2^30
+//! keys or more: per pass a count, a scan of the counts and a move). The first pass reads
+//! the elements and the last writes the output. Real floats move keys alone unless the count
+//! saw a value its key does not give back (-0.0, NaN). A partition is a full sort (which has
 //! the partitioned property). The output is laid out as the CPU lays it out: the sorted axis
 //! innermost, the other dims row-major.
 

@@ -4,17 +4,21 @@
 // lexicographic with NumPy's NaN classes), so sorting keys stably sorts the elements.
 //   small:   rows of up to SMALL positions, sorted in shared memory by a bitonic network on
 //            (key, position) pairs (the position breaks ties, so the order is the stable one).
-//   hist, scatter: longer rows, by a least-significant-digit radix sort, 8 bits a pass.
-//            hist counts each tile's digits; an exclusive scan of the counts laid out (row,
-//            digit, tile) gives every tile's first output position per digit; scatter ranks
-//            each key among the equal digits of its tile (stable: each warp ranks its own
-//            contiguous part with match-any groups, then the warps' counts are scanned),
-//            stages the tile in digit order in shared memory and writes each digit's run
+//   ghist, onesweep: longer rows (under 2^30), by a least-significant-digit radix sort, 8
+//            bits a pass. ghist counts every pass's digits in one read of the elements; each
+//            pass is one onesweep launch whose tiles (in ticket order) rank each key among
+//            the equal digits of the tile (stable: each warp ranks its own contiguous part,
+//            digits matched by ballots, then the warps' counts are scanned), publish their
+//            digit counts, stage the tile in digit order in shared memory, find their first
+//            output position per digit by decoupled look-back and write each digit's run
 //            contiguously. The first pass reads the elements, the last writes the output.
+//   hist, scatter: the same passes for rows of 2^30 keys or more: per pass a count, an
+//            exclusive scan of the counts laid out (row, digit, tile) and the move.
 // The includer defines TI (element type), KEY (u32, u64 or K3), VAL (the payload: the
 // position in the row, or the element's bits), PAYLOAD (0: none, the value comes back from
-// the key (integers); 1: the position; 2: the element's bits), DECODE(k) for PAYLOAD 0,
-// RITEMS (keys per thread in a radix tile) and KNAME(k).
+// the key (integers); 1: the position; 2: the element's bits), DECODE(k) (the value from
+// its key, for integers and real floats), ROUNDTRIP (1 for real floats), PASSES, RITEMS
+// (keys per thread in a radix tile) and KNAME(k).
 
 struct K3 { u64 lo; u32 hi; };
 
