@@ -71,35 +71,7 @@ pub fn normalize_axes(op: &str, axes: &[isize], ndim: usize) -> Result<Vec<usize
 
 /// The broadcast shape of two shapes, NumPy rules.
 pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0; n];
-    for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
-        out[i] = if da == db || db == 1 {
-            da
-        } else if da == 1 {
-            db
-        } else {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "shapes {} and {} cannot be broadcast together",
-                    fmt_shape(a),
-                    fmt_shape(b)
-                ),
-            ));
-        };
-    }
-    Ok(out)
+    broadcast_all(op, [a, b])
 }
 
 /// Broadcast shape of many shapes.

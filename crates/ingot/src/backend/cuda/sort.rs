@@ -276,7 +276,7 @@ fn sort_rows(
     })?;
     // The one-sweep form's status words hold 30-bit counts.
     if n < 1 << 30 {
-        return one_sweep(g, &p, x, (lines, n), (&keys, &vals), out);
+        return one_sweep(g, &p, x, (lines, n, tpr), (&keys, &vals), out);
     }
     let hist = p.kernel(g, "hist")?;
     let scatter = p.kernel(g, "scatter")?;
@@ -323,11 +323,10 @@ fn one_sweep(
     g: &Gpu,
     p: &Plan,
     x: u64,
-    (lines, n): (usize, usize),
+    (lines, n, tpr): (usize, usize, usize),
     (keys, vals): (&[DeviceMem; 2], &[DeviceMem; 2]),
     out: u64,
 ) -> Result<()> {
-    let tpr = n.div_ceil(256 * p.ritems);
     let tiles = lines * tpr;
     // counts (lines x passes x 256), one ticket a pass, then two status areas of 256 words a
     // tile: pass k uses area k % 2 and clears the other for pass k + 1. Counts, tickets and
