@@ -52,6 +52,7 @@ fn cuda_backend() {
     decoding_matmuls_match_an_f64_reference();
     ordered_scatter_adds_match_the_cpu_bit_for_bit();
     unaligned_large_products_match_the_cpu();
+    queued_launches_keep_program_order();
 }
 
 fn transfers_are_lazy_and_counted() {
@@ -558,5 +559,45 @@ fn unaligned_large_products_match_the_cpu() {
             let tol = if dt == DType::BF16 { 1e-2 } else { 1e-4 } * scale;
             assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
         }
+    }
+}
+
+/// Kernel launches go through the GPU's launch thread while copies, cuBLAS calls, reads and
+/// frees go on the stream from the op's thread: a chain mixing them, with memory freed and
+/// reused all along, must still see every step in program order.
+fn queued_launches_keep_program_order() {
+    let n = 96;
+    let w = Array::from_slice(&f32s(n * n, 21), &[n, n]).unwrap();
+    let run = || {
+        let mut x = Array::from_slice(&f32s(n * n, 22), &[n, n]).unwrap();
+        let mut reads = Vec::new();
+        for step in 0..40u64 {
+            // Elementwise steps (queued launches), each freeing the last one's buffer.
+            let mut y = ingot::multiply(&x, 0.05).unwrap();
+            for _ in 0..20 {
+                y = ingot::add(ingot::tanh(&y).unwrap(), 0.01).unwrap();
+            }
+            // A fresh upload into memory the steps above just freed, then cuBLAS.
+            let b = Array::from_slice(&f32s(n, 100 + step), &[n]).unwrap();
+            x = ingot::add(ingot::matmul(&y, &w).unwrap(), &b).unwrap();
+            if step % 10 == 9 {
+                reads.push(ingot::sum(&x, None, false).unwrap().item::<f32>().unwrap());
+                if ingot::default_device() == Device::Cuda(0) {
+                    ingot::memory::cuda::clear_cache(0).unwrap();
+                }
+            }
+        }
+        (x.to_vec::<f32>().unwrap(), reads)
+    };
+    let (g, gr) = run();
+    let (c, cr) = ingot::with_device(Device::Cpu, run);
+    let err = g
+        .iter()
+        .zip(&c)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max);
+    assert!(err < 1e-3, "the chain differs from the CPU's by {err}");
+    for (a, b) in gr.iter().zip(&cr) {
+        assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "read {a} vs {b}");
     }
 }

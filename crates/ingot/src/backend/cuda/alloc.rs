@@ -155,7 +155,7 @@ impl DeviceMem {
             // Safety: `mem` has room for `bytes`; a copy from pageable memory returns once the
             // source has been staged, so `bytes` may be freed after the call.
             unsafe {
-                cudarc::driver::result::memcpy_htod_async(mem.ptr, bytes, g.stream.cu_stream())
+                cudarc::driver::result::memcpy_htod_async(mem.ptr, bytes, g.stream()?.cu_stream())
             }
             .map_err(|e| cuda_err("copy to device", e))?;
         }
@@ -177,7 +177,7 @@ impl DeviceMem {
                 cudarc::driver::result::memcpy_dtoh_async(
                     &mut out[..self.len],
                     self.ptr,
-                    g.stream.cu_stream(),
+                    g.stream()?.cu_stream(),
                 )
             }
             .map_err(|e| cuda_err("copy to host", e))?;
@@ -202,7 +202,7 @@ impl DeviceMem {
         let ev = self.pending.lock().take();
         if let Some(ev) = ev {
             let g = gpu(self.ordinal)?;
-            g.stream
+            g.stream()?
                 .wait(&ev)
                 .map_err(|e| cuda_err("wait for a collective", e))?;
         }

@@ -147,7 +147,7 @@ pub(super) fn eval(
     let side = g.comm_stream()?;
     let cuda = |e| super::cuda_err(name, e);
     let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);
-    side.wait(&g.stream.record_event(no_timing).map_err(cuda)?)
+    side.wait(&g.stream()?.record_event(no_timing).map_err(cuda)?)
         .map_err(cuda)?;
     let stream = side.cu_stream() as *mut std::ffi::c_void;
     // Moving data: any dtype travels as bytes.

@@ -281,7 +281,7 @@ pub(super) fn eval(
         None => {
             let h = dnn::create_handle().map_err(|e| dnn_err("handle", e))?;
             // Safety: the handle was just made; the stream lives as long as the GPU.
-            unsafe { dnn::set_stream(h, g.stream.cu_stream() as sys::cudaStream_t) }
+            unsafe { dnn::set_stream(h, g.stream()?.cu_stream() as sys::cudaStream_t) }
                 .map_err(|e| dnn_err("stream", e))?;
             handles.push((g.ordinal, Handle(h)));
             h

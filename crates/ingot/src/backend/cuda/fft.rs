@@ -76,7 +76,7 @@ fn with_plan(
             }
             .map_err(fft_err)?;
             // Safety: the plan is valid and the stream lives as long as the GPU.
-            unsafe { cufft::set_stream(p, g.stream.cu_stream() as sys::cudaStream_t) }
+            unsafe { cufft::set_stream(p, g.stream()?.cu_stream() as sys::cudaStream_t) }
                 .map_err(fft_err)?;
             map.insert(key, p);
             p

@@ -120,7 +120,7 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
         if m > 0 {
             // Safety: `mem` holds m i64s; a copy from pageable memory is staged before return.
             unsafe {
-                cudarc::driver::result::memcpy_htod_async(mem.ptr(), &pos, g.stream.cu_stream())
+                cudarc::driver::result::memcpy_htod_async(mem.ptr(), &pos, g.stream()?.cu_stream())
             }
             .map_err(|e| cuda_err("copy to device", e))?;
             super::count_transfer(true, m * 8);
@@ -133,7 +133,7 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
     }
     let bad = g.alloc(8)?;
     // Safety: `bad` is an 8-byte block of this GPU; the memset is ordered on its stream.
-    unsafe { cudarc::driver::result::memset_d8_async(bad.ptr(), 0xff, 8, g.stream.cu_stream()) }
+    unsafe { cudarc::driver::result::memset_d8_async(bad.ptr(), 0xff, 8, g.stream()?.cu_stream()) }
         .map_err(|e| cuda_err(op, e))?;
     let mut layouts = Vec::new();
     for p in parts {
@@ -163,7 +163,11 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
     let mut first = [0u64; 1];
     // Safety: 8 bytes from an 8-byte block; the synchronize below completes the copy.
     unsafe {
-        cudarc::driver::result::memcpy_dtoh_async(&mut first[..], bad.ptr(), g.stream.cu_stream())
+        cudarc::driver::result::memcpy_dtoh_async(
+            &mut first[..],
+            bad.ptr(),
+            g.stream()?.cu_stream(),
+        )
     }
     .map_err(|e| cuda_err(op, e))?;
     g.synchronize()?;
@@ -196,8 +200,10 @@ fn index_value(g: &Gpu, idx: &Array, j: usize) -> Result<i64> {
     let mut b = [0u8; 8];
     let ptr = d.buffer.device_ptr(g.ordinal)? + (off as usize * size) as u64;
     // Safety: one element of the index buffer; synchronized below.
-    unsafe { cudarc::driver::result::memcpy_dtoh_async(&mut b[..size], ptr, g.stream.cu_stream()) }
-        .map_err(|e| cuda_err("copy to host", e))?;
+    unsafe {
+        cudarc::driver::result::memcpy_dtoh_async(&mut b[..size], ptr, g.stream()?.cu_stream())
+    }
+    .map_err(|e| cuda_err("copy to host", e))?;
     g.synchronize()?;
     Ok(match idx.dtype() {
         DType::I64 => i64::from_le_bytes(b),

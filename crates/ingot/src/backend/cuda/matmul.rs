@@ -193,7 +193,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
                 mem.ptr(),
                 0,
                 batch * m * ldc * esize,
-                g.stream.cu_stream(),
+                g.stream()?.cu_stream(),
             )
         }
         .map_err(|e| cuda_err("matmul", e))?;

@@ -233,8 +233,10 @@ fn one(
     let sync = scratch.ptr();
     // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
     // ordered on its stream before the launch that reads it.
-    unsafe { cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream.cu_stream()) }
-        .map_err(|e| super::cuda_err("cumulative scan", e))?;
+    unsafe {
+        cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream()?.cu_stream())
+    }
+    .map_err(|e| super::cuda_err("cumulative scan", e))?;
     let f = g.kernel_in(b, &format!("{b}_one"), src)?;
     let mut args = Args::new();
     args.push(mem.ptr())

@@ -295,7 +295,7 @@ fn apply(
                         mem.ptr(),
                         0,
                         n * wb,
-                        g.stream.cu_stream(),
+                        g.stream()?.cu_stream(),
                     )
                 }
                 .map_err(|e| cuda_err("scatter", e))?;

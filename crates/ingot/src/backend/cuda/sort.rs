@@ -343,7 +343,7 @@ fn one_sweep(
             base,
             0,
             (ncounts + tickets + area) * 4,
-            g.stream.cu_stream(),
+            g.stream()?.cu_stream(),
         )
     }
     .map_err(|e| super::cuda_err("sort", e))?;
