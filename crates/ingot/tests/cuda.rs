@@ -2,7 +2,7 @@
 //! needed); the rest run on a GPU and skip cleanly without one. The op suites themselves run
 //! on the GPU with `INGOT_TEST_DEVICE=cuda` (see scripts/gpu-tests.sh).
 
-use ingot::{Array, DType, Device};
+use ingot::{Array, DType, Device, FftNorm};
 
 fn gpu() -> bool {
     if ingot::cuda::is_available() {
@@ -580,6 +580,25 @@ fn queued_launches_keep_program_order() {
             // A fresh upload into memory the steps above just freed, then cuBLAS.
             let b = Array::from_slice(&f32s(n, 100 + step), &[n]).unwrap();
             x = ingot::add(ingot::matmul(&y, &w).unwrap(), &b).unwrap();
+            // Ops that copy an operand with a kernel and then call a library in one op:
+            // cuBLAS on every other column of y, cuFFT along y's columns.
+            let every_other = ingot::SliceArg::new(Some(0), None, 2);
+            let s = ingot::slice_axis(&y, 1, every_other).unwrap();
+            let ws = ingot::slice_axis(&w, 0, every_other).unwrap();
+            let f = ingot::fft(
+                &ingot::transpose(&y, None).unwrap(),
+                None,
+                -1,
+                FftNorm::Backward,
+            )
+            .unwrap();
+            let f = ingot::transpose(&ingot::real(&f).unwrap(), None).unwrap();
+            let m = ingot::multiply(ingot::matmul(&s, &ws).unwrap(), 0.1).unwrap();
+            x = ingot::add(
+                &x,
+                ingot::add(m, ingot::multiply(f, 0.01).unwrap()).unwrap(),
+            )
+            .unwrap();
             if step % 10 == 9 {
                 reads.push(ingot::sum(&x, None, false).unwrap().item::<f32>().unwrap());
                 if ingot::default_device() == Device::Cuda(0) {

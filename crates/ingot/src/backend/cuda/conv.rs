@@ -275,6 +275,9 @@ pub(super) fn eval(
     };
     let mem = g.alloc(n_out * dt.size())?;
     let yp = mem.ptr();
+    // cuDNN works on the stream itself: the launches queued before it (the operands'
+    // row-major copies) go first.
+    g.stream()?;
     let mut handles = HANDLES.lock();
     let h = match handles.iter().find(|(o, _)| *o == g.ordinal) {
         Some((_, h)) => h.0,

@@ -82,6 +82,9 @@ fn with_plan(
             p
         }
     };
+    // cuFFT works on the stream itself: the launches queued before it (the input's copy,
+    // the DC and Nyquist fix of an inverse real transform) go first.
+    g.stream()?;
     exec(plan)
 }
 

@@ -47,7 +47,10 @@ pub(super) fn allow_tf32() -> bool {
     TF32.load(Relaxed)
 }
 
+/// The GPU's cuBLAS handle, called right before each cuBLAS call: cuBLAS works on the
+/// stream itself, so the launches queued before it (the operands' copies) go first.
 fn blas(g: &Gpu) -> Result<&Blas> {
+    g.stream()?;
     let b = g.blas.get_or_init(|| {
         // Safety: plain handle creation; the library is probed first.
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {

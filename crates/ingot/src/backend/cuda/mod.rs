@@ -483,13 +483,6 @@ pub fn eval(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec
 
 fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     let g = gpu(ordinal)?;
-    if matches!(
-        op,
-        Op::Matmul | Op::Conv { .. } | Op::Fft { .. } | Op::Collective { .. }
-    ) {
-        // Their libraries' handles hold the stream itself: queued launches go first.
-        g.stream()?;
-    }
     let done = match op {
         Op::Unary(_)
         | Op::Binary(_)
