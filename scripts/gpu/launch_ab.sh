@@ -23,11 +23,12 @@ printf '#!/bin/sh\ncat %s\n' "$out/torch.json" > /tmp/py && chmod +x /tmp/py
 bench() { timeout 120 .device/bin/ingot-gpu-bench --python /tmp/py "$@" 2>&1 | grep -v '^{'; }
 for run in on off on; do
   echo "== tiny op, launch thread $run"
-  if [ $run = on ]; then bench --only tiny; else INGOT_CUDA_LAUNCH_THREAD=0 bench --only tiny; fi | grep -E "tiny|us" | grep -v "^copy"
+  if [ $run = on ]; then v=1; else v=0; fi
+  INGOT_CUDA_LAUNCH_THREAD=$v bench --only tiny | grep -E "tiny|us" | grep -v "^copy"
 done
-OUT=$out bash scripts/gpu/suite.sh "${1:-90}" 8 > "$out/suite.txt" 2>&1
+INGOT_CUDA_LAUNCH_THREAD=1 OUT=$out bash scripts/gpu/suite.sh "${1:-90}" 8 > "$out/suite.txt" 2>&1
 tail -24 "$out/suite.txt" | cut -c1-200
 INGOT_CUDA_LAUNCH_THREAD=0 INGOT_TEST_DEVICE=cuda timeout 120 .device/tests/cuda-* > "$out/cuda-off.log" 2>&1
 echo "== cuda tests, launch thread off: rc=$? $(grep -E '^test result' "$out/cuda-off.log" | tail -1)"
-bench --json "$out/gpu-bench.json" > "$out/bench.txt"
+INGOT_CUDA_LAUNCH_THREAD=1 bench --json "$out/gpu-bench.json" > "$out/bench.txt"
 echo "== bench rc=$?"; tail -34 "$out/bench.txt" | cut -c1-200

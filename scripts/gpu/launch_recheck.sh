@@ -3,6 +3,7 @@
 # and ingot-gpu-bench, torch.json from an earlier PyTorch bench of the same card type):
 # the staged tests through suite.sh with the launch thread on, then the tiny-op rows twice.
 set -uo pipefail
+export INGOT_CUDA_LAUNCH_THREAD=1
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
