@@ -172,11 +172,16 @@ pub(crate) fn launch_now(
     args: &Args,
 ) -> Result<()> {
     let base = args.vals.as_ptr();
-    // At most a few dozen parameters: their addresses on the stack, not in a Vec.
-    let mut ptrs = [std::ptr::null_mut::<std::ffi::c_void>(); 64];
-    if args.starts.len() > ptrs.len() {
-        return Err(cuda_err("launch", "more than 64 kernel parameters"));
-    }
+    // The parameters' addresses: on the stack for the usual few dozen, not in a Vec.
+    let n = args.starts.len();
+    let mut stack = [std::ptr::null_mut::<std::ffi::c_void>(); 64];
+    let mut heap = Vec::new();
+    let ptrs: &mut [*mut std::ffi::c_void] = if n <= stack.len() {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, std::ptr::null_mut());
+        &mut heap
+    };
     for (p, &s) in ptrs.iter_mut().zip(&args.starts) {
         // Safety: every start is inside `vals`, which outlives the launch.
         *p = unsafe { base.add(s) } as *mut std::ffi::c_void;
@@ -192,7 +197,7 @@ pub(crate) fn launch_now(
             block,
             shared,
             stream.cu_stream(),
-            &mut ptrs[..args.starts.len()],
+            ptrs,
         )
     }
     .map_err(|e| cuda_err("launch", e))
