@@ -8,7 +8,8 @@
 //! puts work on the stream or depends on it (copies, library calls, events, frees,
 //! synchronizing) first waits until the queue is empty (`Launcher::drain`, called by
 //! `Gpu::stream`), so the stream sees all work in program order. A failed launch is
-//! reported by the next drain.
+//! reported by the next drain, whoever makes it: a drain on a path that cannot report
+//! (a buffer's destructor returning memory to the driver) loses it.
 //!
 //! Opt-in for now: `INGOT_CUDA_LAUNCH_THREAD=1`. Its first GPU suite run found ops that copy
 //! an operand with a kernel and then call cuBLAS, cuDNN or cuFFT in the same op, which read
@@ -51,6 +52,8 @@ pub(crate) struct Launcher {
 
 struct State {
     launched: AtomicU64,
+    /// Set when the launch thread ends, so a drain cannot wait for it forever.
+    stopped: std::sync::atomic::AtomicBool,
     /// The first failed launch since the last drain.
     error: Mutex<Option<String>>,
 }
@@ -64,6 +67,7 @@ impl Launcher {
         let (tx, rx) = sync_channel::<Job>(DEPTH);
         let state = Arc::new(State {
             launched: AtomicU64::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             error: Mutex::new(None),
         });
         let (ctx, stream, st) = (ctx.clone(), stream.clone(), state.clone());
@@ -107,6 +111,9 @@ impl Launcher {
         let want = self.queued.load(Ordering::Acquire);
         let mut spins = 0u32;
         while self.state.launched.load(Ordering::Acquire) < want {
+            if self.state.stopped.load(Ordering::Acquire) {
+                return Err(cuda_err("launch", "the launch thread has stopped"));
+            }
             spins += 1;
             if spins < 256 {
                 std::hint::spin_loop();
@@ -122,6 +129,14 @@ impl Launcher {
 }
 
 fn run(ctx: Arc<CudaContext>, stream: Arc<CudaStream>, rx: Receiver<Job>, st: Arc<State>) {
+    /// Marks the thread stopped however it ends (a panic included).
+    struct Stopped(Arc<State>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.stopped.store(true, Ordering::Release);
+        }
+    }
+    let _stopped = Stopped(st.clone());
     if let Err(e) = ctx.bind_to_thread() {
         *st.error.lock() = Some(format!("the launch thread could not use the GPU: {e}"));
     }

@@ -415,6 +415,9 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         let f = g.kernel_in(&base, &name, || gemv_source(dt))?;
         let shared = if staged { m * k * esize as usize } else { 0 };
         if shared > DEFAULT_SHARED {
+            // The limit belongs to the kernel, not the launch: a queued launch of another
+            // size must be made before it changes.
+            g.stream()?;
             f.set_attribute(
                 cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 shared as i32,
