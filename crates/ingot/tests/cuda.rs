@@ -116,15 +116,20 @@ fn results_match_the_cpu_bit_for_bit() {
     let (sg, mg) = run();
     let (sc, mc) = ingot::with_device(Device::Cpu, run);
     assert_eq!(sg, sc);
-    let err = mg
-        .iter()
-        .zip(&mc)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0f32, f32::max);
+    let err = max_rel_err(&mg, &mc);
     assert!(err < 1e-4, "matmul differs by {err}");
 }
 
 /// The bits of `f()` evaluated on the default device (the GPU) and on the CPU.
+/// The largest |a - b| / (1 + |b|) over the two results' elements.
+fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max)
+}
+
 fn both(f: impl Fn() -> ingot::Result<Array>) -> (Vec<u8>, Vec<u8>) {
     let bytes = |a: Array| {
         let a = ingot::view(&a, DType::U8).unwrap_or(a);
@@ -610,11 +615,7 @@ fn queued_launches_keep_program_order() {
     };
     let (g, gr) = run();
     let (c, cr) = ingot::with_device(Device::Cpu, run);
-    let err = g
-        .iter()
-        .zip(&c)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0f32, f32::max);
+    let err = max_rel_err(&g, &c);
     assert!(err < 1e-3, "the chain differs from the CPU's by {err}");
     for (a, b) in gr.iter().zip(&cr) {
         assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "read {a} vs {b}");
