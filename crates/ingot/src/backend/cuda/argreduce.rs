@@ -105,7 +105,7 @@ pub(super) fn eval(
             mode: 0,
         });
     if col {
-        g.launch_1d(&f, nout, &mut args)?;
+        g.launch_1d(&f, nout, &args)?;
     } else {
         // Short axes waste most of a large block; a long one (a vocabulary's logits while
         // decoding, one row) wants every thread it can get.
@@ -116,7 +116,7 @@ pub(super) fn eval(
         } else {
             1024
         };
-        g.launch(&f, (nout as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
+        g.launch(&f, (nout as u32, 1, 1), (threads, 1, 1), 0, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

@@ -100,7 +100,7 @@ fn flash_forward(
         .push(head_strides[0])
         .push(head_strides[1]);
     let blocks = l.div_ceil(FLASH_ROWS) * heads;
-    g.launch(&f, (blocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+    g.launch(&f, (blocks as u32, 1, 1), (128, 1, 1), 0, &args)?;
     super::note_flash_launch();
     Ok(())
 }
@@ -236,7 +236,7 @@ pub(super) fn eval(
             (rows as u32, splits as u32, 1),
             ((32 * WARPS) as u32, 1, 1),
             0,
-            &mut args,
+            &args,
         )?;
         let f = g.kernel_in(&base, &format!("{base}_comb"), || source(&base, dt))?;
         let mut args = Args::new();
@@ -244,7 +244,7 @@ pub(super) fn eval(
             .push(part.ptr())
             .push(splits as i32)
             .push(ev as i32);
-        g.launch(&f, (rows as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+        g.launch(&f, (rows as u32, 1, 1), (128, 1, 1), 0, &args)?;
         drop(part);
         drop(held);
         return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
@@ -272,7 +272,7 @@ pub(super) fn eval(
         (rows.div_ceil(WARPS) as u32, 1, 1),
         ((32 * WARPS) as u32, 1, 1),
         0,
-        &mut args,
+        &args,
     )?;
     drop(held);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
@@ -411,13 +411,13 @@ pub(super) fn grad_eval(
         (kblocks as u32, 1, 1),
         (128, 1, 1),
         shared as u32,
-        &mut args,
+        &args,
     )?;
     let f = g.kernel_in(&fb, &format!("{fb}_bq"), src)?;
     let mut args = Args::new();
     args.push(dq.ptr());
     operands(&mut args, bhs);
-    g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &mut args)?;
+    g.launch(&f, (qblocks as u32, 1, 1), (128, 1, 1), 0, &args)?;
     drop((lse, dsum, held));
     Ok(Some(
         [dq, dk, dv]

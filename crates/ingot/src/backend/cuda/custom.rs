@@ -54,7 +54,7 @@ pub(super) fn eval(
     args.push(n as i64);
     if n > 0 {
         let f = g.kernel(&entry, || src)?;
-        g.launch_1d(&f, n, &mut args)?;
+        g.launch_1d(&f, n, &args)?;
     }
     drop(keep);
     Ok(Some(

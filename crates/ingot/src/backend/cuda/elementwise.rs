@@ -375,7 +375,7 @@ fn map_kernel_n(
         args.push(o.ptr).push(o.strides);
     }
     let blocks = n.div_ceil(256 * per_thread(key.modes.is_some())) as u32;
-    g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &mut args)?;
+    g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &args)?;
     Ok(Some(
         mems.into_iter()
             .map(|m| out_data(Buffer::on_device(m), out_shape))
@@ -1066,7 +1066,7 @@ fn arange(g: &Gpu, start: f64, step: f64, shape: &[usize], dt: DType) -> Result<
     if n > 0 {
         let mut args = Args::new();
         args.push(mem.ptr()).push(n as i64).push(start).push(step);
-        g.launch_1d(&f, n, &mut args)?;
+        g.launch_1d(&f, n, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -309,5 +309,5 @@ fn zero_dc_nyquist_imag(g: &Gpu, rows_ptr: u64, rows: usize, bins: usize, n: usi
         .push(rows as i64)
         .push(bins as i64)
         .push((n % 2 == 0) as i32);
-    g.launch_1d(&f, rows, &mut args)
+    g.launch_1d(&f, rows, &args)
 }

@@ -157,7 +157,7 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
             .push((k > 0) as i32)
             .push(mem.ptr())
             .push(bad.ptr());
-        g.launch_1d(&f, m, &mut args)?;
+        g.launch_1d(&f, m, &args)?;
     }
     // The one wait: an index out of bounds is an error.
     let mut first = [0u64; 1];
@@ -269,7 +269,7 @@ pub(super) fn take(
             .push(inner as i64)
             .push(along as i32)
             .push(total as i64);
-        g.launch_1d(&f, total, &mut args)?;
+        g.launch_1d(&f, total, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }
@@ -310,7 +310,7 @@ pub(super) fn gather(
             .push(kshape(&dims))
             .push(size_of(slice_sizes) as i64)
             .push(total as i64);
-        g.launch_1d(&f, total, &mut args)?;
+        g.launch_1d(&f, total, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

@@ -154,7 +154,7 @@ fn update_raw(
             dim: kd,
         })
         .push(n as i64);
-    g.launch_1d(&f, n, &mut args)?;
+    g.launch_1d(&f, n, &args)?;
     Ok(true)
 }
 
@@ -268,7 +268,7 @@ pub(super) fn pad(
             .push(dims)
             .push(n as i64)
             .push(u64::from_le_bytes(v));
-        g.launch_1d(&f, n, &mut args)?;
+        g.launch_1d(&f, n, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }
@@ -375,7 +375,7 @@ pub(super) fn random_bits(g: &Gpu, key: &Array, shape: &[usize]) -> Result<Optio
             .push(kptr)
             .push(d.strides[0] as i64)
             .push(n as i64);
-        g.launch_1d(&f, n.div_ceil(2), &mut args)?;
+        g.launch_1d(&f, n.div_ceil(2), &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -447,7 +447,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         (blocks as u32, batch as u32, 1),
         (256, 1, 1),
         shared as u32,
-        &mut args,
+        &args,
     )?;
     Ok(true)
 }

@@ -71,7 +71,7 @@ pub(super) fn hadamard(g: &Gpu, x: &Array, scale: f64) -> Result<Option<Vec<Data
             (rows as u32, 1, 1),
             (threads, 1, 1),
             (n * csize) as u32,
-            &mut args,
+            &args,
         )?;
     } else {
         // The work rows in the compute type: the output itself when it is one.
@@ -85,20 +85,20 @@ pub(super) fn hadamard(g: &Gpu, x: &Array, scale: f64) -> Result<Option<Vec<Data
         let load = g.kernel_in(&base, &format!("{base}_load"), || src.clone())?;
         let mut args = Args::new();
         args.push(w).push(xptr).push(total as i64);
-        g.launch_1d(&load, total, &mut args)?;
+        g.launch_1d(&load, total, &args)?;
         let stage = g.kernel_in(&base, &format!("{base}_stage"), || src.clone())?;
         let pairs = total / 2;
         for lh in 0..logn {
             let mut args = Args::new();
             args.push(w).push(pairs as i64).push(logn).push(lh);
-            g.launch_1d(&stage, pairs, &mut args)?;
+            g.launch_1d(&stage, pairs, &args)?;
         }
         let store = g.kernel_in(&base, &format!("{base}_store"), || src)?;
         let mut args = Args::new();
         args.push(mem.ptr()).push(w);
         push_scale(&mut args);
         args.push(total as i64);
-        g.launch_1d(&store, total, &mut args)?;
+        g.launch_1d(&store, total, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
@@ -152,6 +152,6 @@ pub(super) fn grid_sample(
         })
         .push(align as i32)
         .push(total as i64);
-    g.launch_1d(&f, total, &mut args)?;
+    g.launch_1d(&f, total, &args)?;
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

@@ -252,7 +252,7 @@ impl Gpu {
         grid: (u32, u32, u32),
         block: (u32, u32, u32),
         shared: u32,
-        args: &mut Args,
+        args: &Args,
     ) -> Result<()> {
         match &self.launcher {
             Some(l) => l.queue(f, grid, block, shared, args),
@@ -277,7 +277,7 @@ impl Gpu {
     }
 
     /// Launches `f` with one thread per item of `n`, in blocks of 256.
-    pub(crate) fn launch_1d(&self, f: &CudaFunction, n: usize, args: &mut Args) -> Result<()> {
+    pub(crate) fn launch_1d(&self, f: &CudaFunction, n: usize, args: &Args) -> Result<()> {
         self.launch(f, (n.div_ceil(256) as u32, 1, 1), (256, 1, 1), 0, args)
     }
 

@@ -96,7 +96,7 @@ pub(super) fn eval(
             // About four elements a thread: short rows would leave most of a large block
             // idle, and a long row (one token's hidden state) wants every thread.
             let threads = (d / 4).next_power_of_two().clamp(32, 1024) as u32;
-            g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &mut args)?;
+            g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), 0, &args)?;
         }
         Op::Rope {
             dims,
@@ -131,7 +131,7 @@ pub(super) fn eval(
             push_c(&mut args, dt, scale.to_f64());
             let f = g.kernel_in(&base, &format!("{base}_rope"), || source(&base, dt))?;
             if items > 0 {
-                g.launch_1d(&f, items, &mut args)?;
+                g.launch_1d(&f, items, &args)?;
             }
         }
         _ => return Ok(None),

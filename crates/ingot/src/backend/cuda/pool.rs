@@ -106,6 +106,6 @@ pub(super) fn eval(
     let f = g.kernel_in(&base, &format!("{base}_pool"), || src)?;
     let mut args = Args::new();
     args.push(mem.ptr()).push(xptr).push(geo);
-    g.launch_1d(&f, total, &mut args)?;
+    g.launch_1d(&f, total, &args)?;
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

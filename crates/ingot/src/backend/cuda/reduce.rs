@@ -282,13 +282,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
         ("row", nout)
     };
     let f = g.kernel_in(&base, &format!("{base}_{which}"), src)?;
-    g.launch(
-        &f,
-        (blocks as u32, splits as u32, 1),
-        (256, 1, 1),
-        0,
-        &mut args,
-    )?;
+    g.launch(&f, (blocks as u32, splits as u32, 1), (256, 1, 1), 0, &args)?;
     if splits > 1 {
         // A warp per output.
         let f = g.kernel_in(&base, &format!("{base}_fin"), src)?;
@@ -297,7 +291,7 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             .push(part_ptr)
             .push(nout as i64)
             .push(splits as i32);
-        g.launch_1d(&f, nout * 32, &mut args)?;
+        g.launch_1d(&f, nout * 32, &args)?;
     }
     // `part` is freed into the cache here; later work on the stream runs after the kernels.
     drop(part);

@@ -146,7 +146,7 @@ pub(super) fn eval(
             .push(m as i64)
             .push(rev)
             .push(incl);
-        g.launch_1d(&f, lines, &mut args)?;
+        g.launch_1d(&f, lines, &args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
     if one_pass() {
@@ -186,7 +186,7 @@ pub(super) fn eval(
             .push(n as i64)
             .push(rev)
             .push(per as i64);
-        g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+        g.launch(&f, grid, (256, 1, 1), 0, &args)?;
     }
     let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
     let mut args = Args::new();
@@ -197,7 +197,7 @@ pub(super) fn eval(
         .push(rev)
         .push(incl)
         .push(per as i64);
-    g.launch(&f, grid, (256, 1, 1), 0, &mut args)?;
+    g.launch(&f, grid, (256, 1, 1), 0, &args)?;
     drop(part);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
@@ -248,7 +248,7 @@ fn one(
         .push(per_line as i64)
         .push(rev)
         .push(incl);
-    g.launch(&f, (total_tiles as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    g.launch(&f, (total_tiles as u32, 1, 1), (256, 1, 1), 0, &args)?;
     drop(scratch);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -307,14 +307,14 @@ fn apply(
                     .push(geo)
                     .push(sh)
                     .push(ss);
-                g.launch_1d(&f, total, &mut cargs)?;
+                g.launch_1d(&f, total, &cargs)?;
                 Some(mem)
             } else {
                 None
             };
             let f = g.kernel_in(&base, &format!("{base}_set{w}"), || src)?;
             args.push(win.as_ref().map(|m| m.ptr()).unwrap_or(0));
-            g.launch_1d(&f, total, &mut args)?;
+            g.launch_1d(&f, total, &args)?;
         } else if let (true, Some(l)) = (ordered, lanes) {
             // Enough threads to fill the GPU: a lane's destinations split into parts by
             // hash, each part one thread walking the lane's updates.
@@ -328,16 +328,10 @@ fn apply(
                 .push(l.steps as i64)
                 .push(parts as u32);
             let blocks = l.lanes.div_ceil(256);
-            g.launch(
-                &f,
-                (blocks as u32, parts as u32, 1),
-                (256, 1, 1),
-                0,
-                &mut args,
-            )?;
+            g.launch(&f, (blocks as u32, parts as u32, 1), (256, 1, 1), 0, &args)?;
         } else {
             let f = g.kernel_in(&base, &format!("{base}_combine"), || src)?;
-            g.launch_1d(&f, total, &mut args)?;
+            g.launch_1d(&f, total, &args)?;
         }
     }
     Ok(Some(vec![Data {

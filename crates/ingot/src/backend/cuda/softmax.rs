@@ -74,12 +74,12 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         // Short rows waste most of a 256-thread block; 64 threads still cover 2 KiB rows
         // in a few loads each.
         let threads = if len <= 1024 { 64 } else { 256 };
-        g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), shared, &mut args)?;
+        g.launch(&f, (rows as u32, 1, 1), (threads, 1, 1), shared, &args)?;
     } else {
         let lines = n / len;
         let f = g.kernel_in(&base, &format!("{base}_col"), src)?;
         args.push(lines as i64).push(len as i64).push(inner as i64);
-        g.launch_1d(&f, lines, &mut args)?;
+        g.launch_1d(&f, lines, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }

@@ -257,7 +257,7 @@ fn sort_rows(
             .push(n as i32)
             .push(lg as i32)
             .push(want_idx);
-        return g.launch(&f, (blocks as u32, 1, 1), (1024, 1, 1), 0, &mut args);
+        return g.launch(&f, (blocks as u32, 1, 1), (1024, 1, 1), 0, &args);
     }
     let total = lines * n;
     let tpr = n.div_ceil(256 * p.ritems);
@@ -293,7 +293,7 @@ fn sort_rows(
             .push(tpr as i64)
             .push(pass as i32)
             .push(first);
-        g.launch(&hist, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+        g.launch(&hist, (blocks as u32, 1, 1), (256, 1, 1), 0, &args)?;
         let offs = exclusive_scan(g, counts, ncounts)?;
         let offs_ptr = offs.buffer.device_ptr(g.ordinal)?;
         let mut args = Args::new();
@@ -309,7 +309,7 @@ fn sort_rows(
             .push(pass as i32)
             .push(first)
             .push(last);
-        g.launch(&scatter, (blocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+        g.launch(&scatter, (blocks as u32, 1, 1), (256, 1, 1), 0, &args)?;
         cur = 1 - cur;
     }
     Ok(())
@@ -362,7 +362,7 @@ fn one_sweep(
         .push(n as i64)
         .push(tpr as i64);
     let gblocks = lines * tpr.div_ceil(GTILES);
-    g.launch(&ghist, (gblocks as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+    g.launch(&ghist, (gblocks as u32, 1, 1), (256, 1, 1), 0, &args)?;
     let sweep = p.kernel(g, "onesweep")?;
     let mut cur = 0;
     for pass in 0..p.passes {
@@ -384,7 +384,7 @@ fn one_sweep(
             .push(pass as i32)
             .push(first)
             .push(last);
-        g.launch(&sweep, (tiles as u32, 1, 1), (256, 1, 1), 0, &mut args)?;
+        g.launch(&sweep, (tiles as u32, 1, 1), (256, 1, 1), 0, &args)?;
         cur = 1 - cur;
     }
     Ok(())
@@ -431,7 +431,7 @@ fn search(g: &Gpu, a: &Array, v: &Array, right: bool, out_shape: &[usize]) -> Re
             .push(vptr)
             .push(nv as i64)
             .push(right as i32);
-        g.launch_1d(&f, nv, &mut args)?;
+        g.launch_1d(&f, nv, &args)?;
     }
     Ok(Some(out_data(Buffer::on_device(mem), out_shape)))
 }
