@@ -11,10 +11,11 @@
 //! reported by the next drain, whoever makes it: a drain on a path that cannot report
 //! (a buffer's destructor returning memory to the driver) loses it.
 //!
-//! Opt-in for now: `INGOT_CUDA_LAUNCH_THREAD=1`. Its first GPU suite run found ops that copy
-//! an operand with a kernel and then call cuBLAS, cuDNN or cuFFT in the same op, which read
-//! the copy before it was launched; those calls now drain the queue first, but that fix has
-//! not yet run on a GPU. Profiling and `INGOT_CUDA_SLOW_MS` keep launches on the op's thread.
+//! On by default since run G17 (the GPU suites passed with it; the tiny op went from 5.87 to
+//! 4.66-4.79 us); `INGOT_CUDA_LAUNCH_THREAD=0` turns it off. Its first GPU suite run (G16)
+//! had found ops that copy an operand with a kernel and then call cuBLAS, cuDNN or cuFFT in
+//! the same op, which read the copy before it was launched: those calls drain the queue
+//! first. Profiling and `INGOT_CUDA_SLOW_MS` keep launches on the op's thread.
 
 use super::{cuda_err, Args};
 use crate::Result;
@@ -218,10 +219,10 @@ pub(crate) fn launch_now(
     .map_err(|e| cuda_err("launch", e))
 }
 
-/// Whether GPUs get a launch thread: with `INGOT_CUDA_LAUNCH_THREAD=1`, unless a diagnostic
+/// Whether GPUs get a launch thread: unless `INGOT_CUDA_LAUNCH_THREAD=0`, or a diagnostic
 /// mode times each op on its own thread.
 fn enabled() -> bool {
-    std::env::var_os("INGOT_CUDA_LAUNCH_THREAD").is_some_and(|v| v == "1")
+    std::env::var_os("INGOT_CUDA_LAUNCH_THREAD").is_none_or(|v| v != "0")
         && !super::stats::profiling()
         && std::env::var_os("INGOT_CUDA_SLOW_MS").is_none()
 }
