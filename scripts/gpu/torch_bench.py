@@ -112,6 +112,39 @@ q = torch.rand(1, 32, 1, 128, device=dev, generator=g).to(torch.bfloat16)
 k, v = (torch.rand(1, 32, 8192, 128, device=dev, generator=g).to(torch.bfloat16) for _ in range(2))
 timeit("attention_decode", lambda: F.scaled_dot_product_attention(q, k, v))
 del q, k, v
+# A step of ~100 small kernels (ingot's "small step" row): eager, and replayed from a CUDA
+# graph (captured after warm-up on a side stream, as PyTorch's docs show).
+hs = torch.rand(64, 256, device=dev, generator=g) * 2 - 1
+ws = [(torch.rand(256, 256, device=dev, generator=g) * 2 - 1) * 0.1 for _ in range(32)]
+
+
+def small_step(h):
+    for w in ws:
+        h = h @ w
+        h = h - h.mean(dim=1, keepdim=True)
+        h = torch.tanh(h)
+    return h
+
+
+timeit("step_eager", lambda: small_step(hs), reps=200)
+static_in = hs.clone()
+side = torch.cuda.Stream()
+side.wait_stream(torch.cuda.current_stream())
+with torch.cuda.stream(side):
+    for _ in range(3):
+        small_step(static_in)
+torch.cuda.current_stream().wait_stream(side)
+step_graph = torch.cuda.CUDAGraph()
+with torch.cuda.graph(step_graph):
+    static_out = small_step(static_in)
+
+
+def replay():
+    static_in.copy_(hs)
+    step_graph.replay()
+
+
+timeit("step_graph", replay, reps=200)
 # One tiny op: time to build and launch it, through the final synchronize (ingot's row is
 # timed the same way), as the eager overhead.
 import time

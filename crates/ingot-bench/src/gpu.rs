@@ -37,6 +37,28 @@ fn time_gpu(reps: usize, mut f: impl FnMut() -> Array) -> f64 {
     times[2]
 }
 
+/// Like `time_gpu`, but each call's result is dropped before the next call, so a compiled
+/// function's CUDA graph (whose outputs a replay overwrites) can replay every call.
+fn time_calls(reps: usize, mut f: impl FnMut() -> Array) -> f64 {
+    let dev = Device::Cuda(0);
+    for _ in 0..3 {
+        f().eval().unwrap();
+    }
+    ingot::synchronize(dev).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            let y = f();
+            ingot::async_eval(std::slice::from_ref(&y)).unwrap();
+        }
+        ingot::synchronize(dev).unwrap();
+        times.push(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[2]
+}
+
 fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
     let key = ingot::random::key(seed);
     let x = ingot::random::uniform(&key, shape, -1.0, 1.0, DType::F32).unwrap();
@@ -462,6 +484,68 @@ fn main() {
         }
         let floor = ingot::backend::cuda::empty_launch_time(0, 10000).unwrap();
         rows.push(sub("floor: empty kernel launch (driver)", floor));
+    }
+
+    if want("small step") {
+        // A compiled step of ~100 small kernels (32 layers of a 64x256 matmul, a row mean
+        // and a fused subtract-tanh), weights closed over as constants: host-bound, so it
+        // shows what replaying a CUDA graph saves. Each call's output is dropped before the
+        // next, as PyTorch's graph overwrites its static output.
+        let layers = 32;
+        let ws: Vec<Array> = (0..layers)
+            .map(|k| ingot::multiply(rand(&[256, 256], DType::F32, 100 + k), 0.1).unwrap())
+            .collect();
+        ingot::eval(&ws).unwrap();
+        let h0 = rand(&[64, 256], DType::F32, 99);
+        let step = move |xs: &[Array]| -> ingot::Result<Vec<Array>> {
+            let mut h = xs[0].clone();
+            for w in &ws {
+                h = ingot::matmul(&h, w)?;
+                h = ingot::subtract(&h, ingot::mean(&h, Some(&[1]), true)?)?;
+                h = ingot::tanh(&h)?;
+            }
+            Ok(vec![h])
+        };
+        let options = |on: bool| ingot::transforms::CompileOptions {
+            cuda_graph: on,
+            ..Default::default()
+        };
+        let mut results = Vec::new();
+        for (on, key, label) in [
+            (false, "step_eager", "no graph"),
+            (true, "step_graph", "CUDA graph"),
+        ] {
+            let f = ingot::compile_with(step.clone(), options(on));
+            let secs = time_calls(200, || f.call(std::slice::from_ref(&h0)).unwrap().remove(0));
+            results.push(
+                f.call(std::slice::from_ref(&h0))
+                    .unwrap()
+                    .remove(0)
+                    .to_vec::<f32>()
+                    .unwrap(),
+            );
+            if on {
+                let st = f.graph_stats();
+                eprintln!("small step graphs: {st:?} {:?}", f.graph_failures());
+            }
+            rows.push(Row {
+                name: format!("{layers}-layer small step, compiled, {label}"),
+                ingot: secs,
+                torch: peer(key),
+                work: 0.0,
+                unit: "",
+                limit: 0.0,
+                goal: if on {
+                    "at most PyTorch's CUDA graph".into()
+                } else {
+                    String::new()
+                },
+            });
+        }
+        assert!(
+            results[0] == results[1],
+            "the graph's result differs from the plain call's"
+        );
     }
 
     println!(

@@ -53,6 +53,7 @@ fn cuda_backend() {
     ordered_scatter_adds_match_the_cpu_bit_for_bit();
     unaligned_large_products_match_the_cpu();
     queued_launches_keep_program_order();
+    compiled_functions_replay_as_cuda_graphs();
 }
 
 fn transfers_are_lazy_and_counted() {
@@ -620,4 +621,154 @@ fn queued_launches_keep_program_order() {
     for (a, b) in gr.iter().zip(&cr) {
         assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "read {a} vs {b}");
     }
+}
+
+/// A step of many small ops: cuBLAS, cuFFT, fused elementwise chains, reductions, softmax,
+/// a view of an input and the input itself among the outputs.
+fn graph_step(xs: &[Array]) -> ingot::Result<Vec<Array>> {
+    let (x, w) = (&xs[0], &xs[1]);
+    let mut h = ingot::matmul(x, w)?;
+    for k in 0..12 {
+        h = ingot::add(ingot::multiply(ingot::sin(&h)?, 0.9)?, 0.01 * k as f64)?;
+        let m = ingot::mean(&h, Some(&[1]), true)?;
+        h = ingot::subtract(&h, &m)?;
+    }
+    let f = ingot::fft(&h, None, -1, FftNorm::Backward)?;
+    let p = ingot::softmax(&ingot::add(&h, ingot::real(&f)?)?, -1)?;
+    let total = ingot::sum(&p, None, false)?;
+    let xt = ingot::transpose(x, None)?;
+    Ok(vec![p, total, xt, w.clone()])
+}
+
+fn graph_options(on: bool) -> ingot::transforms::CompileOptions {
+    ingot::transforms::CompileOptions {
+        cuda_graph: on,
+        ..Default::default()
+    }
+}
+
+fn bytes_of(a: &Array) -> Vec<u8> {
+    a.to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
+fn compiled_functions_replay_as_cuda_graphs() {
+    let (n, k, m) = (48, 40, 64);
+    let inputs = |seed: u64| {
+        vec![
+            Array::from_slice(&f32s(n * k, seed), &[n, k]).unwrap(),
+            Array::from_slice(&f32s(k * m, seed + 1), &[k, m]).unwrap(),
+        ]
+    };
+    // The same program replayed from a graph gives the bits the same kernels give without
+    // one, call after call, with fresh inputs each time.
+    let graphed = ingot::compile_with(graph_step, graph_options(true));
+    let plain = ingot::compile_with(graph_step, graph_options(false));
+    for call in 0..6u64 {
+        let xs = inputs(10 * call + 1);
+        let got = graphed.call(&xs).unwrap();
+        let want = plain.call(&xs).unwrap();
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.shape(), b.shape(), "call {call} output {i}");
+            assert!(bytes_of(a) == bytes_of(b), "call {call} output {i} differs");
+        }
+        assert!(
+            bytes_of(&got[3]) == bytes_of(&xs[1]),
+            "the input passed through"
+        );
+    }
+    let s = graphed.graph_stats();
+    assert_eq!(graphed.graph_failures(), Vec::<String>::new());
+    assert_eq!((s.captures, s.replays, s.uncaptured), (1, 5, 0), "{s:?}");
+    assert!(s.bytes > 0);
+    // And agree with the CPU.
+    let xs = inputs(99);
+    let g = graphed.call(&xs).unwrap();
+    let c = ingot::with_device(Device::Cpu, || graph_step(&xs).unwrap());
+    let err = max_rel_err(
+        &g[0].to_vec::<f32>().unwrap(),
+        &c[0].to_vec::<f32>().unwrap(),
+    );
+    assert!(err < 1e-3, "graph replay differs from the CPU by {err}");
+
+    // Outputs still held are never overwritten: a second instance, then uncaptured calls.
+    let held_fn = ingot::compile_with(graph_step, graph_options(true));
+    let mut kept = Vec::new();
+    for call in 0..5u64 {
+        let xs = inputs(200 + call);
+        kept.push((held_fn.call(&xs).unwrap(), plain.call(&xs).unwrap()));
+    }
+    for (call, (got, want)) in kept.iter().enumerate() {
+        for (a, b) in got.iter().zip(want) {
+            assert!(
+                bytes_of(a) == bytes_of(b),
+                "held call {call} was overwritten"
+            );
+        }
+    }
+    let s = held_fn.graph_stats();
+    assert_eq!((s.captures, s.uncaptured), (2, 2), "{s:?}");
+    drop(kept);
+
+    // A loop that feeds each call's outputs to the next replays every call after the
+    // first (two instances take turns), and matches the loop without graphs.
+    let step = |xs: &[Array]| -> ingot::Result<Vec<Array>> {
+        let g = ingot::tanh(&ingot::matmul(&xs[0], &xs[1])?)?;
+        let p = ingot::subtract(&xs[0], ingot::multiply(&g, 0.1)?)?;
+        Ok(vec![p, ingot::sum(&g, None, false)?])
+    };
+    let looped = ingot::compile_with(step, graph_options(true));
+    let looped_plain = ingot::compile_with(step, graph_options(false));
+    let w = Array::from_slice(&f32s(k * k, 7), &[k, k]).unwrap();
+    let (mut p, mut q) = (inputs(300).remove(0), inputs(300).remove(0));
+    for it in 0..10 {
+        let a = looped.call(&[p, w.clone()]).unwrap();
+        let b = looped_plain.call(&[q, w.clone()]).unwrap();
+        assert!(bytes_of(&a[1]) == bytes_of(&b[1]), "loop step {it}");
+        p = a[0].clone();
+        q = b[0].clone();
+    }
+    assert!(bytes_of(&p) == bytes_of(&q));
+    let s = looped.graph_stats();
+    assert_eq!((s.replays, s.uncaptured), (9, 0), "{s:?}");
+
+    // A program with a step that cannot be recorded (an index check read on the host)
+    // runs uncaptured, correctly, and says why.
+    let gather = |xs: &[Array]| -> ingot::Result<Vec<Array>> {
+        let idx = ingot::argmax(&xs[0], Some(1), false)?;
+        Ok(vec![ingot::take(&xs[1], &idx, Some(0))?])
+    };
+    let gathered = ingot::compile_with(gather, graph_options(true));
+    for call in 0..3u64 {
+        let xs = inputs(400 + call);
+        let xs = [xs[0].clone(), ingot::transpose(&xs[0], None).unwrap()];
+        let got = gathered.call(&xs).unwrap();
+        let want = ingot::with_device(Device::Cpu, || gather(&xs).unwrap());
+        assert!(
+            bytes_of(&got[0]) == bytes_of(&want[0]),
+            "gather call {call}"
+        );
+    }
+    let failures = gathered.graph_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("indices"), "{failures:?}");
+    assert_eq!(gathered.graph_stats().replays, 0);
+
+    // Under a transform the compiled function stays lazy, so gradients flow through it.
+    let sq = ingot::compile_with(
+        |xs: &[Array]| Ok(vec![ingot::sum(&ingot::square(&xs[0])?, None, false)?]),
+        graph_options(true),
+    );
+    let x = inputs(500).remove(0);
+    let gx = ingot::grad(|xs: &[Array]| Ok(sq.call(xs)?.remove(0)), &[0])(&[x.clone()]).unwrap();
+    let two_x = ingot::multiply(&x, 2.0).unwrap();
+    assert!(
+        max_rel_err(
+            &gx[0].to_vec::<f32>().unwrap(),
+            &two_x.to_vec::<f32>().unwrap()
+        ) < 1e-6
+    );
 }

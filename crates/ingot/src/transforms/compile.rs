@@ -7,7 +7,10 @@
 //! single kernels is not built yet (see docs/transforms.md).
 
 use super::trace::{trace, App, Graph, Source, Value};
+pub use crate::backend::cuda::graph::GraphStats;
+use crate::backend::cuda::graph::Replayer;
 use crate::op::Op;
+use crate::Device;
 use crate::{Array, DType, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -30,7 +33,15 @@ pub struct CompileOptions {
     /// holds an op whose output shape can't be inferred (see docs/transforms.md). Values
     /// the function computed from shapes while tracing (a mean's 1 / n) stay as traced.
     pub shapeless: bool,
+    /// On a GPU, record the program as a CUDA graph at its second call and replay that
+    /// graph from then on: one launch per call instead of one per kernel
+    /// (`backend/cuda/graph.rs` has the rules). Off unless `INGOT_CUDA_GRAPH=1`.
+    pub cuda_graph: bool,
 }
+
+/// Setting this environment variable to `1` makes `CompileOptions::default()` replay
+/// compiled functions as CUDA graphs on the GPU.
+pub const CUDA_GRAPH_ENV: &str = "INGOT_CUDA_GRAPH";
 
 impl Default for CompileOptions {
     fn default() -> Self {
@@ -38,6 +49,7 @@ impl Default for CompileOptions {
             simplify: true,
             fuse: true,
             shapeless: false,
+            cuda_graph: std::env::var(CUDA_GRAPH_ENV).is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -58,6 +70,8 @@ pub struct Compiled<F> {
     f: F,
     options: CompileOptions,
     cache: Mutex<HashMap<Key, Arc<Graph>>>,
+    /// The CUDA graphs of each traced program (with `cuda_graph`).
+    replayers: Mutex<HashMap<Key, Arc<Replayer>>>,
     traces: AtomicUsize,
     hits: AtomicUsize,
 }
@@ -79,6 +93,7 @@ where
         f,
         options,
         cache: Mutex::new(HashMap::new()),
+        replayers: Mutex::new(HashMap::new()),
         traces: AtomicUsize::new(0),
         hits: AtomicUsize::new(0),
     }
@@ -97,7 +112,7 @@ where
         let cached = self.cache.lock().get(&key).cloned();
         if let Some(g) = cached {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return g.call(inputs);
+            return self.run(key, &g, inputs);
         }
         if self.options.shapeless {
             let cached = self.cache.lock().get(&rank_key(inputs)).cloned();
@@ -108,7 +123,44 @@ where
                 }
             }
         }
-        self.graph(inputs)?.call(inputs)
+        let g = self.graph(inputs)?;
+        self.run(key, &g, inputs)
+    }
+
+    /// Runs the program `g` (traced for `key`): through its CUDA graph where that applies.
+    fn run(&self, key: Key, g: &Arc<Graph>, inputs: &[Array]) -> Result<Vec<Array>> {
+        if self.options.cuda_graph {
+            if let Device::Cuda(n) = crate::device::default_device() {
+                let r = self.replayers.lock().entry(key).or_default().clone();
+                if let Some(ys) = r.call(n, g, inputs)? {
+                    return Ok(ys);
+                }
+            }
+        }
+        g.call(inputs)
+    }
+
+    /// Counters of the CUDA graphs of every traced program (all zero off the GPU or
+    /// without `cuda_graph`).
+    pub fn graph_stats(&self) -> GraphStats {
+        let mut total = GraphStats::default();
+        for r in self.replayers.lock().values() {
+            let s = r.stats();
+            total.captures += s.captures;
+            total.replays += s.replays;
+            total.uncaptured += s.uncaptured;
+            total.bytes += s.bytes;
+        }
+        total
+    }
+
+    /// Why a program runs without its CUDA graph, for each program whose capture failed.
+    pub fn graph_failures(&self) -> Vec<String> {
+        self.replayers
+            .lock()
+            .values()
+            .filter_map(|r| r.uncapturable())
+            .collect()
     }
 
     /// The simplified program for these inputs' shapes and dtypes (tracing if needed, even

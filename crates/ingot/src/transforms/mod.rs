@@ -24,7 +24,8 @@ pub use autodiff::{
 pub use check::{infer as check_op, Sig};
 pub(crate) use compile::optimize;
 pub use compile::{
-    compile, compile_with, simplify, CompileOptions, CompileStats, Compiled, DISABLE_ENV,
+    compile, compile_with, simplify, CompileOptions, CompileStats, Compiled, GraphStats,
+    CUDA_GRAPH_ENV, DISABLE_ENV,
 };
 pub use export::{
     export, import, import_bytes, Exporter, Package, Signature, TensorSpec, PACKAGE_MAGIC,

@@ -80,10 +80,44 @@ pub struct DeviceMem {
     /// Work on another stream (a collective) still writing the block: the compute stream
     /// waits for it before the block is first read, copied out or reused.
     pending: parking_lot::Mutex<Option<Arc<CudaEvent>>>,
+    /// The CUDA graph's private pool the block belongs to (`graph.rs`), if any: dropping
+    /// the block gives it back to that pool, never to the GPU's cache, since the graph's
+    /// replays write it.
+    home: Option<Arc<super::graph::GraphPool>>,
 }
 
 impl DeviceMem {
     pub(crate) fn alloc(g: &Gpu, nbytes: usize) -> Result<DeviceMem> {
+        if let Some(pool) = super::graph::capture_pool(g.ordinal) {
+            return pool.alloc(g, nbytes);
+        }
+        Self::alloc_cached(g, nbytes)
+    }
+
+    /// A block of a graph's private pool (`graph.rs`).
+    pub(crate) fn pooled(
+        ptr: u64,
+        nbytes: usize,
+        ordinal: usize,
+        home: Arc<super::graph::GraphPool>,
+    ) -> DeviceMem {
+        DeviceMem {
+            ptr,
+            len: nbytes,
+            class: size_class(nbytes),
+            ordinal,
+            pending: parking_lot::Mutex::new(None),
+            home: Some(home),
+        }
+    }
+
+    /// The size class a request of `nbytes` takes.
+    pub(crate) fn class_of(nbytes: usize) -> usize {
+        size_class(nbytes)
+    }
+
+    /// A block from the GPU's cache (or the driver), whatever a capture is doing.
+    pub(crate) fn alloc_cached(g: &Gpu, nbytes: usize) -> Result<DeviceMem> {
         let class = size_class(nbytes);
         let mem = |ptr| DeviceMem {
             ptr,
@@ -91,6 +125,7 @@ impl DeviceMem {
             class,
             ordinal: g.ordinal,
             pending: parking_lot::Mutex::new(None),
+            home: None,
         };
         if class == 0 {
             return Ok(mem(0));
@@ -149,6 +184,8 @@ impl DeviceMem {
     }
 
     fn upload_inner(ordinal: usize, bytes: &[u8]) -> Result<DeviceMem> {
+        // A graph would read the host bytes again at each replay, after they are gone.
+        super::graph::forbid(ordinal, "copying host memory to the GPU")?;
         let g = gpu(ordinal)?;
         let mem = DeviceMem::alloc(&g, bytes.len())?;
         if !bytes.is_empty() {
@@ -169,6 +206,7 @@ impl DeviceMem {
     }
 
     fn copy_to_host_inner(&self, out: &mut [u8]) -> Result<()> {
+        super::graph::forbid(self.ordinal, "reading GPU memory on the host")?;
         let g = gpu(self.ordinal)?;
         self.wait_pending()?;
         if !out.is_empty() {
@@ -222,6 +260,10 @@ impl DeviceMem {
 impl Drop for DeviceMem {
     fn drop(&mut self) {
         if self.class == 0 {
+            return;
+        }
+        if let Some(pool) = self.home.take() {
+            pool.give_back(self.ptr, self.class);
             return;
         }
         let Some(g) = gpu_if_started(self.ordinal) else {

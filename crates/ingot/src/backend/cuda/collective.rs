@@ -144,6 +144,7 @@ pub(super) fn eval(
     // The collective runs on its own stream after what the compute stream has queued, so
     // the kernels queued next (the rest of a backward pass) overlap it; its output makes
     // the compute stream wait when first read (DeviceMem::wait_pending).
+    super::graph::forbid(g.ordinal, "a collective")?;
     let side = g.comm_stream()?;
     let cuda = |e| super::cuda_err(name, e);
     let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);

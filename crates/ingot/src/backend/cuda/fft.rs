@@ -85,7 +85,17 @@ fn with_plan(
     // cuFFT works on the stream itself: the launches queued before it (the input's copy,
     // the DC and Nyquist fix of an inverse real transform) go first.
     g.stream()?;
-    exec(plan)
+    // A thread recording a CUDA graph runs the plan on the capture stream, and binds it
+    // back before the lock is released.
+    let Some(s) = g.capturing_stream() else {
+        return exec(plan);
+    };
+    // Safety: the plan is valid and used under PLANS' lock; both streams outlive the call.
+    unsafe { cufft::set_stream(plan, s.cu_stream() as sys::cudaStream_t) }.map_err(fft_err)?;
+    let ran = exec(plan);
+    unsafe { cufft::set_stream(plan, g.main_stream().cu_stream() as sys::cudaStream_t) }
+        .map_err(fft_err)?;
+    ran
 }
 
 /// `x` viewed with `axis` moved last and that axis cut to at most `len` elements.

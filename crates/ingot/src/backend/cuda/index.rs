@@ -109,6 +109,7 @@ pub(super) fn slice_parts<'a>(
 pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Option<DeviceMem>> {
     // Indices on the host: resolved there, by the CPU's code, and uploaded once.
     if parts.iter().all(|p| p.idx.ready_data().buffer.is_on_host()) {
+        super::graph::forbid(g.ordinal, "indices on the host")?;
         let mut pos = vec![0i64; m];
         for p in parts {
             let r = resolve_sized(op, p.idx, p.axis, p.n, p.size)?;
@@ -160,6 +161,7 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
         g.launch_1d(&f, m, &args)?;
     }
     // The one wait: an index out of bounds is an error.
+    super::graph::forbid(g.ordinal, "checking indices on the host")?;
     let mut first = [0u64; 1];
     // Safety: 8 bytes from an 8-byte block; the synchronize below completes the copy.
     unsafe {

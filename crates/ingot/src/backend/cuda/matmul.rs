@@ -48,31 +48,84 @@ pub(super) fn allow_tf32() -> bool {
 }
 
 /// The GPU's cuBLAS handle, called right before each cuBLAS call: cuBLAS works on the
-/// stream itself, so the launches queued before it (the operands' copies) go first.
+/// stream itself, so the launches queued before it (the operands' copies) go first. A thread
+/// recording a CUDA graph gets the capture stream's handle (made by `prepare_capture`).
 fn blas(g: &Gpu) -> Result<&Blas> {
-    g.stream()?;
-    let b = g.blas.get_or_init(|| {
-        // Safety: plain handle creation; the library is probed first.
-        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-            return Err("cuBLAS (libcublas.so) was not found".into());
-        }
-        let handle = cudarc::cublas::result::create_handle().map_err(|e| e.to_string())?;
-        unsafe { cudarc::cublas::result::set_stream(handle, g.stream.cu_stream() as _) }
-            .map_err(|e| e.to_string())?;
-        // PyTorch's size on Hopper (CUBLAS_WORKSPACE_CONFIG=:4096:8). Optional: a GPU too
-        // full for it at the first product must not fail every later one.
-        let bytes = WORKSPACE_BYTES;
-        let ws = g.alloc(bytes).ok().filter(|ws| {
-            // Safety: `ws` is device memory of this GPU, kept as long as the handle.
-            let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
-            st == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
-        });
-        Ok(Blas {
-            handle,
-            _workspace: ws,
-        })
-    });
+    let stream = g.stream()?;
+    let slot = if g.capturing_stream().is_some() {
+        &g.capture_blas
+    } else {
+        &g.blas
+    };
+    let b = slot.get_or_init(|| new_blas(g, stream));
     b.as_ref().map_err(|e| cuda_err("matmul", e))
+}
+
+/// Makes the capture stream's cuBLAS handle before a capture: its workspace must not come
+/// from the graph's pool, and its first product (where cuBLAS sets itself up) runs here,
+/// outside any capture.
+pub(super) fn prepare_capture(g: &Gpu) -> Result<()> {
+    let stream = g.capture_stream()?;
+    g.capture_blas
+        .get_or_init(|| {
+            let b = new_blas(g, stream)?;
+            warm_up(g, &b, stream).map_err(|e| e.to_string())?;
+            Ok(b)
+        })
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| cuda_err("matmul", e))
+}
+
+/// A 1x1x1 product on `b`'s stream, waited for.
+fn warm_up(g: &Gpu, b: &Blas, stream: &cudarc::driver::CudaStream) -> Result<()> {
+    let m = super::DeviceMem::alloc_cached(g, 16)?;
+    let p = m.ptr() as *mut f32;
+    let (one, zero) = (1f32, 0f32);
+    use cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N;
+    // Safety: three f32s inside a 16-byte block of this GPU; waited for below.
+    unsafe {
+        cudarc::cublas::result::sgemm(
+            b.handle,
+            CUBLAS_OP_N,
+            CUBLAS_OP_N,
+            1,
+            1,
+            1,
+            &one,
+            p,
+            1,
+            p.add(1),
+            1,
+            &zero,
+            p.add(2),
+            1,
+        )
+    }
+    .map_err(|e| cuda_err("matmul", e))?;
+    stream.synchronize().map_err(|e| cuda_err("matmul", e))
+}
+
+fn new_blas(g: &Gpu, stream: &cudarc::driver::CudaStream) -> std::result::Result<Blas, String> {
+    // Safety: plain handle creation; the library is probed first.
+    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        return Err("cuBLAS (libcublas.so) was not found".into());
+    }
+    let handle = cudarc::cublas::result::create_handle().map_err(|e| e.to_string())?;
+    unsafe { cudarc::cublas::result::set_stream(handle, stream.cu_stream() as _) }
+        .map_err(|e| e.to_string())?;
+    // PyTorch's size on Hopper (CUBLAS_WORKSPACE_CONFIG=:4096:8). Optional: a GPU too
+    // full for it at the first product must not fail every later one.
+    let bytes = WORKSPACE_BYTES;
+    let ws = super::DeviceMem::alloc_cached(g, bytes).ok().filter(|ws| {
+        // Safety: `ws` is device memory of this GPU, kept as long as the handle.
+        let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
+        st == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
+    });
+    Ok(Blas {
+        handle,
+        _workspace: ws,
+    })
 }
 
 /// A matrix operand as cuBLAS sees it: transposed or not, leading dimension, batch stride.

@@ -16,6 +16,7 @@ mod conv_graph;
 mod custom;
 mod elementwise;
 mod fft;
+pub(crate) mod graph;
 mod index;
 mod launch;
 mod layout;
@@ -77,6 +78,12 @@ pub(crate) struct Gpu {
     /// Buffers the collectives' stream still reads, each kept until its event has passed
     /// (so the allocator cannot hand the memory to the compute stream meanwhile).
     in_flight: Mutex<Vec<(Arc<cudarc::driver::CudaEvent>, Vec<Data>)>>,
+    /// The stream CUDA graphs are recorded on (`graph.rs`), made by the first capture; one
+    /// capture at a time holds `capture_lock`.
+    capture: OnceLock<Arc<CudaStream>>,
+    pub(crate) capture_lock: Mutex<()>,
+    /// The cuBLAS handle of captures, bound to `capture`.
+    capture_blas: OnceLock<std::result::Result<matmul::Blas, String>>,
 }
 
 pub(crate) fn cuda_err(op: &str, e: impl std::fmt::Display) -> Error {
@@ -186,6 +193,9 @@ impl Gpu {
             pool: Mutex::new(alloc::Pool::new(total)),
             comm: OnceLock::new(),
             in_flight: Mutex::new(Vec::new()),
+            capture: OnceLock::new(),
+            capture_lock: Mutex::new(()),
+            capture_blas: OnceLock::new(),
         })
     }
 
@@ -254,16 +264,47 @@ impl Gpu {
         shared: u32,
         args: &Args,
     ) -> Result<()> {
+        if let Some(s) = self.capturing_stream() {
+            return launch::launch_now(s, f, grid, block, shared, args);
+        }
         match &self.launcher {
             Some(l) => l.queue(f, grid, block, shared, args),
             None => launch::launch_now(&self.stream, f, grid, block, shared, args),
         }
     }
 
+    /// The capture stream, if this thread is recording a CUDA graph for this GPU.
+    pub(crate) fn capturing_stream(&self) -> Option<&Arc<CudaStream>> {
+        if graph::capturing(self.ordinal) {
+            self.capture.get()
+        } else {
+            None
+        }
+    }
+
+    /// The stream CUDA graphs are recorded on.
+    pub(crate) fn capture_stream(&self) -> Result<&Arc<CudaStream>> {
+        if let Some(s) = self.capture.get() {
+            return Ok(s);
+        }
+        let s = graph::new_capture_stream(self)?;
+        Ok(self.capture.get_or_init(|| s))
+    }
+
+    /// The GPU's own stream, without waiting for queued launches: for binding a library
+    /// handle back to it after a capture (no work is put on it).
+    pub(crate) fn main_stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// The GPU's stream, for work other than kernel launches (copies, library calls,
     /// events): every launch queued so far is on it first, so it sees work in program
     /// order. Returns a launch's failure if one failed since the last call.
     pub(crate) fn stream(&self) -> Result<&Arc<CudaStream>> {
+        // While this thread records a graph, its work goes to the capture stream.
+        if let Some(s) = self.capturing_stream() {
+            return Ok(s);
+        }
         if let Some(l) = &self.launcher {
             l.drain()?;
         }
@@ -282,6 +323,7 @@ impl Gpu {
     }
 
     pub(crate) fn synchronize(&self) -> Result<()> {
+        graph::forbid(self.ordinal, "waiting for the GPU")?;
         stats::timed("[synchronize]", || {
             self.stream()?
                 .synchronize()
@@ -606,6 +648,10 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
     match done {
         Some(d) => Ok(d),
         None => {
+            graph::forbid(
+                ordinal,
+                &format!("{} on the CPU (no GPU kernel)", op.name()),
+            )?;
             note_fallback(op.name());
             for a in inputs {
                 a.ready_data().buffer.ensure_host()?;
