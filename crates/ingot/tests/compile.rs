@@ -644,3 +644,42 @@ fn simplify_keeps_same_op_with_different_outputs() {
     assert_eq!(got[2].to_vec::<f64>().unwrap(), [0.0, 1.0, 2.0]);
     assert_eq!(got[3].to_vec::<f64>().unwrap(), [0.0, 1.0, 2.0]);
 }
+
+/// With `cuda_graph` on, calls replay a recorded CUDA graph on a GPU (from the second call)
+/// and give the bits the same program gives without one; on the CPU the option does nothing.
+#[test]
+fn cuda_graph_replays_equal_plain_calls() {
+    let on_gpu = matches!(ingot::default_device(), ingot::Device::Cuda(_));
+    for seed in 0..6u64 {
+        let options = |on: bool| ingot::transforms::CompileOptions {
+            cuda_graph: on,
+            ..Default::default()
+        };
+        let graphed = ingot::compile_with(random_chain(seed, 25), options(true));
+        let plain = ingot::compile_with(random_chain(seed, 25), options(false));
+        let mut rng = Rng::new(1000 + seed);
+        let shape = [5, 7];
+        for call in 0..5 {
+            let (a, _) = rand_array(&mut rng, &shape, DType::F32);
+            let (b, _) = rand_array(&mut rng, &shape, DType::F32);
+            let got = graphed.call(&[a.clone(), b.clone()]).unwrap();
+            let want = plain.call(&[a, b]).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert_close(
+                    &g.to_f64_vec().unwrap(),
+                    &w.to_f64_vec().unwrap(),
+                    0.0,
+                    0.0,
+                    &format!("chain {seed} call {call}"),
+                );
+            }
+        }
+        let s = graphed.graph_stats();
+        if on_gpu {
+            assert_eq!(graphed.graph_failures(), Vec::<String>::new(), "chain {seed}");
+            assert_eq!((s.captures, s.replays, s.uncaptured), (1, 4, 0), "chain {seed}");
+        } else {
+            assert_eq!(s, ingot::transforms::GraphStats::default());
+        }
+    }
+}

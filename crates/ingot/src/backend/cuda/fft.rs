@@ -27,6 +27,25 @@ const INVERSE: i32 = 1;
 static PLANS: Mutex<Option<HashMap<(usize, i32, i32, i32), sys::cufftHandle>>> = Mutex::new(None);
 const MAX_PLANS: usize = 64;
 
+/// Live CUDA graphs that recorded a cuFFT call (`PlanPin`s).
+static PINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Keeps the plan cache from evicting while held (by a recorded graph).
+pub(super) struct PlanPin(());
+
+impl PlanPin {
+    pub(super) fn new() -> PlanPin {
+        PINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PlanPin(())
+    }
+}
+
+impl Drop for PlanPin {
+    fn drop(&mut self) {
+        PINS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn fft_err(e: impl std::fmt::Debug) -> Error {
     Error::Backend {
         op: "fft".into(),
@@ -50,7 +69,9 @@ fn with_plan(
     let plan = match map.get(&key) {
         Some(&p) => p,
         None => {
-            if map.len() >= MAX_PLANS {
+            // A recorded CUDA graph keeps using its plans' work areas: no eviction while
+            // one that ran cuFFT lives.
+            if map.len() >= MAX_PLANS && PINS.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 // Work already enqueued with an old plan must finish before it goes.
                 g.synchronize()?;
                 for (_, p) in map.drain() {
@@ -90,6 +111,7 @@ fn with_plan(
     let Some(s) = g.capturing_stream() else {
         return exec(plan);
     };
+    super::graph::note_fft_plan();
     // Safety: the plan is valid and used under PLANS' lock; both streams outlive the call.
     unsafe { cufft::set_stream(plan, s.cu_stream() as sys::cudaStream_t) }.map_err(fft_err)?;
     let ran = exec(plan);

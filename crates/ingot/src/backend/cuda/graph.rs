@@ -91,6 +91,9 @@ impl GraphPool {
 struct Capture {
     ordinal: usize,
     pool: Arc<GraphPool>,
+    /// Taken when a cuFFT plan is recorded (under the plan cache's lock): its work area
+    /// must outlive the graph.
+    fft: Option<super::fft::PlanPin>,
 }
 
 thread_local! {
@@ -119,6 +122,15 @@ pub(crate) fn capture_pool(ordinal: usize) -> Option<Arc<GraphPool>> {
     })
 }
 
+/// Notes that the capture on this thread recorded a cuFFT plan.
+pub(crate) fn note_fft_plan() {
+    CAPTURE.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.fft.get_or_insert_with(super::fft::PlanPin::new);
+        }
+    });
+}
+
 /// An error if this thread is capturing for GPU `ordinal`: `what` cannot be recorded.
 pub(crate) fn forbid(ordinal: usize, what: &str) -> Result<()> {
     if capturing(ordinal) {
@@ -138,6 +150,13 @@ impl CaptureScope {
         CAPTURE.with(|x| *x.borrow_mut() = Some(c));
         ACTIVE.fetch_add(1, Relaxed);
         CaptureScope
+    }
+}
+
+impl CaptureScope {
+    /// The pin on the plan cache, if the capture recorded a cuFFT plan.
+    fn take_fft(&self) -> Option<super::fft::PlanPin> {
+        CAPTURE.with(|x| x.borrow_mut().as_mut().and_then(|c| c.fft.take()))
     }
 }
 
@@ -198,7 +217,7 @@ enum OutSpec {
     /// A view of an input's or a constant's memory (a reshape the graph did not copy).
     InputView(usize, Vec<isize>, usize),
     ConstView(usize, Vec<isize>, usize),
-    /// A view of block `0` of the graph's pool.
+    /// A view of output block `.0` (an index into `Instance::blocks`).
     Block(usize, Vec<isize>, usize),
 }
 
@@ -218,6 +237,8 @@ struct Instance {
     blocks: Vec<(u64, usize)>,
     /// The buffers handed out by the last launch: the next replay waits until all are gone.
     handed: Vec<Weak<Buffer>>,
+    /// Held when the graph ran cuFFT: its plans' work areas stay.
+    _fft: Option<super::fft::PlanPin>,
 }
 
 impl Replayer {
@@ -426,10 +447,12 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
     let _one = g.capture_lock.lock();
     let exec;
     let ys;
+    let fft;
     {
-        let _scope = CaptureScope::begin(Capture {
+        let scope = CaptureScope::begin(Capture {
             ordinal: ord,
             pool: pool.clone(),
+            fft: None,
         });
         use cudarc::driver::sys::CUstreamCaptureMode;
         // Relaxed: allocating from the driver (the pool growing) is allowed while capturing.
@@ -442,6 +465,7 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
         });
         // Ended whatever happened, so the stream leaves capture mode.
         let ended = stream.end_capture(cudarc::driver::sys::CUgraphInstantiate_flags(0));
+        fft = scope.take_fft();
         ys = ran?;
         exec = ended
             .map_err(|e| cuda_err("cuda graph capture", e))?
@@ -490,6 +514,7 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
         outputs,
         blocks,
         handed: Vec::new(),
+        _fft: fft,
     })
 }
 
