@@ -676,8 +676,16 @@ fn cuda_graph_replays_equal_plain_calls() {
         }
         let s = graphed.graph_stats();
         if on_gpu {
-            assert_eq!(graphed.graph_failures(), Vec::<String>::new(), "chain {seed}");
-            assert_eq!((s.captures, s.replays, s.uncaptured), (1, 4, 0), "chain {seed}");
+            assert_eq!(
+                graphed.graph_failures(),
+                Vec::<String>::new(),
+                "chain {seed}"
+            );
+            assert_eq!(
+                (s.captures, s.replays, s.uncaptured),
+                (1, 4, 0),
+                "chain {seed}"
+            );
         } else {
             assert_eq!(s, ingot::transforms::GraphStats::default());
         }

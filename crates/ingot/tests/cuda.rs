@@ -763,7 +763,8 @@ fn compiled_functions_replay_as_cuda_graphs() {
         graph_options(true),
     );
     let x = inputs(500).remove(0);
-    let gx = ingot::grad(|xs: &[Array]| Ok(sq.call(xs)?.remove(0)), &[0])(&[x.clone()]).unwrap();
+    let gx = ingot::grad(|xs: &[Array]| Ok(sq.call(xs)?.remove(0)), &[0])(std::slice::from_ref(&x))
+        .unwrap();
     let two_x = ingot::multiply(&x, 2.0).unwrap();
     assert!(
         max_rel_err(
