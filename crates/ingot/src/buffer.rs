@@ -193,6 +193,11 @@ impl Buffer {
         self.dev.get().map(|d| d.ptr())
     }
 
+    /// Whether the GPU copy is memory of a CUDA graph's private pool (a graph's output).
+    pub(crate) fn in_graph_pool(&self) -> bool {
+        self.dev.get().is_some_and(|d| d.is_pooled())
+    }
+
     /// The GPU holding a copy of the bytes, if any.
     pub fn device_ordinal(&self) -> Option<usize> {
         self.dev.get().map(|d| d.ordinal())

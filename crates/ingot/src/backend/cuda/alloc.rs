@@ -229,6 +229,11 @@ impl DeviceMem {
         self.ptr
     }
 
+    /// Whether the block belongs to a CUDA graph's private pool.
+    pub(crate) fn is_pooled(&self) -> bool {
+        self.home.is_some()
+    }
+
     /// Marks the block as written by work that `done` follows on another stream.
     pub(crate) fn set_pending(&self, done: Arc<CudaEvent>) {
         *self.pending.lock() = Some(done);

@@ -207,6 +207,9 @@ struct StaticInput {
     len: usize,
     strides: Vec<isize>,
     offset: usize,
+    /// The buffer last copied in, held so it can be neither freed nor written in place
+    /// (donated): passing the same buffer again (weights given as inputs) needs no copy.
+    last: Option<Arc<Buffer>>,
 }
 
 /// Where an output of the program comes from.
@@ -328,26 +331,26 @@ impl Instance {
     /// returns the outputs (fresh buffers over the pool's output blocks).
     fn launch(&mut self, g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Vec<Array>> {
         let ord = g.ordinal;
-        let mut srcs = Vec::with_capacity(inputs.len());
-        for x in inputs {
+        // Inputs whose buffer is the one copied in last time are there already (buffers
+        // are immutable once shared, and the held reference rules out donation).
+        let mut copies = Vec::new();
+        for (x, s) in inputs.iter().zip(&mut self.inputs) {
+            let buf = x.ready_data().buffer;
+            if s.len == 0 || s.last.as_ref().is_some_and(|b| Arc::ptr_eq(b, &buf)) {
+                continue;
+            }
             // Uploads a host input first (on the GPU's stream, before the copies).
-            srcs.push(x.ready_data().buffer.device_ptr(ord)?);
+            copies.push((buf.device_ptr(ord)?, s.ptr, s.len));
+            // A graph's output is not held: that would keep its graph from replaying (a
+            // loop feeding outputs back in would stall both instances).
+            s.last = (!buf.in_graph_pool()).then_some(buf);
         }
         let stream = g.stream()?;
-        for (src, s) in srcs.iter().zip(&self.inputs) {
-            if s.len > 0 && *src != s.ptr {
-                // Safety: both blocks hold `len` bytes on this GPU; the caller's buffer lives
-                // until the copy has run (freed memory is reused only by later work).
-                unsafe {
-                    cudarc::driver::result::memcpy_dtod_async(
-                        s.ptr,
-                        *src,
-                        s.len,
-                        stream.cu_stream(),
-                    )
-                }
+        for (src, dst, len) in copies {
+            // Safety: both blocks hold `len` bytes on this GPU; the caller's buffer lives
+            // until the copy has run (freed memory is reused only by later work).
+            unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, len, stream.cu_stream()) }
                 .map_err(|e| cuda_err("cuda graph input", e))?;
-            }
         }
         // Safety: the graph was recorded on this GPU; everything it reads and writes is
         // owned by this instance, the program's constants or the static inputs above.
@@ -440,6 +443,7 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
             len,
             strides: d.strides.clone(),
             offset: d.offset,
+            last: None,
         });
     }
     let stream = g.capture_stream()?;
