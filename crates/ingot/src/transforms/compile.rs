@@ -70,8 +70,8 @@ pub struct Compiled<F> {
     f: F,
     options: CompileOptions,
     cache: Mutex<HashMap<Key, Arc<Graph>>>,
-    /// The CUDA graphs of each traced program (with `cuda_graph`).
-    replayers: Mutex<HashMap<Key, Arc<Replayer>>>,
+    /// The CUDA graphs of each traced program on each GPU (with `cuda_graph`).
+    replayers: Mutex<HashMap<(Key, usize), Arc<Replayer>>>,
     traces: AtomicUsize,
     hits: AtomicUsize,
 }
@@ -131,7 +131,7 @@ where
     fn run(&self, key: Key, g: &Arc<Graph>, inputs: &[Array]) -> Result<Vec<Array>> {
         if self.options.cuda_graph {
             if let Device::Cuda(n) = crate::device::default_device() {
-                let r = self.replayers.lock().entry(key).or_default().clone();
+                let r = self.replayers.lock().entry((key, n)).or_default().clone();
                 if let Some(ys) = r.call(n, g, inputs)? {
                     return Ok(ys);
                 }
