@@ -359,8 +359,13 @@ impl Array {
         }
         let mut st = self.0.state.lock();
         match &*st {
+            // A CUDA graph's output is never written in place: the graph tracks it by its
+            // buffer, which an in-place update may re-wrap (backend/cuda/graph.rs).
             State::Ready(d)
-                if Arc::strong_count(&d.buffer) == 1 && !d.buffer.is_mapped() && want(d) => {}
+                if Arc::strong_count(&d.buffer) == 1
+                    && !d.buffer.is_mapped()
+                    && !d.buffer.in_graph_pool()
+                    && want(d) => {}
             _ => return None,
         }
         match std::mem::replace(&mut *st, State::Running) {

@@ -151,6 +151,14 @@ impl DeviceMem {
                 return Err(oom(&p, "over the memory limit".into()));
             }
             if p.active + p.cached + class > p.limit {
+                // Freeing the cache synchronizes, which a thread recording a CUDA graph
+                // cannot do: it fails (its capture with it) and leaves the cache as it is.
+                if super::graph::capturing(g.ordinal) {
+                    return Err(oom(
+                        &p,
+                        "over the memory limit while recording a CUDA graph".into(),
+                    ));
+                }
                 let blocks = p.drain();
                 drop(p);
                 release(g, blocks)?;
@@ -162,6 +170,9 @@ impl DeviceMem {
         });
         let ptr = match fresh {
             Ok(p) => p,
+            Err(e) if super::graph::capturing(g.ordinal) => {
+                return Err(oom(&g.pool.lock(), format!("the driver said {e}")));
+            }
             Err(_) => {
                 // Free the cache and try once more before giving up.
                 let blocks = g.pool.lock().drain();
@@ -280,7 +291,9 @@ impl Drop for DeviceMem {
         let over = {
             let mut p = g.pool.lock();
             p.active -= self.class;
-            if p.cached + self.class <= p.cache_limit {
+            // While this thread records a graph the block stays cached even over the cache's
+            // limit: returning it to the driver would synchronize.
+            if p.cached + self.class <= p.cache_limit || super::graph::capturing(self.ordinal) {
                 p.free.entry(self.class).or_default().push(self.ptr);
                 p.cached += self.class;
                 None

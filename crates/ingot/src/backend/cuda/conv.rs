@@ -384,6 +384,9 @@ pub(super) fn eval(
     let chosen = match cached {
         Some(c) => c,
         None => {
+            // Choosing runs and times candidates: not while recording a CUDA graph (the
+            // capture fails, and the cache is not filled with what a capture saw).
+            super::graph::forbid(g.ordinal, "choosing a cuDNN algorithm")?;
             let c = choose_algo(h, &d, macs >= 1 << 26)?;
             ALGOS
                 .lock()
@@ -437,6 +440,7 @@ pub(super) fn eval(
     drop(bound);
     drop(handles);
     if let Err(e) = ran {
+        super::graph::forbid(g.ordinal, &format!("cuDNN's {algo:?} ({e:?})"))?;
         if super::stats::enabled() {
             eprintln!("ingot-cuda: conv to the CPU: cuDNN refused algorithm {algo:?} ({ws} bytes of workspace) for x {xd:?}: {e:?}");
         }
@@ -518,6 +522,7 @@ fn graph_forward(
         Some(Some(plan)) => plan,
         Some(None) => return Ok(false),
         None => {
+            super::graph::forbid(g.ordinal, "choosing a cuDNN plan")?;
             let chosen = choose_plan(g, h, p, (xp, wp, yp), timed)?;
             PLANS
                 .lock()
@@ -531,6 +536,8 @@ fn graph_forward(
     };
     let work = g.alloc(plan.workspace)?;
     if let Err(e) = conv_graph::execute(h, &plan, xp, wp, yp, work.ptr()) {
+        // A plan that fails while a graph is recorded fails the capture, not the plan.
+        super::graph::forbid(g.ordinal, &format!("the cuDNN plan ({e:?})"))?;
         if super::stats::enabled() {
             eprintln!("ingot-cuda: conv: the graph plan for x {:?} failed ({e:?}); legacy call from now on", p.x);
         }

@@ -142,14 +142,17 @@ pub(crate) fn forbid(ordinal: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Marks this thread as capturing until dropped (also on an error or a panic).
-struct CaptureScope;
+/// Marks this thread as capturing until dropped (also on an error or a panic; a panic
+/// also ends the stream's capture, so the stream is usable again).
+struct CaptureScope {
+    stream: Arc<CudaStream>,
+}
 
 impl CaptureScope {
-    fn begin(c: Capture) -> CaptureScope {
+    fn begin(c: Capture, stream: Arc<CudaStream>) -> CaptureScope {
         CAPTURE.with(|x| *x.borrow_mut() = Some(c));
         ACTIVE.fetch_add(1, Relaxed);
-        CaptureScope
+        CaptureScope { stream }
     }
 }
 
@@ -164,6 +167,18 @@ impl Drop for CaptureScope {
     fn drop(&mut self) {
         CAPTURE.with(|x| x.borrow_mut().take());
         ACTIVE.fetch_sub(1, Relaxed);
+        if std::thread::panicking() {
+            // Safety: the stream is this GPU's capture stream; the graph, if any, is dropped.
+            unsafe {
+                if let Ok(graph) =
+                    cudarc::driver::result::stream::end_capture(self.stream.cu_stream())
+                {
+                    if !graph.is_null() {
+                        let _ = cudarc::driver::result::graph::destroy(graph);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -232,6 +247,8 @@ struct Exec(CudaGraph);
 unsafe impl Send for Exec {}
 
 struct Instance {
+    /// The program recorded: its constants are read in place by the graph.
+    program: Arc<Graph>,
     exec: Exec,
     pool: Arc<GraphPool>,
     inputs: Vec<StaticInput>,
@@ -263,7 +280,7 @@ impl Replayer {
     pub fn call(
         &self,
         ordinal: usize,
-        program: &Graph,
+        program: &Arc<Graph>,
         inputs: &[Array],
     ) -> Result<Option<Vec<Array>>> {
         // A transform tracing through the call needs the lazy graph, not computed outputs.
@@ -289,7 +306,7 @@ impl Replayer {
             .iter_mut()
             .find(|i| i.is_free() && i.fits(inputs))
         {
-            let ys = inst.launch(&g, program, inputs)?;
+            let ys = inst.launch(&g, inputs)?;
             st.stats.replays += 1;
             return Ok(Some(ys));
         }
@@ -299,7 +316,7 @@ impl Replayer {
         }
         match capture(&g, program, inputs) {
             Ok(mut inst) => {
-                let ys = inst.launch(&g, program, inputs)?;
+                let ys = inst.launch(&g, inputs)?;
                 st.instances.push(inst);
                 st.stats.captures += 1;
                 st.stats.replays += 1;
@@ -329,21 +346,28 @@ impl Instance {
 
     /// Copies `inputs` into the static inputs, launches the graph on the GPU's stream and
     /// returns the outputs (fresh buffers over the pool's output blocks).
-    fn launch(&mut self, g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Vec<Array>> {
+    fn launch(&mut self, g: &Gpu, inputs: &[Array]) -> Result<Vec<Array>> {
         let ord = g.ordinal;
+        let program = self.program.clone();
         // Inputs whose buffer is the one copied in last time are there already (buffers
         // are immutable once shared, and the held reference rules out donation).
         let mut copies = Vec::new();
-        for (x, s) in inputs.iter().zip(&mut self.inputs) {
+        let mut lasts = Vec::with_capacity(inputs.len());
+        for (x, s) in inputs.iter().zip(&self.inputs) {
             let buf = x.ready_data().buffer;
             if s.len == 0 || s.last.as_ref().is_some_and(|b| Arc::ptr_eq(b, &buf)) {
+                lasts.push(s.last.clone());
                 continue;
             }
             // Uploads a host input first (on the GPU's stream, before the copies).
             copies.push((buf.device_ptr(ord)?, s.ptr, s.len));
             // A graph's output is not held: that would keep its graph from replaying (a
             // loop feeding outputs back in would stall both instances).
-            s.last = (!buf.in_graph_pool()).then_some(buf);
+            lasts.push((!buf.in_graph_pool()).then_some(buf));
+        }
+        // Until the graph is launched, no static input is known to hold anything.
+        for s in &mut self.inputs {
+            s.last = None;
         }
         let stream = g.stream()?;
         for (src, dst, len) in copies {
@@ -358,6 +382,9 @@ impl Instance {
             cudarc::driver::result::graph::launch(self.exec.0.cu_graph_exec(), stream.cu_stream())
         }
         .map_err(|e| cuda_err("cuda graph launch", e))?;
+        for (s, last) in self.inputs.iter_mut().zip(lasts) {
+            s.last = last;
+        }
         let bufs: Vec<Arc<Buffer>> = self
             .blocks
             .iter()
@@ -401,7 +428,7 @@ impl Instance {
 }
 
 /// Records `program` on GPU `g` for inputs laid out as `inputs` are.
-fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
+fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> {
     let ord = g.ordinal;
     if let Some(a) = program
         .apps
@@ -453,11 +480,14 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
     let ys;
     let fft;
     {
-        let scope = CaptureScope::begin(Capture {
-            ordinal: ord,
-            pool: pool.clone(),
-            fft: None,
-        });
+        let scope = CaptureScope::begin(
+            Capture {
+                ordinal: ord,
+                pool: pool.clone(),
+                fft: None,
+            },
+            stream.clone(),
+        );
         use cudarc::driver::sys::CUstreamCaptureMode;
         // Relaxed: allocating from the driver (the pool growing) is allowed while capturing.
         stream
@@ -512,6 +542,7 @@ fn capture(g: &Gpu, program: &Graph, inputs: &[Array]) -> Result<Instance> {
         }
     }
     Ok(Instance {
+        program: program.clone(),
         exec: Exec(exec),
         pool,
         inputs: statics,

@@ -80,6 +80,11 @@ pub(super) fn prepare_capture(g: &Gpu) -> Result<()> {
 /// A 1x1x1 product on `b`'s stream, waited for.
 fn warm_up(g: &Gpu, b: &Blas, stream: &cudarc::driver::CudaStream) -> Result<()> {
     let m = super::DeviceMem::alloc_cached(g, 16)?;
+    // Cached blocks (this one, the handle's workspace) may still be read by work queued on
+    // the GPU's stream: the capture stream waits for it before writing them.
+    let main = g.stream()?;
+    let ev = main.record_event(None).map_err(|e| cuda_err("matmul", e))?;
+    stream.wait(&ev).map_err(|e| cuda_err("matmul", e))?;
     let p = m.ptr() as *mut f32;
     let (one, zero) = (1f32, 0f32);
     use cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N;
