@@ -13,44 +13,36 @@ use std::time::Instant;
 /// Median of 5 batches of `reps` runs after a warm-up, each batch ended by a synchronize,
 /// per run. The host clock with a synchronize times the same span as CUDA events around
 /// the batch, plus one synchronize's latency spread over the batch.
-fn time_gpu(reps: usize, mut f: impl FnMut() -> Array) -> f64 {
-    let dev = Device::Cuda(0);
-    f().eval().unwrap();
-    ingot::synchronize(dev).unwrap();
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let mut keep = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let y = f();
-            ingot::async_eval(std::slice::from_ref(&y)).unwrap();
-            keep.push(y);
-            // Drop results as we go, as PyTorch does, so memory is reused.
-            if keep.len() > 2 {
-                keep.remove(0);
-            }
-        }
-        ingot::synchronize(dev).unwrap();
-        times.push(t.elapsed().as_secs_f64() / reps as f64);
-    }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[2]
+fn time_gpu(reps: usize, f: impl FnMut() -> Array) -> f64 {
+    time_batches(reps, 1, 2, f)
 }
 
 /// Like `time_gpu`, but each call's result is dropped before the next call, so a compiled
-/// function's CUDA graph (whose outputs a replay overwrites) can replay every call.
-fn time_calls(reps: usize, mut f: impl FnMut() -> Array) -> f64 {
+/// function's CUDA graph (whose outputs a replay overwrites) can replay every call; three
+/// warm-up calls (the first runs as usual, the second records the graph).
+fn time_calls(reps: usize, f: impl FnMut() -> Array) -> f64 {
+    time_batches(reps, 3, 0, f)
+}
+
+/// The timing loop of both: `warm` calls first, then 5 batches keeping the last `keep`
+/// results alive (dropping results as we go, as PyTorch does, so memory is reused).
+fn time_batches(reps: usize, warm: usize, keep: usize, mut f: impl FnMut() -> Array) -> f64 {
     let dev = Device::Cuda(0);
-    for _ in 0..3 {
+    for _ in 0..warm {
         f().eval().unwrap();
     }
     ingot::synchronize(dev).unwrap();
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
+        let mut kept = std::collections::VecDeque::with_capacity(keep + 1);
         for _ in 0..reps {
             let y = f();
             ingot::async_eval(std::slice::from_ref(&y)).unwrap();
+            kept.push_back(y);
+            if kept.len() > keep {
+                kept.pop_front();
+            }
         }
         ingot::synchronize(dev).unwrap();
         times.push(t.elapsed().as_secs_f64() / reps as f64);

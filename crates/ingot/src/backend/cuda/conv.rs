@@ -292,7 +292,11 @@ pub(super) fn eval(
     };
     // A thread recording a CUDA graph runs this convolution on the capture stream; the
     // handle is bound back before the lock is released.
-    let bound = CaptureBinding::new(g, h)?;
+    let bound = super::graph::Rebind::new(g, |s| {
+        // Safety: the handle is this GPU's, used under HANDLES' lock; both streams live as
+        // long as the GPU.
+        unsafe { dnn::set_stream(h, s as sys::cudaStream_t) }.map_err(|e| dnn_err("stream", e))
+    })?;
     let key: AlgoKey = (
         g.ordinal,
         [
@@ -617,41 +621,4 @@ fn choose_plan(
         }
     }
     Ok(best.map(|(i, _)| Arc::new(plans.swap_remove(i))))
-}
-
-/// Binds a cuDNN handle to the capture stream while this thread records a CUDA graph, and
-/// back to the GPU's stream when dropped.
-struct CaptureBinding<'a> {
-    g: &'a Gpu,
-    h: sys::cudnnHandle_t,
-    bound: bool,
-}
-
-impl<'a> CaptureBinding<'a> {
-    fn new(g: &'a Gpu, h: sys::cudnnHandle_t) -> Result<CaptureBinding<'a>> {
-        let bound = match g.capturing_stream() {
-            Some(s) => {
-                // Safety: the handle is this GPU's, used under HANDLES' lock.
-                unsafe { dnn::set_stream(h, s.cu_stream() as sys::cudaStream_t) }
-                    .map_err(|e| dnn_err("stream", e))?;
-                true
-            }
-            None => false,
-        };
-        Ok(CaptureBinding { g, h, bound })
-    }
-}
-
-impl Drop for CaptureBinding<'_> {
-    fn drop(&mut self) {
-        if self.bound {
-            // Safety: as above; the GPU's stream lives as long as the GPU.
-            let _ = unsafe {
-                dnn::set_stream(
-                    self.h,
-                    self.g.main_stream().cu_stream() as sys::cudaStream_t,
-                )
-            };
-        }
-    }
 }

@@ -108,32 +108,14 @@ fn with_plan(
     g.stream()?;
     // A thread recording a CUDA graph runs the plan on the capture stream, and binds it
     // back before the lock is released.
-    let Some(s) = g.capturing_stream() else {
-        return exec(plan);
-    };
-    super::graph::note_fft_plan();
-    // Safety: the plan is valid and used under PLANS' lock; both streams outlive the call.
-    unsafe { cufft::set_stream(plan, s.cu_stream() as sys::cudaStream_t) }.map_err(fft_err)?;
-    let _back = BindBack { g, plan };
-    exec(plan)
-}
-
-/// Binds a plan back to the GPU's stream when dropped (also when the call unwinds).
-struct BindBack<'a> {
-    g: &'a Gpu,
-    plan: sys::cufftHandle,
-}
-
-impl Drop for BindBack<'_> {
-    fn drop(&mut self) {
-        // Safety: as in `with_plan`, still under PLANS' lock.
-        let _ = unsafe {
-            cufft::set_stream(
-                self.plan,
-                self.g.main_stream().cu_stream() as sys::cudaStream_t,
-            )
-        };
+    let bound = super::graph::Rebind::new(g, |s| {
+        // Safety: the plan is valid and used under PLANS' lock; both streams outlive it.
+        unsafe { cufft::set_stream(plan, s as sys::cudaStream_t) }.map_err(fft_err)
+    })?;
+    if bound.is_bound() {
+        super::graph::note_fft_plan();
     }
+    exec(plan)
 }
 
 /// `x` viewed with `axis` moved last and that axis cut to at most `len` elements.

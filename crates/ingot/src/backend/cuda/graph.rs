@@ -25,6 +25,7 @@ use crate::array::{retaining_graph, Array, Data};
 use crate::buffer::Buffer;
 use crate::transforms::{Graph, Source};
 use crate::{Error, Result};
+use cudarc::driver::sys::CUstream;
 use cudarc::driver::{CudaGraph, CudaStream};
 use parking_lot::Mutex;
 use std::cell::RefCell;
@@ -103,23 +104,57 @@ thread_local! {
 /// Captures in progress in the process: while none is, the per-launch check is one load.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
+/// `f` of this thread's capture for GPU `ordinal`, if it is recording one.
+fn with_capture<T>(ordinal: usize, f: impl FnOnce(&Capture) -> T) -> Option<T> {
+    if ACTIVE.load(Relaxed) == 0 {
+        return None;
+    }
+    CAPTURE.with(|c| c.borrow().as_ref().filter(|c| c.ordinal == ordinal).map(f))
+}
+
 /// Whether this thread is capturing work for GPU `ordinal`.
 pub(crate) fn capturing(ordinal: usize) -> bool {
-    ACTIVE.load(Relaxed) > 0
-        && CAPTURE.with(|c| c.borrow().as_ref().is_some_and(|c| c.ordinal == ordinal))
+    with_capture(ordinal, |_| ()).is_some()
 }
 
 /// The pool this thread's allocations for GPU `ordinal` come from while capturing.
 pub(crate) fn capture_pool(ordinal: usize) -> Option<Arc<GraphPool>> {
-    if ACTIVE.load(Relaxed) == 0 {
-        return None;
+    with_capture(ordinal, |c| c.pool.clone())
+}
+
+/// Binds a library handle (cuDNN's, a cuFFT plan) to the capture stream while this thread
+/// records a graph for its GPU, and back to the GPU's stream when dropped, also when the
+/// call unwinds. Held only under the library's lock, so no other thread sees the binding.
+pub(crate) struct Rebind<'a, F: Fn(CUstream) -> Result<()>> {
+    g: &'a Gpu,
+    set: F,
+    bound: bool,
+}
+
+impl<'a, F: Fn(CUstream) -> Result<()>> Rebind<'a, F> {
+    pub(crate) fn new(g: &'a Gpu, set: F) -> Result<Self> {
+        let bound = match g.capturing_stream() {
+            Some(s) => {
+                set(s.cu_stream())?;
+                true
+            }
+            None => false,
+        };
+        Ok(Rebind { g, set, bound })
     }
-    CAPTURE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|c| c.ordinal == ordinal)
-            .map(|c| c.pool.clone())
-    })
+
+    /// Whether the handle is bound to the capture stream.
+    pub(crate) fn is_bound(&self) -> bool {
+        self.bound
+    }
+}
+
+impl<F: Fn(CUstream) -> Result<()>> Drop for Rebind<'_, F> {
+    fn drop(&mut self) {
+        if self.bound {
+            let _ = (self.set)(self.g.main_stream().cu_stream());
+        }
+    }
 }
 
 /// Notes that the capture on this thread recorded a cuFFT plan.
@@ -154,9 +189,7 @@ impl CaptureScope {
         ACTIVE.fetch_add(1, Relaxed);
         CaptureScope { stream }
     }
-}
 
-impl CaptureScope {
     /// The pin on the plan cache, if the capture recorded a cuFFT plan.
     fn take_fft(&self) -> Option<super::fft::PlanPin> {
         CAPTURE.with(|x| x.borrow_mut().as_mut().and_then(|c| c.fft.take()))
@@ -208,7 +241,8 @@ pub struct Replayer {
 
 #[derive(Default)]
 struct Inner {
-    calls: usize,
+    /// Whether the first call (run as usual, building every kernel) has been made.
+    warmed: bool,
     /// Why the program cannot be captured, once a capture failed.
     off: Option<String>,
     instances: Vec<Instance>,
@@ -293,8 +327,7 @@ impl Replayer {
         }
         let g = super::gpu(ordinal)?;
         crate::eval(inputs)?;
-        st.calls += 1;
-        if st.calls == 1 {
+        if !std::mem::replace(&mut st.warmed, true) {
             // Run once as usual, so every kernel is built (and every library plan made)
             // before anything is recorded.
             let ys = program.call(inputs)?;
@@ -551,11 +584,4 @@ fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> 
         handed: Vec::new(),
         _fft: fft,
     })
-}
-
-/// The stream captures are recorded on (made by the first capture on the GPU).
-pub(crate) fn new_capture_stream(g: &Gpu) -> Result<Arc<CudaStream>> {
-    g.ctx
-        .new_stream()
-        .map_err(|e| cuda_err("cuda graph stream", e))
 }

@@ -287,7 +287,10 @@ impl Gpu {
         if let Some(s) = self.capture.get() {
             return Ok(s);
         }
-        let s = graph::new_capture_stream(self)?;
+        let s = self
+            .ctx
+            .new_stream()
+            .map_err(|e| cuda_err("cuda graph stream", e))?;
         Ok(self.capture.get_or_init(|| s))
     }
 
