@@ -19,6 +19,12 @@
 //!   cuFFT are bound to it for the call. Anything that cannot be recorded (a copy from the
 //!   host, a host read or synchronization, an op that falls back to the CPU, a collective)
 //!   fails the capture, and the program then always runs uncaptured: correct, not faster.
+//! - Indices on the GPU (take, gather, scatter) are bounds-checked by a kernel that records
+//!   the first bad position; run as usual, the host waits for that word. A graph cannot
+//!   wait, so a bad index resolves to position 0 (a safe read) and the graph copies the
+//!   word to pinned host memory ([`IndexCheck`]): the next time the host waits for the GPU
+//!   (reading any array of it, `synchronize`), a bad index of any replay since is the
+//!   error, reported once.
 
 use super::{cuda_err, Gpu};
 use crate::array::{retaining_graph, Array, Data};
@@ -92,6 +98,8 @@ impl GraphPool {
 struct Capture {
     ordinal: usize,
     pool: Arc<GraphPool>,
+    /// The index checks recorded (`defer_index_check`).
+    checks: Vec<Arc<IndexCheck>>,
     /// Taken when a cuFFT plan is recorded (under the plan cache's lock): its work area
     /// must outlive the graph.
     fft: Option<super::fft::PlanPin>,
@@ -166,6 +174,95 @@ pub(crate) fn note_fft_plan() {
     });
 }
 
+/// The bounds check of one recorded index op: the graph copies the op's "first bad
+/// position" word (u64::MAX when every index was in bounds) into `host`, pinned memory.
+pub(crate) struct IndexCheck {
+    ordinal: usize,
+    op: String,
+    host: *mut u64,
+}
+
+// Safety: `host` is pinned memory owned by the check; the GPU writes it only by the graph's
+// copy, and the host reads and resets it under CHECKS' lock.
+unsafe impl Send for IndexCheck {}
+unsafe impl Sync for IndexCheck {}
+
+impl Drop for IndexCheck {
+    fn drop(&mut self) {
+        // Safety: allocated by malloc_host in `defer_index_check`; the graph that writes it
+        // (held by the same instance) is destroyed first or never ran.
+        unsafe {
+            let _ = cudarc::driver::result::free_host(self.host.cast());
+        }
+    }
+}
+
+/// Every live index check, looked through when the host waits for a GPU.
+static CHECKS: Mutex<Vec<Weak<IndexCheck>>> = Mutex::new(Vec::new());
+static NCHECKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Records, while this thread captures for `g`, a copy of the word `bad` (the first bad
+/// index position of `op`, written by kernels just recorded) into pinned memory checked by
+/// [`check_indices`]. `Ok(false)` when not capturing: the caller waits for the word itself.
+pub(crate) fn defer_index_check(g: &Gpu, op: &str, bad: u64) -> Result<bool> {
+    if !capturing(g.ordinal) {
+        return Ok(false);
+    }
+    // Safety: 8 bytes of pinned host memory, freed by IndexCheck's drop.
+    let host = unsafe { cudarc::driver::result::malloc_host(8, 0) }
+        .map_err(|e| cuda_err("cuda graph index check", e))? as *mut u64;
+    // Safety: `host` is 8 writable bytes, no GPU work writes it yet.
+    unsafe { host.write_volatile(u64::MAX) };
+    let check = Arc::new(IndexCheck {
+        ordinal: g.ordinal,
+        op: op.to_string(),
+        host,
+    });
+    // Safety: a recorded copy of 8 bytes from a block of this GPU into pinned memory that
+    // lives as long as the graph (its instance holds the check).
+    unsafe {
+        let dst = std::slice::from_raw_parts_mut(host, 1);
+        cudarc::driver::result::memcpy_dtoh_async(dst, bad, g.stream()?.cu_stream())
+    }
+    .map_err(|e| cuda_err("cuda graph index check", e))?;
+    CAPTURE.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.checks.push(check.clone());
+        }
+    });
+    let mut all = CHECKS.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&check));
+    NCHECKS.store(all.len(), Relaxed);
+    Ok(true)
+}
+
+/// After the host waited for GPU `ordinal`: an error for the first bad index a graph
+/// replay met since the last check (then forgotten, so it is reported once).
+pub(crate) fn check_indices(ordinal: usize) -> Result<()> {
+    if NCHECKS.load(Relaxed) == 0 {
+        return Ok(());
+    }
+    let all = CHECKS.lock();
+    for c in all.iter().filter_map(Weak::upgrade) {
+        if c.ordinal != ordinal {
+            continue;
+        }
+        // Safety: pinned memory of the check; the GPU is idle (the caller waited).
+        let j = unsafe { c.host.read_volatile() };
+        if j != u64::MAX {
+            unsafe { c.host.write_volatile(u64::MAX) };
+            return Err(Error::invalid(
+                &c.op,
+                format!(
+                    "index at position {j} is out of bounds (found after a CUDA-graph replay of a compiled function; the outputs of that call are wrong)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An error if this thread is capturing for GPU `ordinal`: `what` cannot be recorded.
 pub(crate) fn forbid(ordinal: usize, what: &str) -> Result<()> {
     if capturing(ordinal) {
@@ -193,6 +290,16 @@ impl CaptureScope {
     /// The pin on the plan cache, if the capture recorded a cuFFT plan.
     fn take_fft(&self) -> Option<super::fft::PlanPin> {
         CAPTURE.with(|x| x.borrow_mut().as_mut().and_then(|c| c.fft.take()))
+    }
+
+    /// The index checks the capture recorded.
+    fn take_checks(&self) -> Vec<Arc<IndexCheck>> {
+        CAPTURE.with(|x| {
+            x.borrow_mut()
+                .as_mut()
+                .map(|c| std::mem::take(&mut c.checks))
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -293,6 +400,8 @@ struct Instance {
     handed: Vec<Weak<Buffer>>,
     /// Held when the graph ran cuFFT: its plans' work areas stay.
     _fft: Option<super::fft::PlanPin>,
+    /// The index checks the graph writes (after `exec` in drop order: `exec` goes first).
+    _checks: Vec<Arc<IndexCheck>>,
 }
 
 impl Replayer {
@@ -512,11 +621,13 @@ fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> 
     let exec;
     let ys;
     let fft;
+    let checks;
     {
         let scope = CaptureScope::begin(
             Capture {
                 ordinal: ord,
                 pool: pool.clone(),
+                checks: Vec::new(),
                 fft: None,
             },
             stream.clone(),
@@ -533,6 +644,7 @@ fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> 
         // Ended whatever happened, so the stream leaves capture mode.
         let ended = stream.end_capture(cudarc::driver::sys::CUgraphInstantiate_flags(0));
         fft = scope.take_fft();
+        checks = scope.take_checks();
         ys = ran?;
         exec = ended
             .map_err(|e| cuda_err("cuda graph capture", e))?
@@ -583,5 +695,6 @@ fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> 
         blocks,
         handed: Vec::new(),
         _fft: fft,
+        _checks: checks,
     })
 }

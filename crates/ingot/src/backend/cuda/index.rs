@@ -107,8 +107,14 @@ pub(super) fn slice_parts<'a>(
 /// The element offsets `sum over parts of resolve(idx[j]) * mult`, one per index position
 /// (`m` of them), in GPU memory. `None` when a kernel cannot index the arrays.
 pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Option<DeviceMem>> {
-    // Indices on the host: resolved there, by the CPU's code, and uploaded once.
-    if parts.iter().all(|p| p.idx.ready_data().buffer.is_on_host()) {
+    let capturing = super::graph::capturing(g.ordinal);
+    // Indices on the host: resolved there, by the CPU's code, and uploaded once. A graph
+    // being recorded cannot upload, so it resolves indices that also have a GPU copy there.
+    let on_host = |p: &Part| {
+        let b = p.idx.ready_data().buffer;
+        b.is_on_host() && !(capturing && b.device_ordinal() == Some(g.ordinal))
+    };
+    if parts.iter().all(on_host) {
         super::graph::forbid(g.ordinal, "indices on the host")?;
         let mut pos = vec![0i64; m];
         for p in parts {
@@ -131,6 +137,11 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
     let mem = g.alloc(m * 8)?;
     if m == 0 {
         return Ok(Some(mem));
+    }
+    // A recorded graph reads position 0 for a bad index, so there must be one: with an
+    // axis shorter than its slice every index is bad, an error known now.
+    if capturing && parts.iter().any(|p| p.n < p.size.max(1)) {
+        super::graph::forbid(g.ordinal, "indices into an empty axis")?;
     }
     let bad = g.alloc(8)?;
     // Safety: `bad` is an 8-byte block of this GPU; the memset is ordered on its stream.
@@ -160,8 +171,10 @@ pub(super) fn offsets(g: &Gpu, op: &str, parts: &[Part], m: usize) -> Result<Opt
             .push(bad.ptr());
         g.launch_1d(&f, m, &args)?;
     }
-    // The one wait: an index out of bounds is an error.
-    super::graph::forbid(g.ordinal, "checking indices on the host")?;
+    // The one wait: an index out of bounds is an error. A graph checks after the fact.
+    if super::graph::defer_index_check(g, op, bad.ptr())? {
+        return Ok(Some(mem));
+    }
     let mut first = [0u64; 1];
     // Safety: 8 bytes from an 8-byte block; the synchronize below completes the copy.
     unsafe {

@@ -344,7 +344,8 @@ impl Gpu {
                 let done = std::mem::take(&mut *self.in_flight.lock());
                 drop(done);
             }
-            Ok(())
+            // A bad index met by a graph replay is reported once the host has waited.
+            graph::check_indices(self.ordinal)
         })
     }
 

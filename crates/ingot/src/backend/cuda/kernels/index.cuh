@@ -1,6 +1,7 @@
 // Gathers: take, take_along_axis and MLX-style gather. Indices are first resolved (negative
 // ones wrapped, bounds checked) into element offsets `pos`, on the host when the indices are
-// there, else by the `resolve` kernel, which records the first bad position in `bad`.
+// there, else by the `resolve` kernel, which records the first bad position in `bad` (and
+// resolves it to position 0, so a gather that runs before the host sees `bad` reads safely).
 // A module holds either the resolve kernel (the including source defines IT, the index
 // dtype) or the gathers (T, elements moved as bits); KNAME(k) names the kernels.
 
@@ -26,7 +27,9 @@ KNAME(resolve)(u64 idx, Strides is, Shape ish, long long m, long long n, long lo
     long long r = v < 0 ? (long long)((unsigned long long)v + (unsigned long long)n) : v;
     if (r < 0 || r >= n || r + size > n) {
         atomicMin(bad, (unsigned long long)j);
-        return;
+        // Position 0 instead, a safe read: a CUDA graph cannot wait for `bad` before the
+        // gather runs (its host checks it afterwards); run as usual, the host does.
+        r = 0;
     }
     pos[j] = (accumulate ? pos[j] : 0) + r * mult;
 }
