@@ -15,5 +15,11 @@ for t in .device/tests/cuda-* .device/tests/compile-*; do echo "== $t"; r "$t"; 
 for t in .device/tests/amp-* .device/tests/gpt2-*; do
   for i in 1 2 3; do echo "== graphs on: $t ($i)"; INGOT_CUDA_GRAPH=1 r "$t"; done
 done
+# The gpt2 causal test alone, one thread, then beside the binary's other tests: whether its
+# flakiness needs another thread's GPU work.
+for t in .device/tests/gpt2-*; do
+  for i in 1 2 3 4 5; do echo "== alone: $t ($i)"; r "$t" later_tokens --test-threads=1; done
+  for i in 1 2 3 4 5; do echo "== with others: $t ($i)"; r "$t"; done
+done
 INGOT_CUDA_GRAPH=1 OUT=$out bash scripts/gpu/suite.sh "${1:-180}" 8 > "$out/suite-graphs.txt" 2>&1
 tail -30 "$out/suite-graphs.txt" | cut -c1-200
