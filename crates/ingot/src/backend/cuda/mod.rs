@@ -66,8 +66,6 @@ pub(crate) struct Gpu {
     pub sm_count: u32,
     /// Shared memory one block may have after opting in (227 KiB on Hopper).
     pub max_shared: usize,
-    /// Bytes of L2 cache (50 MiB on an H100).
-    pub l2_bytes: usize,
     kernels: Mutex<HashMap<String, KernelSlot>>,
     modules: Mutex<HashMap<String, ModuleSlot>>,
     /// Elementwise kernels by what they compute (`elementwise::MapCache`).
@@ -179,9 +177,6 @@ impl Gpu {
                 cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
             )
             .map_err(|e| cuda_err("cuda", e))? as usize;
-        let l2_bytes = ctx
-            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
-            .map_err(|e| cuda_err("cuda", e))? as usize;
         let total = ctx.total_mem().map_err(|e| cuda_err("cuda", e))?;
         Ok(Gpu {
             ordinal,
@@ -191,7 +186,6 @@ impl Gpu {
             arch,
             sm_count,
             max_shared,
-            l2_bytes,
             kernels: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             map_kernels: elementwise::MapCache::default(),

@@ -16,39 +16,19 @@ use crate::Result;
 
 const SCAN: &str = include_str!("kernels/scan.cuh");
 
-/// Positions a thread scans in a tile (scan.cuh's ITEMS; a tile is 256 of them), the
-/// blocks a long scan aims for (its runs) and the input bytes a chunk of runs aims for
-/// (0: the whole scan one chunk; by default a third of the GPU's L2, so the tile pass
-/// re-reads the chunk the agg pass just read from L2): 8, 8192 and L2 / 3, or
-/// `INGOT_CUDA_SCAN_ITEMS` (4, 8 or 16), `INGOT_CUDA_SCAN_RUNS` and
-/// `INGOT_CUDA_SCAN_CHUNK_KB`, for tuning on a GPU.
-/// The 16M f32 cumsum on an H100 without chunks (run G15): 82.4 us at 1024 runs, 79.0-79.6
-/// at 2048, 77.5 at 4096 (two tiles a run); 16 a thread 79.2 at 2048, 4 a thread 82.5 at 4096.
-fn tiling(g: &Gpu) -> (usize, usize, usize) {
-    static T: std::sync::OnceLock<(Option<usize>, Option<usize>, Option<usize>)> =
-        std::sync::OnceLock::new();
-    let (items, runs, chunk) = *T.get_or_init(|| {
+/// Positions a thread scans in a tile (scan.cuh's ITEMS; a tile is 256 of them) and the
+/// blocks a long scan aims for (its runs; 132 SMs hold 8 blocks each): 8 and 4096, or
+/// `INGOT_CUDA_SCAN_ITEMS` (4, 8 or 16) and `INGOT_CUDA_SCAN_RUNS`, for tuning on a GPU.
+/// The 16M f32 cumsum on an H100 (run G15): 82.4 us at 1024 runs, 79.0-79.6 at 2048, 77.5
+/// at 4096 (two tiles a run); 16 a thread 79.2 at 2048, 4 a thread 82.5 at 4096.
+fn tiling() -> (usize, usize) {
+    static T: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
         let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-        (
-            var("INGOT_CUDA_SCAN_ITEMS").filter(|i| [4, 8, 16].contains(i)),
-            var("INGOT_CUDA_SCAN_RUNS").filter(|r| (1..=1 << 20).contains(r)),
-            var("INGOT_CUDA_SCAN_CHUNK_KB").map(|k| k.saturating_mul(1024)),
-        )
-    });
-    (
-        items.unwrap_or(8),
-        runs.unwrap_or(8192),
-        chunk.unwrap_or(g.l2_bytes / 3),
-    )
-}
-
-/// Positions a thread scans in a tile, for kernel sources made without a GPU.
-fn items() -> usize {
-    std::env::var("INGOT_CUDA_SCAN_ITEMS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|i| [4, 8, 16].contains(i))
-        .unwrap_or(8)
+        let items = var("INGOT_CUDA_SCAN_ITEMS").filter(|i| [4, 8, 16].contains(i));
+        let runs = var("INGOT_CUDA_SCAN_RUNS").filter(|r| (1..=1 << 20).contains(r));
+        (items.unwrap_or(8), runs.unwrap_or(4096))
+    })
 }
 
 /// (ACC, INIT, FOLD, COMB, FIN) and the scan's starting value.
@@ -99,7 +79,7 @@ fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> Str
     format!(
         "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
         recipe_defines(base, ti, to, r),
-        items()
+        tiling().0
     )
 }
 
@@ -154,7 +134,7 @@ pub(super) fn eval(
     let b = base(kind, ti, to);
     let src = || source(&b, ti, to, &r, &start);
     let (rev, incl) = (reverse as i32, inclusive as i32);
-    let (items, run_blocks, chunk_bytes) = tiling(g);
+    let (items, run_blocks) = tiling();
     let tiles = n.div_ceil(256 * items);
     if m > 1 || n <= 64 {
         let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
@@ -190,51 +170,35 @@ pub(super) fn eval(
         .max(tiles.div_ceil(65535))
         .clamp(1, tiles);
     let nb = tiles.div_ceil(per);
-    // Chunks of `cnt` runs of every line, each read by agg from memory and by tile from L2.
-    let run_bytes = lines * per * 256 * items * ti.size();
-    let cnt = match chunk_bytes {
-        0 => nb,
-        c => (c / run_bytes).clamp(1, nb),
+    let grid = (lines as u32, nb as u32, 1);
+    // Totals of every run but the last of each line feed the runs after them.
+    let part = if nb > 1 {
+        Some(g.alloc(lines * nb * 8)?)
+    } else {
+        None
     };
-    // Scratch: a zeroed counter a line, then 8-byte slots: each run's total (part), each
-    // run's prefix (pre, nb + 1 a line).
-    let counters = (lines * 4).next_multiple_of(8);
-    let scratch = g.alloc(counters + (lines * nb + lines * (nb + 1)) * 8)?;
-    let count = scratch.ptr();
-    let part = count + counters as u64;
-    let pre = part + (lines * nb * 8) as u64;
-    // Safety: `scratch` is a block of this GPU at least `counters` long; the memset is
-    // ordered on its stream before the launches that read it.
-    unsafe { cudarc::driver::result::memset_d8_async(count, 0, counters, g.stream()?.cu_stream()) }
-        .map_err(|e| super::cuda_err("cumulative scan", e))?;
-    let agg = g.kernel_in(&b, &format!("{b}_agg"), src)?;
-    let tile = g.kernel_in(&b, &format!("{b}_tile"), src)?;
-    for b0 in (0..nb).step_by(cnt) {
-        let grid = (lines as u32, cnt.min(nb - b0) as u32, 1);
+    let part_ptr = part.as_ref().map_or(0, |p| p.ptr());
+    if nb > 1 {
+        let f = g.kernel_in(&b, &format!("{b}_agg"), src)?;
         let mut args = Args::new();
-        args.push(part)
-            .push(pre)
-            .push(count)
+        args.push(part_ptr)
             .push(xptr)
             .push(n as i64)
             .push(rev)
-            .push(per as i64)
-            .push(nb as i64)
-            .push(b0 as i64);
-        g.launch(&agg, grid, (256, 1, 1), 0, &args)?;
-        let mut args = Args::new();
-        args.push(mem.ptr())
-            .push(xptr)
-            .push(pre)
-            .push(n as i64)
-            .push(rev)
-            .push(incl)
-            .push(per as i64)
-            .push(nb as i64)
-            .push(b0 as i64);
-        g.launch(&tile, grid, (256, 1, 1), 0, &args)?;
+            .push(per as i64);
+        g.launch(&f, grid, (256, 1, 1), 0, &args)?;
     }
-    drop(scratch);
+    let f = g.kernel_in(&b, &format!("{b}_tile"), src)?;
+    let mut args = Args::new();
+    args.push(mem.ptr())
+        .push(xptr)
+        .push(part_ptr)
+        .push(n as i64)
+        .push(rev)
+        .push(incl)
+        .push(per as i64);
+    g.launch(&f, grid, (256, 1, 1), 0, &args)?;
+    drop(part);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 

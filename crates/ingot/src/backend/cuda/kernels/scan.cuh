@@ -5,16 +5,12 @@
 //   col:  one thread per line (m > 1, or short lines): neighbouring threads read
 //         neighbouring elements.
 //   agg, tile: m == 1, lines cut into tiles of TILE positions in scan order, and each
-//         line's tiles into `nb` runs of `per` consecutive tiles, one block a run. The host
-//         launches agg then tile for each chunk of runs (runs b0..b0 + gridDim.y of every
-//         line), a chunk a third of L2 or so, so tile reads its chunk again from L2 instead
-//         of memory. agg folds each run (in memory order: a fold does not care); the last
-//         agg block of a line in the chunk (a counter a line) then folds the chunk's run
-//         totals, in order, onto the prefix the chunk before left, giving each run the fold
-//         of every position before it (pre). tile starts each run from pre and scans its
-//         tiles one after another. The folds' order is fixed, so every run gives the same
-//         bits. Tiles go through shared memory so global accesses coalesce; whole aligned
-//         tiles move in 16-byte words.
+//         line's tiles into `nb` runs of `per` consecutive tiles, one block a run (a few
+//         thousand blocks in all, however long the line). agg folds each run (in memory
+//         order: a fold does not care); tile folds the totals of the runs before its own
+//         (a few thousand at most, from L2), then scans its run's tiles one after another.
+//         Tiles go through shared memory so global accesses coalesce; whole aligned tiles
+//         move in 16-byte words.
 //   one:  the same tiles in one pass (opt-in, INGOT_CUDA_SCAN=one: correct on an H100 but
 //         4x slower than agg + tile for 16M f32, run G14): one block a tile, tiles taken in order from a counter (so every tile a
 //         block waits on is running or done). A tile folds its elements, publishes the
@@ -169,31 +165,11 @@ DEV void write_tile(TO* outr, TO* so, const ACC* loc, const ACC* shp, ACC carry,
     }
 }
 
-// Loads and stores that bypass L1, for values other blocks of the same launch write or
-// read (ACC may be a struct, so through words of its size).
-DEV void vst(ACC* p, ACC v) {
-    if (sizeof(ACC) == 8) { unsigned long long w; memcpy(&w, &v, sizeof(ACC)); *(volatile unsigned long long*)p = w; }
-    else if (sizeof(ACC) == 4) { unsigned w; memcpy(&w, &v, sizeof(ACC)); *(volatile unsigned*)p = w; }
-    else { const unsigned char* s = (const unsigned char*)&v; for (int i = 0; i < (int)sizeof(ACC); ++i) ((volatile unsigned char*)p)[i] = s[i]; }
-}
-DEV ACC vld(const ACC* p) {
-    ACC v;
-    if (sizeof(ACC) == 8) { unsigned long long w = *(const volatile unsigned long long*)p; memcpy(&v, &w, sizeof(ACC)); }
-    else if (sizeof(ACC) == 4) { unsigned w = *(const volatile unsigned*)p; memcpy(&v, &w, sizeof(ACC)); }
-    else { unsigned char* d = (unsigned char*)&v; for (int i = 0; i < (int)sizeof(ACC); ++i) d[i] = ((const volatile unsigned char*)p)[i]; }
-    return v;
-}
-
-// part[r * nb + b]: the fold of run b of line r (`per` tiles), over its memory in any order;
-// pre[r * (nb + 1) + b] for b > 0: the fold of runs 0..b - 1 (the prefix of run b), written
-// for b in (b0, b0 + gridDim.y] by the chunk's last block of line r; count: a counter a
-// line, zero at the launch and left zero.
-extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, ACC* pre, unsigned* count,
-    const TI* __restrict__ x, long long n, int rev, long long per, long long nb, long long b0) {
+// part[r][b]: the fold of run b of line r (`per` tiles), over its memory in any order.
+extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI* __restrict__ x,
+    long long n, int rev, long long per) {
     __shared__ ACC sh[32];
-    __shared__ ACC tot;
-    __shared__ bool last;
-    long long r = blockIdx.x, b = b0 + blockIdx.y;
+    long long r = blockIdx.x, nb = gridDim.y, b = blockIdx.y;
     const TI* xr = x + r * n;
     long long p0 = b * per * TILE, p1 = p0 + per * TILE < n ? p0 + per * TILE : n;
     long long m0 = rev ? n - p1 : p0, len = p1 - p0;
@@ -213,51 +189,40 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, ACC* pre
     }
     for (long long i = head + words * VW + threadIdx.x; i < len; i += blockDim.x) a = FOLD(a, xr[m0 + i]);
     a = block_scan(a, sh);
-    if (threadIdx.x == blockDim.x - 1) {
-        vst(&part[r * nb + b], a);
-        __threadfence();
-        last = atomicAdd(&count[r], 1u) == gridDim.y - 1;
-    }
-    __syncthreads();
-    if (!last) return;
-    // Every total of the chunk is written and visible (each writer fenced before counting).
-    __threadfence();
-    long long cnt = gridDim.y;
-    ACC* pr = pre + r * (nb + 1);
-    ACC carry = b0 == 0 ? (ACC)(SINIT) : vld(&pr[b0]);
-    for (long long i0 = 0; i0 < cnt; i0 += blockDim.x) {
-        long long i = i0 + threadIdx.x;
-        ACC v = i < cnt ? vld(&part[r * nb + b0 + i]) : (ACC)(INIT);
-        ACC inc = block_scan(v, sh);
-        if (i < cnt) pr[b0 + i + 1] = COMB(carry, inc);
-        // The last thread's inclusive fold covers the slice (padding folds the identity).
-        if (threadIdx.x == blockDim.x - 1) tot = inc;
-        __syncthreads();
-        carry = COMB(carry, tot);
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) count[r] = 0u;
+    if (threadIdx.x == blockDim.x - 1) part[r * nb + b] = a;
 }
 
 // Run b of line r: its tiles in order, each scanned in shared memory and started from the
-// fold of everything before it (pre for the first, then this run's earlier tiles).
+// fold of everything before it (the run totals before b, then this run's earlier tiles).
 extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
-    const ACC* pre, long long n, int rev, int incl, long long per, long long nb, long long b0) {
+    const ACC* part, long long n, int rev, int incl, long long per) {
     __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
     TI* sx = (TI*)stage;
     TO* so = (TO*)stage;
-    // Runs last to first: the agg pass read the chunk first to last, so the first blocks
-    // here find their runs the most recently read, still in L2.
-    long long r = blockIdx.x, b = b0 + gridDim.y - 1 - blockIdx.y;
+    // Runs last to first: the agg pass read the line first to last, so the first blocks
+    // here find their runs still in L2 (a 16M f32 line is 64 MB, an H100's L2 50 MB).
+    long long r = blockIdx.x, nb = gridDim.y, b = nb - 1 - blockIdx.y;
     long long tiles = (n + TILE - 1) / TILE;
     long long t0 = b * per, t1 = t0 + per < tiles ? t0 + per : tiles;
     const TI* xr = x + r * n;
     TO* outr = out + r * n;
-    // carry: the fold of every position before the current tile, if there are any.
+    // carry: the fold of every position before the current tile, if there are any. For
+    // the first tile, the totals of the runs before this one, folded here (a thread every
+    // 256th total, then across the block: the same order on every run) rather than by a
+    // kernel of their own between the passes.
     bool chas = b > 0;
-    ACC carry = chas ? pre[r * (nb + 1) + b] : (ACC)(INIT);
+    ACC carry = INIT;
+    if (chas) {
+        ACC a = SINIT;
+        for (long long i = threadIdx.x; i < b; i += blockDim.x) a = COMB(a, part[r * nb + i]);
+        a = block_scan(a, sh);
+        if (threadIdx.x == blockDim.x - 1) shp[0] = a;
+        __syncthreads();
+        carry = shp[0];
+        __syncthreads();
+    }
     for (long long t = t0; t < t1; ++t) {
         long long p0 = t * TILE;
         ACC loc[ITEMS];
