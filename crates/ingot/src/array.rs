@@ -383,6 +383,8 @@ impl Array {
             ));
         }
         let d = self.data()?;
+        // The copy from a GPU can fail (a bad index a CUDA graph met): an error, not a panic.
+        d.buffer.ensure_host()?;
         Ok(gather_elems::<T>(&d, self.shape()))
     }
 
