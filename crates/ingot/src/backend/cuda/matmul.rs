@@ -23,6 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 pub(crate) struct Blas {
     handle: sys::cublasHandle_t,
+    /// Held for each call: cuBLAS does not promise the same bits when host threads call one
+    /// handle at once (run G21: a model's logits differed in the last bit while another
+    /// test thread ran products, and never with this lock).
+    call: parking_lot::Mutex<()>,
     /// cuBLAS's scratch space, as PyTorch gives it one (none when it could not be had:
     /// cuBLAS then uses its own).
     _workspace: Option<super::DeviceMem>,
@@ -129,6 +133,7 @@ fn new_blas(g: &Gpu, stream: &cudarc::driver::CudaStream) -> std::result::Result
     });
     Ok(Blas {
         handle,
+        call: parking_lot::Mutex::new(()),
         _workspace: ws,
     })
 }
@@ -290,7 +295,9 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     if !big && gemv(g, &va, &vb, [m, n, k, batch], dt, mem.ptr())? {
         return out(mem);
     }
-    let h = blas(g)?.handle;
+    let blas = blas(g)?;
+    let h = blas.handle;
+    let _one = blas.call.lock();
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T
