@@ -336,6 +336,14 @@ impl Array {
         }
     }
 
+    /// The data with its bytes on the host, for the readers that copy elements out. The
+    /// copy from a GPU can fail (a bad index a CUDA graph met): an error, not a panic.
+    fn host_data(&self) -> Result<Data> {
+        let d = self.data()?;
+        d.buffer.ensure_host()?;
+        Ok(d)
+    }
+
     /// The materialized data of an array that has been evaluated (kernels use this).
     pub(crate) fn ready_data(&self) -> Data {
         match &*self.0.state.lock() {
@@ -382,9 +390,7 @@ impl Array {
                 format!("array has dtype {}, asked for {}", self.dtype(), T::DTYPE),
             ));
         }
-        let d = self.data()?;
-        // The copy from a GPU can fail (a bad index a CUDA graph met): an error, not a panic.
-        d.buffer.ensure_host()?;
+        let d = self.host_data()?;
         Ok(gather_elems::<T>(&d, self.shape()))
     }
 
@@ -409,7 +415,7 @@ impl Array {
 
     /// Row-major bytes of the elements (a copy).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let d = self.data()?;
+        let d = self.host_data()?;
         let shape = self.shape().to_vec();
         Ok(crate::dispatch_dtype!(self.dtype(), T => {
             let v = gather_elems::<T>(&d, &shape);

@@ -167,11 +167,14 @@ impl<F: Fn(CUstream) -> Result<()>> Drop for Rebind<'_, F> {
 
 /// Notes that the capture on this thread recorded a cuFFT plan.
 pub(crate) fn note_fft_plan() {
-    CAPTURE.with(|c| {
-        if let Some(c) = c.borrow_mut().as_mut() {
-            c.fft.get_or_insert_with(super::fft::PlanPin::new);
-        }
+    with_own_capture(|c| {
+        c.fft.get_or_insert_with(super::fft::PlanPin::new);
     });
+}
+
+/// `f` of the capture this thread is recording, if any.
+fn with_own_capture<T>(f: impl FnOnce(&mut Capture) -> T) -> Option<T> {
+    CAPTURE.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
 /// The bounds check of one recorded index op: the graph copies the op's "first bad
@@ -225,11 +228,7 @@ pub(crate) fn defer_index_check(g: &Gpu, op: &str, bad: u64) -> Result<bool> {
         cudarc::driver::result::memcpy_dtoh_async(dst, bad, g.stream()?.cu_stream())
     }
     .map_err(|e| cuda_err("cuda graph index check", e))?;
-    CAPTURE.with(|c| {
-        if let Some(c) = c.borrow_mut().as_mut() {
-            c.checks.push(check.clone());
-        }
-    });
+    with_own_capture(|c| c.checks.push(check.clone()));
     let mut all = CHECKS.lock();
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(&check));
@@ -287,19 +286,10 @@ impl CaptureScope {
         CaptureScope { stream }
     }
 
-    /// The pin on the plan cache, if the capture recorded a cuFFT plan.
-    fn take_fft(&self) -> Option<super::fft::PlanPin> {
-        CAPTURE.with(|x| x.borrow_mut().as_mut().and_then(|c| c.fft.take()))
-    }
-
-    /// The index checks the capture recorded.
-    fn take_checks(&self) -> Vec<Arc<IndexCheck>> {
-        CAPTURE.with(|x| {
-            x.borrow_mut()
-                .as_mut()
-                .map(|c| std::mem::take(&mut c.checks))
-                .unwrap_or_default()
-        })
+    /// What the graph must keep that the capture took: the pin on the plan cache, if it
+    /// recorded a cuFFT plan, and its index checks.
+    fn take_kept(&self) -> (Option<super::fft::PlanPin>, Vec<Arc<IndexCheck>>) {
+        with_own_capture(|c| (c.fft.take(), std::mem::take(&mut c.checks))).unwrap_or_default()
     }
 }
 
@@ -643,8 +633,7 @@ fn capture(g: &Gpu, program: &Arc<Graph>, inputs: &[Array]) -> Result<Instance> 
         });
         // Ended whatever happened, so the stream leaves capture mode.
         let ended = stream.end_capture(cudarc::driver::sys::CUgraphInstantiate_flags(0));
-        fft = scope.take_fft();
-        checks = scope.take_checks();
+        (fft, checks) = scope.take_kept();
         ys = ran?;
         exec = ended
             .map_err(|e| cuda_err("cuda graph capture", e))?
