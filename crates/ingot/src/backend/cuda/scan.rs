@@ -77,10 +77,21 @@ fn base(kind: ScanKind, ti: DType, to: DType) -> String {
 fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> String {
     let r: [&str; 5] = [&r[0], &r[1], &r[2], &r[3], &r[4]];
     format!(
-        "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
+        "{}#define SINIT {start}\n#define ITEMS {}\n#define CP {}\n{SCAN}\n",
         recipe_defines(base, ti, to, r),
-        tiling().0
+        tiling().0,
+        chunk_items(ti, to)
     )
+}
+
+/// Positions a thread of the chunk kernel scans in a tile (scan.cuh's CP): 8, or 4 where an
+/// element is 8 bytes (so is its accumulator; a 1024-thread block has 64 registers a thread).
+fn chunk_items(ti: DType, to: DType) -> usize {
+    if ti.size().max(to.size()) > 4 {
+        4
+    } else {
+        8
+    }
 }
 
 /// Scan modules of every kind for a sample of dtypes, for the compile check.
@@ -149,7 +160,23 @@ pub(super) fn eval(
         g.launch_1d(&f, lines, &args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    if one_pass() {
+    if mode() == Mode::Chunk && !(m > 1 || n <= 64) {
+        let cp = chunk_items(ti, to);
+        if chunked(
+            g,
+            &b,
+            src,
+            (&mem, xptr),
+            (lines, n),
+            (rev, incl),
+            (cp, ti.size()),
+        )?
+        .is_some()
+        {
+            return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
+        }
+    }
+    if mode() == Mode::One {
         return one(
             g,
             &b,
@@ -202,11 +229,92 @@ pub(super) fn eval(
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 
-/// Whether long lines take scan.cuh's one-pass kernel (`INGOT_CUDA_SCAN=one`): opt-in, as it
-/// passed the GPU suite but took 4x the two-pass scan's time (run G14).
-fn one_pass() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("INGOT_CUDA_SCAN").is_ok_and(|v| v == "one"))
+/// How long lines (m == 1) are scanned: agg + tile (`Two`) by default;
+/// `INGOT_CUDA_SCAN=chunk` takes the one-launch chunk kernel (compiled by NVRTC for sm_90a
+/// here, not yet run on a GPU: no GPU was lent the session that wrote it), `=one` the tree
+/// one-pass kernel (passed the GPU suite but took 4x the two-pass scan's time, run G14).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Chunk,
+    Two,
+    One,
+}
+
+fn mode() -> Mode {
+    static M: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    *M.get_or_init(|| match std::env::var("INGOT_CUDA_SCAN").as_deref() {
+        Ok("chunk") => Mode::Chunk,
+        Ok("one") => Mode::One,
+        _ => Mode::Two,
+    })
+}
+
+/// Long lines in one launch of scan.cuh's `chunk` kernel: about one chunk of whole tiles an
+/// SM, each block keeping as many of its tiles in shared memory as fit. `None` where the
+/// scan is too small for it (agg + tile serve it better) or would cut a line into more than
+/// 1024 chunks.
+fn chunked(
+    g: &Gpu,
+    b: &str,
+    src: impl FnOnce() -> String,
+    (mem, xptr): (&super::DeviceMem, u64),
+    (lines, n): (usize, usize),
+    (rev, incl): (i32, i32),
+    (cp, elem): (usize, usize),
+) -> Result<Option<()>> {
+    let ct = 1024 * cp;
+    let tiles = n.div_ceil(ct);
+    if lines * n < 1 << 20 || tiles < 2 {
+        return Ok(None);
+    }
+    let sms = (g.sm_count as usize).max(1);
+    let per = (lines * tiles).div_ceil(sms).max(1);
+    let cpl = tiles.div_ceil(per);
+    let chunks = lines * cpl;
+    if cpl > 1024 || chunks > u32::MAX as usize {
+        return Ok(None);
+    }
+    // Shared memory for the held tiles: what a block may have, less its own arrays.
+    let tile_bytes = ct * elem;
+    let held = (g.max_shared.saturating_sub(1024) / tile_bytes).min(per);
+    let shared = held * tile_bytes;
+    let f = g.kernel_in(b, &format!("{b}_chunk"), src)?;
+    if shared > 48 << 10 {
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            shared as i32,
+        )
+        .map_err(|e| super::cuda_err("cumulative scan", e))?;
+    }
+    let sync_bytes = ((1 + chunks) * 4).next_multiple_of(8);
+    let scratch = g.alloc(sync_bytes + chunks * 8)?;
+    let sync = scratch.ptr();
+    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
+    // ordered on its stream before the launch that reads it.
+    unsafe {
+        cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream()?.cu_stream())
+    }
+    .map_err(|e| super::cuda_err("cumulative scan", e))?;
+    let mut args = Args::new();
+    args.push(mem.ptr())
+        .push(xptr)
+        .push(sync)
+        .push(sync + sync_bytes as u64)
+        .push(n as i64)
+        .push(per as i64)
+        .push(cpl as i64)
+        .push(held as i64)
+        .push(rev)
+        .push(incl);
+    g.launch(
+        &f,
+        (chunks as u32, 1, 1),
+        (1024, 1, 1),
+        shared as u32,
+        &args,
+    )?;
+    drop(scratch);
+    Ok(Some(()))
 }
 
 /// Lines of `n` (m == 1) in one pass, a block a tile (scan.cuh's `one`): a counter and a

@@ -319,3 +319,256 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(one)(TO* __restrict__ ou
     __syncthreads();
     write_tile(outr, so, loc, shp, t > 0 ? lv[32] : (ACC)(INIT), t > 0, n, p0, rev, incl);
 }
+
+// ---- chunk: long lines in one launch, one block of 1024 threads an SM ------------------
+// m == 1 and lines long enough. Each line is cut into chunks of `per` tiles of CT positions
+// (scan order), one block a chunk, about one chunk an SM in all. A block
+//   1. folds its chunk (reading it once from memory), keeping its first `held` tiles in
+//      shared memory (read with evict-first loads: the rest, read after, is what L2 keeps);
+//   2. publishes the chunk's total, then folds the totals of the chunks before it in the
+//      line, in chunk order, after waiting for each (chunk ids come from a counter, so every
+//      chunk waited on belongs to a block already running): the same association on every
+//      run, unlike a decoupled look-back that stops at whichever prefix is ready;
+//   3. scans the tiles after the held ones (from L2 where it kept them, the next tile
+//      loading while the current one scans), then the held tiles from shared memory, and
+//      writes the output with evict-first stores.
+// Memory traffic: the input once, plus the part of it neither shared memory nor L2 kept,
+// and the output once; agg + tile read the input twice.
+
+// Positions a thread scans in a chunk tile: 8, or 4 where an element or accumulator is
+// 8 bytes (registers: 1024 threads have 64 each). The includer may set it (scan.rs).
+#ifndef CP
+#define CP 8
+#endif
+#define CT (1024 * CP)
+
+// CP elements as one access of CP * sizeof(T) bytes (16-byte pieces where it is larger),
+// when p is aligned to min(16, CP * sizeof(T)) bytes.
+template <class T> DEV bool vec_ok(const T* p) {
+    const unsigned long long a = CP * sizeof(T) >= 16 ? 16 : CP * sizeof(T);
+    return ((unsigned long long)p & (a - 1)) == 0;
+}
+template <class T> DEV void vld(T* e, const T* p) {
+    constexpr int B = CP * (int)sizeof(T);
+    if constexpr (B % 16 == 0) {
+        #pragma unroll
+        for (int k = 0; k < B / 16; ++k) { uint4 q = ((const uint4*)p)[k]; memcpy((char*)e + 16 * k, &q, 16); }
+    } else if constexpr (B == 8) {
+        uint2 q = *(const uint2*)p; memcpy(e, &q, 8);
+    } else if constexpr (B == 4) {
+        unsigned q = *(const unsigned*)p; memcpy(e, &q, 4);
+    } else {
+        #pragma unroll
+        for (int j = 0; j < CP; ++j) e[j] = p[j];
+    }
+}
+template <class T> DEV void vst_cs(T* p, const T* e) {
+    constexpr int B = CP * (int)sizeof(T);
+    if constexpr (B % 16 == 0) {
+        #pragma unroll
+        for (int k = 0; k < B / 16; ++k) { uint4 q; memcpy(&q, (const char*)e + 16 * k, 16); __stcs((uint4*)p + k, q); }
+    } else if constexpr (B == 8) {
+        uint2 q; memcpy(&q, e, 8); __stcs((uint2*)p, q);
+    } else if constexpr (B == 4) {
+        unsigned q; memcpy(&q, e, 4); __stcs((unsigned*)p, q);
+    } else {
+        #pragma unroll
+        for (int j = 0; j < CP; ++j) p[j] = e[j];
+    }
+}
+
+// Inclusive scan of one value per thread over 1024 threads; *tot gets the block's fold.
+// wsh (32) then holds each warp's inclusive prefix, until the next call.
+DEV ACC bscan(ACC v, ACC* wsh, ACC* tot) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    #pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        ACC o = shfl_up_(v, d);
+        if (lane >= d) v = COMB(o, v);
+    }
+    __syncthreads();
+    if (lane == 31) wsh[w] = v;
+    __syncthreads();
+    if (w == 0) {
+        ACC t = wsh[lane];
+        #pragma unroll
+        for (int d = 1; d < 32; d <<= 1) {
+            ACC o = shfl_up_(t, d);
+            if (lane >= d) t = COMB(o, t);
+        }
+        wsh[lane] = t;
+    }
+    __syncthreads();
+    *tot = wsh[31];
+    return w > 0 ? COMB(wsh[w - 1], v) : v;
+}
+
+// Folds scan positions [s0, s1) of line xr, reading memory in 16-byte words in any order;
+// with KEEP, stores each element in keep[p - s0] (shared memory, scan order).
+template <bool KEEP> DEV ACC chunk_fold(const TI* xr, long long s0, long long s1, long long n,
+    int rev, TI* keep) {
+    ACC a = SINIT;
+    long long len = s1 - s0;
+    if (len <= 0) return a;
+    const TI* src = xr + (rev ? n - s1 : s0);
+    long long head = (long long)(((16 - ((unsigned long long)src & 15)) & 15) / sizeof(TI));
+    if (head > len) head = len;
+    long long words = (len - head) / VW;
+    // Scan offset of memory offset i of the region.
+    #define KI(i) (rev ? len - 1 - (i) : (i))
+    for (long long i = threadIdx.x; i < head; i += blockDim.x) {
+        TI v = src[i];
+        if (KEEP) keep[KI(i)] = v;
+        a = FOLD(a, v);
+    }
+    const uint4* wp = (const uint4*)(src + head);
+    bool direct = KEEP && !rev && head == 0;
+    #pragma unroll 4
+    for (long long w = threadIdx.x; w < words; w += blockDim.x) {
+        uint4 q = KEEP ? __ldcs(wp + w) : wp[w];
+        TI e[VW];
+        memcpy(e, &q, 16);
+        if (direct) {
+            ((uint4*)keep)[w] = q;
+        } else if (KEEP) {
+            #pragma unroll
+            for (int j = 0; j < VW; ++j) keep[KI(head + w * VW + j)] = e[j];
+        }
+        #pragma unroll
+        for (int j = 0; j < VW; ++j) a = FOLD(a, e[j]);
+    }
+    for (long long i = head + words * VW + threadIdx.x; i < len; i += blockDim.x) {
+        TI v = src[i];
+        if (KEEP) keep[KI(i)] = v;
+        a = FOLD(a, v);
+    }
+    #undef KI
+    return a;
+}
+
+// This thread's CP positions of the tile at scan position p0 (clamped to the line's last
+// position past its end: those are never folded).
+DEV void chunk_load(TI* e, const TI* xr, long long p0, long long n, int rev) {
+    long long q0 = p0 + (long long)threadIdx.x * CP;
+    if (q0 + CP <= n) {
+        const TI* s = xr + (rev ? n - q0 - CP : q0);
+        if (vec_ok(s)) {
+            vld(e, s);
+        } else {
+            #pragma unroll
+            for (int j = 0; j < CP; ++j) e[j] = s[j];
+        }
+        if (rev) {
+            #pragma unroll
+            for (int j = 0; j < CP / 2; ++j) { TI t = e[j]; e[j] = e[CP - 1 - j]; e[CP - 1 - j] = t; }
+        }
+    } else {
+        #pragma unroll
+        for (int j = 0; j < CP; ++j) e[j] = xr[at_pos(q0 + j < n ? q0 + j : n - 1, n, rev)];
+    }
+}
+
+// Scans the tile at scan position p0 (this thread's CP values in e) after `carry` (the fold
+// of every position before it, if chas) and writes it; carry and chas then cover the tile.
+DEV void chunk_tile(TO* outr, const TI* e, long long p0, long long n, int rev, int incl,
+    ACC& carry, bool& chas, ACC* wsh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    long long q0 = p0 + (long long)threadIdx.x * CP;
+    ACC loc[CP];
+    ACC a = SINIT;
+    #pragma unroll
+    for (int j = 0; j < CP; ++j) {
+        if (q0 + j < n) a = FOLD(a, e[j]);
+        loc[j] = a;
+    }
+    ACC tot;
+    ACC inc = bscan(a, wsh, &tot);
+    ACC ex = shfl_up_(inc, 1);
+    if (lane == 0 && w > 0) ex = wsh[w - 1];
+    bool has = chas;
+    ACC P = carry;
+    if (threadIdx.x > 0) { P = has ? COMB(P, ex) : ex; has = true; }
+    TO y[CP];
+    #pragma unroll
+    for (int j = 0; j < CP; ++j) {
+        if (incl) y[j] = FIN(has ? COMB(P, loc[j]) : loc[j]);
+        else if (j == 0) y[j] = has ? FIN(P) : FIN((ACC)(INIT));
+        else y[j] = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
+    }
+    if (q0 + CP <= n) {
+        TO* d = outr + (rev ? n - q0 - CP : q0);
+        if (rev) {
+            #pragma unroll
+            for (int j = 0; j < CP / 2; ++j) { TO t = y[j]; y[j] = y[CP - 1 - j]; y[CP - 1 - j] = t; }
+        }
+        if (vec_ok(d)) {
+            vst_cs(d, y);
+        } else {
+            #pragma unroll
+            for (int j = 0; j < CP; ++j) d[j] = y[j];
+        }
+    } else {
+        #pragma unroll
+        for (int j = 0; j < CP; ++j)
+            if (q0 + j < n) outr[at_pos(q0 + j, n, rev)] = y[j];
+    }
+    carry = chas ? COMB(carry, tot) : tot;
+    chas = true;
+}
+
+// sync: a chunk counter, then one flag a chunk (zeroed before the launch); slots: each
+// chunk's total. per: tiles a chunk; cpl: chunks a line (at most 1024); held: tiles a
+// chunk keeps in the dynamic shared memory (held * CT elements).
+extern "C" __global__ void __launch_bounds__(1024, 1) KNAME(chunk)(TO* __restrict__ out,
+    const TI* __restrict__ x, unsigned* sync, unsigned long long* slots, long long n,
+    long long per, long long cpl, long long held, int rev, int incl) {
+    extern __shared__ __align__(16) unsigned char keep_raw[];
+    __shared__ ACC wsh[32];
+    __shared__ ACC bc;
+    __shared__ long long s_id;
+    TI* keep = (TI*)keep_raw;
+    if (threadIdx.x == 0) s_id = (long long)atomicAdd(sync, 1u);
+    __syncthreads();
+    long long id = s_id, r = id / cpl, c = id % cpl;
+    const TI* xr = x + r * n;
+    TO* outr = out + r * n;
+    unsigned* flags = sync + 1;
+    long long s0 = c * per * CT, s1 = s0 + per * CT < n ? s0 + per * CT : n;
+    long long h1 = s0 + held * CT < s1 ? s0 + held * CT : s1;
+    // 1. The chunk's total: the held tiles first, so the rest is what L2 read last.
+    ACC th, tr;
+    bscan(chunk_fold<true>(xr, s0, h1, n, rev, keep), wsh, &th);
+    bscan(chunk_fold<false>(xr, h1, s1, n, rev, keep), wsh, &tr);
+    if (threadIdx.x == 0) publish(flags + id, slots + id, COMB(th, tr));
+    // 2. The fold of the chunks before this one in its line, a thread each, in order.
+    ACC v = SINIT;
+    if (threadIdx.x < c) v = await_node(flags + id - c + threadIdx.x, slots + id - c + threadIdx.x);
+    ACC unused;
+    ACC inc = bscan(v, wsh, &unused);
+    if (c > 0 && threadIdx.x == c - 1) bc = inc;
+    __syncthreads();
+    ACC prefix = c > 0 ? bc : (ACC)(INIT);
+    // 3. The tiles after the held ones, from the fold of the chunk's earlier positions.
+    ACC carry = c > 0 ? (h1 > s0 ? COMB(prefix, th) : prefix) : th;
+    bool chas = c > 0 || h1 > s0;
+    long long nt = (s1 - h1 + CT - 1) / CT;
+    TI cur[CP], nxt[CP];
+    if (nt > 0) chunk_load(cur, xr, h1, n, rev);
+    for (long long k = 0; k < nt; ++k) {
+        long long p0 = h1 + k * CT;
+        if (k + 1 < nt) chunk_load(nxt, xr, p0 + CT, n, rev);
+        chunk_tile(outr, cur, p0, n, rev, incl, carry, chas, wsh);
+        if (k + 1 < nt) {
+            #pragma unroll
+            for (int j = 0; j < CP; ++j) cur[j] = nxt[j];
+        }
+    }
+    // Then the held tiles, from shared memory.
+    carry = prefix;
+    chas = c > 0;
+    long long nh = (h1 - s0 + CT - 1) / CT;
+    for (long long k = 0; k < nh; ++k) {
+        vld(cur, keep + k * CT + (long long)threadIdx.x * CP);
+        chunk_tile(outr, cur, s0 + k * CT, n, rev, incl, carry, chas, wsh);
+    }
+}
