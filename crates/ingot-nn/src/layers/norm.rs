@@ -157,9 +157,26 @@ impl Unary for LayerNorm {
                 ),
             ));
         }
-        let axes: Vec<isize> = (1..=k as isize).map(|i| -i).collect();
-        let y = standardize(x, &axes, self.eps)?;
-        self.affine.apply(y, x.dtype())
+        // One fused node over the flattened normalized axes: its gradient rebuilds the
+        // statistics from x, so a training step keeps x alone, not f32 intermediates.
+        let d: usize = self.normalized_shape.iter().product();
+        let lead = &x.shape()[..x.ndim() - k];
+        let flat = |a: &Array| ingot::reshape(a, &[d as isize]);
+        let (w, b) = (
+            self.affine
+                .weight
+                .as_ref()
+                .map(|p| flat(&p.value))
+                .transpose()?,
+            self.affine
+                .bias
+                .as_ref()
+                .map(|p| flat(&p.value))
+                .transpose()?,
+        );
+        let xf = ingot::reshape_to(x, &[lead, &[d]].concat())?;
+        let y = ingot::fast::layer_norm(&xf, w.as_ref(), b.as_ref(), self.eps)?;
+        ingot::astype(&ingot::reshape_to(&y, x.shape())?, x.dtype())
     }
 }
 
@@ -209,10 +226,10 @@ impl Unary for RMSNorm {
                 ),
             ));
         }
-        let xs = ingot::astype(x, stat_dtype(x.dtype()))?;
-        let ms = ingot::mean(&ingot::square(&xs)?, Some(&[-1]), true)?;
-        let y = ingot::multiply(&xs, &ingot::rsqrt(&ingot::add(&ms, self.eps)?)?)?;
-        self.affine.apply(y, x.dtype())
+        // One fused node, as LayerNorm's.
+        let w = self.affine.weight.as_ref().map(|p| &p.value);
+        let y = ingot::fast::rms_norm(x, w, self.eps)?;
+        ingot::astype(&y, x.dtype())
     }
 }
 
