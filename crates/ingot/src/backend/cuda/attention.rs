@@ -377,13 +377,7 @@ pub(super) fn grad_eval(
     // bkv's tiles: K and V of 64 rows, Q and g of 32, and 32 rows' lse and D.
     let shared = 192 * (e + 8) * size + 256;
     let f = g.kernel_in(&fb, &format!("{fb}_bkv"), src)?;
-    if shared > 48 << 10 {
-        f.set_attribute(
-            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            shared as i32,
-        )
-        .map_err(|err| super::cuda_err("scaled_dot_product_attention_grad", err))?;
-    }
+    super::allow_shared(&f, shared, "scaled_dot_product_attention_grad")?;
     // Both backward kernels take the same operands after their outputs.
     let operands = |args: &mut Args, heads: usize| {
         args.push(q)

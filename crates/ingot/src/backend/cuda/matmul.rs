@@ -483,11 +483,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
             // The limit belongs to the kernel, not the launch: a queued launch of another
             // size must be made before it changes.
             g.stream()?;
-            f.set_attribute(
-                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                shared as i32,
-            )
-            .map_err(|e| cuda_err(&name, e))?;
+            super::allow_shared(&f, shared, &name)?;
         }
         (f, n.div_ceil(8 * per_warp), shared)
     } else {

@@ -86,6 +86,20 @@ pub(crate) struct Gpu {
     capture_blas: OnceLock<std::result::Result<matmul::Blas, String>>,
 }
 
+/// Lets kernel `f` launch with `bytes` of dynamic shared memory: above the default 48 KiB
+/// the kernel's own limit must be raised first. (The limit belongs to the kernel, not the
+/// launch: a kernel launched with several sizes must have its queued launches made first.)
+pub(crate) fn allow_shared(f: &CudaFunction, bytes: usize, op: &str) -> Result<()> {
+    if bytes > 48 << 10 {
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+        .map_err(|e| cuda_err(op, e))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn cuda_err(op: &str, e: impl std::fmt::Display) -> Error {
     Error::Backend {
         op: op.into(),

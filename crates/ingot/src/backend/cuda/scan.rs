@@ -279,22 +279,9 @@ fn chunked(
     let held = (g.max_shared.saturating_sub(1024) / tile_bytes).min(per);
     let shared = held * tile_bytes;
     let f = g.kernel_in(b, &format!("{b}_chunk"), src)?;
-    if shared > 48 << 10 {
-        f.set_attribute(
-            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            shared as i32,
-        )
-        .map_err(|e| super::cuda_err("cumulative scan", e))?;
-    }
-    let sync_bytes = ((1 + chunks) * 4).next_multiple_of(8);
-    let scratch = g.alloc(sync_bytes + chunks * 8)?;
+    super::allow_shared(&f, shared, "cumulative scan")?;
+    let (scratch, sync_bytes) = flags_and_slots(g, 1 + chunks, chunks)?;
     let sync = scratch.ptr();
-    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
-    // ordered on its stream before the launch that reads it.
-    unsafe {
-        cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream()?.cu_stream())
-    }
-    .map_err(|e| super::cuda_err("cumulative scan", e))?;
     let mut args = Args::new();
     args.push(mem.ptr())
         .push(xptr)
@@ -336,15 +323,8 @@ fn one(
     let levels = (usize::BITS - tiles.leading_zeros()) as usize;
     let per_line: usize = (0..levels).map(|l| tiles >> l).sum();
     let nodes = lines * per_line;
-    let sync_bytes = ((4 + nodes) * 4).next_multiple_of(8);
-    let scratch = g.alloc(sync_bytes + nodes * 8)?;
+    let (scratch, sync_bytes) = flags_and_slots(g, 4 + nodes, nodes)?;
     let sync = scratch.ptr();
-    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
-    // ordered on its stream before the launch that reads it.
-    unsafe {
-        cudarc::driver::result::memset_d8_async(sync, 0, sync_bytes, g.stream()?.cu_stream())
-    }
-    .map_err(|e| super::cuda_err("cumulative scan", e))?;
     let f = g.kernel_in(b, &format!("{b}_one"), src)?;
     let mut args = Args::new();
     args.push(mem.ptr())
@@ -359,4 +339,23 @@ fn one(
     g.launch(&f, (total_tiles as u32, 1, 1), (256, 1, 1), 0, &args)?;
     drop(scratch);
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}
+
+/// Scratch for the one-pass scans: `words` u32 (a counter and flags), zeroed on the GPU's
+/// stream, then `slots` 8-byte values; returns the block and the zeroed part's length.
+fn flags_and_slots(g: &Gpu, words: usize, slots: usize) -> Result<(super::DeviceMem, usize)> {
+    let sync_bytes = (words * 4).next_multiple_of(8);
+    let scratch = g.alloc(sync_bytes + slots * 8)?;
+    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
+    // ordered on its stream before the launch that reads it.
+    unsafe {
+        cudarc::driver::result::memset_d8_async(
+            scratch.ptr(),
+            0,
+            sync_bytes,
+            g.stream()?.cu_stream(),
+        )
+    }
+    .map_err(|e| super::cuda_err("cumulative scan", e))?;
+    Ok((scratch, sync_bytes))
 }
