@@ -161,19 +161,12 @@ impl Unary for LayerNorm {
         // statistics from x, so a training step keeps x alone, not f32 intermediates.
         let d: usize = self.normalized_shape.iter().product();
         let lead = &x.shape()[..x.ndim() - k];
-        let flat = |a: &Array| ingot::reshape(a, &[d as isize]);
-        let (w, b) = (
-            self.affine
-                .weight
-                .as_ref()
-                .map(|p| flat(&p.value))
-                .transpose()?,
-            self.affine
-                .bias
-                .as_ref()
-                .map(|p| flat(&p.value))
-                .transpose()?,
-        );
+        let flat = |p: &Option<Param>| {
+            p.as_ref()
+                .map(|p| ingot::reshape(&p.value, &[d as isize]))
+                .transpose()
+        };
+        let (w, b) = (flat(&self.affine.weight)?, flat(&self.affine.bias)?);
         let xf = ingot::reshape_to(x, &[lead, &[d]].concat())?;
         let y = ingot::fast::layer_norm(&xf, w.as_ref(), b.as_ref(), self.eps)?;
         ingot::astype(&ingot::reshape_to(&y, x.shape())?, x.dtype())

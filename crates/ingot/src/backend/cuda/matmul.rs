@@ -432,9 +432,6 @@ fn gemv_enabled() -> bool {
 /// At most this many rows of `a` go to the matrix-vector kernel.
 const GEMV_MAX_ROWS: usize = 8;
 
-/// Shared memory a block may use without opting in to more.
-const DEFAULT_SHARED: usize = 48 * 1024;
-
 /// `a (m, k) @ w^T` for at most 8 rows of `a` and a weight stored `(n, k)` with unit
 /// stride along k (a Linear layer's `x @ W^T` while decoding) on ingot's matrix-vector
 /// kernels: they read the weight at close to the memory bandwidth, and a launch costs the
@@ -479,7 +476,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         let name = format!("{base}_gemv_rows_m{rows}{}", if staged { "s" } else { "" });
         let f = g.kernel_in(&base, &name, || gemv_source(dt))?;
         let shared = if staged { m * k * esize as usize } else { 0 };
-        if shared > DEFAULT_SHARED {
+        if shared > super::DEFAULT_SHARED {
             // The limit belongs to the kernel, not the launch: a queued launch of another
             // size must be made before it changes.
             g.stream()?;

@@ -86,11 +86,14 @@ pub(crate) struct Gpu {
     capture_blas: OnceLock<std::result::Result<matmul::Blas, String>>,
 }
 
+/// Dynamic shared memory a kernel may launch with before it opts in to more.
+pub(crate) const DEFAULT_SHARED: usize = 48 << 10;
+
 /// Lets kernel `f` launch with `bytes` of dynamic shared memory: above the default 48 KiB
 /// the kernel's own limit must be raised first. (The limit belongs to the kernel, not the
 /// launch: a kernel launched with several sizes must have its queued launches made first.)
 pub(crate) fn allow_shared(f: &CudaFunction, bytes: usize, op: &str) -> Result<()> {
-    if bytes > 48 << 10 {
+    if bytes > DEFAULT_SHARED {
         f.set_attribute(
             cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             bytes as i32,

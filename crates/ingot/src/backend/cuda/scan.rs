@@ -160,9 +160,9 @@ pub(super) fn eval(
         g.launch_1d(&f, lines, &args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    if mode() == Mode::Chunk && !(m > 1 || n <= 64) {
-        let cp = chunk_items(ti, to);
-        if chunked(
+    let cp = chunk_items(ti, to);
+    if mode() == Mode::Chunk
+        && chunked(
             g,
             &b,
             src,
@@ -171,10 +171,8 @@ pub(super) fn eval(
             (rev, incl),
             (cp, ti.size()),
         )?
-        .is_some()
-        {
-            return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
-        }
+    {
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
     if mode() == Mode::One {
         return one(
@@ -250,9 +248,9 @@ fn mode() -> Mode {
 }
 
 /// Long lines in one launch of scan.cuh's `chunk` kernel: about one chunk of whole tiles an
-/// SM, each block keeping as many of its tiles in shared memory as fit. `None` where the
-/// scan is too small for it (agg + tile serve it better) or would cut a line into more than
-/// 1024 chunks.
+/// SM, each block keeping as many of its tiles in shared memory as fit. False (nothing
+/// launched) where the scan is too small for it (agg + tile serve it better) or would cut a
+/// line into more than 1024 chunks.
 fn chunked(
     g: &Gpu,
     b: &str,
@@ -261,18 +259,18 @@ fn chunked(
     (lines, n): (usize, usize),
     (rev, incl): (i32, i32),
     (cp, elem): (usize, usize),
-) -> Result<Option<()>> {
+) -> Result<bool> {
     let ct = 1024 * cp;
     let tiles = n.div_ceil(ct);
     if lines * n < 1 << 20 || tiles < 2 {
-        return Ok(None);
+        return Ok(false);
     }
     let sms = (g.sm_count as usize).max(1);
     let per = (lines * tiles).div_ceil(sms).max(1);
     let cpl = tiles.div_ceil(per);
     let chunks = lines * cpl;
     if cpl > 1024 || chunks > u32::MAX as usize {
-        return Ok(None);
+        return Ok(false);
     }
     // Shared memory for the held tiles: what a block may have, less its own arrays.
     let tile_bytes = ct * elem;
@@ -301,7 +299,7 @@ fn chunked(
         &args,
     )?;
     drop(scratch);
-    Ok(Some(()))
+    Ok(true)
 }
 
 /// Lines of `n` (m == 1) in one pass, a block a tile (scan.cuh's `one`): a counter and a
