@@ -431,6 +431,22 @@ where
     }
 }
 
+/// `inputs` again, through a node that also takes `cts` (JAX's optimization barrier): the
+/// recomputation built on them is new to compile's common-subexpression pass, which would
+/// otherwise merge it with the forward ops and keep their activations alive after all, and it
+/// cannot run before the backward pass reaches it. Gradients pass through to `inputs`.
+fn remat_barrier(inputs: &[Array], cts: &[Array]) -> Vec<Array> {
+    let n_cts = cts.len();
+    let rule: VjpRule = Arc::new(move |_ins: &[Array], _outs: &[Array], out_cts: &[Array]| {
+        let mut g: Vec<Option<Array>> = vec![None; n_cts];
+        g.extend(out_cts.iter().cloned().map(Some));
+        Ok(g)
+    });
+    let mut args = cts.to_vec();
+    args.extend_from_slice(inputs);
+    wrap_custom("remat_barrier", &args, inputs.to_vec(), rule)
+}
+
 /// `f` whose activations are not kept for the backward pass: differentiating it runs `f`
 /// again from its inputs (trading compute for memory, as in JAX's `checkpoint`).
 pub fn checkpoint<F>(f: F) -> impl Fn(&[Array]) -> Result<Vec<Array>>
@@ -446,7 +462,7 @@ where
         let g = f.clone();
         let rule: VjpRule = Arc::new(move |inputs: &[Array], _outs: &[Array], cts: &[Array]| {
             let g = g.clone();
-            let (_, grads) = vjp(|x| g(x), inputs, cts)?;
+            let (_, grads) = vjp(|x| g(x), &remat_barrier(inputs, cts), cts)?;
             Ok(grads.into_iter().map(Some).collect())
         });
         Ok(wrap_custom("checkpoint", xs, ys, rule))
