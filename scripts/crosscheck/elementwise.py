@@ -54,6 +54,14 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _gelu(x):
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
 def _rsqrt(x):
     return 1.0 / np.sqrt(x)
 
@@ -72,8 +80,9 @@ FLOAT_UNARY = {
     "sinh": (np.sinh, "any"), "cosh": (np.cosh, "any"), "tanh": (np.tanh, "any"),
     "arcsinh": (np.arcsinh, "any"), "arccosh": (np.arccosh, "ge1"),
     "arctanh": (np.arctanh, "unit"), "erf": (_erf, "any"), "sigmoid": (_sigmoid, "any"),
+    "gelu": (_gelu, "any"), "gelu_tanh": (_gelu_tanh, "any"),
 }
-NO_COMPLEX = {"erf", "sigmoid"}
+NO_COMPLEX = {"erf", "sigmoid", "gelu", "gelu_tanh"}
 
 
 def _domain(rng, shape, dtype, domain):

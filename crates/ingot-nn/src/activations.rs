@@ -163,24 +163,16 @@ pub fn celu(x: &Array, alpha: f64) -> Result<Array> {
     })
 }
 
-/// Exact GELU: `x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`.
+/// Exact GELU: `x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`. One node ([`ingot::gelu`]):
+/// halves compute in f32 inside it, and its gradient keeps x alone.
 pub fn gelu(x: &Array) -> Result<Array> {
-    apply("gelu", x, true, |x| {
-        let e = ingot::erf(&ingot::multiply(x, std::f64::consts::FRAC_1_SQRT_2)?)?;
-        ingot::multiply(&ingot::multiply(x, 0.5)?, &ingot::add(&e, 1.0)?)
-    })
+    apply("gelu", x, false, ingot::gelu)
 }
 
 /// GELU's tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (PyTorch's
-/// `approximate="tanh"`).
+/// `approximate="tanh"`). One node ([`ingot::gelu_tanh`]), as [`gelu`].
 pub fn gelu_tanh(x: &Array) -> Result<Array> {
-    apply("gelu_tanh", x, true, |x| {
-        let c = (2.0 / std::f64::consts::PI).sqrt();
-        let x3 = ingot::multiply(&ingot::multiply(x, x)?, x)?;
-        let inner = ingot::multiply(&ingot::add(x, &ingot::multiply(&x3, 0.044715)?)?, c)?;
-        let t = ingot::tanh(&inner)?;
-        ingot::multiply(&ingot::multiply(x, 0.5)?, &ingot::add(&t, 1.0)?)
-    })
+    apply("gelu_tanh", x, false, ingot::gelu_tanh)
 }
 
 /// `x * sigmoid(x)` (swish).

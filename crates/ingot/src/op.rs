@@ -46,6 +46,11 @@ pub enum UnaryOp {
         decimals: i32,
     },
     Sigmoid,
+    /// `x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`, exact GELU.
+    Gelu,
+    /// GELU's tanh form, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; a node of its
+    /// own so its gradient keeps x alone rather than the form's intermediates.
+    GeluTanh,
     LogicalNot,
     BitwiseInvert,
     IsNan,
@@ -91,7 +96,7 @@ pub enum BinaryOp {
 
 impl UnaryOp {
     /// Every unary op (Round twice), for checks that cover them all.
-    pub const ALL_FOR_CHECK: [UnaryOp; 43] = {
+    pub const ALL_FOR_CHECK: [UnaryOp; 45] = {
         use UnaryOp::*;
         [
             Abs,
@@ -126,6 +131,8 @@ impl UnaryOp {
             Round { decimals: -1 },
             Round { decimals: 2 },
             Sigmoid,
+            Gelu,
+            GeluTanh,
             LogicalNot,
             BitwiseInvert,
             IsNan,
@@ -474,6 +481,15 @@ pub enum Op {
         scale: Scalar,
         mask: AttentionMask,
     },
+    /// Softmax cross entropy over the last axis with class-index targets
+    /// (`ops::fast::softmax_cross_entropy`): inputs logits `(..., V)` (float) and targets
+    /// `(...)` (int64); output `(...)` in the compute dtype (f64 for f64, else f32),
+    /// `logsumexp(row) - row[t]`; 0 where t is negative (an ignored row), NaN where t >= V.
+    CrossEntropy,
+    /// The gradient of `CrossEntropy`: inputs logits, targets and the cotangent `(...)` of
+    /// the compute dtype; output `(softmax(row) - onehot(t)) * g` of the logits' shape and
+    /// dtype (zero on ignored rows, NaN past the classes); no f32 copy of the logits.
+    CrossEntropyGrad,
     /// RMS normalization over the last axis (`ops::fast::rms_norm`): inputs x `(..., D)`
     /// and, when `has_weight`, the weight `(D,)`, both of the output's float dtype.
     RmsNorm {
@@ -724,6 +740,8 @@ impl Op {
             Op::Attention { .. } => "scaled_dot_product_attention",
             Op::AttentionGrad { .. } => "scaled_dot_product_attention_grad",
             Op::GridSample { .. } => "grid_sample",
+            Op::CrossEntropy => "softmax_cross_entropy",
+            Op::CrossEntropyGrad => "softmax_cross_entropy_grad",
             Op::RmsNorm { .. } => "rms_norm",
             Op::LayerNorm { .. } => "layer_norm",
             Op::Rope { .. } => "rope",

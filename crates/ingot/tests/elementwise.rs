@@ -38,6 +38,14 @@ fn unary_float_ops_match_reference() {
             |x| 1.0 / (1.0 + (-x).exp()),
             1e-7,
         ),
+        (
+            "gelu",
+            ingot::gelu,
+            |x| 0.5 * x * (1.0 + libm_erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+            1e-7,
+        ),
+        // f32 computes 1 + tanh(..) in f32, which cancels for x well below 0 (as PyTorch's).
+        ("gelu_tanh", ingot::gelu_tanh, gelu_tanh_ref, 1e-6),
         ("abs", ingot::abs, f64::abs, 0.0),
         ("negative", ingot::negative, |x| -x, 0.0),
         ("square", ingot::square, |x| x * x, 0.0),
@@ -110,6 +118,11 @@ fn ulp_distance(a: f32, b: f32) -> i64 {
         }
     };
     (order(a) - order(b)).abs()
+}
+
+fn gelu_tanh_ref(x: f64) -> f64 {
+    let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+    0.5 * x * (1.0 + inner.tanh())
 }
 
 fn libm_erf(x: f64) -> f64 {

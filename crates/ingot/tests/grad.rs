@@ -47,6 +47,8 @@ fn unary_ops_match_finite_differences() {
         "erf", s, ANY, |a| ingot::erf(&a[0]);
         "erfinv", s, UNIT, |a| ingot::erfinv(&a[0]);
         "sigmoid", s, ANY, |a| ingot::sigmoid(&a[0]);
+        "gelu", s, ANY, |a| ingot::gelu(&a[0]);
+        "gelu_tanh", s, ANY, |a| ingot::gelu_tanh(&a[0]);
         "floor is flat", s, ANY, |a| ingot::add(&ingot::floor(&a[0])?, &a[0]);
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
@@ -210,6 +212,33 @@ fn second_derivatives() {
     let h = ingot::grad(dsin, &[0])(std::slice::from_ref(&x)).unwrap();
     let want: Vec<f64> = [0.3f64, -1.2, 2.0].iter().map(|v| -v.sin()).collect();
     assert_close(&h[0].to_f64_vec().unwrap(), &want, 1e-12, 1e-12, "sin''");
+
+    // Both GELUs' second derivatives (their gradients are built from differentiable ops)
+    // against central differences of the first.
+    type G = fn(&Array) -> Result<Array>;
+    for (name, f) in [
+        ("gelu", ingot::gelu as G),
+        ("gelu_tanh", ingot::gelu_tanh as G),
+    ] {
+        let d1 = move |a: &[Array]| {
+            let g = ingot::grad(move |b: &[Array]| ingot::sum(&f(&b[0])?, None, false), &[0]);
+            Ok::<_, ingot::Error>(g(a)?.remove(0))
+        };
+        let h = ingot::grad(move |a: &[Array]| ingot::sum(&d1(a)?, None, false), &[0])(
+            std::slice::from_ref(&x),
+        )
+        .unwrap();
+        let at = |v: f64| {
+            let a = Array::from_slice(&[v], &[1]).unwrap();
+            d1(&[a]).unwrap().to_f64_vec().unwrap()[0]
+        };
+        let e = 1e-5;
+        let want: Vec<f64> = [0.3f64, -1.2, 2.0]
+            .iter()
+            .map(|&v| (at(v + e) - at(v - e)) / (2.0 * e))
+            .collect();
+        assert_close(&h[0].to_f64_vec().unwrap(), &want, 1e-6, 1e-6, name);
+    }
 
     let cube = |b: &[Array]| ingot::sum(&ingot::power(&b[0], 3.0)?, None, false);
     let d2 = ingot::grad(
@@ -440,6 +469,75 @@ fn custom_vjp_and_checkpoint() {
             1e-14,
             0.0,
             "checkpoint",
+        );
+    }
+
+    // Traced and simplified as compile does, the checkpointed gradient computes tanh twice
+    // (forward, then again in the backward pass): the recomputation must not merge with the
+    // forward op, or the activation it was meant to drop stays alive.
+    let tanh_count = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>| {
+        let g = ingot::transforms::trace(f, &[x.clone(), w.clone()]).unwrap();
+        let g = ingot::transforms::simplify(&g).unwrap();
+        let tanh = ingot::op::Op::Unary(ingot::op::UnaryOp::Tanh);
+        g.apps.iter().filter(|a| a.op == tanh).count()
+    };
+    // The loss is an output too, so the forward ops stay in the program.
+    let with_value = |vg: &dyn Fn(&[Array]) -> Result<(Array, Vec<Array>)>, a: &[Array]| {
+        let (v, mut g) = vg(a)?;
+        g.insert(0, v);
+        Ok(g)
+    };
+    let vg_ck = ingot::value_and_grad(
+        move |a: &[Array]| ingot::sum(&ingot::checkpoint(body)(a)?[0], None, false),
+        &[0, 1],
+    );
+    let vg_plain = ingot::value_and_grad(
+        move |a: &[Array]| ingot::sum(&body(a)?[0], None, false),
+        &[0, 1],
+    );
+    let grad_ck = move |a: &[Array]| with_value(&vg_ck, a);
+    let grad_plain = move |a: &[Array]| with_value(&vg_plain, a);
+    assert_eq!(
+        tanh_count(&grad_ck),
+        2,
+        "checkpoint recomputes under compile"
+    );
+    assert_eq!(tanh_count(&grad_plain), 1);
+    let c = ingot::compile(grad_ck);
+    let g3 = c.call(&[x.clone(), w.clone()]).unwrap();
+    for (a, b) in g3[1..].iter().zip(&g2) {
+        assert_close(
+            &a.to_f64_vec().unwrap(),
+            &b.to_f64_vec().unwrap(),
+            1e-14,
+            0.0,
+            "compiled checkpoint",
+        );
+    }
+
+    // Second derivatives pass through the checkpoint (and its barrier) too.
+    let d2 = |ck: bool| {
+        let inner = move |a: &[Array]| {
+            let y = if ck {
+                ingot::checkpoint(body)(a)?
+            } else {
+                body(a)?
+            };
+            ingot::sum(&y[0], None, false)
+        };
+        let outer = move |a: &[Array]| {
+            let g = ingot::grad(inner, &[0])(a)?;
+            ingot::sum(&g[0], None, false)
+        };
+        ingot::grad(outer, &[0, 1])(&[x.clone(), w.clone()]).unwrap()
+    };
+    for (a, b) in d2(true).iter().zip(&d2(false)) {
+        assert_close(
+            &a.to_f64_vec().unwrap(),
+            &b.to_f64_vec().unwrap(),
+            1e-12,
+            1e-14,
+            "checkpoint second derivative",
         );
     }
 }

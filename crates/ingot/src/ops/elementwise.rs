@@ -116,6 +116,11 @@ float_unary_fns! {
     erfinv => Erfinv, complex: false;
     /// `1 / (1 + exp(-a))`
     sigmoid => Sigmoid, complex: false;
+    /// Exact GELU, `a Phi(a) = 0.5 a (1 + erf(a / sqrt 2))`; halves compute in f32.
+    gelu => Gelu, complex: false;
+    /// GELU's tanh approximation, `0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3)))`
+    /// (PyTorch's `approximate="tanh"`); halves compute in f32.
+    gelu_tanh => GeluTanh, complex: false;
 }
 
 /// Absolute value; complex gives its magnitude as float32.

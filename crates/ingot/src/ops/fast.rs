@@ -5,8 +5,13 @@
 //! `scaled_dot_product_attention`: `softmax(q kᵀ · scale + mask) v`, with grouped-query
 //! heads read in place (no repeated K/V) and the scores never materialized by the kernel.
 //! `rms_norm`, `layer_norm` and `rope` (fast/norm_rope.rs): one pass over each row.
+//! `softmax_cross_entropy` (fast/cross_entropy.rs): the loss and its gradient, each one
+//! pass over each row of logits, with no f32 copy of them.
 
+mod cross_entropy;
 mod norm_rope;
+pub(crate) use cross_entropy::{ce_out, ce_reference_of, cross_entropy_grad};
+pub use cross_entropy::{softmax_cross_entropy, softmax_cross_entropy_reference};
 pub(crate) use norm_rope::{fast_out, reference_of, rope_inv_freqs};
 pub use norm_rope::{
     layer_norm, layer_norm_reference, rms_norm, rms_norm_reference, rope, rope_reference,

@@ -63,6 +63,8 @@ pub fn register(r: &mut Vec<OpDef>) {
         floor,
         ceil,
         sigmoid,
+        gelu,
+        gelu_tanh,
         logical_not,
         bitwise_invert,
         isnan,

@@ -147,6 +147,9 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
                 .map(|o| vec![Some(o)])
                 .map_err(|e| fail(e.to_string()))
         }
+        Op::CrossEntropy | Op::CrossEntropyGrad => crate::ops::fast::ce_out(op, inputs)
+            .map(|o| vec![Some(o)])
+            .map_err(|e| fail(e.to_string())),
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
@@ -272,6 +275,8 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
                 Ceil => ceil(a),
                 Round { decimals } => round(a, *decimals),
                 Sigmoid => sigmoid(a),
+                Gelu => gelu(a),
+                GeluTanh => gelu_tanh(a),
                 LogicalNot => logical_not(a),
                 BitwiseInvert => bitwise_invert(a),
                 IsNan => isnan(a),
@@ -625,6 +630,8 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }
         | Op::Rope { .. }
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad
         | Op::Kernel { .. } => return Err(Error::invalid(op.name(), "checked directly")),
     };
     Ok(vec![y])

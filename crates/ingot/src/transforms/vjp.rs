@@ -322,9 +322,15 @@ pub(crate) fn vjp_rule(
             attention(inputs, scale.to_f64(), *mask, &g)
         }
         Op::AttentionGrad { scale, mask } => attention_grad(inputs, scale.to_f64(), *mask, cts),
-        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } | Op::CrossEntropyGrad => {
             let g = single()?.1;
             fast_reference(op, inputs, &g)
+        }
+        // Integer targets take no gradient; the logits' is one node reading them again.
+        Op::CrossEntropy => {
+            let g = single()?.1;
+            let gx = crate::ops::fast::cross_entropy_grad(&inputs[0], &inputs[1], &g)?;
+            Ok(vec![Some(gx), None])
         }
         Op::Hadamard { .. } => {
             // The (scaled) Walsh-Hadamard matrix is symmetric.
@@ -473,7 +479,11 @@ fn fast_reference(op: &Op, inputs: &[Array], g: &Array) -> Result<Grads> {
         for (&i, x) in diff.iter().zip(xs) {
             all[i] = x.clone();
         }
-        crate::ops::fast::reference_of(op, &all).map(|y| vec![y])
+        match op {
+            Op::CrossEntropy | Op::CrossEntropyGrad => crate::ops::fast::ce_reference_of(op, &all),
+            _ => crate::ops::fast::reference_of(op, &all),
+        }
+        .map(|y| vec![y])
     };
     let (_, grads) = super::autodiff::vjp(f, &primals, std::slice::from_ref(g))?;
     let mut out: Grads = vec![None; inputs.len()];
@@ -614,6 +624,7 @@ fn unary(op: &Op, u: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<
             &mul(&exp(&square(y)?)?, std::f64::consts::PI.sqrt() / 2.0)?,
         )?,
         Sigmoid => mul(g, &mul(y, &sub(1.0, y)?)?)?,
+        Gelu | GeluTanh => gelu_grad(u, x, g)?,
         Real => crate::astype(g, x.dtype())?,
         // imag(z) = (z - conj z) / 2i: its transpose maps t to -i t.
         Imag => mul(
@@ -627,6 +638,46 @@ fn unary(op: &Op, u: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<
         }
         Abs | Angle => return Err(no_rule(op, " of complex inputs (not holomorphic)")),
     }))
+}
+
+/// The cotangent of x for either GELU, from x alone (the forward keeps nothing else);
+/// halves compute in f32, as the forward does.
+fn gelu_grad(u: UnaryOp, x: &Array, g: &Array) -> Result<Array> {
+    use crate::{add, astype, multiply as mul, square, subtract as sub};
+    let wide = |a: &Array| match a.dtype() {
+        DType::F16 | DType::BF16 => astype(a, DType::F32),
+        _ => Ok(a.clone()),
+    };
+    let (xw, gw) = (wide(x)?, wide(g)?);
+    let x2 = square(&xw)?;
+    let d = if u == UnaryOp::Gelu {
+        // Phi(x) + x phi(x)
+        let cdf = mul(
+            &add(
+                &crate::erf(&mul(&xw, std::f64::consts::FRAC_1_SQRT_2)?)?,
+                1.0,
+            )?,
+            0.5,
+        )?;
+        let pdf = mul(
+            &crate::exp(&mul(&x2, -0.5)?)?,
+            0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2,
+        )?;
+        add(&cdf, &mul(&xw, &pdf)?)?
+    } else {
+        // With u = c (x + k x^3) and t = tanh u: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2).
+        let (c, k) = (0.797_884_560_802_865_4, 0.044715);
+        let t = crate::tanh(&mul(&mul(&xw, &add(&mul(&x2, k)?, 1.0)?)?, c)?)?;
+        let du = mul(&add(&mul(&x2, 3.0 * k)?, 1.0)?, 0.5 * c)?;
+        let right = mul(&mul(&xw, &sub(1.0, &square(&t)?)?)?, &du)?;
+        add(&mul(&add(&t, 1.0)?, 0.5)?, &right)?
+    };
+    let dx = mul(&gw, &d)?;
+    if dx.dtype() == g.dtype() {
+        Ok(dx)
+    } else {
+        astype(&dx, g.dtype())
+    }
 }
 
 fn binary(b: BinaryOp, x: &Array, z: &Array, y: &Array, g: &Array) -> Result<Grads> {

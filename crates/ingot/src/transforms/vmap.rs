@@ -456,6 +456,14 @@ fn batch_rule(
             }
         }
         Op::Rope { offset, .. } => rope_rule(op, *offset, ins, &out, b).map(Some),
+        // Cross entropy works over leading dims: batch every operand along the same new one.
+        Op::CrossEntropy | Op::CrossEntropyGrad => {
+            let inputs = ins
+                .iter()
+                .map(|(a, bt)| if *bt { Ok(a.clone()) } else { batch_of(a, b) })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Some(apply(op, inputs, &out, None)))
+        }
         // With many words per key, one kernel call per key beats ~120 elementwise passes
         // over the whole batch (measured: 64 keys of 4096 words, loop 3x faster).
         Op::RandomBits if crate::shape::size_of(&shapes[0].0) >= RANDOM_BITS_LOOP_MIN => Ok(None),

@@ -268,6 +268,22 @@ pub(crate) trait FastMath: Element + Float {
     fn fast_tanh(self) -> Self {
         self.tanh()
     }
+    /// GELU's tanh form in f64, rounded once (f32 overrides it with its own f32 steps).
+    fn gelu_tanh(self) -> Self {
+        via(self, |x| {
+            let inner = (x + GELU_CUBIC * (x * x * x)) * GELU_SQRT_2_PI;
+            0.5 * x * (1.0 + inner.tanh())
+        })
+    }
+}
+
+/// The tanh GELU's constants: sqrt(2/pi) and the cubic's coefficient.
+pub(crate) const GELU_SQRT_2_PI: f64 = 0.797_884_560_802_865_4;
+pub(crate) const GELU_CUBIC: f64 = 0.044715;
+
+/// Exact GELU in f64: `0.5 x (1 + erf(x / sqrt 2))`.
+pub(crate) fn gelu_f64(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
 }
 impl FastMath for f64 {}
 impl FastMath for f16 {}
@@ -280,6 +296,13 @@ impl FastMath for f32 {
     #[inline(always)]
     fn fast_tanh(self) -> f32 {
         tanh_f32(self)
+    }
+    /// The same f32 steps as the GPU's `m_gelu_tanh`, each rounded, so both give the same bits.
+    #[inline(always)]
+    fn gelu_tanh(self) -> f32 {
+        let x = self;
+        let inner = (x + GELU_CUBIC as f32 * (x * x * x)) * GELU_SQRT_2_PI as f32;
+        0.5 * x * (1.0 + tanh_f32(inner))
     }
 }
 
@@ -331,7 +354,7 @@ macro_rules! with_float_unary {
         #[allow(unused_imports)]
         use num_traits::Float as _;
         #[allow(unused_imports)]
-        use $crate::backend::cpu::elementwise::{erfinv, round_dec, via, FastMath};
+        use $crate::backend::cpu::elementwise::{erfinv, gelu_f64, round_dec, via, FastMath};
         use $crate::op::UnaryOp::*;
         match $op {
             Abs => {
@@ -480,6 +503,14 @@ macro_rules! with_float_unary {
                         e * r
                     }
                 };
+                $body
+            }
+            Gelu => {
+                let $f = |v: $T| via(v, gelu_f64);
+                $body
+            }
+            GeluTanh => {
+                let $f = |v: $T| v.gelu_tanh();
                 $body
             }
             Real | Conj => {

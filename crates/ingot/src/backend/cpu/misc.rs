@@ -84,6 +84,14 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         Op::Softmax { axis, log } => dispatch_float!("softmax", inputs[0].dtype(), T => {
             softmax::<T>(&inputs[0], *axis, *log).map(|d| vec![d])
         }),
+        Op::CrossEntropy => dispatch_float!("softmax_cross_entropy", inputs[0].dtype(), T => {
+            cross_entropy::<T>(&inputs[0], &inputs[1], None).map(|d| vec![d])
+        }),
+        Op::CrossEntropyGrad => {
+            dispatch_float!("softmax_cross_entropy_grad", inputs[0].dtype(), T => {
+                cross_entropy::<T>(&inputs[0], &inputs[1], Some(&inputs[2])).map(|d| vec![d])
+            })
+        }
         Op::Hadamard { scale } => dispatch_float!("hadamard_transform", inputs[0].dtype(), T => {
             hadamard::<T>(&inputs[0], scale.to_f64()).map(|d| vec![d])
         }),
@@ -97,6 +105,88 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         }),
         _ => Err(not_here(op)),
     }
+}
+
+// ---- softmax cross entropy ---------------------------------------------------------------
+
+/// The row's max (NaN if it holds one) and its sum of exp(x - max), as softmax_row.
+#[inline]
+fn row_stats<T: Fl>(x: &[T]) -> (T::C, T::C) {
+    let m = x.iter().fold(T::C::neg_infinity(), |m, &v| m.max(v.load()));
+    let m = if x.iter().any(|v| v.load().is_nan()) {
+        T::C::nan()
+    } else {
+        m
+    };
+    (m, x.iter().map(|&v| T::exp(v.load() - m)).sum())
+}
+
+/// The loss a row, `(max - x[t]) + log(sum)` (no cancellation against a large max), or
+/// with `g` the gradient `(softmax - onehot(t)) * g` in T; rows with a negative target give
+/// 0 (ignored), rows with a target past the classes NaN.
+fn cross_entropy<T: Fl>(x: &Array, t: &Array, g: Option<&Array>) -> Result<Data>
+where
+    T::C: Element,
+{
+    let shape = x.shape().to_vec();
+    let v = shape[shape.len() - 1];
+    let rows = size_of(&shape) / v;
+    let xd = x.ready_data();
+    let x = contiguous_cow::<T>(&xd, &shape);
+    let td = t.ready_data();
+    let t = contiguous_cow::<i64>(&td, t.shape());
+    // Ok(class), or Err(the value of an ignored or invalid row).
+    let target = |r: usize| match usize::try_from(t[r]) {
+        Ok(c) if c < v => Ok(c),
+        Ok(_) => Err(T::C::nan()),
+        Err(_) => Err(T::C::zero()),
+    };
+    let rows_per = (PAR_MIN / v).max(1);
+    let Some(g) = g else {
+        let mut buf = Buffer::zeroed(rows * std::mem::size_of::<T::C>())?;
+        let out = buf.as_slice_mut::<T::C>();
+        out.par_chunks_mut(rows_per).enumerate().for_each(|(k, o)| {
+            for (j, l) in o.iter_mut().enumerate() {
+                let r = k * rows_per + j;
+                *l = match target(r) {
+                    Ok(c) => {
+                        let row = &x[r * v..(r + 1) * v];
+                        let (m, s) = row_stats(row);
+                        (m - row[c].load()) + s.ln()
+                    }
+                    Err(z) => z,
+                };
+            }
+        });
+        return Ok(out_data(buf, &shape[..shape.len() - 1]));
+    };
+    let gd = g.ready_data();
+    let g = contiguous_cow::<T::C>(&gd, g.shape());
+    let mut buf = Buffer::zeroed(rows * v * std::mem::size_of::<T>())?;
+    let out = buf.as_slice_mut::<T>();
+    out.par_chunks_mut(rows_per * v)
+        .zip(x.par_chunks(rows_per * v))
+        .enumerate()
+        .for_each(|(k, (o, i))| {
+            for (j, (orow, irow)) in o.chunks_mut(v).zip(i.chunks(v)).enumerate() {
+                let r = k * rows_per + j;
+                let c = match target(r) {
+                    Ok(c) => c,
+                    Err(z) => {
+                        orow.fill(T::store(z));
+                        continue;
+                    }
+                };
+                let (m, s) = row_stats(irow);
+                let (rs, gr) = (T::C::one() / s, g[r]);
+                for (oe, &xe) in orow.iter_mut().zip(irow) {
+                    *oe = T::store(T::exp(xe.load() - m) * rs * gr);
+                }
+                let pc = T::exp(irow[c].load() - m) * rs;
+                orow[c] = T::store((pc - T::C::one()) * gr);
+            }
+        });
+    Ok(out_data(buf, &shape))
 }
 
 // ---- softmax ---------------------------------------------------------------------------

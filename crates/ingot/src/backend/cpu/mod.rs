@@ -62,9 +62,11 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         | Op::Solve => linalg::eval(op, inputs, outs),
         Op::Conv { .. } | Op::Pool { .. } => conv::eval(op, inputs, outs),
         Op::Fft { .. } => fft::eval(op, inputs, outs),
-        Op::Softmax { .. } | Op::GridSample { .. } | Op::Hadamard { .. } => {
-            misc::eval(op, inputs, outs)
-        }
+        Op::Softmax { .. }
+        | Op::GridSample { .. }
+        | Op::Hadamard { .. }
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad => misc::eval(op, inputs, outs),
         Op::Attention { .. } => misc::attention_eval(op, inputs, outs),
         Op::AttentionGrad { .. } => misc::attention_grad_eval(op, inputs, outs),
         Op::Collective { .. } => crate::distributed::eval(op, inputs, outs),

@@ -752,6 +752,8 @@ fn unary_expr(op: UnaryOp, d: DType) -> Option<String> {
             Ceil => "m_ceil(a)".into(),
             Round { decimals } => format!("({c})round_dec((double)a, {decimals})"),
             Sigmoid => "m_sigmoid(a)".into(),
+            Gelu => format!("({c})m_gelu((double)a)"),
+            GeluTanh => "m_gelu_tanh(a)".into(),
             Real | Conj => "a".into(),
             Imag => format!("({c})0"),
             Angle => "m_angle(a)".into(),

@@ -569,6 +569,9 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
             outs[0].1,
         )?,
         Op::Softmax { axis, log } => softmax::eval(&g, &inputs[0], *axis, *log)?,
+        Op::CrossEntropy | Op::CrossEntropyGrad if fast_enabled() => {
+            softmax::ce_eval(&g, op, inputs)?
+        }
         Op::Sort { .. }
         | Op::ArgSort { .. }
         | Op::Partition { .. }

@@ -1,12 +1,14 @@
 //! Softmax and log-softmax along one axis (kernels/softmax.cuh), for f16, bf16, f32 and f64
 //! (halves computed in f32, as on the CPU). A non-contiguous input is first copied to
-//! row-major order on the GPU.
+//! row-major order on the GPU. The same module holds softmax cross entropy and its gradient
+//! (`ce_eval`).
 
 use super::elementwise::{ctype, row_major, COMMON, FUNCS};
 use super::{Args, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
 use crate::buffer::Buffer;
+use crate::op::Op;
 use crate::shape::size_of;
 use crate::{DType, Result};
 
@@ -82,4 +84,53 @@ pub(super) fn eval(g: &Gpu, x: &Array, axis: usize, log: bool) -> Result<Option<
         g.launch_1d(&f, lines, &args)?;
     }
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
+}
+
+/// `Op::CrossEntropy` (the loss a row, in the compute dtype) or `Op::CrossEntropyGrad` (the
+/// logits' gradient, in their dtype): one block per row.
+pub(super) fn ce_eval(g: &Gpu, op: &Op, inputs: &[Array]) -> Result<Option<Vec<Data>>> {
+    let x = &inputs[0];
+    let dt = x.dtype();
+    if !matches!(dt, DType::F16 | DType::BF16 | DType::F32 | DType::F64) || x.ndim() == 0 {
+        return Ok(None);
+    }
+    let grad = matches!(op, Op::CrossEntropyGrad);
+    let shape = x.shape();
+    let len = shape[shape.len() - 1];
+    let rows = size_of(&shape[..shape.len() - 1]);
+    let cdt = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let (out_shape, out_size) = if grad {
+        (shape, dt.size())
+    } else {
+        (&shape[..shape.len() - 1], cdt.size())
+    };
+    let mem = g.alloc(size_of(out_shape) * out_size)?;
+    if size_of(out_shape) == 0 {
+        return Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    }
+    if rows > i32::MAX as usize || len == 0 {
+        return Ok(None);
+    }
+    // Each source is kept until the launch is queued.
+    let mut srcs = Vec::new();
+    let mut args = Args::new();
+    args.push(mem.ptr());
+    for a in &inputs[..2 + grad as usize] {
+        let Some((src, ptr)) = row_major(g, a)? else {
+            return Ok(None);
+        };
+        srcs.push(src);
+        args.push(ptr);
+    }
+    args.push(rows as i64).push(len as i64);
+    let base = base(dt, false);
+    let name = format!("{base}_{}", if grad { "ce_grad" } else { "ce" });
+    let f = g.kernel_in(&base, &name, || source(&base, dt, false))?;
+    g.launch(&f, (rows as u32, 1, 1), (256, 1, 1), 0, &args)?;
+    drop(srcs);
+    Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

@@ -73,6 +73,18 @@ template <class T> DEV T m_sigmoid(T v) {
     T r = (T)1 / ((T)1 + e);
     return v >= (T)0 ? r : e * r;
 }
+// GELU: exact in double as the CPU (cpu::elementwise::gelu_f64); the tanh form in f32 with
+// the CPU's roundings (FastMath::gelu_tanh for f32), in double for f64.
+DEV double m_gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+DEV float m_gelu_tanh(float x) {
+    float x3 = __fmul_rn(__fmul_rn(x, x), x);
+    float inner = __fmul_rn(__fadd_rn(x, __fmul_rn(0.044715f, x3)), 0.7978845608028654f);
+    return __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.f, m_tanh(inner)));
+}
+DEV double m_gelu_tanh(double x) {
+    double inner = (x + 0.044715 * (x * x * x)) * 0.7978845608028654;
+    return 0.5 * x * (1.0 + tanh(inner));
+}
 template <class T> DEV T m_angle(T v) {
     if (v != v) return v;
     return m_signbit(v) ? (T)3.14159265358979323846 : (T)0;

@@ -139,3 +139,59 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(T* __restrict__ out
         for (long long l = 0; l < len; ++l) q[l * inner] = st<T>(m_exp(ld(p[l * inner]) - m) * r);
     }
 }
+
+// Softmax cross entropy over rows of len classes with int64 targets (ops/fast/cross_entropy.rs,
+// as cpu/misc.rs computes it): one block per row; a negative target marks an ignored row
+// (loss 0, gradient 0) and one past the classes gives NaN.
+//   ce:      loss[r] = (m - x[t]) + log(s), in C;
+//   ce_grad: out = (exp(x - m) / s - [i == t]) * g[r], in T: the logits read twice more,
+//            mostly from L2, and no softmax kept between the passes.
+DEV void ce_stats(const T* p, long long len, C* sh, C& m, C& s) {
+    m = -(C)K_INF;
+    int nan = 0;
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+        C v = ld(p[i]);
+        nan |= v != v;
+        m = v > m ? v : m;
+    }
+    m = block_all<C, true>(m, sh);
+    if (__syncthreads_or(nan)) m = (C)K_NAN;
+    s = 0;
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) s += m_exp(ld(p[i]) - m);
+    s = block_all<C, false>(s, sh);
+}
+
+extern "C" __global__ void __launch_bounds__(256) KNAME(ce)(C* __restrict__ loss, const T* __restrict__ x,
+    const long long* __restrict__ tgt, long long rows, long long len) {
+    __shared__ C sh[32];
+    long long r = blockIdx.x, t = tgt[r];
+    if (t < 0 || t >= len) {  // the whole block leaves together
+        if (threadIdx.x == 0) loss[r] = t < 0 ? (C)0 : (C)K_NAN;
+        return;
+    }
+    const T* p = x + r * len;
+    C m, s;
+    ce_stats(p, len, sh, m, s);
+    if (threadIdx.x == 0) loss[r] = (m - ld(p[t])) + m_log(s);
+}
+
+extern "C" __global__ void __launch_bounds__(256) KNAME(ce_grad)(T* __restrict__ out, const T* __restrict__ x,
+    const long long* __restrict__ tgt, const C* __restrict__ g, long long rows, long long len) {
+    __shared__ C sh[32];
+    long long r = blockIdx.x, t = tgt[r];
+    T* q = out + r * len;
+    if (t < 0 || t >= len) {
+        C z = t < 0 ? (C)0 : (C)K_NAN;
+        for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>(z);
+        return;
+    }
+    const T* p = x + r * len;
+    C m, s;
+    ce_stats(p, len, sh, m, s);
+    C rs = (C)1 / s, gr = g[r];
+    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
+        C e = m_exp(ld(p[i]) - m) * rs;
+        if (i == t) e -= (C)1;
+        q[i] = st<T>(e * gr);
+    }
+}
