@@ -361,8 +361,8 @@ pub fn cross_entropy(logits: &Array, targets: &Array, options: &CrossEntropy) ->
 /// (`ingot::fast::softmax_cross_entropy`): the logits stay in their dtype, and the backward
 /// pass reads them again rather than keeping an f32 log-softmax and dense one-hot products
 /// (4.6 to 6.1 GiB of GPT-2's training step at batch 8 x 1024). Ignored targets become -1,
-/// which the op skips; other negative targets become C, past the classes, which it turns
-/// into NaN (the general path's gather reports them as out of bounds).
+/// which the op skips; other negative targets become C, past the classes, which it reports
+/// as out of bounds on evaluation (as the general path's gather).
 fn fused_index_cross_entropy(
     logits: &Array,
     targets: &Array,

@@ -484,11 +484,13 @@ pub enum Op {
     /// Softmax cross entropy over the last axis with class-index targets
     /// (`ops::fast::softmax_cross_entropy`): inputs logits `(..., V)` (float) and targets
     /// `(...)` (int64); output `(...)` in the compute dtype (f64 for f64, else f32),
-    /// `logsumexp(row) - row[t]`; 0 where t is negative (an ignored row), NaN where t >= V.
+    /// `logsumexp(row) - row[t]`; 0 where t is negative (an ignored row); t >= V is an
+    /// out-of-bounds error on evaluation.
     CrossEntropy,
     /// The gradient of `CrossEntropy`: inputs logits, targets and the cotangent `(...)` of
     /// the compute dtype; output `(softmax(row) - onehot(t)) * g` of the logits' shape and
-    /// dtype (zero on ignored rows, NaN past the classes); no f32 copy of the logits.
+    /// dtype (zero on ignored rows, the same error past the classes); no f32 copy of the
+    /// logits.
     CrossEntropyGrad,
     /// RMS normalization over the last axis (`ops::fast::rms_norm`): inputs x `(..., D)`
     /// and, when `has_weight`, the weight `(D,)`, both of the output's float dtype.

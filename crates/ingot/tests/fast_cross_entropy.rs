@@ -1,6 +1,6 @@
 //! `ingot::fast::softmax_cross_entropy` against a plain f64 loop and its reference
 //! decomposition: dtypes, strided and empty logits, NaN and large values, ignored and
-//! out-of-range targets, the gradient node, finite differences (first and second order),
+//! out-of-bounds targets, the gradient node, finite differences (first and second order),
 //! vmap, compile, and bad calls.
 
 mod common;
@@ -9,14 +9,13 @@ use ingot::fast::{softmax_cross_entropy, softmax_cross_entropy_reference};
 use ingot::{Array, DType, Result};
 
 /// Loss and gradient rows in f64: `lse - x[t]` and `(softmax - onehot) * g`; 0 for a
-/// negative target, NaN for one past the classes.
+/// negative target.
 fn naive(x: &[f64], v: usize, t: &[i64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (mut loss, mut grad) = (Vec::new(), Vec::new());
     for (r, row) in x.chunks(v).enumerate() {
-        if t[r] < 0 || t[r] >= v as i64 {
-            let z = if t[r] < 0 { 0.0 } else { f64::NAN };
-            loss.push(z);
-            grad.extend(std::iter::repeat_n(z, v));
+        if t[r] < 0 {
+            loss.push(0.0);
+            grad.extend(std::iter::repeat_n(0.0, v));
             continue;
         }
         let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -35,12 +34,12 @@ fn naive(x: &[f64], v: usize, t: &[i64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
     (loss, grad)
 }
 
-/// Targets in [0, v) with, where there is room, an ignored row (-1) and a bad one (v).
+/// Targets in [0, v) with, where there is room, two ignored rows (-1 and -100).
 fn targets(rng: &mut Rng, rows: usize, v: usize) -> Vec<i64> {
     let mut t: Vec<i64> = (0..rows).map(|_| rng.below(v as u64) as i64).collect();
     if rows >= 4 {
         t[1] = -1;
-        t[3] = v as i64;
+        t[3] = -100;
     }
     t
 }
@@ -167,6 +166,34 @@ fn vmap_and_compile_agree_with_eager() {
     for (a, b) in eager.iter().zip(&compiled) {
         assert_eq!(a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap(), "compile");
     }
+}
+
+#[test]
+fn targets_past_the_classes_fail_on_evaluation() {
+    let x = Array::from_vec(vec![0.5f32, -1.0, 2.0, 0.0, 1.0, 3.0], &[2, 3]).unwrap();
+    let t = Array::from_vec(vec![1i64, 3], &[2]).unwrap();
+    let e = softmax_cross_entropy(&x, &t)
+        .and_then(|l| l.to_f64_vec())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("softmax_cross_entropy") && e.contains("row 1") && e.contains("3 classes"),
+        "{e}"
+    );
+    // The gradient alone (the loss node never evaluated) fails the same way.
+    let g = ingot::grad(
+        |a: &[Array]| ingot::sum(&softmax_cross_entropy(&a[0], &t)?, None, false),
+        &[0],
+    )(std::slice::from_ref(&x))
+    .and_then(|g| g[0].to_f64_vec());
+    let e = g.err().unwrap().to_string();
+    assert!(
+        e.contains("softmax_cross_entropy_grad") && e.contains("out of bounds"),
+        "{e}"
+    );
+    let r = softmax_cross_entropy_reference(&x, &t).and_then(|l| l.to_f64_vec());
+    assert!(r.is_err());
 }
 
 #[test]

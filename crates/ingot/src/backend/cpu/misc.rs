@@ -121,9 +121,17 @@ fn row_stats<T: Fl>(x: &[T]) -> (T::C, T::C) {
     (m, x.iter().map(|&v| T::exp(v.load() - m)).sum())
 }
 
+/// The error for a cross-entropy target past the classes (the CUDA kernel's too).
+pub(crate) fn ce_target_error(op: &str, row: usize, classes: usize) -> Error {
+    Error::invalid(
+        op,
+        format!("the target of row {row} is out of bounds for {classes} classes"),
+    )
+}
+
 /// The loss a row, `(max - x[t]) + log(sum)` (no cancellation against a large max), or
 /// with `g` the gradient `(softmax - onehot(t)) * g` in T; rows with a negative target give
-/// 0 (ignored), rows with a target past the classes NaN.
+/// 0 (ignored), a target past the classes is an error.
 fn cross_entropy<T: Fl>(x: &Array, t: &Array, g: Option<&Array>) -> Result<Data>
 where
     T::C: Element,
@@ -135,6 +143,14 @@ where
     let x = contiguous_cow::<T>(&xd, &shape);
     let td = t.ready_data();
     let t = contiguous_cow::<i64>(&td, t.shape());
+    if let Some(r) = t.iter().position(|&c| c >= v as i64) {
+        let op = if g.is_some() {
+            "softmax_cross_entropy_grad"
+        } else {
+            "softmax_cross_entropy"
+        };
+        return Err(ce_target_error(op, r, v));
+    }
     // Ok(class), or Err(the value of an ignored or invalid row).
     let target = |r: usize| match usize::try_from(t[r]) {
         Ok(c) if c < v => Ok(c),

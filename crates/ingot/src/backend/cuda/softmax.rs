@@ -126,11 +126,38 @@ pub(super) fn ce_eval(g: &Gpu, op: &Op, inputs: &[Array]) -> Result<Option<Vec<D
         srcs.push(src);
         args.push(ptr);
     }
-    args.push(rows as i64).push(len as i64);
+    let bad = g.alloc(8)?;
+    // Safety: `bad` is an 8-byte block of this GPU; the memset is ordered on its stream.
+    unsafe { cudarc::driver::result::memset_d8_async(bad.ptr(), 0xff, 8, g.stream()?.cu_stream()) }
+        .map_err(|e| super::cuda_err(op.name(), e))?;
+    args.push(rows as i64).push(len as i64).push(bad.ptr());
     let base = base(dt, false);
     let name = format!("{base}_{}", if grad { "ce_grad" } else { "ce" });
     let f = g.kernel_in(&base, &name, || source(&base, dt, false))?;
     g.launch(&f, (rows as u32, 1, 1), (256, 1, 1), 0, &args)?;
     drop(srcs);
+    // A target past the classes is an error, as a gather's index out of bounds: the host
+    // waits for the kernel's word (a graph checks after the fact).
+    if !super::graph::defer_index_check(g, op.name(), bad.ptr())? {
+        let mut first = [0u64; 1];
+        // Safety: 8 bytes from an 8-byte block; the synchronize below completes the copy.
+        unsafe {
+            cudarc::driver::result::memcpy_dtoh_async(
+                &mut first[..],
+                bad.ptr(),
+                g.stream()?.cu_stream(),
+            )
+        }
+        .map_err(|e| super::cuda_err(op.name(), e))?;
+        g.synchronize()?;
+        super::count_transfer(false, 8);
+        if first[0] != u64::MAX {
+            return Err(crate::backend::cpu::misc::ce_target_error(
+                op.name(),
+                first[0] as usize,
+                len,
+            ));
+        }
+    }
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
 }

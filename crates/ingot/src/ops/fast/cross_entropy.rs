@@ -5,6 +5,7 @@
 //! in their own dtype, rather than several f32 copies.
 
 use super::compute_dtype;
+use super::norm_rope::fmt_sigs;
 use crate::array::Array;
 use crate::dtype::DType;
 use crate::op::Op;
@@ -14,14 +15,6 @@ use crate::{Error, Result};
 type Sig = (Vec<usize>, DType);
 
 const OP: &str = "softmax_cross_entropy";
-
-fn fmt_sigs(inputs: &[Sig]) -> String {
-    let parts: Vec<String> = inputs
-        .iter()
-        .map(|(s, d)| format!("{} {d}", fmt_shape(s)))
-        .collect();
-    parts.join(", ")
-}
 
 /// The output of a cross-entropy node on normalized inputs, or why they do not fit it.
 pub(crate) fn ce_out(op: &Op, inputs: &[Sig]) -> Result<Sig> {
@@ -107,8 +100,8 @@ fn node(op: Op, inputs: Vec<Array>) -> Result<Array> {
 /// `logsumexp(logits, -1) - logits[..., t]` for class indices `targets` (`(...)` for logits
 /// `(..., V)`): the per-row softmax cross entropy, in f32 (f64 for f64 logits) whatever
 /// the logits' dtype. A negative target marks an ignored row (PyTorch's `ignore_index`):
-/// loss 0 and no gradient. A target past the classes gives NaN (a kernel cannot stop the
-/// program with an error; the NaN makes the bad label loud).
+/// loss 0 and no gradient. A target past the classes is an error when the node (or its
+/// gradient node) is evaluated, as a gather's index out of bounds.
 /// Its gradient is one node that reads the logits again, `(softmax - onehot) * g`, written
 /// in the logits' dtype.
 pub fn softmax_cross_entropy(logits: &Array, targets: &Array) -> Result<Array> {
@@ -147,14 +140,17 @@ fn reference(x: &Array, t: &Array, g: Option<&Array>) -> Result<Array> {
     let (dt, cdt) = (x.dtype(), compute_dtype(x.dtype()));
     let v = x.shape()[x.ndim() - 1];
     let xc = crate::astype(x, cdt)?;
-    let valid = crate::logical_and(&crate::greater_equal(t, 0i64)?, &crate::less(t, v as i64)?)?;
+    let valid = crate::greater_equal(t, 0i64)?;
+    // Ignored rows read class 0 and give 0; a target past the classes stays, for the
+    // gather's out-of-bounds error (the gradient's one-hot has no gather: NaN there).
     let tc = crate::expand_dims(&crate::where_(&valid, t, 0i64)?, &[-1])?;
-    // 0 on ignored rows, NaN on rows whose target is past the classes.
+    let past = crate::greater_equal(t, v as i64)?;
     let other = crate::where_(
-        &crate::less(t, 0i64)?,
-        Array::scalar_as(0.0, cdt),
+        &past,
         Array::scalar_as(f64::NAN, cdt),
+        Array::scalar_as(0.0, cdt),
     )?;
+    let valid = crate::logical_and(&valid, &crate::logical_not(&past)?)?;
     match g {
         None => {
             let lse = crate::logsumexp(&xc, Some(&[-1]), false)?;

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 type Sig = (Vec<usize>, DType);
 
-fn fmt_sigs(inputs: &[Sig]) -> String {
+pub(super) fn fmt_sigs(inputs: &[Sig]) -> String {
     let parts: Vec<String> = inputs
         .iter()
         .map(|(s, d)| format!("{} {d}", fmt_shape(s)))

@@ -31,12 +31,9 @@ template <class A, bool MAX> DEV A block_all(A v, A* sh) {
     return MAX ? warp_max(v) : warp_sum(v);
 }
 
-extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out, const T* __restrict__ x,
-    long long rows, long long len) {
-    __shared__ C sh[32];
-    const T* p = x + (long long)blockIdx.x * len;
-    T* q = out + (long long)blockIdx.x * len;
-    C m = -(C)K_INF;
+// The row's max (NaN if it holds one) and sum of exp(x - max), in every thread.
+DEV void row_stats(const T* p, long long len, C* sh, C& m, C& s) {
+    m = -(C)K_INF;
     int nan = 0;
     for (long long i = threadIdx.x; i < len; i += blockDim.x) {
         C v = ld(p[i]);
@@ -45,9 +42,18 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out
     }
     m = block_all<C, true>(m, sh);
     if (__syncthreads_or(nan)) m = (C)K_NAN;
-    C s = 0;
+    s = 0;
     for (long long i = threadIdx.x; i < len; i += blockDim.x) s += m_exp(ld(p[i]) - m);
     s = block_all<C, false>(s, sh);
+}
+
+extern "C" __global__ void __launch_bounds__(256) KNAME(row)(T* __restrict__ out, const T* __restrict__ x,
+    long long rows, long long len) {
+    __shared__ C sh[32];
+    const T* p = x + (long long)blockIdx.x * len;
+    T* q = out + (long long)blockIdx.x * len;
+    C m, s;
+    row_stats(p, len, sh, m, s);
     if (LOG) {
         C ls = m_log(s);
         for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>((ld(p[i]) - m) - ls);
@@ -142,52 +148,43 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(T* __restrict__ out
 
 // Softmax cross entropy over rows of len classes with int64 targets (ops/fast/cross_entropy.rs,
 // as cpu/misc.rs computes it): one block per row; a negative target marks an ignored row
-// (loss 0, gradient 0) and one past the classes gives NaN.
+// (loss 0, gradient 0); one past the classes writes NaN and records the first such row in
+// `bad` (initialized to ~0), which the host turns into an error.
 //   ce:      loss[r] = (m - x[t]) + log(s), in C;
 //   ce_grad: out = (exp(x - m) / s - [i == t]) * g[r], in T: the logits read twice more,
 //            mostly from L2, and no softmax kept between the passes.
-DEV void ce_stats(const T* p, long long len, C* sh, C& m, C& s) {
-    m = -(C)K_INF;
-    int nan = 0;
-    for (long long i = threadIdx.x; i < len; i += blockDim.x) {
-        C v = ld(p[i]);
-        nan |= v != v;
-        m = v > m ? v : m;
-    }
-    m = block_all<C, true>(m, sh);
-    if (__syncthreads_or(nan)) m = (C)K_NAN;
-    s = 0;
-    for (long long i = threadIdx.x; i < len; i += blockDim.x) s += m_exp(ld(p[i]) - m);
-    s = block_all<C, false>(s, sh);
-}
-
 extern "C" __global__ void __launch_bounds__(256) KNAME(ce)(C* __restrict__ loss, const T* __restrict__ x,
-    const long long* __restrict__ tgt, long long rows, long long len) {
+    const long long* __restrict__ tgt, long long rows, long long len, unsigned long long* bad) {
     __shared__ C sh[32];
     long long r = blockIdx.x, t = tgt[r];
     if (t < 0 || t >= len) {  // the whole block leaves together
-        if (threadIdx.x == 0) loss[r] = t < 0 ? (C)0 : (C)K_NAN;
+        if (threadIdx.x == 0) {
+            loss[r] = t < 0 ? (C)0 : (C)K_NAN;
+            if (t >= len) atomicMin(bad, (unsigned long long)r);
+        }
         return;
     }
     const T* p = x + r * len;
     C m, s;
-    ce_stats(p, len, sh, m, s);
+    row_stats(p, len, sh, m, s);
     if (threadIdx.x == 0) loss[r] = (m - ld(p[t])) + m_log(s);
 }
 
 extern "C" __global__ void __launch_bounds__(256) KNAME(ce_grad)(T* __restrict__ out, const T* __restrict__ x,
-    const long long* __restrict__ tgt, const C* __restrict__ g, long long rows, long long len) {
+    const long long* __restrict__ tgt, const C* __restrict__ g, long long rows, long long len,
+    unsigned long long* bad) {
     __shared__ C sh[32];
     long long r = blockIdx.x, t = tgt[r];
     T* q = out + r * len;
     if (t < 0 || t >= len) {
+        if (t >= len && threadIdx.x == 0) atomicMin(bad, (unsigned long long)r);
         C z = t < 0 ? (C)0 : (C)K_NAN;
         for (long long i = threadIdx.x; i < len; i += blockDim.x) q[i] = st<T>(z);
         return;
     }
     const T* p = x + r * len;
     C m, s;
-    ce_stats(p, len, sh, m, s);
+    row_stats(p, len, sh, m, s);
     C rs = (C)1 / s, gr = g[r];
     for (long long i = threadIdx.x; i < len; i += blockDim.x) {
         C e = m_exp(ld(p[i]) - m) * rs;
