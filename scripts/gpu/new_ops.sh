@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
 export INGOT_KERNEL_CACHE=${INGOT_KERNEL_CACHE:-/tmp/ingot-kernels}
 mkdir -p "$INGOT_KERNEL_CACHE"
-for t in fast_cross_entropy elementwise losses gpt2 amp; do
+for t in fast_cross_entropy losses gpt2 amp elementwise; do
   for exe in .device/tests/$t-*; do
     [ -x "$exe" ] || continue
     log=$(INGOT_TEST_DEVICE=cuda timeout 240 "$exe" 2>&1)
