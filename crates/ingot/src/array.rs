@@ -382,6 +382,27 @@ impl Array {
         }
     }
 
+    /// [`Array::try_donate_if`] for a kernel that already holds `held`, a clone of this
+    /// input's data (its own clone would otherwise rule donation out): `Ok` with the data
+    /// to write into, or `Err` with the clone back when the input cannot be donated.
+    pub(crate) fn try_donate_held(
+        &self,
+        held: Data,
+        want: impl FnOnce(&Data) -> bool,
+    ) -> std::result::Result<Data, Data> {
+        drop(held);
+        // A node nobody else holds cannot change between the drop and the check.
+        self.try_donate_if(want).ok_or_else(|| self.ready_data())
+    }
+
+    /// Puts back data taken by [`Array::try_donate_if`] whose kernel then did not run (a
+    /// failed allocation or launch), so the input reads as before.
+    pub(crate) fn undonate(&self, d: Data) {
+        let mut st = self.0.state.lock();
+        debug_assert!(matches!(*st, State::Running));
+        *st = State::Ready(d);
+    }
+
     /// The elements in row-major order. `T` must match the dtype; see [`Array::astype`].
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype() {

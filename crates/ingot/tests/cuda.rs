@@ -47,6 +47,7 @@ fn cuda_backend() {
     results_match_the_cpu_bit_for_bit();
     running_out_of_memory_is_an_error();
     memory_figures_and_cache();
+    elementwise_outputs_reuse_inputs_nobody_holds();
     layout_and_gather_kernels_match_the_cpu();
     ops_without_kernels_fall_back_to_the_cpu();
     decoding_matmuls_match_an_f64_reference();
@@ -257,6 +258,97 @@ fn memory_figures_and_cache() {
     drop(y);
     ingot::memory::cuda::clear_cache(0).unwrap();
     assert_eq!(ingot::memory::cuda::cache_memory(0), 0);
+}
+
+/// The GPU address of an evaluated array's bytes.
+fn device_addr(a: &Array) -> u64 {
+    a.data()
+        .unwrap()
+        .buffer
+        .device_address()
+        .expect("on the GPU")
+}
+
+/// Elementwise kernels write their output over an input that nobody else holds (as the
+/// CPU does), so a chain of n ops over a dropped array needs no new memory; inputs still
+/// held are never written; a fused kernel with two outputs written over the input both
+/// read gives the CPU's values.
+fn elementwise_outputs_reuse_inputs_nobody_holds() {
+    let n = 1 << 22;
+    let vals = f32s(n, 41);
+    let on_cpu = |f: &dyn Fn(&Array) -> ingot::Result<Array>| {
+        ingot::with_device(Device::Cpu, || {
+            let x = Array::from_slice(&vals, &[n]).unwrap();
+            f(&x).unwrap().to_vec::<f32>().unwrap()
+        })
+    };
+    let chain = |x: &Array| -> ingot::Result<Array> {
+        let y = ingot::multiply(ingot::sin(x)?, 0.5)?;
+        ingot::tanh(&ingot::add(&y, x)?)
+    };
+    // Kept: the input is read, not written. (x + 0 is x, made on the GPU, so reading it
+    // back reads the GPU's bytes.)
+    let x = ingot::add(Array::from_slice(&vals, &[n]).unwrap(), 0.0).unwrap();
+    x.eval().unwrap();
+    let kept = chain(&x).unwrap();
+    kept.eval().unwrap();
+    assert_ne!(device_addr(&kept), device_addr(&x));
+    assert_eq!(x.to_vec::<f32>().unwrap(), vals, "a held input was written");
+    // Dropped: x is read by sin and by the add, so sin needs a new buffer, the multiply
+    // and the add (x's last reader) write over sin's output, and tanh over the add's.
+    let lazy = chain(&x).unwrap();
+    drop(x);
+    ingot::memory::cuda::reset_peak_memory(0);
+    let base = ingot::memory::cuda::active_memory(0);
+    lazy.eval().unwrap();
+    let bytes = n * 4;
+    assert!(
+        ingot::memory::cuda::peak_memory(0) <= base + bytes,
+        "peak {} over a start of {base}: more than sin's output",
+        ingot::memory::cuda::peak_memory(0)
+    );
+    let want = on_cpu(&chain);
+    assert!(max_rel_err(&lazy.to_vec::<f32>().unwrap(), &want) < 1e-5);
+    assert!(max_rel_err(&kept.to_vec::<f32>().unwrap(), &want) < 1e-5);
+    // Read once: the whole chain runs in the input's own buffer.
+    let one_reader = |x: &Array| -> ingot::Result<Array> {
+        ingot::tanh(&ingot::add(ingot::multiply(ingot::sin(x)?, 0.5)?, 1.0)?)
+    };
+    let x = ingot::add(Array::from_slice(&vals, &[n]).unwrap(), 0.0).unwrap();
+    x.eval().unwrap();
+    let addr = device_addr(&x);
+    let y = one_reader(&x).unwrap();
+    drop(x);
+    y.eval().unwrap();
+    assert_eq!(
+        device_addr(&y),
+        addr,
+        "the chain's output is not in its input's buffer"
+    );
+    let want = on_cpu(&|x: &Array| one_reader(&ingot::add(x, 0.0)?));
+    assert!(max_rel_err(&y.to_vec::<f32>().unwrap(), &want) < 1e-5);
+    // Two outputs of one fused kernel over a product both read.
+    let (r, c) = (256, 512);
+    let a = Array::from_slice(&vals[..r * 64], &[r, 64]).unwrap();
+    let b = Array::from_slice(&vals[r * 64..r * 64 + 64 * c], &[64, c]).unwrap();
+    let f = ingot::compile(|xs: &[Array]| -> ingot::Result<Vec<Array>> {
+        let h = ingot::matmul(&xs[0], &xs[1])?;
+        let one = ingot::multiply(ingot::tanh(&h)?, 2.0)?;
+        let two = ingot::add(ingot::multiply(&h, &h)?, 1.0)?;
+        Ok(vec![one, two])
+    });
+    let outs = f.call(&[a.clone(), b.clone()]).unwrap();
+    ingot::eval(&outs).unwrap();
+    let wants = ingot::with_device(Device::Cpu, || {
+        let h = ingot::matmul(&a, &b).unwrap();
+        let one = ingot::multiply(ingot::tanh(&h).unwrap(), 2.0).unwrap();
+        let two = ingot::add(ingot::multiply(&h, &h).unwrap(), 1.0).unwrap();
+        [one, two].map(|w| w.to_vec::<f32>().unwrap())
+    });
+    for (got, want) in outs.iter().zip(wants) {
+        let err = max_rel_err(&got.to_vec::<f32>().unwrap(), &want);
+        assert!(err < 1e-4, "fused two-output kernel: relative error {err}");
+    }
 }
 
 fn ops_without_kernels_fall_back_to_the_cpu() {

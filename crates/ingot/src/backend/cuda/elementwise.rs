@@ -4,7 +4,7 @@
 //! a broadcast scalar, or strided over the output's collapsed shape. Returning `None` means
 //! no GPU kernel handles the case and the op runs on the CPU.
 
-use super::{Args, Gpu};
+use super::{Args, DeviceMem, Gpu};
 use crate::array::{Array, Data};
 use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
@@ -125,16 +125,21 @@ struct Operand {
 
 /// Launches `out[i] = body` over `n` elements, where `body` reads operand k as `vK`.
 /// `make` gives the kernel's tag and body on a cache miss (`None`: no GPU form).
+#[allow(clippy::too_many_arguments)]
 fn map_kernel(
     g: &Gpu,
     op: MapOp<'_>,
-    inputs: &[(&Array, Data)],
+    inputs: Vec<(&Array, Data)>,
     out_shape: &[usize],
     out_dtype: DType,
+    donate: bool,
     make: impl FnOnce() -> Option<(String, String)>,
 ) -> Result<Option<Data>> {
     let make = || make().map(|(tag, body)| (tag, store(&body)));
-    Ok(map_kernel_n(g, op, inputs, out_shape, out_dtype, 1, false, make)?.map(|mut v| v.remove(0)))
+    Ok(
+        map_kernel_n(g, op, inputs, out_shape, out_dtype, 1, false, donate, make)?
+            .map(|mut v| v.remove(0)),
+    )
 }
 
 /// What a map kernel computes: with the operands' dtypes (and modes, when compiled in),
@@ -239,16 +244,19 @@ fn store(body: &str) -> String {
 
 /// Launches `stmts` over `n` elements: they read operand k as `vK` and set `yJ`, the
 /// element of output J (of `n_out`). With `fixed`, how each operand is read is compiled
-/// into the kernel (see map_source).
+/// into the kernel (see map_source). With `donate`, an output may be written over an
+/// input that nobody else holds (see `donors`); only node evaluation asks for that, never
+/// a helper whose caller reads its input again.
 #[allow(clippy::too_many_arguments)]
 fn map_kernel_n(
     g: &Gpu,
     op: MapOp<'_>,
-    inputs: &[(&Array, Data)],
+    inputs: Vec<(&Array, Data)>,
     out_shape: &[usize],
     out_dtype: DType,
     n_out: usize,
     fixed: bool,
+    donate: bool,
     make: impl FnOnce() -> Option<(String, String)>,
 ) -> Result<Option<Vec<Data>>> {
     let n = size_of(out_shape);
@@ -344,7 +352,7 @@ fn map_kernel_n(
             f
         }
     };
-    for (o, (_, d)) in ops.iter_mut().zip(inputs) {
+    for (o, (_, d)) in ops.iter_mut().zip(&inputs) {
         if o.mode != Mode::Value {
             o.ptr = d.buffer.device_ptr(g.ordinal)?;
         }
@@ -356,9 +364,27 @@ fn map_kernel_n(
         o.mode != Mode::Contiguous
             || (o.ptr + o.strides.off as u64 * size) % (4 * size).min(16) == 0
     });
-    let mems = (0..n_out)
-        .map(|_| g.alloc(n * out_dtype.size()))
-        .collect::<Result<Vec<_>>>()?;
+    let mut donated = if donate {
+        donors(g, &ops, inputs, n * out_dtype.size(), out_dtype, n_out)
+    } else {
+        Vec::new()
+    };
+    let mut mems = Vec::with_capacity(n_out);
+    for j in 0..n_out {
+        let m = match donated.iter().position(|dn| dn.out == j) {
+            Some(at) => Ok(OutMem::Donated(donated.swap_remove(at))),
+            None => g.alloc(n * out_dtype.size()).map(OutMem::Fresh),
+        };
+        match m {
+            Ok(m) => mems.push(m),
+            Err(e) => {
+                // The kernel will not run: the donated inputs read as before.
+                mems.into_iter().for_each(OutMem::give_back);
+                donated.into_iter().for_each(Donor::give_back);
+                return Err(e);
+            }
+        }
+    }
     let mut args = Args::new();
     let mut kd = [0i64; MAX_DIMS];
     for (i, &x) in dims.iter().enumerate() {
@@ -375,12 +401,130 @@ fn map_kernel_n(
         args.push(o.ptr).push(o.strides);
     }
     let blocks = n.div_ceil(256 * per_thread(key.modes.is_some())) as u32;
-    g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &args)?;
+    if let Err(e) = g.launch(&f, (blocks, 1, 1), (256, 1, 1), 0, &args) {
+        mems.into_iter().for_each(OutMem::give_back);
+        return Err(e);
+    }
     Ok(Some(
         mems.into_iter()
-            .map(|m| out_data(Buffer::on_device(m), out_shape))
+            .map(|m| out_data(m.into_buffer(), out_shape))
             .collect(),
     ))
+}
+
+/// An input whose buffer an output is written over.
+struct Donor<'a> {
+    out: usize,
+    input: &'a Array,
+    buffer: Buffer,
+    ptr: u64,
+    strides: Vec<isize>,
+}
+
+impl Donor<'_> {
+    fn give_back(self) {
+        self.input.undonate(Data {
+            buffer: Arc::new(self.buffer),
+            strides: self.strides,
+            offset: 0,
+        });
+    }
+}
+
+/// Where an output of a map kernel goes.
+enum OutMem<'a> {
+    Fresh(DeviceMem),
+    Donated(Donor<'a>),
+}
+
+impl OutMem<'_> {
+    fn ptr(&self) -> u64 {
+        match self {
+            OutMem::Fresh(m) => m.ptr(),
+            OutMem::Donated(d) => d.ptr,
+        }
+    }
+    fn into_buffer(self) -> Buffer {
+        match self {
+            OutMem::Fresh(m) => Buffer::on_device(m),
+            OutMem::Donated(d) => d.buffer,
+        }
+    }
+    fn give_back(self) {
+        if let OutMem::Donated(d) = self {
+            d.give_back();
+        }
+    }
+}
+
+/// Whether map kernels may write outputs over their inputs (`INGOT_CUDA_DONATE=0` turns it
+/// off, to compare memory or rule it out).
+fn donation_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_DONATE").map_or(true, |v| v != "0"))
+}
+
+/// The inputs each output can be written over: an operand read contiguously from the
+/// start of a buffer of exactly the output's size and dtype, on this GPU, that nobody
+/// else holds (the CPU's donation, cpu/strided.rs). Each thread of a map kernel reads all
+/// of its elements' operands before it writes their outputs, and element i is read and
+/// written by that thread alone, so writing over an operand is safe; multi-output
+/// kernels are compiled without `__restrict__` so the compiler keeps that order. Not
+/// while a CUDA graph records: its outputs live in the graph's pool and its inputs are
+/// the caller's.
+fn donors<'a>(
+    g: &Gpu,
+    ops: &[Operand],
+    inputs: Vec<(&'a Array, Data)>,
+    nbytes: usize,
+    out_dtype: DType,
+    n_out: usize,
+) -> Vec<Donor<'a>> {
+    let mut found = Vec::new();
+    if !donation_on() || super::graph::capturing(g.ordinal) {
+        return found;
+    }
+    for (o, (a, d)) in ops.iter().zip(inputs) {
+        if found.len() == n_out {
+            break;
+        }
+        let fits = |d: &Data| {
+            d.offset == 0
+                && d.buffer.len() == nbytes
+                && d.buffer.device_ordinal() == Some(g.ordinal)
+                && !d.buffer.in_graph_pool()
+        };
+        if o.mode != Mode::Contiguous || o.dtype != out_dtype || o.strides.off != 0 || !fits(&d) {
+            continue;
+        }
+        let Ok(taken) = a.try_donate_held(d, fits) else {
+            continue;
+        };
+        let strides = taken.strides.clone();
+        match Arc::try_unwrap(taken.buffer) {
+            Ok(mut buffer) => match buffer.device_ptr_mut(g.ordinal) {
+                // The host copy, if any, is dropped: it is stale once the kernel writes.
+                Ok(ptr) => found.push(Donor {
+                    out: found.len(),
+                    input: a,
+                    buffer,
+                    ptr,
+                    strides,
+                }),
+                Err(_) => a.undonate(Data {
+                    buffer: Arc::new(buffer),
+                    strides,
+                    offset: 0,
+                }),
+            },
+            Err(buffer) => a.undonate(Data {
+                buffer,
+                strides,
+                offset: 0,
+            }),
+        }
+    }
+    found
 }
 
 /// Map kernel `key` named from `tag`, compiled from `stmts` (on its first use anywhere).
@@ -465,8 +609,12 @@ fn map_source_with(
 ) -> String {
     let idx_t = if wide { "long long" } else { "unsigned" };
     let to = ctype(out_dtype);
+    // One output may be written over an operand it reads (donation): `__restrict__` on it
+    // cannot reorder its store before its own loads. With several outputs another output's
+    // loads could move past it, so those kernels go without.
+    let restrict = if n_out == 1 { "__restrict__ " } else { "" };
     let mut params: String = (0..n_out)
-        .map(|j| format!("{to}* __restrict__ out{j}, "))
+        .map(|j| format!("{to}* {restrict}out{j}, "))
         .collect();
     params.push_str("long long n, int vec, Shape shape");
     let mut loads = String::new();
@@ -917,6 +1065,8 @@ fn op_tag(op: &str) -> String {
 
 pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
     let (out_shape, out_dtype) = (&outs[0].0, outs[0].1);
+    // Node evaluation: the graph gives each input up once this op has read it, so outputs
+    // may be written over inputs nobody else holds (map_kernel_n's `donate`).
     let datas: Vec<(&Array, Data)> = inputs.iter().map(|a| (a, a.ready_data())).collect();
     let out = match op {
         Op::Arange { start, step } => {
@@ -927,27 +1077,40 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             map_kernel(
                 g,
                 MapOp::Named("cast"),
-                &datas,
+                datas,
                 out_shape,
                 out_dtype,
+                true,
                 || Some(("cast".into(), cast_expr("v0", from, *to)?)),
             )?
         }
         Op::Unary(UnaryOp::StopGradient) => return Ok(copy(g, &inputs[0])?.map(|d| vec![d])),
         Op::Unary(u) => {
             let dt = inputs[0].dtype();
-            map_kernel(g, MapOp::Unary(*u), &datas, out_shape, out_dtype, || {
-                Some((op_tag(&format!("{u:?}")), unary_body(*u, dt, out_dtype)?))
-            })?
+            map_kernel(
+                g,
+                MapOp::Unary(*u),
+                datas,
+                out_shape,
+                out_dtype,
+                true,
+                || Some((op_tag(&format!("{u:?}")), unary_body(*u, dt, out_dtype)?)),
+            )?
         }
         Op::Binary(b) => {
             let dt = inputs[0].dtype();
             if inputs[1].dtype() != dt {
                 return Ok(None);
             }
-            map_kernel(g, MapOp::Binary(*b), &datas, out_shape, out_dtype, || {
-                Some((op_tag(&format!("{b:?}")), binary_body(*b, dt, out_dtype)?))
-            })?
+            map_kernel(
+                g,
+                MapOp::Binary(*b),
+                datas,
+                out_shape,
+                out_dtype,
+                true,
+                || Some((op_tag(&format!("{b:?}")), binary_body(*b, dt, out_dtype)?)),
+            )?
         }
         Op::Select => {
             if inputs[0].dtype() != DType::Bool
@@ -959,13 +1122,14 @@ pub(super) fn eval(g: &Gpu, op: &Op, inputs: &[Array], outs: Outs) -> Result<Opt
             map_kernel(
                 g,
                 MapOp::Named("select"),
-                &datas,
+                datas,
                 out_shape,
                 out_dtype,
+                true,
                 || Some(("select".into(), "v0.b ? v1 : v2".into())),
             )?
         }
-        Op::Fused { program } => return fused(g, program, &datas, out_shape, out_dtype),
+        Op::Fused { program } => return fused(g, program, datas, out_shape, out_dtype),
         _ => return Ok(None),
     };
     Ok(out.map(|d| vec![d]))
@@ -1016,7 +1180,7 @@ fn fused_stmts(program: &FusedProgram, n_in: usize, dt: DType) -> Option<String>
 fn fused(
     g: &Gpu,
     program: &FusedProgram,
-    datas: &[(&Array, Data)],
+    datas: Vec<(&Array, Data)>,
     out_shape: &[usize],
     dt: DType,
 ) -> Result<Option<Vec<Data>>> {
@@ -1048,6 +1212,7 @@ fn fused(
         out_shape,
         dt,
         program.outputs.len(),
+        true,
         true,
         make,
     )
@@ -1124,9 +1289,10 @@ pub(super) fn copy(g: &Gpu, x: &Array) -> Result<Option<Data>> {
     map_kernel(
         g,
         MapOp::Named("copy"),
-        &[(&view, d)],
+        vec![(&view, d)],
         x.shape(),
         bits,
+        false,
         || Some(("copy".into(), "v0".into())),
     )
 }
