@@ -1238,3 +1238,48 @@ fn linear_fit_with_adamw() {
     let e = opt.update(&mut model, &bad).unwrap_err().to_string();
     assert!(e.contains("layers.0.weight"), "{e}");
 }
+
+/// The eager step runs a compiled update: traced once, replayed after, traced again when a
+/// hyperparameter or the set of stepped parameters changes, and the new hyperparameter
+/// takes effect (SGD with weight decay, in f64: p' = p - lr (g + wd p)).
+#[test]
+fn eager_updates_are_compiled_and_follow_changed_hyperparameters() {
+    let p0 = vec![0.5, -1.25, 2.0, 0.75];
+    let g = vec![0.1, 0.2, -0.3, 0.4];
+    let arr = |v: &[f64]| Array::from_slice(v, &[2, 2]).unwrap();
+    let mut params = BTreeMap::from([("w".to_string(), arr(&p0)), ("b".to_string(), arr(&p0))]);
+    let grads = BTreeMap::from([("w".to_string(), arr(&g)), ("b".to_string(), arr(&g))]);
+    let mut opt = Sgd::new(0.1);
+    assert_eq!(opt.update_compile_stats().traces, 0);
+    let mut want = p0.clone();
+    for _ in 0..3 {
+        params = opt.step(&params, &grads).unwrap();
+        for (w, gi) in want.iter_mut().zip(&g) {
+            *w -= 0.1 * gi;
+        }
+    }
+    let stats = opt.update_compile_stats();
+    assert_eq!((stats.traces, stats.hits), (1, 2));
+    opt.config.weight_decay = 0.5;
+    params = opt.step(&params, &grads).unwrap();
+    for (w, gi) in want.iter_mut().zip(&g) {
+        *w -= 0.1 * (gi + 0.5 * *w);
+    }
+    assert_eq!(
+        opt.update_compile_stats().traces,
+        1,
+        "a new trace for the new decay"
+    );
+    for name in ["w", "b"] {
+        let got = params[name].to_vec::<f64>().unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-14, "{name}: {got:?} against {want:?}");
+        }
+    }
+    // Only one parameter stepped: another layout, another trace.
+    let one = BTreeMap::from([("w".to_string(), arr(&g))]);
+    let out = opt.step(&params, &one).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(opt.update_compile_stats().traces, 1);
+    assert_eq!(opt.update_compile_stats().hits, 0);
+}
