@@ -523,6 +523,77 @@ fn flash_prefill_on_the_gpu_agrees_with_plain_loops() {
     }
 }
 
+#[test]
+fn vector_decoding_on_the_gpu_agrees_with_plain_loops() {
+    // Split-KV decoding with 16-byte loads (`decv`, a CUDA default device): f16, bf16 and
+    // f32; head dims from one to 32 lanes a key; one and a few query rows; every mask;
+    // grouped heads; key counts off the block's steps, a single key, a NaN in a key row.
+    if !matches!(ingot::default_device(), ingot::Device::Cuda(_))
+        || std::env::var("INGOT_CUDA_DECV").is_ok_and(|v| v == "0")
+    {
+        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_DECV not 0");
+        return;
+    }
+    let mut rng = Rng::new(29);
+    let cases = [
+        // (b, hq, hkv, l, s, e)
+        (1, 8, 2, 1, 1000, 128),
+        (2, 4, 4, 3, 333, 64),
+        (1, 4, 1, 1, 77, 256),
+        (1, 2, 2, 2, 4097, 16),
+        (1, 2, 1, 1, 1, 128),
+        (1, 32, 8, 1, 2048, 128),
+    ];
+    for dt in [DType::BF16, DType::F16, DType::F32] {
+        for &(b, hq, hkv, l, s, e) in &cases {
+            let (q, qv) = rand_array(&mut rng, &[b, hq, l, e], dt);
+            let (_, mut kv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            if s > 10 {
+                kv[7 * e + 1] = f64::NAN; // key 7 of the first head: its rows are NaN
+            }
+            let k = array_from_f64(&kv, &[b, hkv, s, e], dt);
+            let (v, vv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
+            let allow: Vec<bool> = (0..l * s).map(|j| j == 0 || rng.uniform() < 0.7).collect();
+            let addv: Vec<f64> = (0..l * s)
+                .map(|_| {
+                    if rng.uniform() < 0.2 {
+                        f64::NEG_INFINITY
+                    } else {
+                        rng.normal()
+                    }
+                })
+                .collect();
+            let add_a = array_from_f64(&addv, &[1, 1, l, s], dt);
+            let addv = add_a.to_f64_vec().unwrap();
+            let allow_a = Array::from_slice(&allow, &[l, s]).unwrap();
+            let dims = (b, hq, hkv, l, s, e, e);
+            let masks: [(Option<SdpaMask>, bool, Option<&[bool]>, Option<&[f64]>); 4] = [
+                (None, false, None, None),
+                (Some(SdpaMask::Causal), true, None, None),
+                (Some(SdpaMask::Allow(&allow_a)), false, Some(&allow), None),
+                (Some(SdpaMask::Additive(&add_a)), false, None, Some(&addv)),
+            ];
+            for (mask, causal, al, ad) in masks {
+                let what = format!("{dt} {dims:?} {mask:?}");
+                let before = ingot::backend::cuda::decv_launches();
+                let got = sdpa(&q, &k, &v, mask, Some(0.2)).unwrap();
+                got.eval().unwrap();
+                assert!(
+                    ingot::backend::cuda::decv_launches() > before,
+                    "{what}: the vector decoding kernel did not run"
+                );
+                let want = naive(&qv, &kv, &vv, dims, 0.2, causal, al, ad);
+                let tol = match dt {
+                    DType::BF16 => 2e-2,
+                    DType::F16 => 4e-3,
+                    _ => 1e-4,
+                };
+                assert_close(&got.to_f64_vec().unwrap(), &want, tol, tol, &what);
+            }
+        }
+    }
+}
+
 /// vjp of `f` at q, k, v with cotangent g: the three gradients (not yet computed).
 fn grads_of(
     f: impl Fn(&Array, &Array, &Array) -> ingot::Result<Array>,

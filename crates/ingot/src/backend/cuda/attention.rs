@@ -213,7 +213,9 @@ pub(super) fn eval(
         let chunk = s.div_ceil(splits);
         let csize = if dt == DType::F64 { 8 } else { 4 };
         let part = g.alloc(rows * splits * (ev + 2) * csize)?;
-        let f = g.kernel_in(&base, &format!("{base}_dec"), || source(&base, dt))?;
+        let vector = decv_takes(dt, e, ev, &ptrs, &head_strides);
+        let name = if vector { "decv" } else { "dec" };
+        let f = g.kernel_in(&base, &format!("{base}_{name}"), || source(&base, dt))?;
         let mut args = Args::new();
         args.push(part.ptr())
             .push(ptrs[0])
@@ -224,8 +226,10 @@ pub(super) fn eval(
             .push(hkv as i32)
             .push(l as i32)
             .push(s as i32)
-            .push(e as i32)
-            .push(ev as i32);
+            .push(e as i32);
+        if !vector {
+            args.push(ev as i32);
+        }
         push_scale(&mut args);
         args.push(kind_code)
             .push(head_strides[0])
@@ -238,6 +242,9 @@ pub(super) fn eval(
             0,
             &args,
         )?;
+        if vector {
+            super::note_decv_launch();
+        }
         let f = g.kernel_in(&base, &format!("{base}_comb"), || source(&base, dt))?;
         let mut args = Args::new();
         args.push(mem.ptr())
@@ -420,6 +427,23 @@ pub(super) fn grad_eval(
             .map(|(m, (shape, _))| out_data(Buffer::on_device(m), shape))
             .collect(),
     ))
+}
+
+/// Whether split-KV decoding can use `decv` (16-byte loads): f16, bf16 or f32 with equal
+/// key and value widths that are a power of two times a 16-byte vector, up to 32 vectors,
+/// and every row and head starting on 16 bytes.
+fn decv_takes(dt: DType, e: usize, ev: usize, ptrs: &[u64], head_strides: &[i64; 2]) -> bool {
+    if !matches!(dt, DType::F16 | DType::BF16 | DType::F32) || !super::decv_enabled() {
+        return false;
+    }
+    let vec = 16 / dt.size();
+    let lanes = e / vec;
+    e == ev
+        && e % vec == 0
+        && lanes.is_power_of_two()
+        && lanes <= 32
+        && ptrs[..3].iter().all(|p| p % 16 == 0)
+        && head_strides.iter().all(|s| s % vec as i64 == 0)
 }
 
 /// How many key splits the decoding kernels use for `rows` query rows over `s` keys: 0

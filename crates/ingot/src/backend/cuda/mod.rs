@@ -457,6 +457,27 @@ pub(crate) fn flash_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_FLASH").is_none_or(|v| v != "0"))
 }
 
+/// Split-KV decoding reads keys and values with 16-byte loads (`decv` in
+/// kernels/attention.cuh) where their layout allows; `INGOT_CUDA_DECV=0` keeps the
+/// key-a-warp kernel (`dec`) for comparison.
+pub(crate) fn decv_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INGOT_CUDA_DECV").is_none_or(|v| v != "0"))
+}
+
+static DECV_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times the vector-load decoding kernel has been launched in this process (for
+/// tests that must know it ran).
+#[doc(hidden)]
+pub fn decv_launches() -> usize {
+    DECV_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn note_decv_launch() {
+    DECV_LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 static FLASH_LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How many times the flash attention kernel has been launched in this process (for tests

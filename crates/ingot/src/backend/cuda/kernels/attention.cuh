@@ -199,6 +199,120 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
     }
 }
 
+// `dec` with 16-byte loads, for E = Ev a power of two times VEC elements (VEC = 16 bytes
+// of T): G = E / VEC lanes hold one key's row, so a warp scores 32 / G keys at once and
+// keeps DEC_U such steps of loads in flight before it uses them (`dec` waits a memory
+// latency per key). Each group of G lanes runs its own online softmax; the block merges
+// its A_WARPS * 32 / G states into the same partial `dec` writes, for `comb`.
+#define DEC_U 4
+extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __restrict__ part,
+    const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+    const void* __restrict__ mask, int hq, int hkv, int l, int s, int e, C scale,
+    int kind, long long kstride, long long vstride, int chunk) {
+    constexpr int VEC = 16 / sizeof(T);
+    __shared__ C sacc[A_WARPS * 32 * VEC];
+    __shared__ C sm[A_WARPS * 32], sl[A_WARPS * 32];
+    __shared__ int snan[A_WARPS];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const int G = e / VEC, KPW = 32 / G;
+    const int sub = lane / G, gl = lane % G;
+    const long long r = blockIdx.x;
+    const int split = blockIdx.y, nsplit = gridDim.y;
+    const long long bh = r / l;
+    const int i = (int)(r % l);
+    const long long b = bh / hq;
+    const int h = (int)(bh % hq);
+    const long long kvh = b * hkv + h / (hq / hkv);
+    C qv[VEC];
+    {
+        const uint4 raw = *(const uint4*)(q + r * e + gl * VEC);
+        const T* x = (const T*)&raw;
+        #pragma unroll
+        for (int c = 0; c < VEC; ++c) qv[c] = ld(x[c]);
+    }
+    const T* kb = k + kvh * kstride + gl * VEC;
+    const T* vb = v + kvh * vstride + gl * VEC;
+    int end = s;
+    if (kind == 1) {
+        long long lim = (long long)i + s - l + 1;
+        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
+    }
+    const unsigned char* allow = (const unsigned char*)mask + r * s;
+    const C* add = (const C*)mask + r * s;
+    const int j0 = split * chunk;
+    const int j1 = j0 + chunk < end ? j0 + chunk : end;
+    C m = -(C)K_INF, lsum = 0;
+    C acc[VEC];
+    #pragma unroll
+    for (int c = 0; c < VEC; ++c) acc[c] = 0;
+    int nan = 0;
+    const int step = A_WARPS * KPW;  // keys a block scores at once
+    for (int jb = j0 + w * KPW + sub; jb - sub < j1; jb += step * DEC_U) {
+        uint4 kr[DEC_U], vr[DEC_U];
+        #pragma unroll
+        for (int u = 0; u < DEC_U; ++u) {
+            const int j = jb + u * step;
+            if (j < j1) {
+                kr[u] = *(const uint4*)(kb + (long long)j * e);
+                vr[u] = *(const uint4*)(vb + (long long)j * e);
+            } else {
+                kr[u] = make_uint4(0, 0, 0, 0);
+                vr[u] = kr[u];
+            }
+        }
+        #pragma unroll
+        for (int u = 0; u < DEC_U; ++u) {
+            const int j = jb + u * step;
+            const T* kx = (const T*)&kr[u];
+            C d = 0;
+            #pragma unroll
+            for (int c = 0; c < VEC; ++c) d += qv[c] * ld(kx[c]);
+            // The G lanes of a key are aligned xor partners: every lane gets the same sum.
+            for (int o = G >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            bool use = j < j1;
+            if (use && kind == 2) use = allow[j] != 0;
+            C sc = d * scale;
+            if (use && kind == 3) sc += add[j];
+            if (use && sc != sc) { nan = 1; use = false; }
+            if (use && sc != -(C)K_INF) {
+                const T* vx = (const T*)&vr[u];
+                const C nm = sc > m ? sc : m;
+                const C f = m_exp(m - nm), p = m_exp(sc - nm);
+                lsum = lsum * f + p;
+                #pragma unroll
+                for (int c = 0; c < VEC; ++c) acc[c] = acc[c] * f + p * ld(vx[c]);
+                m = nm;
+            }
+        }
+    }
+    const int me = w * KPW + sub;  // this lane group's state
+    if (gl == 0) { sm[me] = m; sl[me] = lsum; }
+    #pragma unroll
+    for (int c = 0; c < VEC; ++c) sacc[me * e + gl * VEC + c] = acc[c];
+    nan = __any_sync(0xffffffffu, nan);
+    if (lane == 0) snan[w] = nan;
+    __syncthreads();
+    const int ns = A_WARPS * KPW;
+    C mx = -(C)K_INF;
+    int anynan = 0;
+    for (int u = 0; u < ns; ++u) mx = sm[u] > mx ? sm[u] : mx;
+    for (int u = 0; u < A_WARPS; ++u) anynan |= snan[u];
+    C* o = part + ((long long)r * nsplit + split) * (e + 2);
+    for (int c = threadIdx.x; c < e; c += 32 * A_WARPS) {
+        C a = 0;
+        for (int u = 0; u < ns; ++u)
+            if (sm[u] != -(C)K_INF) a += sacc[u * e + c] * m_exp(sm[u] - mx);
+        o[2 + c] = a;
+    }
+    if (threadIdx.x == 0) {
+        C tot = 0;
+        for (int u = 0; u < ns; ++u)
+            if (sm[u] != -(C)K_INF) tot += sl[u] * m_exp(sm[u] - mx);
+        o[0] = mx;
+        o[1] = anynan ? (C)K_NAN : tot;
+    }
+}
+
 // One block per query row: merges the row's split partials into the output. Every key
 // masked or a NaN score gives NaN, as `fwd` does.
 extern "C" __global__ void __launch_bounds__(128) KNAME(comb)(T* __restrict__ out,
