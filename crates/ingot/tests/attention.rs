@@ -56,6 +56,34 @@ fn naive(
     out
 }
 
+/// A random (l, s) allow pattern (70% allowed) and additive term (20% -inf, else normal)
+/// in `dtype`, with the values the arrays hold.
+fn random_masks(
+    rng: &mut Rng,
+    l: usize,
+    s: usize,
+    dtype: DType,
+) -> (Vec<bool>, Array, Vec<f64>, Array) {
+    let allow: Vec<bool> = (0..l * s).map(|_| rng.uniform() < 0.7).collect();
+    let addv: Vec<f64> = (0..l * s)
+        .map(|_| {
+            if rng.uniform() < 0.2 {
+                f64::NEG_INFINITY
+            } else {
+                rng.normal()
+            }
+        })
+        .collect();
+    let add_a = array_from_f64(&addv, &[1, 1, l, s], dtype);
+    let addv = add_a.to_f64_vec().unwrap();
+    (
+        allow.clone(),
+        Array::from_slice(&allow, &[l, s]).unwrap(),
+        addv,
+        add_a,
+    )
+}
+
 /// Two arrays' values within `rtol · |want| + atol` (NaN equal to NaN).
 fn close(got: &Array, want: &Array, rtol: f64, atol: f64, what: &str) {
     let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
@@ -80,18 +108,7 @@ fn matches_plain_loops_for_every_mask_and_head_grouping() {
         let (q, qv) = rand_array(&mut rng, &[b, hq, l, e], DType::F64);
         let (k, kv) = rand_array(&mut rng, &[b, hkv, s, e], DType::F64);
         let (v, vv) = rand_array(&mut rng, &[b, hkv, s, ev], DType::F64);
-        let allow: Vec<bool> = (0..l * s).map(|_| rng.uniform() < 0.7).collect();
-        let addv: Vec<f64> = (0..l * s)
-            .map(|_| {
-                if rng.uniform() < 0.2 {
-                    f64::NEG_INFINITY
-                } else {
-                    rng.normal()
-                }
-            })
-            .collect();
-        let allow_a = Array::from_slice(&allow, &[l, s]).unwrap();
-        let add_a = Array::from_vec(addv.clone(), &[1, 1, l, s]).unwrap();
+        let (allow, allow_a, addv, add_a) = random_masks(&mut rng, l, s, DType::F64);
         let scale = 0.37;
         let dims = (b, hq, hkv, l, s, e, ev);
         let masks: [(Option<SdpaMask>, bool, Option<&[bool]>, Option<&[f64]>); 4] = [
@@ -553,19 +570,7 @@ fn vector_decoding_on_the_gpu_agrees_with_plain_loops() {
             }
             let k = array_from_f64(&kv, &[b, hkv, s, e], dt);
             let (v, vv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
-            let allow: Vec<bool> = (0..l * s).map(|j| j == 0 || rng.uniform() < 0.7).collect();
-            let addv: Vec<f64> = (0..l * s)
-                .map(|_| {
-                    if rng.uniform() < 0.2 {
-                        f64::NEG_INFINITY
-                    } else {
-                        rng.normal()
-                    }
-                })
-                .collect();
-            let add_a = array_from_f64(&addv, &[1, 1, l, s], dt);
-            let addv = add_a.to_f64_vec().unwrap();
-            let allow_a = Array::from_slice(&allow, &[l, s]).unwrap();
+            let (allow, allow_a, addv, add_a) = random_masks(&mut rng, l, s, dt);
             let dims = (b, hq, hkv, l, s, e, e);
             let masks: [(Option<SdpaMask>, bool, Option<&[bool]>, Option<&[f64]>); 4] = [
                 (None, false, None, None),

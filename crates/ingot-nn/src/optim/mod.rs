@@ -530,25 +530,11 @@ impl<R: UpdateRule> RuleOptimizer<R> {
         Ok(s)
     }
 
-    /// The update of every parameter of `grads` as a pure function of arrays: `states`
-    /// holds each one's state entries and fresh flag, `lr` and `t` are 0-d float64. Returns
-    /// the new parameters and state, unevaluated; nothing is checked or stored.
-    fn update_arrays(
-        &self,
-        params: &BTreeMap<String, Array>,
-        grads: &BTreeMap<String, Array>,
-        states: BTreeMap<String, (SlotMap, Array)>,
-        lr: &Array,
-        t: &Array,
-    ) -> Result<UpdateOut> {
-        update_arrays(&self.config, params, grads, states, lr, t)
-    }
-
-    /// [`RuleOptimizer::update_arrays`] through a compiled function, as an eager step runs
-    /// it: traced once per hyperparameters, parameter names, state entries, shapes and
-    /// dtypes, then replayed, so each parameter's update is a few fused kernels rather
-    /// than a dozen separate ops (on a GPU, about 1,800 launches a GPT-2 step became a few
-    /// hundred). `INGOT_DISABLE_COMPILE=1` runs it uncompiled.
+    /// `update_arrays` through a compiled function, as an eager step runs it: traced once
+    /// per hyperparameters, parameter names, state entries, shapes and dtypes, then
+    /// replayed, so each parameter's update is a few fused kernels rather than a dozen
+    /// separate ops (a GPT-2 step's AdamW was about 1,800 of them, each launched on its
+    /// own). `INGOT_DISABLE_COMPILE=1` runs it uncompiled.
     fn compiled_update(
         &self,
         params: &BTreeMap<String, Array>,
@@ -803,7 +789,7 @@ impl<R: UpdateRule> FunctionalOptimizer for RuleOptimizer<R> {
                 st.insert(entry, a.clone());
             }
         }
-        let (new_params, new_state) = self.update_arrays(params, grads, states, lr, t)?;
+        let (new_params, new_state) = update_arrays(&self.config, params, grads, states, lr, t)?;
         let mut flat = BTreeMap::new();
         for (name, st) in new_state {
             for (entry, a) in st {

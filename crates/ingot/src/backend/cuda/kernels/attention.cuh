@@ -106,6 +106,28 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restr
     }
 }
 
+// Merges a block's `ns` softmax states (max sm[u], sum sl[u], accumulator row u of sacc,
+// `stride` apart) into the split's partial `o`: its max, its sum (NaN with `anynan`), then
+// the accumulator over `ev` columns. Called by the whole block after a barrier.
+DEV void a_merge_states(C* o, const C* sm, const C* sl, const C* sacc, int ns, int stride,
+    int ev, int anynan) {
+    C mx = -(C)K_INF;
+    for (int u = 0; u < ns; ++u) mx = sm[u] > mx ? sm[u] : mx;
+    for (int c = threadIdx.x; c < ev; c += blockDim.x) {
+        C a = 0;
+        for (int u = 0; u < ns; ++u)
+            if (sm[u] != -(C)K_INF) a += sacc[u * stride + c] * m_exp(sm[u] - mx);
+        o[2 + c] = a;
+    }
+    if (threadIdx.x == 0) {
+        C tot = 0;
+        for (int u = 0; u < ns; ++u)
+            if (sm[u] != -(C)K_INF) tot += sl[u] * m_exp(sm[u] - mx);
+        o[0] = mx;
+        o[1] = anynan ? (C)K_NAN : tot;
+    }
+}
+
 // One block of 4 warps per (query row, split of `chunk` keys). part: (rows, splits, ev + 2)
 // of C: the split's max, its sum (NaN when a score was NaN), then the accumulator.
 extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restrict__ part,
@@ -180,23 +202,10 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
         if (c < ev) sacc[w][c] = acc[t];
     }
     __syncthreads();
-    C mx = -(C)K_INF;
     int anynan = 0;
-    for (int u = 0; u < A_WARPS; ++u) { mx = sm[u] > mx ? sm[u] : mx; anynan |= snan[u]; }
-    C* o = part + ((long long)r * nsplit + split) * (ev + 2);
-    for (int c = threadIdx.x; c < ev; c += 32 * A_WARPS) {
-        C a = 0;
-        for (int u = 0; u < A_WARPS; ++u)
-            if (sm[u] != -(C)K_INF) a += sacc[u][c] * m_exp(sm[u] - mx);
-        o[2 + c] = a;
-    }
-    if (threadIdx.x == 0) {
-        C tot = 0;
-        for (int u = 0; u < A_WARPS; ++u)
-            if (sm[u] != -(C)K_INF) tot += sl[u] * m_exp(sm[u] - mx);
-        o[0] = mx;
-        o[1] = anynan ? (C)K_NAN : tot;
-    }
+    for (int u = 0; u < A_WARPS; ++u) anynan |= snan[u];
+    a_merge_states(part + ((long long)r * nsplit + split) * (ev + 2), sm, sl, &sacc[0][0],
+        A_WARPS, A_MAXD, ev, anynan);
 }
 
 // `dec` with 16-byte loads, for E = Ev a power of two times VEC elements (VEC = 16 bytes
@@ -292,25 +301,10 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
     nan = __any_sync(0xffffffffu, nan);
     if (lane == 0) snan[w] = nan;
     __syncthreads();
-    const int ns = A_WARPS * KPW;
-    C mx = -(C)K_INF;
     int anynan = 0;
-    for (int u = 0; u < ns; ++u) mx = sm[u] > mx ? sm[u] : mx;
     for (int u = 0; u < A_WARPS; ++u) anynan |= snan[u];
-    C* o = part + ((long long)r * nsplit + split) * (e + 2);
-    for (int c = threadIdx.x; c < e; c += 32 * A_WARPS) {
-        C a = 0;
-        for (int u = 0; u < ns; ++u)
-            if (sm[u] != -(C)K_INF) a += sacc[u * e + c] * m_exp(sm[u] - mx);
-        o[2 + c] = a;
-    }
-    if (threadIdx.x == 0) {
-        C tot = 0;
-        for (int u = 0; u < ns; ++u)
-            if (sm[u] != -(C)K_INF) tot += sl[u] * m_exp(sm[u] - mx);
-        o[0] = mx;
-        o[1] = anynan ? (C)K_NAN : tot;
-    }
+    a_merge_states(part + ((long long)r * nsplit + split) * (e + 2), sm, sl, sacc,
+        A_WARPS * KPW, e, e, anynan);
 }
 
 // One block per query row: merges the row's split partials into the output. Every key
