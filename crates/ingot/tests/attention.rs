@@ -563,6 +563,9 @@ fn vector_decoding_on_the_gpu_agrees_with_plain_loops() {
     ];
     for dt in [DType::BF16, DType::F16, DType::F32] {
         for &(b, hq, hkv, l, s, e) in &cases {
+            if e * dt.size() > 32 * 16 {
+                continue; // a key row wider than a warp's 16-byte loads: `dec` takes it
+            }
             let (q, qv) = rand_array(&mut rng, &[b, hq, l, e], dt);
             let (_, mut kv) = rand_array(&mut rng, &[b, hkv, s, e], dt);
             if s > 10 {
