@@ -12,12 +12,11 @@
 //! Without a GPU it runs a tiny configuration on the CPU (a check that the step runs).
 
 mod cli;
+mod gpt2_step;
 
 use ingot::{Array, DType, Device};
-use ingot_nn::losses::{cross_entropy, CrossEntropy};
 use ingot_nn::models::{Gpt2, Gpt2Config};
-use ingot_nn::optim::{AdamW, Optimizer};
-use ingot_nn::{value_and_grad, ModuleExt, TrainStep};
+use ingot_nn::{ModuleExt, TrainStep};
 use std::time::Instant;
 
 /// H100/H200 SXM dense bf16 peak (the data sheet's figure), for the utilization column.
@@ -84,23 +83,7 @@ fn run() -> ingot::Result<()> {
         serde_json::json!({})
     };
 
-    let ids = ingot::random::randint(
-        &ingot::random::key(1),
-        0,
-        cfg.vocab_size as i64,
-        &[batch, seq + 1],
-        DType::I32,
-    )?;
-    let x = ingot::slice_axis(&ids, 1, ingot::SliceArg::range(0, seq as isize))?;
-    let y = ingot::slice_axis(&ids, 1, ingot::SliceArg::range(1, seq as isize + 1))?;
-    let (x, y) = (ingot::copy(&x)?, ingot::copy(&y)?);
-    ingot::eval(&[x.clone(), y.clone()])?;
-    let adamw = || AdamW::new(6e-4).betas(0.9, 0.95).weight_decay(0.1);
-    let loss_of = |m: &Gpt2, x: &Array, y: &Array| {
-        ingot::autocast(DType::BF16, || {
-            cross_entropy(&m.forward(x)?, y, &CrossEntropy::default())
-        })?
-    };
+    let (x, y) = gpt2_step::batch(&cfg, batch, seq)?;
     let n_params = Gpt2::new(&cfg, &ingot::random::key(0), DType::F32)?.num_parameters();
     let modes: Vec<String> = cli::value(&args, "--modes")
         .unwrap_or_else(|| "eager,compiled".into())
@@ -114,24 +97,18 @@ fn run() -> ingot::Result<()> {
         let model = Gpt2::new(&cfg, &ingot::random::key(0), DType::F32)?;
         let m = match mode.as_str() {
             "eager" => {
-                let (mut model, mut opt) = (model, adamw());
+                let (mut model, mut opt) = (model, gpt2_step::adamw());
                 measure(device, gpu, steps, warmup, || {
-                    let (loss, grads) = value_and_grad(&mut model, |m: &Gpt2| loss_of(m, &x, &y))?;
-                    opt.update(&mut model, &grads)?;
-                    // The new weights and the loss are computed before the next step is
-                    // built (the host waits only when it reads).
-                    let mut outs: Vec<Array> = model.parameters().into_values().collect();
-                    outs.push(loss.clone());
-                    ingot::eval(&outs)?;
-                    Ok(loss)
+                    gpt2_step::eager(&mut model, &mut opt, &x, &y)
                 })?
             }
             "compiled" => {
                 // Forward, backward and AdamW traced once into one program (fused
                 // elementwise chains), replayed at every later step.
-                let mut step = TrainStep::new(model, adamw(), |m: &Gpt2, b: &[Array]| {
-                    loss_of(m, &b[0], &b[1])
-                });
+                let mut step =
+                    TrainStep::new(model, gpt2_step::adamw(), |m: &Gpt2, b: &[Array]| {
+                        gpt2_step::loss(m, &b[0], &b[1])
+                    });
                 let batch = [x.clone(), y.clone()];
                 measure(device, gpu, steps, warmup, || step.step(&batch))?
             }
