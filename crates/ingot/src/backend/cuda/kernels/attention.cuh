@@ -28,6 +28,20 @@ DEV C a_warp_sum(C v) {
     return v;
 }
 
+// The key/value head that query row r (of B·Hq·L rows) reads: grouped heads share one.
+DEV long long a_kv_head(long long r, int l, int hq, int hkv) {
+    const long long bh = r / l;
+    return (bh / hq) * hkv + (int)(bh % hq) / (hq / hkv);
+}
+
+// How many keys row r may see: all `s`, or with the causal mask (kind 1) those up to its
+// position, the last query aligned to the last key.
+DEV int a_end(long long r, int l, int s, int kind) {
+    if (kind != 1) return s;
+    const long long lim = (long long)(r % l) + s - l + 1;
+    return lim < 0 ? 0 : (lim < s ? (int)lim : s);
+}
+
 extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restrict__ out,
     const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
     const void* __restrict__ mask, long long rows, int hq, int hkv, int l, int s, int e,
@@ -36,21 +50,13 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(fwd)(T* __restr
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const long long r = (long long)blockIdx.x * A_WARPS + w;
     if (r >= rows) return;  // whole warps leave together; no block barrier follows
-    const long long bh = r / l;
-    const int i = (int)(r % l);
-    const long long b = bh / hq;
-    const int h = (int)(bh % hq);
-    const long long kvh = b * hkv + h / (hq / hkv);
+    const long long kvh = a_kv_head(r, l, hq, hkv);
     const T* qr = q + r * e;
     for (int x = lane; x < e; x += 32) sq[w][x] = ld(qr[x]);
     __syncwarp();
     const T* kb = k + kvh * kstride;
     const T* vb = v + kvh * vstride;
-    int end = s;
-    if (kind == 1) {
-        long long lim = (long long)i + s - l + 1;
-        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
-    }
+    const int end = a_end(r, l, s, kind);
     const unsigned char* allow = (const unsigned char*)mask + r * s;
     const C* add = (const C*)mask + r * s;
     C m = -(C)K_INF, lsum = 0;
@@ -141,21 +147,13 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const long long r = blockIdx.x;
     const int split = blockIdx.y, nsplit = gridDim.y;
-    const long long bh = r / l;
-    const int i = (int)(r % l);
-    const long long b = bh / hq;
-    const int h = (int)(bh % hq);
-    const long long kvh = b * hkv + h / (hq / hkv);
+    const long long kvh = a_kv_head(r, l, hq, hkv);
     const T* qr = q + r * e;
     for (int x = threadIdx.x; x < e; x += 32 * A_WARPS) sq[x] = ld(qr[x]);
     __syncthreads();
     const T* kb = k + kvh * kstride;
     const T* vb = v + kvh * vstride;
-    int end = s;
-    if (kind == 1) {
-        long long lim = (long long)i + s - l + 1;
-        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
-    }
+    const int end = a_end(r, l, s, kind);
     const unsigned char* allow = (const unsigned char*)mask + r * s;
     const C* add = (const C*)mask + r * s;
     const int j0 = split * chunk;
@@ -227,11 +225,7 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
     const int sub = lane / G, gl = lane % G;
     const long long r = blockIdx.x;
     const int split = blockIdx.y, nsplit = gridDim.y;
-    const long long bh = r / l;
-    const int i = (int)(r % l);
-    const long long b = bh / hq;
-    const int h = (int)(bh % hq);
-    const long long kvh = b * hkv + h / (hq / hkv);
+    const long long kvh = a_kv_head(r, l, hq, hkv);
     C qv[VEC];
     {
         const uint4 raw = *(const uint4*)(q + r * e + gl * VEC);
@@ -241,11 +235,7 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
     }
     const T* kb = k + kvh * kstride + gl * VEC;
     const T* vb = v + kvh * vstride + gl * VEC;
-    int end = s;
-    if (kind == 1) {
-        long long lim = (long long)i + s - l + 1;
-        end = lim < 0 ? 0 : (lim < s ? (int)lim : s);
-    }
+    const int end = a_end(r, l, s, kind);
     const unsigned char* allow = (const unsigned char*)mask + r * s;
     const C* add = (const C*)mask + r * s;
     const int j0 = split * chunk;
