@@ -70,6 +70,25 @@ pub(crate) fn retaining_graph() -> bool {
     RETAIN.with(|r| r.get() > 0)
 }
 
+thread_local! {
+    static DONATING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with input donation allowed (`on`) or not on this thread, then restores the
+/// previous setting. Only node evaluation allows it: there an input held by nothing but
+/// the node is never read again, while a direct caller of a backend (a benchmark timing one
+/// op, a helper that copies an operand and reads it later) may read its inputs again.
+pub(crate) fn with_donation<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DONATING.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DONATING.with(|d| d.replace(on)));
+    f()
+}
+
 impl Drop for Node {
     // Dropping a long chain of pending nodes recursively would overflow the stack: unlink
     // inputs iteratively instead.
@@ -362,7 +381,7 @@ impl Array {
     /// [`Array::try_donate`], only when `want` accepts the data's layout; otherwise the
     /// input is left as it was.
     pub(crate) fn try_donate_if(&self, want: impl FnOnce(&Data) -> bool) -> Option<Data> {
-        if Arc::strong_count(&self.0) != 1 || retaining_graph() {
+        if Arc::strong_count(&self.0) != 1 || retaining_graph() || !DONATING.with(|d| d.get()) {
             return None;
         }
         let mut st = self.0.state.lock();

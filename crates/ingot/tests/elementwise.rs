@@ -584,6 +584,49 @@ fn exp_f32_ulp() {
     assert!(nan.is_nan());
 }
 
+/// A direct call of a backend's `eval` (a benchmark timing one op, a helper that copies an
+/// operand) may read its inputs again, so only node evaluation gives an input's buffer to
+/// the output: the same call repeated on inputs held by nothing else keeps working and
+/// leaves them as they were. (Run G24's `ingot-gpu-bench` stopped on this: its host-cost
+/// row called the CUDA backend 10,000 times on the same two arrays.)
+#[test]
+fn backend_calls_outside_node_evaluation_leave_inputs_alone() {
+    use ingot::op::{BinaryOp, Op};
+    let n = 100_003;
+    let mut rng = Rng::new(12);
+    let (a, av) = rand_array(&mut rng, &[n], DType::F32);
+    let (b, bv) = rand_array(&mut rng, &[n], DType::F32);
+    // Fresh buffers from a node each, held below by nothing but `inputs`.
+    let x = ingot::multiply(&a, 1.0).unwrap();
+    let y = ingot::multiply(&b, 1.0).unwrap();
+    ingot::eval(&[x.clone(), y.clone()]).unwrap();
+    drop((a, b));
+    let inputs = [x, y];
+    let outs = [(vec![n], DType::F32)];
+    let op = Op::Binary(BinaryOp::Add);
+    for _ in 0..3 {
+        let out = match ingot::default_device() {
+            ingot::Device::Cpu => ingot::backend::cpu::eval(&op, &inputs, &outs),
+            ingot::Device::Cuda(i) => ingot::backend::cuda::eval(i, &op, &inputs, &outs),
+        };
+        assert_eq!(out.unwrap().len(), 1);
+    }
+    assert_close(
+        &inputs[0].to_f64_vec().unwrap(),
+        &av,
+        0.0,
+        0.0,
+        "x after direct calls",
+    );
+    assert_close(
+        &inputs[1].to_f64_vec().unwrap(),
+        &bv,
+        0.0,
+        0.0,
+        "y after direct calls",
+    );
+}
+
 /// Kernels write into an input's buffer only when nothing else can see it: results match a
 /// plain reference whether or not the buffer was reused, and arrays the user holds are never
 /// changed.

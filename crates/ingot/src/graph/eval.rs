@@ -139,6 +139,12 @@ fn keep_recipe(node: &Arc<Node>, pending: &Pending) {
 }
 
 fn run_kernel(p: &Pending, outs: &[(Vec<usize>, crate::DType)]) -> Result<Vec<Data>> {
+    // The node's inputs are read by nothing after it: the kernel may write over those
+    // that nobody else holds.
+    crate::array::with_donation(true, || run_on_device(p, outs))
+}
+
+fn run_on_device(p: &Pending, outs: &[(Vec<usize>, crate::DType)]) -> Result<Vec<Data>> {
     match p.device {
         Device::Cpu => {
             // Inputs a GPU computed come to the host here, where a failure can be reported.

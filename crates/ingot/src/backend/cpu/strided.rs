@@ -439,7 +439,11 @@ pub fn row_major_data(a: &Array) -> Result<Data> {
         return Ok(d);
     }
     let spec = [(a.shape().to_vec(), a.dtype())];
-    Ok(crate::backend::cpu::eval(&crate::op::Op::Copy, std::slice::from_ref(a), &spec)?.remove(0))
+    // The caller reads `a` again: its buffer must not become the copy.
+    let copy = crate::array::with_donation(false, || {
+        crate::backend::cpu::eval(&crate::op::Op::Copy, std::slice::from_ref(a), &spec)
+    });
+    Ok(copy?.remove(0))
 }
 
 /// The bytes of the elements of `d`, row-major data (from [`row_major_data`]) of `a`.

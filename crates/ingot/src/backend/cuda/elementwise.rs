@@ -457,13 +457,13 @@ impl OutMem<'_> {
     }
 }
 
-/// Whether map kernels may write outputs over their inputs: opt-in (`INGOT_CUDA_DONATE=1`).
-/// Run G24's `ingot-gpu-bench` with it on stopped at "kernel input was not evaluated" in
-/// its matmul section (an input read after it was given to a kernel), not yet found; the
-/// suites passed with it on, and it saved 0.09 GiB of the GPT-2 step (run G23).
+/// Whether map kernels may write outputs over their inputs: yes, unless
+/// `INGOT_CUDA_DONATE=0`. (Opt-in for a while after run G24's `ingot-gpu-bench` stopped on
+/// an input read after it was donated: its host-cost row called the backend directly, and
+/// only node evaluation may donate now, `array::with_donation`.)
 fn donation_on() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("INGOT_CUDA_DONATE").is_ok_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_DONATE").map_or(true, |v| v != "0"))
 }
 
 /// The inputs each output can be written over: an operand read contiguously from the
