@@ -211,7 +211,14 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(dec)(C* __restr
 // keeps DEC_U such steps of loads in flight before it uses them (`dec` waits a memory
 // latency per key). Each group of G lanes runs its own online softmax; the block merges
 // its A_WARPS * 32 / G states into the same partial `dec` writes, for `comb`.
+// The includer may set DEC_U and DEC_PIPE (attention.rs: INGOT_CUDA_DEC_U and
+// INGOT_CUDA_DEC_PIPE, for tuning on a GPU).
+#ifndef DEC_U
 #define DEC_U 4
+#endif
+#ifndef DEC_PIPE
+#define DEC_PIPE 0
+#endif
 extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __restrict__ part,
     const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
     const void* __restrict__ mask, int hq, int hkv, int l, int s, int e, C scale,
@@ -246,8 +253,8 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
     for (int c = 0; c < VEC; ++c) acc[c] = 0;
     int nan = 0;
     const int step = A_WARPS * KPW;  // keys a block scores at once
-    for (int jb = j0 + w * KPW + sub; jb - sub < j1; jb += step * DEC_U) {
-        uint4 kr[DEC_U], vr[DEC_U];
+    // DEC_U steps of this lane's 16 bytes of keys and values from key jb on.
+    auto load = [&](int jb, uint4* kr, uint4* vr) {
         #pragma unroll
         for (int u = 0; u < DEC_U; ++u) {
             const int j = jb + u * step;
@@ -259,6 +266,9 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
                 vr[u] = kr[u];
             }
         }
+    };
+    // Scores those keys and folds them into this lane group's online softmax.
+    auto fold = [&](int jb, const uint4* kr, const uint4* vr) {
         #pragma unroll
         for (int u = 0; u < DEC_U; ++u) {
             const int j = jb + u * step;
@@ -283,7 +293,27 @@ extern "C" __global__ void __launch_bounds__(32 * A_WARPS) KNAME(decv)(C* __rest
                 m = nm;
             }
         }
+    };
+    const int jfirst = j0 + w * KPW + sub;
+#if DEC_PIPE
+    // The next steps' loads are issued before the current ones are scored, so the warp
+    // always has loads in flight (twice the registers for them).
+    uint4 kr[DEC_U], vr[DEC_U], nk[DEC_U], nv[DEC_U];
+    if (jfirst - sub < j1) load(jfirst, kr, vr);
+    for (int jb = jfirst; jb - sub < j1; jb += step * DEC_U) {
+        const int jn = jb + step * DEC_U;
+        if (jn - sub < j1) load(jn, nk, nv);
+        fold(jb, kr, vr);
+        #pragma unroll
+        for (int u = 0; u < DEC_U; ++u) { kr[u] = nk[u]; vr[u] = nv[u]; }
     }
+#else
+    for (int jb = jfirst; jb - sub < j1; jb += step * DEC_U) {
+        uint4 kr[DEC_U], vr[DEC_U];
+        load(jb, kr, vr);
+        fold(jb, kr, vr);
+    }
+#endif
     const int me = w * KPW + sub;  // this lane group's state
     if (gl == 0) { sm[me] = m; sl[me] = lsum; }
     #pragma unroll
