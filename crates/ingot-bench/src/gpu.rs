@@ -59,6 +59,17 @@ fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
     x
 }
 
+/// Standard normal samples, as torch.randn: the matmul rows draw their operands from the same
+/// distribution as PyTorch's side, since a large product's power draw, and so the clock a
+/// power-limited GPU holds, depends on the values multiplied.
+fn randn(shape: &[usize], dtype: DType, seed: u64) -> Array {
+    let key = ingot::random::key(seed);
+    let x = ingot::random::normal(&key, shape, 0.0, 1.0, DType::F32).unwrap();
+    let x = ingot::astype(&x, dtype).unwrap();
+    x.eval().unwrap();
+    x
+}
+
 /// ResNet-50's convolutions as (input size, C_in, C_out, kernel, stride, padding): the
 /// stem, then each bottleneck's 1x1, 3x3 (strided in a stage's first block) and 1x1, and
 /// the strided 1x1 projection of each stage's first block (torchvision's v1.5).
@@ -355,8 +366,8 @@ fn main() {
         vec![4096, 8192]
     } {
         for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
-            let a = rand(&[n, n], dt, 4);
-            let b = rand(&[n, n], dt, 5);
+            let a = randn(&[n, n], dt, 4);
+            let b = randn(&[n, n], dt, 5);
             let t = time_gpu(10, || ingot::matmul(&a, &b).unwrap());
             rows.push(Row {
                 name: format!("matmul {tag} {n}"),
@@ -369,7 +380,7 @@ fn main() {
             });
         }
     }
-    if want("attention") {
+    if want("attention prefill") {
         // Prefill: causal, bf16, 32 heads of 128, 4,096 tokens, batch 2. FLOPs count the
         // two products over the causal half (FlashAttention's convention, as PyTorch's row).
         let (b, h, n, d) = (2, 32, 4096, 128);
@@ -390,6 +401,9 @@ fn main() {
             goal: "400 TFLOP/s".into(),
         });
         drop((q, k, v));
+    }
+    if want("attention decode") {
+        let (h, d) = (32, 128);
         // Decoding: one query over 8,192 cached tokens, 32 heads of 128; the bytes are the
         // cache's keys and values read once.
         let s = 8192;
