@@ -598,9 +598,16 @@ fn ordered_scatter_adds_match_the_cpu_bit_for_bit() {
 /// Large products whose rows are not whole 16 bytes (n = 1001 bf16 and f32, like an odd
 /// vocabulary) take padded copies and a padded result on the GPU: the same values as the
 /// CPU's product within the accumulation order's rounding, with plain, transposed and
-/// batched operands, and the strided result feeds later ops like any view.
+/// batched operands, and the strided result feeds later ops like any view. In bf16 each of
+/// m, n and k odd in turn (GPT-2's three vocabulary products: logits, their gradient
+/// against the embedding and against the hidden states) runs on zero-padded copies.
 fn unaligned_large_products_match_the_cpu() {
     let (m, k, n) = (1100usize, 1000usize, 1001usize);
+    // k = 1001 (the gradient against the hidden states) and, transposed, m = 1001 (the
+    // gradient against the embedding).
+    let g2 = Array::from_slice(&f32s(m * n, 46), &[m, n]).unwrap();
+    let w2 = Array::from_slice(&f32s(n * k, 47), &[n, k]).unwrap();
+    let h2 = Array::from_slice(&f32s(m * k, 48), &[m, k]).unwrap();
     let a = Array::from_slice(&f32s(2 * m * k, 41), &[2, m, k]).unwrap();
     let b = Array::from_slice(&f32s(k * n, 42), &[k, n]).unwrap();
     let bt = Array::from_slice(&f32s(n * k, 43), &[n, k]).unwrap();
@@ -608,7 +615,18 @@ fn unaligned_large_products_match_the_cpu() {
     let at = Array::from_slice(&f32s(k * 1099, 44), &[k, 1099]).unwrap();
     let b3 = Array::from_slice(&f32s(2 * k * n, 45), &[2, k, n]).unwrap();
     for dt in [DType::BF16, DType::F32] {
-        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 5] = [
+        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 7] = [
+            (
+                "g2 @ w2 (k odd)",
+                Box::new(|| ingot::matmul(&ingot::astype(&g2, dt)?, &ingot::astype(&w2, dt)?)),
+            ),
+            (
+                "g2^T @ h2 (m odd, a transposed operand)",
+                Box::new(|| {
+                    let t = ingot::transpose(&ingot::astype(&g2, dt)?, None)?;
+                    ingot::matmul(&t, &ingot::astype(&h2, dt)?)
+                }),
+            ),
             (
                 "at^T @ b (a transposed operand padded in its storage order)",
                 Box::new(|| {

@@ -7,7 +7,11 @@
 //! large product with a row length that is not (GPT-2's 50,257-word vocabulary in bf16)
 //! otherwise runs on "align1" kernels at a fifth of the speed. There, operands are copied
 //! into rows padded to 16 bytes and the result is written into padded rows (a strided view),
-//! which costs a copy at memory speed and saves several times that.
+//! which costs a copy at memory speed and saves several times that. Padded rows are not
+//! enough for f16 and bf16: cuBLAS still took align1 kernels for GPT-2's three vocabulary
+//! products, each with one of its dimensions odd (run G25: 16 ms of a 74 ms step). There
+//! the product runs on zero-padded copies with every dimension a multiple of 8, and the
+//! result is the top-left corner of the padded one.
 
 use super::elementwise::{ctype, COMMON, FUNCS};
 use super::{cuda_err, elementwise, Args, Gpu};
@@ -242,6 +246,14 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
         && n >= 64
         && k >= 64
         && m.saturating_mul(n).saturating_mul(k) >= PAD_MIN_MACS;
+    if big && batch == 1 && matches!(dt, DType::F16 | DType::BF16) && pad_dims_enabled() {
+        let p = [m, n, k].map(|v| v.next_multiple_of(8));
+        if p != [m, n, k] {
+            if let Some(d) = padded_product(g, (a, b), [m, n, k], p, (dt, out_shape))? {
+                return Ok(Some(vec![d]));
+            }
+        }
+    }
     let ldc = if big { padded(n, esize) } else { n };
     let mem = g.alloc(batch * m * ldc * esize)?;
     let out = |mem| {
@@ -384,6 +396,153 @@ fn padded_copy(g: &Gpu, x: &Array, trans: bool, esize: usize) -> Result<Option<D
     let mem = g.alloc(size_of(&stored[..nd - 1]) * ld * esize)?;
     let st_stored = padded_strides(&stored, ld);
     // Strides over `x`'s own dims.
+    let mut strides = vec![0isize; nd];
+    for (k, &i) in order.iter().enumerate() {
+        strides[i] = st_stored[k];
+    }
+    if !super::layout::copy_into(g, mem.ptr(), &strides, x, &order)? {
+        return Ok(None);
+    }
+    let mut d = out_data(Buffer::on_device(mem), shape);
+    d.strides = strides;
+    Ok(Some(d))
+}
+
+/// Whether f16 and bf16 products with a dimension that is not a multiple of 8 run on
+/// zero-padded copies (see the module comment): yes, unless `INGOT_CUDA_PAD_DIMS=0`.
+fn pad_dims_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("INGOT_CUDA_PAD_DIMS").map_or(true, |v| v != "0"))
+}
+
+/// `a @ b` (one matrix each, f16 or bf16, dims `[m, n, k]`) computed as the padded
+/// `[mp, np, kp]` product: an operand with a padded dimension is copied into a zeroed block
+/// of the padded size (the zeros add nothing to the sums), the others are read as they
+/// are. The result is the `m x n` corner of an `mp x np` block; `None` where an operand
+/// has no view cuBLAS can read.
+fn padded_product(
+    g: &Gpu,
+    (a, b): (&Array, &Array),
+    [m, n, k]: [usize; 3],
+    [mp, np, kp]: [usize; 3],
+    (dt, out_shape): (DType, &[usize]),
+) -> Result<Option<Data>> {
+    let esize = dt.size();
+    let operand = |x: &Array, rows, cols, rp, cp| -> Result<Option<(Mat, Data)>> {
+        let d = x.ready_data();
+        let v = mat_view(g, x, &d, rows, cols, esize)?;
+        if rp == rows && cp == cols {
+            if let Some(v) = v.filter(|v| aligned16(v, esize)) {
+                return Ok(Some((v, d)));
+            }
+        }
+        let trans = v.is_some_and(|v| v.trans);
+        let Some(c) = zero_padded_copy(g, x, trans, esize, (rp, cp))? else {
+            return Ok(None);
+        };
+        Ok(mat_view(g, x, &c, rows, cols, esize)?.map(|v| (v, c)))
+    };
+    let (Some((va, _ka)), Some((vb, _kb))) = (operand(a, m, k, mp, kp)?, operand(b, k, n, kp, np)?)
+    else {
+        return Ok(None);
+    };
+    let mem = g.alloc(mp * np * esize)?;
+    let ctype = match dt {
+        DType::F16 => sys::cudaDataType::CUDA_R_16F,
+        _ => sys::cudaDataType::CUDA_R_16BF,
+    };
+    let (one, zero) = (scalar(&1f32), scalar(&0f32));
+    let blas = blas(g)?;
+    let _one_call = blas.call.lock();
+    let op = |t: bool| {
+        if t {
+            sys::cublasOperation_t::CUBLAS_OP_T
+        } else {
+            sys::cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    super::stats::timed("[cublas gemm call]", || unsafe {
+        cudarc::cublas::result::gemm_strided_batched_ex(
+            blas.handle,
+            op(vb.trans),
+            op(va.trans),
+            np as i32,
+            mp as i32,
+            kp as i32,
+            one.as_ptr() as *const _,
+            vb.ptr as *const _,
+            ctype,
+            vb.ld as i32,
+            vb.batch_stride,
+            va.ptr as *const _,
+            ctype,
+            va.ld as i32,
+            va.batch_stride,
+            zero.as_ptr() as *const _,
+            mem.ptr() as *mut _,
+            ctype,
+            np as i32,
+            (mp * np) as i64,
+            1,
+            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
+    })
+    .map_err(|e| cuda_err("matmul", e))?;
+    let mut d = out_data(Buffer::on_device(mem), out_shape);
+    d.strides = padded_strides(out_shape, np);
+    Ok(Some(d))
+}
+
+/// A copy of the `rows x cols` matrix `x` (leading dims of 1) inside a zeroed block of
+/// `rows_p x cols_p`, kept in x's storage orientation (transposed where `trans`, as
+/// [`padded_copy`]), so the padded rows and columns read as zeros.
+fn zero_padded_copy(
+    g: &Gpu,
+    x: &Array,
+    trans: bool,
+    esize: usize,
+    (rows_p, cols_p): (usize, usize),
+) -> Result<Option<Data>> {
+    let shape = x.shape();
+    let nd = shape.len();
+    if nd > super::layout::MAX_DIMS || size_of(&shape[..nd - 2]) != 1 {
+        return Ok(None);
+    }
+    let mut order: Vec<usize> = (0..nd).collect();
+    if trans {
+        order.swap(nd - 2, nd - 1);
+    }
+    // The stored matrix (sr x sc) and its block (srp x scp).
+    let (sr, sc, srp, scp) = if trans {
+        (shape[nd - 1], shape[nd - 2], cols_p, rows_p)
+    } else {
+        (shape[nd - 2], shape[nd - 1], rows_p, cols_p)
+    };
+    let mem = g.alloc(srp * scp * esize)?;
+    let stream = g.stream()?.cu_stream();
+    // Safety: both regions lie inside `mem` (srp x scp elements); the memsets are ordered
+    // on the GPU's stream before the copy and the product that read the block.
+    unsafe {
+        use cudarc::driver::sys::{cuMemsetD2D8Async, cuMemsetD8Async};
+        if scp > sc && sr > 0 {
+            let at = mem.ptr() + (sc * esize) as u64;
+            cuMemsetD2D8Async(at, scp * esize, 0, (scp - sc) * esize, sr, stream).result()
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            if srp > sr {
+                let at = mem.ptr() + (sr * scp * esize) as u64;
+                cuMemsetD8Async(at, 0, (srp - sr) * scp * esize, stream).result()
+            } else {
+                Ok(())
+            }
+        })
+    }
+    .map_err(|e| cuda_err("matmul", e))?;
+    let stored: Vec<usize> = order.iter().map(|&i| shape[i]).collect();
+    let st_stored = padded_strides(&stored, scp);
     let mut strides = vec![0isize; nd];
     for (k, &i) in order.iter().enumerate() {
         strides[i] = st_stored[k];
