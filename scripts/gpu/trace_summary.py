@@ -11,6 +11,19 @@ import argparse
 import collections
 
 
+def by_time(title, records, top):
+    """Prints records grouped by name (first 70 characters): total ms, count, longest ms."""
+    by = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for s, e, _, _, name in records:
+        t = by[name[:70]]
+        t[0] += 1
+        t[1] += (e - s) / 1e6
+        t[2] = max(t[2], (e - s) / 1e6)
+    print(title)
+    for name, (n, ms, mx) in sorted(by.items(), key=lambda x: -x[1][1])[:top]:
+        print(f"  {ms:9.2f} {n:7d} {mx:8.3f}  {name}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("csv")
@@ -44,24 +57,8 @@ def main():
         busy += max(0, e - max(s, last))
         last = max(last, e)
     print(f"last {a.tail:.0%} of the run: {span:.1f} ms, {len(ks)} kernels, GPU busy {busy / 1e6:.1f} ms ({100 * busy / 1e6 / span:.0f}%)")
-    by = collections.defaultdict(lambda: [0, 0.0, 0.0])
-    for s, e, _, _, name in ks:
-        t = by[name[:70]]
-        t[0] += 1
-        t[1] += (e - s) / 1e6
-        t[2] = max(t[2], (e - s) / 1e6)
-    print("kernels by GPU time:  ms  calls  max ms  name")
-    for name, (n, ms, mx) in sorted(by.items(), key=lambda x: -x[1][1])[:18]:
-        print(f"  {ms:9.2f} {n:6d} {mx:8.3f}  {name}")
-    byc = collections.defaultdict(lambda: [0, 0.0, 0.0])
-    for s, e, _, _, name in cs:
-        t = byc[name]
-        t[0] += 1
-        t[1] += (e - s) / 1e6
-        t[2] = max(t[2], (e - s) / 1e6)
-    print("driver calls by host time:  ms  calls  max ms  call")
-    for name, (n, ms, mx) in sorted(byc.items(), key=lambda x: -x[1][1])[:14]:
-        print(f"  {ms:9.2f} {n:7d} {mx:8.3f}  {name}")
+    by_time("kernels by GPU time:  ms  calls  max ms  name", ks, 18)
+    by_time("driver calls by host time:  ms  calls  max ms  call", cs, 14)
     print(f"longest GPU idle gaps (total idle {(span * 1e6 - busy) / 1e6:.1f} ms):")
     starts = [c[0] for c in cs]
     import bisect

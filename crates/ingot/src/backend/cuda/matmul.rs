@@ -151,6 +151,18 @@ struct Mat {
     batch_stride: i64,
 }
 
+impl Mat {
+    /// Results of `rows` rows `ld` elements apart at `ptr`, one after another.
+    fn result(ptr: u64, rows: usize, ld: usize) -> Mat {
+        Mat {
+            ptr,
+            trans: false,
+            ld: ld as i64,
+            batch_stride: (rows * ld) as i64,
+        }
+    }
+}
+
 /// The cuBLAS view of `rows x cols` matrices at `d` (batch dims first), if it has one.
 fn mat_view(
     g: &Gpu,
@@ -307,9 +319,29 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     if !big && gemv(g, &va, &vb, [m, n, k, batch], dt, mem.ptr())? {
         return out(mem);
     }
+    gemm_call(
+        g,
+        (va, vb, Mat::result(mem.ptr(), m, ldc)),
+        [m, n, k, batch],
+        (dtype, ctype),
+        (one, zero),
+    )?;
+    out(mem)
+}
+
+/// One cuBLAS call: `c = a b` for `batch` matrices, row-major `m x n` results from `m x k`
+/// and `k x n` operands (as cuBLAS sees them: column-major `c^T = b^T a^T`), data type
+/// `dtype`, compute type `ctype`, scale factors `(1, 0)` of that compute type. The call's
+/// host time shows under INGOT_CUDA_STATS=1.
+fn gemm_call(
+    g: &Gpu,
+    (va, vb, c): (Mat, Mat, Mat),
+    [m, n, k, batch]: [usize; 4],
+    (dtype, ctype): (sys::cudaDataType, sys::cublasComputeType_t),
+    (one, zero): ([u64; 2], [u64; 2]),
+) -> Result<()> {
     let blas = blas(g)?;
-    let h = blas.handle;
-    let _one = blas.call.lock();
+    let _one_call = blas.call.lock();
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T
@@ -317,11 +349,9 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             sys::cublasOperation_t::CUBLAS_OP_N
         }
     };
-    // Row-major C = A B is column-major C^T = B^T A^T. The call's host time shows under
-    // INGOT_CUDA_STATS=1.
     super::stats::timed("[cublas gemm call]", || unsafe {
         cudarc::cublas::result::gemm_strided_batched_ex(
-            h,
+            blas.handle,
             op(vb.trans),
             op(va.trans),
             n as i32,
@@ -337,17 +367,16 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             va.ld as i32,
             va.batch_stride,
             zero.as_ptr() as *const _,
-            mem.ptr() as *mut _,
+            c.ptr as *mut _,
             dtype,
-            ldc as i32,
-            (m * ldc) as i64,
+            c.ld as i32,
+            c.batch_stride,
             batch as i32,
             ctype,
             sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
     })
-    .map_err(|e| cuda_err("matmul", e))?;
-    out(mem)
+    .map_err(|e| cuda_err("matmul", e))
 }
 
 /// Products of at least this many multiply-adds get 16-byte rows: below it a copy costs
@@ -391,16 +420,30 @@ fn padded_copy(g: &Gpu, x: &Array, trans: bool, esize: usize) -> Result<Option<D
     if trans {
         order.swap(nd - 2, nd - 1);
     }
+    let ld = padded(shape[order[nd - 1]], esize);
+    let rows: usize = order[..nd - 1].iter().map(|&i| shape[i]).product();
+    let mem = g.alloc(rows * ld * esize)?;
+    copy_stored(g, mem, x, &order, ld)
+}
+
+/// `x` copied into `mem` in the storage order `order` (x's dims, the last one stored
+/// contiguously) with rows `ld` elements apart: the copy's data, strided over x's dims.
+fn copy_stored(
+    g: &Gpu,
+    mem: super::DeviceMem,
+    x: &Array,
+    order: &[usize],
+    ld: usize,
+) -> Result<Option<Data>> {
+    let shape = x.shape();
     let stored: Vec<usize> = order.iter().map(|&i| shape[i]).collect();
-    let ld = padded(stored[nd - 1], esize);
-    let mem = g.alloc(size_of(&stored[..nd - 1]) * ld * esize)?;
     let st_stored = padded_strides(&stored, ld);
     // Strides over `x`'s own dims.
-    let mut strides = vec![0isize; nd];
+    let mut strides = vec![0isize; shape.len()];
     for (k, &i) in order.iter().enumerate() {
         strides[i] = st_stored[k];
     }
-    if !super::layout::copy_into(g, mem.ptr(), &strides, x, &order)? {
+    if !super::layout::copy_into(g, mem.ptr(), &strides, x, order)? {
         return Ok(None);
     }
     let mut d = out_data(Buffer::on_device(mem), shape);
@@ -447,48 +490,17 @@ fn padded_product(
         return Ok(None);
     };
     let mem = g.alloc(mp * np * esize)?;
-    let ctype = match dt {
+    let dtype = match dt {
         DType::F16 => sys::cudaDataType::CUDA_R_16F,
         _ => sys::cudaDataType::CUDA_R_16BF,
     };
-    let (one, zero) = (scalar(&1f32), scalar(&0f32));
-    let blas = blas(g)?;
-    let _one_call = blas.call.lock();
-    let op = |t: bool| {
-        if t {
-            sys::cublasOperation_t::CUBLAS_OP_T
-        } else {
-            sys::cublasOperation_t::CUBLAS_OP_N
-        }
-    };
-    super::stats::timed("[cublas gemm call]", || unsafe {
-        cudarc::cublas::result::gemm_strided_batched_ex(
-            blas.handle,
-            op(vb.trans),
-            op(va.trans),
-            np as i32,
-            mp as i32,
-            kp as i32,
-            one.as_ptr() as *const _,
-            vb.ptr as *const _,
-            ctype,
-            vb.ld as i32,
-            vb.batch_stride,
-            va.ptr as *const _,
-            ctype,
-            va.ld as i32,
-            va.batch_stride,
-            zero.as_ptr() as *const _,
-            mem.ptr() as *mut _,
-            ctype,
-            np as i32,
-            (mp * np) as i64,
-            1,
-            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-            sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-        )
-    })
-    .map_err(|e| cuda_err("matmul", e))?;
+    gemm_call(
+        g,
+        (va, vb, Mat::result(mem.ptr(), mp, np)),
+        [mp, np, kp, 1],
+        (dtype, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F),
+        (scalar(&1f32), scalar(&0f32)),
+    )?;
     let mut d = out_data(Buffer::on_device(mem), out_shape);
     d.strides = padded_strides(out_shape, np);
     Ok(Some(d))
@@ -541,18 +553,7 @@ fn zero_padded_copy(
         })
     }
     .map_err(|e| cuda_err("matmul", e))?;
-    let stored: Vec<usize> = order.iter().map(|&i| shape[i]).collect();
-    let st_stored = padded_strides(&stored, scp);
-    let mut strides = vec![0isize; nd];
-    for (k, &i) in order.iter().enumerate() {
-        strides[i] = st_stored[k];
-    }
-    if !super::layout::copy_into(g, mem.ptr(), &strides, x, &order)? {
-        return Ok(None);
-    }
-    let mut d = out_data(Buffer::on_device(mem), shape);
-    d.strides = strides;
-    Ok(Some(d))
+    copy_stored(g, mem, x, &order, scp)
 }
 
 const GEMV: &str = include_str!("kernels/gemv.cuh");
