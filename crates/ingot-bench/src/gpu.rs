@@ -52,19 +52,23 @@ fn time_batches(reps: usize, warm: usize, keep: usize, mut f: impl FnMut() -> Ar
 }
 
 fn rand(shape: &[usize], dtype: DType, seed: u64) -> Array {
-    let key = ingot::random::key(seed);
-    let x = ingot::random::uniform(&key, shape, -1.0, 1.0, DType::F32).unwrap();
-    let x = ingot::astype(&x, dtype).unwrap();
-    x.eval().unwrap();
-    x
+    sampled(dtype, seed, |key| {
+        ingot::random::uniform(key, shape, -1.0, 1.0, DType::F32)
+    })
 }
 
 /// Standard normal samples, as torch.randn: the matmul rows draw their operands from the same
 /// distribution as PyTorch's side, since a large product's power draw, and so the clock a
 /// power-limited GPU holds, depends on the values multiplied.
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Array {
-    let key = ingot::random::key(seed);
-    let x = ingot::random::normal(&key, shape, 0.0, 1.0, DType::F32).unwrap();
+    sampled(dtype, seed, |key| {
+        ingot::random::normal(key, shape, 0.0, 1.0, DType::F32)
+    })
+}
+
+/// f32 samples drawn by `draw` from `seed`'s key, as `dtype`, evaluated.
+fn sampled(dtype: DType, seed: u64, draw: impl FnOnce(&Array) -> ingot::Result<Array>) -> Array {
+    let x = draw(&ingot::random::key(seed)).unwrap();
     let x = ingot::astype(&x, dtype).unwrap();
     x.eval().unwrap();
     x

@@ -107,11 +107,11 @@ fn flash_forward(
 
 fn source(base: &str, dt: DType) -> String {
     let c = if dt == DType::F64 { "double" } else { "float" };
+    let (_, dec_u, dec_pipe) = decode_tuning();
     format!(
-        "{COMMON}\n{FUNCS}\n#define T {}\n#define C {c}\n#define KNAME(k) {base}_##k\n#define DEC_U {}\n#define DEC_PIPE {}\n{ATTENTION}\n",
+        "{COMMON}\n{FUNCS}\n#define T {}\n#define C {c}\n#define KNAME(k) {base}_##k\n#define DEC_U {dec_u}\n#define DEC_PIPE {}\n{ATTENTION}\n",
         ctype(dt),
-        decode_tuning().1,
-        decode_tuning().2 as i32
+        dec_pipe as i32
     )
 }
 

@@ -198,15 +198,19 @@ fn mat_view(
     }))
 }
 
+/// A product's cuBLAS data type, compute type and scale factors 1 and 0 (of the compute
+/// type).
+type GemmTypes = (
+    sys::cudaDataType,
+    sys::cublasComputeType_t,
+    [u64; 2],
+    [u64; 2],
+);
+
 pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
     let (a, b) = (&inputs[0], &inputs[1]);
     let (out_shape, dt) = (&outs[0].0, outs[0].1);
-    let (dtype, ctype, one, zero): (
-        sys::cudaDataType,
-        sys::cublasComputeType_t,
-        [u64; 2],
-        [u64; 2],
-    ) = match dt {
+    let types: GemmTypes = match dt {
         DType::F32 => (
             sys::cudaDataType::CUDA_R_32F,
             if TF32.load(Relaxed) {
@@ -261,7 +265,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     if big && batch == 1 && matches!(dt, DType::F16 | DType::BF16) && pad_dims_enabled() {
         let p = [m, n, k].map(|v| v.next_multiple_of(8));
         if p != [m, n, k] {
-            if let Some(d) = padded_product(g, (a, b), [m, n, k], p, (dt, out_shape))? {
+            if let Some(d) = padded_product(g, (a, b), [m, n, k], p, (esize, out_shape), types)? {
                 return Ok(Some(vec![d]));
             }
         }
@@ -323,22 +327,19 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
         g,
         (va, vb, Mat::result(mem.ptr(), m, ldc)),
         [m, n, k, batch],
-        (dtype, ctype),
-        (one, zero),
+        types,
     )?;
     out(mem)
 }
 
 /// One cuBLAS call: `c = a b` for `batch` matrices, row-major `m x n` results from `m x k`
-/// and `k x n` operands (as cuBLAS sees them: column-major `c^T = b^T a^T`), data type
-/// `dtype`, compute type `ctype`, scale factors `(1, 0)` of that compute type. The call's
+/// and `k x n` operands (as cuBLAS sees them: column-major `c^T = b^T a^T`). The call's
 /// host time shows under INGOT_CUDA_STATS=1.
 fn gemm_call(
     g: &Gpu,
     (va, vb, c): (Mat, Mat, Mat),
     [m, n, k, batch]: [usize; 4],
-    (dtype, ctype): (sys::cudaDataType, sys::cublasComputeType_t),
-    (one, zero): ([u64; 2], [u64; 2]),
+    (dtype, ctype, one, zero): GemmTypes,
 ) -> Result<()> {
     let blas = blas(g)?;
     let _one_call = blas.call.lock();
@@ -415,15 +416,21 @@ fn padded_copy(g: &Gpu, x: &Array, trans: bool, esize: usize) -> Result<Option<D
     if nd > super::layout::MAX_DIMS {
         return Ok(None);
     }
-    // The shape in storage order: the last two dims swapped for a transposed view.
-    let mut order: Vec<usize> = (0..nd).collect();
-    if trans {
-        order.swap(nd - 2, nd - 1);
-    }
+    let order = storage_order(nd, trans);
     let ld = padded(shape[order[nd - 1]], esize);
     let rows: usize = order[..nd - 1].iter().map(|&i| shape[i]).product();
     let mem = g.alloc(rows * ld * esize)?;
     copy_stored(g, mem, x, &order, ld)
+}
+
+/// The dims of an `nd`-dim matrix operand in storage order: the last two swapped for a
+/// transposed view.
+fn storage_order(nd: usize, trans: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..nd).collect();
+    if trans {
+        order.swap(nd - 2, nd - 1);
+    }
+    order
 }
 
 /// `x` copied into `mem` in the storage order `order` (x's dims, the last one stored
@@ -468,9 +475,9 @@ fn padded_product(
     (a, b): (&Array, &Array),
     [m, n, k]: [usize; 3],
     [mp, np, kp]: [usize; 3],
-    (dt, out_shape): (DType, &[usize]),
+    (esize, out_shape): (usize, &[usize]),
+    types: GemmTypes,
 ) -> Result<Option<Data>> {
-    let esize = dt.size();
     let operand = |x: &Array, rows, cols, rp, cp| -> Result<Option<(Mat, Data)>> {
         let d = x.ready_data();
         let v = mat_view(g, x, &d, rows, cols, esize)?;
@@ -490,16 +497,11 @@ fn padded_product(
         return Ok(None);
     };
     let mem = g.alloc(mp * np * esize)?;
-    let dtype = match dt {
-        DType::F16 => sys::cudaDataType::CUDA_R_16F,
-        _ => sys::cudaDataType::CUDA_R_16BF,
-    };
     gemm_call(
         g,
         (va, vb, Mat::result(mem.ptr(), mp, np)),
         [mp, np, kp, 1],
-        (dtype, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F),
-        (scalar(&1f32), scalar(&0f32)),
+        types,
     )?;
     let mut d = out_data(Buffer::on_device(mem), out_shape);
     d.strides = padded_strides(out_shape, np);
@@ -521,10 +523,7 @@ fn zero_padded_copy(
     if nd > super::layout::MAX_DIMS || size_of(&shape[..nd - 2]) != 1 {
         return Ok(None);
     }
-    let mut order: Vec<usize> = (0..nd).collect();
-    if trans {
-        order.swap(nd - 2, nd - 1);
-    }
+    let order = storage_order(nd, trans);
     // The stored matrix (sr x sc) and its block (srp x scp).
     let (sr, sc, srp, scp) = if trans {
         (shape[nd - 1], shape[nd - 2], cols_p, rows_p)
