@@ -41,7 +41,7 @@ impl Pool {
             peak: 0,
             cached: 0,
             limit: total,
-            cache_limit: usize::MAX,
+            cache_limit: env_cache_limit(),
             total,
         }
     }
@@ -54,6 +54,16 @@ impl Pool {
             .flatten()
             .collect()
     }
+}
+
+/// `INGOT_CUDA_CACHE_LIMIT` (bytes; 0 keeps no freed block, so every block goes back to the
+/// driver after the GPU has finished with it): for ruling the cache in or out when results
+/// look wrong, as PyTorch's PYTORCH_NO_CUDA_MEMORY_CACHING does. No limit without it.
+fn env_cache_limit() -> usize {
+    std::env::var("INGOT_CUDA_CACHE_LIMIT")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// Returns blocks to the driver once the work that may still read them has finished.

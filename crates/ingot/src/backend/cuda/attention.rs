@@ -386,7 +386,7 @@ pub(super) fn grad_eval(
     // bkv's tiles: K and V of 64 rows, Q and g of 32, and 32 rows' lse and D.
     let shared = 192 * (e + 8) * size + 256;
     let f = g.kernel_in(&fb, &format!("{fb}_bkv"), src)?;
-    super::allow_shared(&f, shared, "scaled_dot_product_attention_grad")?;
+    super::allow_shared(g, &f, shared, "scaled_dot_product_attention_grad")?;
     // Both backward kernels take the same operands after their outputs.
     let operands = |args: &mut Args, heads: usize| {
         args.push(q)

@@ -276,7 +276,8 @@ pub(super) fn eval(
     let mem = g.alloc(n_out * dt.size())?;
     let yp = mem.ptr();
     // cuDNN works on the stream itself: the launches queued before it (the operands'
-    // row-major copies) go first.
+    // row-major copies) go first. Every block cuDNN writes is taken before the drain
+    // (`scratch` for the workspaces below).
     g.stream()?;
     let mut handles = HANDLES.lock();
     let h = match handles.iter().find(|(o, _)| *o == g.ordinal) {
@@ -408,7 +409,7 @@ pub(super) fn eval(
         }
         return Ok(None);
     };
-    let work = g.alloc(ws)?;
+    let work = scratch(g, ws)?;
     let (one_f, zero_f) = (1f32, 0f32);
     let (one_d, zero_d) = (1f64, 0f64);
     let (alpha, beta) = if dt == DType::F64 {
@@ -461,6 +462,17 @@ pub(super) fn eval(
     // The workspace and any copies go back to the cache; later work runs after this.
     drop(work);
     Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]))
+}
+
+/// A workspace for a cuDNN call, which works on the stream directly. The block may come
+/// from the cache, freed by another thread while a kernel that reads it still waits in the
+/// launch queue: the drain after taking it puts that kernel on the stream before cuDNN's
+/// writes. (Run G25's wrong gradients on several threads: a drain made before taking the
+/// workspace let cuDNN overwrite a max-pooling input that a queued kernel had yet to read.)
+fn scratch(g: &Gpu, bytes: usize) -> Result<super::DeviceMem> {
+    let work = g.alloc(bytes)?;
+    g.stream()?;
+    Ok(work)
 }
 
 /// cuDNN's fastest expected algorithm that works for the problem and whose workspace fits
@@ -538,7 +550,7 @@ fn graph_forward(
             }
         }
     };
-    let work = g.alloc(plan.workspace)?;
+    let work = scratch(g, plan.workspace)?;
     if let Err(e) = conv_graph::execute(h, &plan, xp, wp, yp, work.ptr()) {
         // A plan that fails while a graph is recorded fails the capture, not the plan.
         super::graph::forbid(g.ordinal, &format!("the cuDNN plan ({e:?})"))?;
@@ -593,7 +605,7 @@ fn choose_plan(
     }
     let mut best: Option<(usize, f64)> = None;
     for (i, pl) in plans.iter().enumerate() {
-        let work = g.alloc(pl.workspace)?;
+        let work = scratch(g, pl.workspace)?;
         let run = || conv_graph::execute(h, pl, xp, wp, yp, work.ptr());
         if run().is_err() {
             continue;

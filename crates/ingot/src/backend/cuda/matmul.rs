@@ -635,12 +635,7 @@ fn gemv(g: &Gpu, va: &Mat, vb: &Mat, dims: [usize; 4], dt: DType, out: u64) -> R
         let name = format!("{base}_gemv_rows_m{rows}{}", if staged { "s" } else { "" });
         let f = g.kernel_in(&base, &name, || gemv_source(dt))?;
         let shared = if staged { m * k * esize as usize } else { 0 };
-        if shared > super::DEFAULT_SHARED {
-            // The limit belongs to the kernel, not the launch: a queued launch of another
-            // size must be made before it changes.
-            g.stream()?;
-            super::allow_shared(&f, shared, &name)?;
-        }
+        super::allow_shared(g, &f, shared, &name)?;
         (f, n.div_ceil(8 * per_warp), shared)
     } else {
         // Element loads: a group of warps per output when there are few outputs, and at

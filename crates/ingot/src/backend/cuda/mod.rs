@@ -90,13 +90,24 @@ pub(crate) struct Gpu {
 pub(crate) const DEFAULT_SHARED: usize = 48 << 10;
 
 /// Lets kernel `f` launch with `bytes` of dynamic shared memory: above the default 48 KiB
-/// the kernel's own limit must be raised first. (The limit belongs to the kernel, not the
-/// launch: a kernel launched with several sizes must have its queued launches made first.)
-pub(crate) fn allow_shared(f: &CudaFunction, bytes: usize, op: &str) -> Result<()> {
+/// the kernel's own limit must be raised first. The limit belongs to the kernel, not the
+/// launch, so it is raised to the GPU's whole opt-in maximum and never lowered: a launch
+/// with more, queued by another thread, must not meet a limit this call set lower (a
+/// drain before the change is not enough with several threads).
+pub(crate) fn allow_shared(g: &Gpu, f: &CudaFunction, bytes: usize, op: &str) -> Result<()> {
     if bytes > DEFAULT_SHARED {
+        if bytes > g.max_shared {
+            return Err(cuda_err(
+                op,
+                format!(
+                    "{bytes} bytes of shared memory asked, the GPU allows {}",
+                    g.max_shared
+                ),
+            ));
+        }
         f.set_attribute(
             cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            bytes as i32,
+            g.max_shared as i32,
         )
         .map_err(|e| cuda_err(op, e))?;
     }

@@ -277,7 +277,7 @@ fn chunked(
     let held = (g.max_shared.saturating_sub(1024) / tile_bytes).min(per);
     let shared = held * tile_bytes;
     let f = g.kernel_in(b, &format!("{b}_chunk"), src)?;
-    super::allow_shared(&f, shared, "cumulative scan")?;
+    super::allow_shared(g, &f, shared, "cumulative scan")?;
     let (scratch, sync_bytes) = flags_and_slots(g, 1 + chunks, chunks)?;
     let sync = scratch.ptr();
     let mut args = Args::new();
