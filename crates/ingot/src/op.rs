@@ -92,6 +92,10 @@ pub enum BinaryOp {
     BitwiseXor,
     LeftShift,
     RightShift,
+    /// `b * gelu'(a)`: exact GELU's gradient in one pass (its vjp's own op).
+    GeluGrad,
+    /// `b * gelu_tanh'(a)`.
+    GeluTanhGrad,
 }
 
 impl UnaryOp {
@@ -150,7 +154,7 @@ impl UnaryOp {
 
 impl BinaryOp {
     /// Every binary op, for checks that cover them all.
-    pub const ALL_FOR_CHECK: [BinaryOp; 25] = {
+    pub const ALL_FOR_CHECK: [BinaryOp; 27] = {
         use BinaryOp::*;
         [
             Add,
@@ -178,6 +182,8 @@ impl BinaryOp {
             BitwiseXor,
             LeftShift,
             RightShift,
+            GeluGrad,
+            GeluTanhGrad,
         ]
     };
 

@@ -107,6 +107,80 @@ fn unary_float_ops_match_reference() {
     }
 }
 
+/// Both GELU gradient ops (`g * gelu'(x)`, what the GELUs' vjps run) against the
+/// derivative in f64: every float dtype, contiguous and strided, NaN/inf/-0.0.
+#[test]
+fn gelu_grads_match_reference() {
+    type BFn = fn(&Array, &Array) -> ingot::Result<Array>;
+    let sqrt_2_pi = (2.0 / std::f64::consts::PI).sqrt();
+    let exact = |x: f64| {
+        0.5 * (1.0 + libm_erf(x * std::f64::consts::FRAC_1_SQRT_2))
+            + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+    };
+    let tanh_form = move |x: f64| {
+        let t = (sqrt_2_pi * (x + 0.044715 * x * x * x)).tanh();
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt_2_pi * (1.0 + 3.0 * 0.044715 * x * x)
+    };
+    let cases: [(&str, BFn, &dyn Fn(f64) -> f64); 2] = [
+        ("gelu_grad", |x, g| ingot::gelu_grad(x, g), &exact),
+        (
+            "gelu_tanh_grad",
+            |x, g| ingot::gelu_tanh_grad(x, g),
+            &tanh_form,
+        ),
+    ];
+    let mut rng = Rng::new(7);
+    for dtype in FLOATS {
+        for shape in shapes() {
+            let (_, mut xs) = rand_array(&mut rng, &shape, dtype);
+            let (_, gs) = rand_array(&mut rng, &shape, dtype);
+            for (i, s) in [f64::NAN, f64::INFINITY, -0.0, 0.5, -3.0]
+                .iter()
+                .enumerate()
+            {
+                if i < xs.len() {
+                    xs[i] = *s;
+                }
+            }
+            let (x, g) = (
+                array_from_f64(&xs, &shape, dtype),
+                array_from_f64(&gs, &shape, dtype),
+            );
+            let (xt, gt) = (
+                noncontiguous(&xs, &shape, dtype),
+                noncontiguous(&gs, &shape, dtype),
+            );
+            for (name, f, d) in &cases {
+                let want: Vec<f64> = xs
+                    .iter()
+                    .zip(&gs)
+                    .map(|(&x, &g)| round_to(g * d(x), dtype))
+                    .collect();
+                for (layout, a, b) in [("contiguous", &x, &g), ("strided", &xt, &gt)] {
+                    let out = f(a, b).unwrap();
+                    assert_eq!(out.shape(), shape.as_slice(), "{name}");
+                    assert_eq!(out.dtype(), dtype, "{name}");
+                    // f32 and the halves compute the tanh form in f32 (as PyTorch).
+                    let t = tol(dtype).max(if dtype == DType::F64 { 0.0 } else { 2e-6 });
+                    assert_close(
+                        &out.to_f64_vec().unwrap(),
+                        &want,
+                        t * 4.0,
+                        t * 4.0,
+                        &format!("{name} {dtype} {shape:?} {layout}"),
+                    );
+                }
+            }
+        }
+    }
+    // An integer x is promoted, a complex one refused with the op's name.
+    let i = Array::from_slice(&[1i32, -2], &[2]).unwrap();
+    assert_eq!(ingot::gelu_grad(&i, 1.0).unwrap().dtype(), DType::F32);
+    let c = ingot::astype(&i, DType::C64).unwrap();
+    let e = ingot::gelu_tanh_grad(&c, &c).unwrap_err().to_string();
+    assert!(e.contains("gelu_tanh_grad"), "{e}");
+}
+
 /// How many f32 steps separate `a` and `b` (-0 and +0 count as the same point).
 fn ulp_distance(a: f32, b: f32) -> i64 {
     let order = |v: f32| {

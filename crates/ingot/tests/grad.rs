@@ -71,6 +71,8 @@ fn binary_ops_match_finite_differences() {
         "minimum", s, ANY, |a| ingot::minimum(&a[0], &a[1]);
         "arctan2", s, POS, |a| ingot::arctan2(&a[0], &a[1]);
         "logaddexp", s, ANY, |a| ingot::logaddexp(&a[0], &a[1]);
+        "gelu_grad", s, ANY, |a| ingot::gelu_grad(&a[0], &a[1]);
+        "gelu_tanh_grad", s, ANY, |a| ingot::gelu_tanh_grad(&a[0], &a[1]);
         "remainder", s, (1.1, 1.9), |a| ingot::remainder(&ingot::multiply(&a[0], 3.0)?, &a[1]);
         "scalar ops", s, POS, |a| ingot::divide(2.0, &ingot::add(&ingot::multiply(&a[0], 3.0)?, 1.0)?);
         "where", s, ANY, |a| ingot::where_(&ingot::greater(&a[0], 0.0)?, &ingot::exp(&a[0])?, &ingot::sin(&a[1])?);

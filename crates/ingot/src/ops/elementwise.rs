@@ -275,7 +275,9 @@ fn check_binary_dtype(name: &str, op: BinaryOp, dtype: DType, x: &Array, y: &Arr
         | LogicalAnd | LogicalOr | LogicalXor => true,
         Subtract | Power => k != Kind::Bool,
         Divide => true,
-        FloorDivide | Remainder | Arctan2 | LogAddExp => !matches!(k, Kind::Bool | Kind::Complex),
+        FloorDivide | Remainder | Arctan2 | LogAddExp | GeluGrad | GeluTanhGrad => {
+            !matches!(k, Kind::Bool | Kind::Complex)
+        }
         Maximum | Minimum => k != Kind::Complex,
         BitwiseAnd | BitwiseOr | BitwiseXor => matches!(k, Kind::Bool | Kind::Int | Kind::UInt),
         LeftShift | RightShift => matches!(k, Kind::Int | Kind::UInt),
@@ -321,6 +323,11 @@ binary_fns! {
     arctan2 => Arctan2, inexact: true;
     /// `log(exp(a) + exp(b))` without overflow.
     logaddexp => LogAddExp, inexact: true;
+    /// `g * gelu'(x)` for `gelu_grad(x, g)`: exact GELU's gradient in one pass, as its vjp
+    /// uses it (PyTorch's `gelu_backward`).
+    gelu_grad => GeluGrad, inexact: true;
+    /// `g * gelu_tanh'(x)` for `gelu_tanh_grad(x, g)`.
+    gelu_tanh_grad => GeluTanhGrad, inexact: true;
     equal => Equal, inexact: false;
     not_equal => NotEqual, inexact: false;
     less => Less, inexact: false;

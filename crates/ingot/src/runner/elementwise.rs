@@ -90,6 +90,8 @@ pub fn register(r: &mut Vec<OpDef>) {
         minimum,
         arctan2,
         logaddexp,
+        gelu_grad,
+        gelu_tanh_grad,
         equal,
         not_equal,
         less,

@@ -306,6 +306,8 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
                 Minimum => minimum(x, y),
                 Arctan2 => arctan2(x, y),
                 LogAddExp => logaddexp(x, y),
+                GeluGrad => gelu_grad(x, y),
+                GeluTanhGrad => gelu_tanh_grad(x, y),
                 Equal => equal(x, y),
                 NotEqual => not_equal(x, y),
                 Less => less(x, y),

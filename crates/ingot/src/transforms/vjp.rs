@@ -640,43 +640,53 @@ fn unary(op: &Op, u: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<
     }))
 }
 
-/// The cotangent of x for either GELU, from x alone (the forward keeps nothing else);
-/// halves compute in f32, as the forward does.
+/// The cotangent of x for either GELU, from x alone (the forward keeps nothing else): one
+/// fused op, `g * gelu'(x)`; halves compute in f32, as the forward does.
 fn gelu_grad(u: UnaryOp, x: &Array, g: &Array) -> Result<Array> {
-    use crate::{add, astype, multiply as mul, square, subtract as sub};
-    let wide = |a: &Array| match a.dtype() {
-        DType::F16 | DType::BF16 => astype(a, DType::F32),
-        _ => Ok(a.clone()),
+    let dx = if u == UnaryOp::Gelu {
+        crate::gelu_grad(x, g)?
+    } else {
+        crate::gelu_tanh_grad(x, g)?
     };
-    let (xw, gw) = (wide(x)?, wide(g)?);
+    if dx.dtype() == g.dtype() {
+        Ok(dx)
+    } else {
+        crate::astype(&dx, g.dtype())
+    }
+}
+
+/// `gelu''(x)` for either GELU (`tanh` picks the tanh form), for the gradient of the
+/// gradient ops; halves compute in f32.
+fn gelu_second(tanh: bool, x: &Array) -> Result<Array> {
+    use crate::{add, astype, multiply as mul, square, subtract as sub};
+    let xw = match x.dtype() {
+        DType::F16 | DType::BF16 => astype(x, DType::F32)?,
+        _ => x.clone(),
+    };
     let x2 = square(&xw)?;
-    let d = if u == UnaryOp::Gelu {
-        // Phi(x) + x phi(x)
-        let cdf = mul(
-            &add(
-                &crate::erf(&mul(&xw, std::f64::consts::FRAC_1_SQRT_2)?)?,
-                1.0,
-            )?,
-            0.5,
-        )?;
+    let d2 = if !tanh {
+        // phi(x) (2 - x^2)
         let pdf = mul(
             &crate::exp(&mul(&x2, -0.5)?)?,
             0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2,
         )?;
-        add(&cdf, &mul(&xw, &pdf)?)?
+        mul(&pdf, &sub(2.0, &x2)?)?
     } else {
-        // With u = c (x + k x^3) and t = tanh u: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2).
+        // With u = c (x + k x^3), t = tanh u: (1 - t^2) (u' - x t u'^2 + x u'' / 2),
+        // u' = c (1 + 3 k x^2), u'' = 6 c k x (so x u'' / 2 = 3 c k x^2).
         let (c, k) = (0.797_884_560_802_865_4, 0.044715);
         let t = crate::tanh(&mul(&mul(&xw, &add(&mul(&x2, k)?, 1.0)?)?, c)?)?;
-        let du = mul(&add(&mul(&x2, 3.0 * k)?, 1.0)?, 0.5 * c)?;
-        let right = mul(&mul(&xw, &sub(1.0, &square(&t)?)?)?, &du)?;
-        add(&mul(&add(&t, 1.0)?, 0.5)?, &right)?
+        let du = mul(&add(&mul(&x2, 3.0 * k)?, 1.0)?, c)?;
+        let inner = add(
+            &sub(&du, &mul(&mul(&xw, &t)?, &square(&du)?)?)?,
+            &mul(&x2, 3.0 * c * k)?,
+        )?;
+        mul(&sub(1.0, &square(&t)?)?, &inner)?
     };
-    let dx = mul(&gw, &d)?;
-    if dx.dtype() == g.dtype() {
-        Ok(dx)
+    if d2.dtype() == x.dtype() {
+        Ok(d2)
     } else {
-        astype(&dx, g.dtype())
+        astype(&d2, x.dtype())
     }
 }
 
@@ -731,6 +741,16 @@ fn binary(b: BinaryOp, x: &Array, z: &Array, y: &Array, g: &Array) -> Result<Gra
             Some(mul(g, &exp(&sub(x, y)?)?)?),
             Some(mul(g, &exp(&sub(z, y)?)?)?),
         ],
+        // y = z gelu'(x): x's cotangent g z gelu''(x), z's the same op on g.
+        GeluGrad | GeluTanhGrad => {
+            let tanh = b == GeluTanhGrad;
+            let dz = if tanh {
+                crate::gelu_tanh_grad(x, g)?
+            } else {
+                crate::gelu_grad(x, g)?
+            };
+            vec![Some(mul(&mul(g, z)?, &gelu_second(tanh, x)?)?), Some(dz)]
+        }
         Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual | LogicalAnd | LogicalOr
         | LogicalXor | BitwiseAnd | BitwiseOr | BitwiseXor | LeftShift | RightShift => {
             vec![None, None]

@@ -275,6 +275,18 @@ pub(crate) trait FastMath: Element + Float {
             0.5 * x * (1.0 + inner.tanh())
         })
     }
+    /// `g * gelu'(x)` (exact GELU) in f64, rounded once: `Phi(x) + x phi(x)`.
+    fn gelu_grad(self, g: Self) -> Self {
+        Self::from_f64(gelu_grad_f64(self.to_f64(), g.to_f64()))
+    }
+    /// `g * gelu_tanh'(x)` in f64, rounded once (f32 and the halves override it with f32
+    /// steps, as the GPU computes them).
+    fn gelu_tanh_grad(self, g: Self) -> Self {
+        let (x, g) = (self.to_f64(), g.to_f64());
+        let t = ((x + GELU_CUBIC * (x * x * x)) * GELU_SQRT_2_PI).tanh();
+        let du = (1.0 + 3.0 * GELU_CUBIC * (x * x)) * (0.5 * GELU_SQRT_2_PI);
+        Self::from_f64(g * (0.5 * (1.0 + t) + x * (1.0 - t * t) * du))
+    }
 }
 
 /// The tanh GELU's constants: sqrt(2/pi) and the cubic's coefficient.
@@ -285,10 +297,42 @@ pub(crate) const GELU_CUBIC: f64 = 0.044715;
 pub(crate) fn gelu_f64(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
 }
+/// `g * (Phi(x) + x phi(x))` in f64, the GPU's `m_gelu_grad`.
+pub(crate) fn gelu_grad_f64(x: f64, g: f64) -> f64 {
+    let cdf = 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2));
+    // 1 / sqrt(2 pi)
+    let pdf = (-0.5 * x * x).exp() * 0.398_942_280_401_432_7;
+    g * (cdf + x * pdf)
+}
+
+/// The tanh GELU gradient's f32 constants, written as the GPU's `m_gelu_tanh_grad` writes
+/// them: 3 times the cubic's coefficient and half of sqrt(2/pi).
+const GELU_CUBIC3_F32: f32 = 0.134145;
+const GELU_HALF_SQRT_2_PI_F32: f32 = 0.398_942_28;
+
 impl FastMath for f64 {}
-impl FastMath for f16 {}
-impl FastMath for bf16 {}
+impl FastMath for f16 {
+    fn gelu_tanh_grad(self, g: Self) -> Self {
+        f16::from_f32(self.to_f32().gelu_tanh_grad(g.to_f32()))
+    }
+}
+impl FastMath for bf16 {
+    fn gelu_tanh_grad(self, g: Self) -> Self {
+        bf16::from_f32(self.to_f32().gelu_tanh_grad(g.to_f32()))
+    }
+}
 impl FastMath for f32 {
+    /// The same f32 steps as the GPU's `m_gelu_tanh_grad`, each rounded, so both give the
+    /// same bits: `g (0.5 (1 + t) + x (1 - t^2) 0.5 c (1 + 3 k x^2))`, t = tanh(c (x + k x^3)).
+    #[inline(always)]
+    fn gelu_tanh_grad(self, g: f32) -> f32 {
+        let x = self;
+        let x2 = x * x;
+        let inner = (x + GELU_CUBIC as f32 * (x2 * x)) * GELU_SQRT_2_PI as f32;
+        let t = tanh_f32(inner);
+        let du = (1.0 + GELU_CUBIC3_F32 * x2) * GELU_HALF_SQRT_2_PI_F32;
+        g * (0.5 * (1.0 + t) + x * (1.0 - t * t) * du)
+    }
     #[inline(always)]
     fn fast_exp(self) -> f32 {
         exp_f32(self)
@@ -591,6 +635,17 @@ macro_rules! with_float_binary {
             }
             LogAddExp => {
                 let $f = logaddexp::<$T>;
+                $body
+            }
+            GeluGrad => {
+                let $f =
+                    |x: $T, g: $T| $crate::backend::cpu::elementwise::FastMath::gelu_grad(x, g);
+                $body
+            }
+            GeluTanhGrad => {
+                let $f = |x: $T, g: $T| {
+                    $crate::backend::cpu::elementwise::FastMath::gelu_tanh_grad(x, g)
+                };
                 $body
             }
             _ => $none,
@@ -930,7 +985,7 @@ pub(crate) fn logaddexp<T: Float>(x: T, y: T) -> T {
     m + (-d).exp().ln_1p()
 }
 
-fn binary_float<T: Element + Float>(
+fn binary_float<T: FastMath>(
     op: BinaryOp,
     a: &Array,
     b: &Array,

@@ -973,6 +973,9 @@ fn binary_expr(op: BinaryOp, d: DType) -> Option<String> {
                 Minimum => "nan_min(a, b)".into(),
                 Arctan2 => "m_atan2(a, b)".into(),
                 LogAddExp => "logaddexp(a, b)".into(),
+                // Exact GELU in double as the CPU; the tanh form in the compute type.
+                GeluGrad => format!("({c})m_gelu_grad((double)a, (double)b)"),
+                GeluTanhGrad => "m_gelu_tanh_grad(a, b)".into(),
                 _ => return None,
             },
             Kind::Int | Kind::UInt => match op {

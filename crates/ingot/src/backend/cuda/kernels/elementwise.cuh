@@ -85,6 +85,26 @@ DEV double m_gelu_tanh(double x) {
     double inner = (x + 0.044715 * (x * x * x)) * 0.7978845608028654;
     return 0.5 * x * (1.0 + tanh(inner));
 }
+// GELU's gradients times g: the CPU's gelu_grad_f64 and FastMath::gelu_tanh_grad (f32
+// steps with the CPU's roundings, so both give the same bits; double for f64).
+DEV double m_gelu_grad(double x, double g) {
+    double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+    double pdf = exp(-0.5 * x * x) * 0.3989422804014327;
+    return g * (cdf + x * pdf);
+}
+DEV float m_gelu_tanh_grad(float x, float g) {
+    float x2 = __fmul_rn(x, x);
+    float inner = __fmul_rn(__fadd_rn(x, __fmul_rn(0.044715f, __fmul_rn(x2, x))), 0.7978845608028654f);
+    float t = m_tanh(inner);
+    float du = __fmul_rn(__fadd_rn(1.f, __fmul_rn(0.134145f, x2)), 0.39894228f);
+    float right = __fmul_rn(__fmul_rn(x, __fsub_rn(1.f, __fmul_rn(t, t))), du);
+    return __fmul_rn(g, __fadd_rn(__fmul_rn(0.5f, __fadd_rn(1.f, t)), right));
+}
+DEV double m_gelu_tanh_grad(double x, double g) {
+    double t = tanh((x + 0.044715 * (x * x * x)) * 0.7978845608028654);
+    double du = (1.0 + 3.0 * 0.044715 * (x * x)) * (0.5 * 0.7978845608028654);
+    return g * (0.5 * (1.0 + t) + x * (1.0 - t * t) * du);
+}
 template <class T> DEV T m_angle(T v) {
     if (v != v) return v;
     return m_signbit(v) ? (T)3.14159265358979323846 : (T)0;
