@@ -140,6 +140,18 @@ fn shape_and_view_ops_match_finite_differences() {
         "tril", s, ANY, |a| ingot::tril(&a[0], 0);
         "squeeze expand", &[&[3, 1, 4]], ANY, |a| ingot::expand_dims(&ingot::squeeze(&a[0], None)?, &[0]);
         "copy", s, ANY, |a| ingot::copy(&a[0]);
+        // Slices whose cotangents meet in one input (added into its slice, autodiff.rs):
+        // every part of a split used, a part used twice, overlapping strided slices.
+        "split into three", &[&[2, 6]], ANY, |a| {
+            let p = ingot::split(&a[0], ingot::SplitSpec::Sections(3), -1)?;
+            ingot::concatenate(&[ingot::sin(&p[2])?, ingot::multiply(&p[0], &p[1])?, ingot::square(&p[0])?], Some(0))
+        };
+        "overlapping slices", &[&[4, 5]], ANY, |a| {
+            let x = &a[0];
+            let u = ingot::slice(x, &[SliceArg::new(Some(0), Some(3), 1), SliceArg::new(Some(1), None, 2)])?;
+            let v = ingot::slice(x, &[SliceArg::new(Some(1), None, 1), SliceArg::new(Some(0), Some(4), 2)])?;
+            ingot::add(&ingot::exp(&u)?, &ingot::multiply(&v, &u)?)
+        };
     };
     for (i, (name, f, shapes, dom)) in cases.iter().enumerate() {
         check_grad(name, f, shapes, *dom, 400 + i as u64);
