@@ -249,6 +249,48 @@ fn layout_and_gather_kernels_match_the_cpu() {
         )
     });
     assert_eq!(g, c, "slice_update");
+    // Copies and plain updates move bits as wider words where the layout allows (a head
+    // transpose of bf16 as u64s, an offset of 2 as u32s, u8 rows as u64s) and element by
+    // element where it does not (odd offsets): all the CPU's bytes. Sources made on the GPU.
+    let x = ingot::astype(
+        &ingot::negative(&Array::from_slice(&f32s(2 * 6 * 3 * 8, 13), &[2, 6, 3, 8]).unwrap())
+            .unwrap(),
+        DType::BF16,
+    )
+    .unwrap();
+    let bytes8 = ingot::astype(&ingot::multiply(&x, 7.0).unwrap(), DType::U8).unwrap();
+    let heads = |t: &Array| ingot::transpose(t, Some(&[0, 2, 1, 3]));
+    for (name, lo, hi) in [("whole rows", 0, 8), ("offset 2", 2, 8), ("offset 1", 1, 7)] {
+        let cut = |t: &Array| {
+            ingot::slice(
+                t,
+                &[
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(Some(lo), Some(hi), 1),
+                ],
+            )
+        };
+        for src in [&x, &bytes8] {
+            let (g, c) = both(|| ingot::copy(&heads(&cut(src)?)?));
+            assert_eq!(g, c, "copy of transposed heads, {name}, {}", src.dtype());
+        }
+        let dst = ingot::zeros(&[2, 3, 6, 8], DType::BF16).unwrap();
+        let (g, c) = both(|| {
+            ingot::slice_update(
+                &dst,
+                heads(&cut(&x)?)?,
+                &[
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(None, None, 1),
+                    SliceArg::new(Some(lo), Some(hi), 1),
+                ],
+            )
+        });
+        assert_eq!(g, c, "slice_update from transposed heads, {name}");
+    }
     let key = ingot::random::key(42);
     for n in [0usize, 1, 7, 1000, 4097] {
         let (g, c) = both(|| ingot::random::random_bits(&key, &[n]));

@@ -133,6 +133,14 @@ fn update_raw(
     if n == 0 {
         return Ok(true);
     }
+    // A plain set moves bits: as wider words where both layouts allow.
+    if kind == ScatterKind::Set {
+        let ops = [(dst, dst_off, dst_st), (src, src_off, src_st)];
+        if let Some((word, dims, w)) = super::elementwise::widened(shape, &ops, dtype.size()) {
+            let ((doff, dsts), (soff, ssts)) = (&w[0], &w[1]);
+            return update_raw(g, kind, word, (dst, *doff, dsts), (src, *soff, ssts), &dims);
+        }
+    }
     let Some((base, source)) = module(kind, dtype) else {
         return Ok(false);
     };
