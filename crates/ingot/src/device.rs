@@ -63,9 +63,19 @@ pub fn default_gpu() -> Option<Device> {
 
 static DEFAULT: RwLock<Option<Device>> = RwLock::new(None);
 
-/// The device operations run on unless one is named: `INGOT_DEVICE`, else
-/// `INGOT_TEST_DEVICE` (which the test suites are run with to test a GPU), else the CPU.
+thread_local! {
+    /// This thread's `with_device` scope, over the process-wide default.
+    static SCOPED: std::cell::Cell<Option<Device>> = const { std::cell::Cell::new(None) };
+}
+
+/// The device operations run on unless one is named: this thread's innermost
+/// [`with_device`], else the process-wide default ([`set_default_device`]), else
+/// `INGOT_DEVICE`, else `INGOT_TEST_DEVICE` (which the test suites are run with to test a
+/// GPU), else the CPU.
 pub fn default_device() -> Device {
+    if let Some(d) = SCOPED.with(|s| s.get()) {
+        return d;
+    }
     if let Some(d) = *DEFAULT.read() {
         return d;
     }
@@ -78,18 +88,23 @@ pub fn default_device() -> Device {
     d
 }
 
+/// Sets the process-wide default device (every thread outside a [`with_device`] scope).
 pub fn set_default_device(d: Device) {
     *DEFAULT.write() = Some(d);
 }
 
-/// Runs `f` with `d` as the default device, restoring the previous default afterwards.
-/// The default is process-wide: concurrent code sees the change while `f` runs.
+/// Runs `f` with `d` as this thread's default device, restoring the previous one afterwards
+/// (also when `f` panics). Only this thread sees it, as `with torch.device(...)` and
+/// `jax.default_device` scope theirs: other threads keep theirs while `f` runs.
 pub fn with_device<R>(d: Device, f: impl FnOnce() -> R) -> R {
-    let old = default_device();
-    set_default_device(d);
-    let r = f();
-    set_default_device(old);
-    r
+    struct Restore(Option<Device>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.replace(Some(d))));
+    f()
 }
 
 /// Waits until every operation queued on `d` has finished (a no-op on the CPU, whose

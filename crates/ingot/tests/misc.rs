@@ -680,3 +680,34 @@ fn histogram_errors() {
         "[histogram] not supported for dtype complex64"
     );
 }
+
+/// `with_device` scopes the default device to the calling thread (nested scopes restore
+/// the outer one, a panic restores it too); another thread keeps its own meanwhile.
+#[test]
+fn with_device_scopes_this_thread_only() {
+    use ingot::Device;
+    let base = ingot::default_device();
+    let inside = std::sync::Barrier::new(2);
+    let done = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ingot::with_device(Device::Cuda(7), || {
+                assert_eq!(ingot::default_device(), Device::Cuda(7));
+                ingot::with_device(Device::Cpu, || {
+                    assert_eq!(ingot::default_device(), Device::Cpu)
+                });
+                assert_eq!(ingot::default_device(), Device::Cuda(7));
+                inside.wait();
+                done.wait();
+            });
+            assert_eq!(ingot::default_device(), base);
+        });
+        inside.wait();
+        // The other thread is inside its scope now.
+        assert_eq!(ingot::default_device(), base);
+        done.wait();
+    });
+    let r = std::panic::catch_unwind(|| ingot::with_device(Device::Cuda(7), || panic!("inside")));
+    assert!(r.is_err());
+    assert_eq!(ingot::default_device(), base);
+}
