@@ -641,17 +641,17 @@ fn unary(op: &Op, u: UnaryOp, x: &Array, y: &Array, g: &Array) -> Result<Option<
 }
 
 /// The cotangent of x for either GELU, from x alone (the forward keeps nothing else): one
-/// fused op, `g * gelu'(x)`; halves compute in f32, as the forward does.
+/// fused op, `g * gelu'(x)`, in g's dtype; halves compute in f32, as the forward does.
 fn gelu_grad(u: UnaryOp, x: &Array, g: &Array) -> Result<Array> {
-    let dx = if u == UnaryOp::Gelu {
-        crate::gelu_grad(x, g)?
+    crate::astype(&gelu_grad_op(u == UnaryOp::GeluTanh, x, g)?, g.dtype())
+}
+
+/// `g * gelu'(x)` for either GELU (`tanh` picks the tanh form): one elementwise op.
+fn gelu_grad_op(tanh: bool, x: &Array, g: &Array) -> Result<Array> {
+    if tanh {
+        crate::gelu_tanh_grad(x, g)
     } else {
-        crate::gelu_tanh_grad(x, g)?
-    };
-    if dx.dtype() == g.dtype() {
-        Ok(dx)
-    } else {
-        crate::astype(&dx, g.dtype())
+        crate::gelu_grad(x, g)
     }
 }
 
@@ -683,11 +683,7 @@ fn gelu_second(tanh: bool, x: &Array) -> Result<Array> {
         )?;
         mul(&sub(1.0, &square(&t)?)?, &inner)?
     };
-    if d2.dtype() == x.dtype() {
-        Ok(d2)
-    } else {
-        astype(&d2, x.dtype())
-    }
+    astype(&d2, x.dtype())
 }
 
 fn binary(b: BinaryOp, x: &Array, z: &Array, y: &Array, g: &Array) -> Result<Grads> {
@@ -744,12 +740,10 @@ fn binary(b: BinaryOp, x: &Array, z: &Array, y: &Array, g: &Array) -> Result<Gra
         // y = z gelu'(x): x's cotangent g z gelu''(x), z's the same op on g.
         GeluGrad | GeluTanhGrad => {
             let tanh = b == GeluTanhGrad;
-            let dz = if tanh {
-                crate::gelu_tanh_grad(x, g)?
-            } else {
-                crate::gelu_grad(x, g)?
-            };
-            vec![Some(mul(&mul(g, z)?, &gelu_second(tanh, x)?)?), Some(dz)]
+            vec![
+                Some(mul(&mul(g, z)?, &gelu_second(tanh, x)?)?),
+                Some(gelu_grad_op(tanh, x, g)?),
+            ]
         }
         Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual | LogicalAnd | LogicalOr
         | LogicalXor | BitwiseAnd | BitwiseOr | BitwiseXor | LeftShift | RightShift => {
