@@ -825,9 +825,9 @@ fn scans_match_reference() {
     }
 }
 
-/// Lines of many tiles (the GPU scans them in one pass, a block a tile, each tile reading
-/// the fold of the tiles before it from a tree of tile folds): several lines, reverse and
-/// exclusive, non-contiguous layouts, and the same bits on every run.
+/// Lines of many tiles (the GPU scans them in one pass, a block a tile, each tile finding
+/// the fold of the tiles before it by a look-back): several lines, reverse and exclusive,
+/// non-contiguous layouts, and the same bits on every run.
 #[test]
 fn long_scans_match_reference_and_repeat() {
     let mut rng = Rng::new(29);

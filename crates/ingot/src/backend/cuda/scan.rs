@@ -77,21 +77,10 @@ fn base(kind: ScanKind, ti: DType, to: DType) -> String {
 fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> String {
     let r: [&str; 5] = [&r[0], &r[1], &r[2], &r[3], &r[4]];
     format!(
-        "{}#define SINIT {start}\n#define ITEMS {}\n#define CP {}\n{SCAN}\n",
+        "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
         recipe_defines(base, ti, to, r),
         tiling().0,
-        chunk_items(ti, to)
     )
-}
-
-/// Positions a thread of the chunk kernel scans in a tile (scan.cuh's CP): 8, or 4 where an
-/// element is 8 bytes (so is its accumulator; a 1024-thread block has 64 registers a thread).
-fn chunk_items(ti: DType, to: DType) -> usize {
-    if ti.size().max(to.size()) > 4 {
-        4
-    } else {
-        8
-    }
 }
 
 /// Scan modules of every kind for a sample of dtypes, for the compile check.
@@ -160,22 +149,8 @@ pub(super) fn eval(
         g.launch_1d(&f, lines, &args)?;
         return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
     }
-    let cp = chunk_items(ti, to);
-    if mode() == Mode::Chunk
-        && chunked(
-            g,
-            &b,
-            src,
-            (&mem, xptr),
-            (lines, n),
-            (rev, incl),
-            (cp, ti.size()),
-        )?
-    {
-        return Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]));
-    }
-    if mode() == Mode::One {
-        return one(
+    if mode() == Mode::LookBack {
+        return look_back(
             g,
             &b,
             src,
@@ -227,85 +202,26 @@ pub(super) fn eval(
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 
-/// How long lines (m == 1) are scanned: agg + tile (`Two`) by default;
-/// `INGOT_CUDA_SCAN=chunk` takes the one-launch chunk kernel (compiled by NVRTC for sm_90a
-/// here, not yet run on a GPU: no GPU was lent the session that wrote it), `=one` the tree
-/// one-pass kernel (passed the GPU suite but took 4x the two-pass scan's time, run G14).
+/// How long lines (m == 1) are scanned: in one pass with a decoupled look-back (`LookBack`,
+/// the default), or with `INGOT_CUDA_SCAN=two` by agg + tile (each element read twice).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Chunk,
     Two,
-    One,
+    LookBack,
 }
 
 fn mode() -> Mode {
     static M: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
     *M.get_or_init(|| match std::env::var("INGOT_CUDA_SCAN").as_deref() {
-        Ok("chunk") => Mode::Chunk,
-        Ok("one") => Mode::One,
-        _ => Mode::Two,
+        Ok("two") => Mode::Two,
+        _ => Mode::LookBack,
     })
 }
 
-/// Long lines in one launch of scan.cuh's `chunk` kernel: about one chunk of whole tiles an
-/// SM, each block keeping as many of its tiles in shared memory as fit. False (nothing
-/// launched) where the scan is too small for it (agg + tile serve it better) or would cut a
-/// line into more than 1024 chunks.
-fn chunked(
-    g: &Gpu,
-    b: &str,
-    src: impl FnOnce() -> String,
-    (mem, xptr): (&super::DeviceMem, u64),
-    (lines, n): (usize, usize),
-    (rev, incl): (i32, i32),
-    (cp, elem): (usize, usize),
-) -> Result<bool> {
-    let ct = 1024 * cp;
-    let tiles = n.div_ceil(ct);
-    if lines * n < 1 << 20 || tiles < 2 {
-        return Ok(false);
-    }
-    let sms = (g.sm_count as usize).max(1);
-    let per = (lines * tiles).div_ceil(sms).max(1);
-    let cpl = tiles.div_ceil(per);
-    let chunks = lines * cpl;
-    if cpl > 1024 || chunks > u32::MAX as usize {
-        return Ok(false);
-    }
-    // Shared memory for the held tiles: what a block may have, less its own arrays.
-    let tile_bytes = ct * elem;
-    let held = (g.max_shared.saturating_sub(1024) / tile_bytes).min(per);
-    let shared = held * tile_bytes;
-    let f = g.kernel_in(b, &format!("{b}_chunk"), src)?;
-    super::allow_shared(g, &f, shared, "cumulative scan")?;
-    let (scratch, sync_bytes) = flags_and_slots(g, 1 + chunks, chunks)?;
-    let sync = scratch.ptr();
-    let mut args = Args::new();
-    args.push(mem.ptr())
-        .push(xptr)
-        .push(sync)
-        .push(sync + sync_bytes as u64)
-        .push(n as i64)
-        .push(per as i64)
-        .push(cpl as i64)
-        .push(held as i64)
-        .push(rev)
-        .push(incl);
-    g.launch(
-        &f,
-        (chunks as u32, 1, 1),
-        (1024, 1, 1),
-        shared as u32,
-        &args,
-    )?;
-    drop(scratch);
-    Ok(true)
-}
-
-/// Lines of `n` (m == 1) in one pass, a block a tile (scan.cuh's `one`): a counter and a
-/// flag per node of each line's tree of tile folds, zeroed first, and an 8-byte value per
-/// node.
-fn one(
+/// Lines of `n` (m == 1) in one pass, a block a tile (scan.cuh's `lb`): the tile counter
+/// and a flag for each tile's two statuses (used where the accumulator is 8 bytes), zeroed
+/// first, then two 8-byte statuses a tile.
+fn look_back(
     g: &Gpu,
     b: &str,
     src: impl FnOnce() -> String,
@@ -318,12 +234,9 @@ fn one(
     if total_tiles > i32::MAX as usize {
         return Ok(None);
     }
-    let levels = (usize::BITS - tiles.leading_zeros()) as usize;
-    let per_line: usize = (0..levels).map(|l| tiles >> l).sum();
-    let nodes = lines * per_line;
-    let (scratch, sync_bytes) = flags_and_slots(g, 4 + nodes, nodes)?;
+    let (scratch, sync_bytes) = flags_and_slots(g, 1 + 2 * total_tiles, 2 * total_tiles)?;
     let sync = scratch.ptr();
-    let f = g.kernel_in(b, &format!("{b}_one"), src)?;
+    let f = g.kernel_in(b, &format!("{b}_lb"), src)?;
     let mut args = Args::new();
     args.push(mem.ptr())
         .push(xptr)
@@ -331,7 +244,6 @@ fn one(
         .push(sync + sync_bytes as u64)
         .push(n as i64)
         .push(tiles as i64)
-        .push(per_line as i64)
         .push(rev)
         .push(incl);
     g.launch(&f, (total_tiles as u32, 1, 1), (256, 1, 1), 0, &args)?;
@@ -339,18 +251,18 @@ fn one(
     Ok(Some(vec![out_data(Buffer::on_device(mem), shape)]))
 }
 
-/// Scratch for the one-pass scans: `words` u32 (a counter and flags), zeroed on the GPU's
-/// stream, then `slots` 8-byte values; returns the block and the zeroed part's length.
+/// Scratch for the one-pass scans: `words` u32 (a counter and flags), then `slots` 8-byte
+/// values, all zeroed on the GPU's stream; returns the block and the words' length.
 fn flags_and_slots(g: &Gpu, words: usize, slots: usize) -> Result<(super::DeviceMem, usize)> {
     let sync_bytes = (words * 4).next_multiple_of(8);
     let scratch = g.alloc(sync_bytes + slots * 8)?;
-    // Safety: `scratch` is a block of this GPU at least `sync_bytes` long; the memset is
-    // ordered on its stream before the launch that reads it.
+    // Safety: `scratch` is a block of this GPU of this length; the memset is ordered on its
+    // stream before the launch that reads it.
     unsafe {
         cudarc::driver::result::memset_d8_async(
             scratch.ptr(),
             0,
-            sync_bytes,
+            sync_bytes + slots * 8,
             g.stream()?.cu_stream(),
         )
     }
