@@ -1,5 +1,6 @@
 //! GPU benchmarks: each row times ingot on a CUDA GPU beside PyTorch on the same GPU in the
-//! same run (scripts/gpu/torch_bench.py, started from here), with the physical limit: the
+//! same run (scripts/gpu/torch_bench.py, started from here; the matmul rows in turns with
+//! scripts/gpu/torch_matmul.py, whose clock varies most), with the physical limit: the
 //! copy bandwidth measured here, or the tensor-core peak. Prints a table and, with
 //! --json FILE, the same figures as JSON.
 //!
@@ -98,6 +99,58 @@ fn resnet50_convs() -> Vec<(usize, usize, usize, usize, usize, usize)> {
         }
     }
     v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// PyTorch's matmul rows timed in turn with ingot's (scripts/gpu/torch_matmul.py, a process
+/// that waits between requests), so both sides meet the same GPU clock; None where PyTorch
+/// is not there.
+struct TorchTurns {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl TorchTurns {
+    fn start(python: &str) -> Option<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(python)
+            .arg("scripts/gpu/torch_matmul.py")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut out = std::io::BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        out.read_line(&mut line).ok()?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            return None;
+        }
+        Some(Self { child, out })
+    }
+
+    fn time(&mut self, tag: &str, n: usize) -> Option<f64> {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut()?;
+        writeln!(stdin, "{tag} {n}").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.out.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for TorchTurns {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 struct Row {
@@ -362,6 +415,11 @@ fn main() {
         );
         drop((stack, outs));
     }
+    let mut turns = if want("matmul") {
+        TorchTurns::start(&python)
+    } else {
+        None
+    };
     for n in if !want("matmul") {
         vec![]
     } else if quick {
@@ -372,11 +430,23 @@ fn main() {
         for (dt, tag) in [(DType::BF16, "bf16"), (DType::F16, "f16")] {
             let a = randn(&[n, n], dt, 4);
             let b = randn(&[n, n], dt, 5);
-            let t = time_gpu(10, || ingot::matmul(&a, &b).unwrap());
+            // Three turns each, PyTorch then ingot, medians of each side.
+            let (mut ti, mut tt) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                if let Some(t) = turns.as_mut().and_then(|s| s.time(tag, n)) {
+                    tt.push(t);
+                }
+                ti.push(time_gpu(10, || ingot::matmul(&a, &b).unwrap()));
+            }
+            let torch_t = if tt.len() == 3 {
+                Some(median(tt))
+            } else {
+                peer(&format!("matmul_{tag}_{n}"))
+            };
             rows.push(Row {
                 name: format!("matmul {tag} {n}"),
-                ingot: t,
-                torch: peer(&format!("matmul_{tag}_{n}")),
+                ingot: median(ti),
+                torch: torch_t,
                 work: 2.0 * (n as f64).powi(3),
                 unit: "FLOP",
                 limit: 989e12,
@@ -384,6 +454,7 @@ fn main() {
             });
         }
     }
+    drop(turns);
     if want("attention prefill") {
         // Prefill: causal, bf16, 32 heads of 128, 4,096 tokens, batch 2. FLOPs count the
         // two products over the causal half (FlashAttention's convention, as PyTorch's row).
