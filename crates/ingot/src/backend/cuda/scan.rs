@@ -16,19 +16,38 @@ use crate::Result;
 
 const SCAN: &str = include_str!("kernels/scan.cuh");
 
-/// Positions a thread scans in a tile (scan.cuh's ITEMS; a tile is 256 of them) and the
-/// blocks a long scan aims for (its runs; 132 SMs hold 8 blocks each): 8 and 4096, or
-/// `INGOT_CUDA_SCAN_ITEMS` (4, 8 or 16) and `INGOT_CUDA_SCAN_RUNS`, for tuning on a GPU.
-/// The 16M f32 cumsum on an H100 (run G15): 82.4 us at 1024 runs, 79.0-79.6 at 2048, 77.5
-/// at 4096 (two tiles a run); 16 a thread 79.2 at 2048, 4 a thread 82.5 at 4096.
-fn tiling() -> (usize, usize) {
-    static T: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+/// `INGOT_CUDA_SCAN_ITEMS` (4, 8, 16 or 32: positions a thread scans in a tile, scan.cuh's
+/// ITEMS; a tile is 256 of them) and `INGOT_CUDA_SCAN_RUNS` (the blocks the two-pass scan
+/// aims for; 132 SMs hold 8 blocks each; 4096 by default), for tuning on a GPU.
+fn tiling() -> (Option<usize>, usize) {
+    static T: std::sync::OnceLock<(Option<usize>, usize)> = std::sync::OnceLock::new();
     *T.get_or_init(|| {
         let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-        let items = var("INGOT_CUDA_SCAN_ITEMS").filter(|i| [4, 8, 16].contains(i));
+        let items = var("INGOT_CUDA_SCAN_ITEMS").filter(|i| [4, 8, 16, 32].contains(i));
         let runs = var("INGOT_CUDA_SCAN_RUNS").filter(|r| (1..=1 << 20).contains(r));
-        (items.unwrap_or(8), runs.unwrap_or(4096))
+        (items, runs.unwrap_or(4096))
     })
+}
+
+/// ITEMS for a scan of `ti` into `to`: 8 for the two-pass scan (16M f32 on an H100, run
+/// G15: 82.4 us at 1024 runs, 79.0-79.6 at 2048, 77.5 at 4096; 16 a thread 79.2 at 2048, 4
+/// a thread 82.5 at 4096); 32 for the look-back, whose blocks wait on the tiles before
+/// theirs, so each must hold more of the line (the staged tile is all it keeps); halved
+/// until the tile's shared memory fits the 48 KiB a block may have statically.
+fn items(ti: DType, to: DType) -> usize {
+    let want = tiling()
+        .0
+        .unwrap_or(if mode() == Mode::Two { 8 } else { 32 });
+    let bytes = |items: usize| {
+        let stage = 256 * items + 8 * items;
+        let out = if ti.size() == to.size() { 16 } else { stage * to.size() };
+        stage * ti.size() + out + 256 * 8 + 512
+    };
+    let mut items = want;
+    while items > 4 && bytes(items) > 46 << 10 {
+        items /= 2;
+    }
+    items
 }
 
 /// (ACC, INIT, FOLD, COMB, FIN) and the scan's starting value.
@@ -79,7 +98,7 @@ fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> Str
     format!(
         "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
         recipe_defines(base, ti, to, r),
-        tiling().0,
+        items(ti, to),
     )
 }
 
@@ -134,8 +153,8 @@ pub(super) fn eval(
     let b = base(kind, ti, to);
     let src = || source(&b, ti, to, &r, &start);
     let (rev, incl) = (reverse as i32, inclusive as i32);
-    let (items, run_blocks) = tiling();
-    let tiles = n.div_ceil(256 * items);
+    let run_blocks = tiling().1;
+    let tiles = n.div_ceil(256 * items(ti, to));
     if m > 1 || n <= 64 {
         let f = g.kernel_in(&b, &format!("{b}_col"), src)?;
         let mut args = Args::new();

@@ -16,7 +16,8 @@
 //         look-back that folds in a fixed order (see the kernel), so the bits are the same
 //         on every run. INGOT_CUDA_SCAN=two takes agg + tile instead.
 
-// Positions a thread scans in a tile; the includer may set it (scan.rs: INGOT_CUDA_SCAN_ITEMS).
+// Positions a thread scans in a tile; the includer sets it (scan.rs: as many as the static
+// shared memory holds, at most 32, or INGOT_CUDA_SCAN_ITEMS).
 #ifndef ITEMS
 #define ITEMS 8
 #endif
@@ -80,13 +81,16 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(col)(TO* __restrict__ ou
 #define VW (16 / (int)sizeof(TI))
 
 // Stages the tile of positions p0.. of line xr in shared memory (scan order): whole tiles
-// whose memory is 16-byte aligned move in words, the rest element by element.
-DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
+// whose memory is 16-byte aligned move in words, the rest element by element. BATCH: all
+// of a thread's words are loaded before any is stored, so they are in flight together (the
+// loads and the shared stores might alias as far as the compiler knows); the two-pass
+// tile kernel, which loops over tiles, takes 40-127 registers that way instead of 31.
+template <bool BATCH> DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     long long m0 = rev ? n - p0 - TILE : p0;
     if (p0 + TILE <= n && ((unsigned long long)(xr + m0) & 15) == 0) {
         const uint4* src = (const uint4*)(xr + m0);
-        for (int w = threadIdx.x; w < TILE / VW; w += blockDim.x) {
-            uint4 q = src[w];
+        constexpr int WPT = TILE / VW / 256;
+        auto put = [&](int w, uint4 q) {
             TI e[VW];
             memcpy(e, &q, 16);
             #pragma unroll
@@ -94,6 +98,15 @@ DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
                 int i = w * VW + j;
                 sx[SIDX(rev ? TILE - 1 - i : i)] = e[j];
             }
+        };
+        if constexpr (BATCH && WPT >= 1 && TILE / VW % 256 == 0) {
+            uint4 q[WPT];
+            #pragma unroll
+            for (int k = 0; k < WPT; ++k) q[k] = src[threadIdx.x + 256 * k];
+            #pragma unroll
+            for (int k = 0; k < WPT; ++k) put(threadIdx.x + 256 * k, q[k]);
+        } else {
+            for (int w = threadIdx.x; w < TILE / VW; w += blockDim.x) put(w, src[w]);
         }
     } else {
         for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
@@ -104,38 +117,46 @@ DEV void stage_in(TI* sx, const TI* xr, long long n, long long p0, int rev) {
     __syncthreads();
 }
 
-// Stages the tile at p0 (stage_in) and folds each thread's ITEMS positions into `loc`
-// (running folds), then scans the threads' folds into shp (inclusive, 256 of them).
-DEV void fold_tile(TI* sx, const TI* xr, ACC* loc, ACC* sh, ACC* shp, long long n,
-    long long p0, int rev) {
-    stage_in(sx, xr, n, p0, rev);
+// Stages the tile at p0 (stage_in) and folds each thread's ITEMS positions, then scans the
+// threads' folds into shp (inclusive, 256 of them). Nothing is kept in registers: the
+// write folds the staged positions again, so a larger tile costs shared memory only.
+template <bool BATCH>
+DEV void fold_tile(TI* sx, const TI* xr, ACC* sh, ACC* shp, long long n, long long p0, int rev) {
+    stage_in<BATCH>(sx, xr, n, p0, rev);
     ACC a = SINIT;
     #pragma unroll
     for (int j = 0; j < ITEMS; ++j) {
         int i = threadIdx.x * ITEMS + j;
         if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
-        loc[j] = a;
     }
     shp[threadIdx.x] = block_scan(a, sh);
     __syncthreads();
 }
 
+// The output staging of a tile: the input's own slots where the element sizes agree (each
+// thread overwrites only the positions it has just read), else a buffer of its own.
+#define SAME_SIZE (sizeof(TI) == sizeof(TO))
+#define OSTAGE (SAME_SIZE ? 16 : STAGE * sizeof(TO))
+
 // A scanned tile to the output: each thread's ITEMS positions from the fold before it (the
-// tile's prefix `carry`, if `chas`, then the threads before it in shp) and its running
-// folds `loc`, staged in shared memory `so`, then written in 16-byte words where the tile
-// is whole and aligned.
-DEV void write_tile(TO* outr, TO* so, const ACC* loc, const ACC* shp, ACC carry, bool chas,
+// tile's prefix `carry`, if `chas`, then the threads before it in shp) and its positions
+// folded again from sx, staged in shared memory `so`, then written in 16-byte words where
+// the tile is whole and aligned.
+DEV void write_tile(TO* outr, const TI* sx, TO* so, const ACC* shp, ACC carry, bool chas,
     long long n, long long p0, int rev, int incl) {
     bool has = chas;
     ACC P = carry;
     if (threadIdx.x > 0) { ACC e = shp[threadIdx.x - 1]; P = has ? COMB(P, e) : e; has = true; }
+    ACC a = SINIT;
     #pragma unroll
     for (int j = 0; j < ITEMS; ++j) {
         int i = threadIdx.x * ITEMS + j;
+        ACC before = a;
+        if (p0 + i < n) a = FOLD(a, sx[SIDX(i)]);
         TO y;
-        if (incl) y = FIN(has ? COMB(P, loc[j]) : loc[j]);
+        if (incl) y = FIN(has ? COMB(P, a) : a);
         else if (j == 0) y = has ? FIN(P) : FIN((ACC)(INIT));
-        else y = FIN(has ? COMB(P, loc[j - 1]) : loc[j - 1]);
+        else y = FIN(has ? COMB(P, before) : before);
         so[SIDX(i)] = y;
     }
     __syncthreads();
@@ -193,11 +214,12 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(agg)(ACC* part, const TI
 // fold of everything before it (the run totals before b, then this run's earlier tiles).
 extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ out, const TI* __restrict__ x,
     const ACC* part, long long n, int rev, int incl, long long per) {
-    __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
+    __shared__ __align__(16) unsigned char stage[STAGE * sizeof(TI)];
+    __shared__ __align__(16) unsigned char ostage[OSTAGE];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
     TI* sx = (TI*)stage;
-    TO* so = (TO*)stage;
+    TO* so = SAME_SIZE ? (TO*)stage : (TO*)ostage;
     // Runs last to first: the agg pass read the line first to last, so the first blocks
     // here find their runs still in L2 (a 16M f32 line is 64 MB, an H100's L2 50 MB).
     long long r = blockIdx.x, nb = gridDim.y, b = nb - 1 - blockIdx.y;
@@ -222,10 +244,9 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
     }
     for (long long t = t0; t < t1; ++t) {
         long long p0 = t * TILE;
-        ACC loc[ITEMS];
-        fold_tile(sx, xr, loc, sh, shp, n, p0, rev);
+        fold_tile<false>(sx, xr, sh, shp, n, p0, rev);
         ACC total = shp[blockDim.x - 1];
-        write_tile(outr, so, loc, shp, carry, chas, n, p0, rev, incl);
+        write_tile(outr, sx, so, shp, carry, chas, n, p0, rev, incl);
         carry = chas ? COMB(carry, total) : total;
         chas = true;
         // The next tile's staging reuses the shared memory just read.
@@ -340,13 +361,14 @@ DEV ACC lookback(const unsigned* fl, const unsigned long long* st, long long bas
 // zeroed before the launch. tiles: tiles a line.
 extern "C" __global__ void __launch_bounds__(256) KNAME(lb)(TO* __restrict__ out, const TI* __restrict__ x,
     unsigned* sync, unsigned long long* st, long long n, long long tiles, int rev, int incl) {
-    __shared__ __align__(16) unsigned char stage[STAGE * (sizeof(TI) > sizeof(TO) ? sizeof(TI) : sizeof(TO))];
+    __shared__ __align__(16) unsigned char stage[STAGE * sizeof(TI)];
+    __shared__ __align__(16) unsigned char ostage[OSTAGE];
     __shared__ ACC sh[32];
     __shared__ ACC shp[256];
     __shared__ ACC s_excl;
     __shared__ long long s_id;
     TI* sx = (TI*)stage;
-    TO* so = (TO*)stage;
+    TO* so = SAME_SIZE ? (TO*)stage : (TO*)ostage;
     if (threadIdx.x == 0) s_id = (long long)atomicAdd(sync, 1u);
     __syncthreads();
     long long id = s_id, r = id / tiles, t = id % tiles;
@@ -354,8 +376,7 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(lb)(TO* __restrict__ out
     const TI* xr = x + r * n;
     TO* outr = out + r * n;
     long long p0 = t * TILE;
-    ACC loc[ITEMS];
-    fold_tile(sx, xr, loc, sh, shp, n, p0, rev);
+    fold_tile<true>(sx, xr, sh, shp, n, p0, rev);
     ACC agg = shp[blockDim.x - 1];
     if (threadIdx.x == 0) {
         // Tile 0's aggregate is its inclusive prefix; the others' prefix comes later.
@@ -369,5 +390,5 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(lb)(TO* __restrict__ out
         }
     }
     __syncthreads();
-    write_tile(outr, so, loc, shp, t > 0 ? s_excl : (ACC)(INIT), t > 0, n, p0, rev, incl);
+    write_tile(outr, sx, so, shp, t > 0 ? s_excl : (ACC)(INIT), t > 0, n, p0, rev, incl);
 }
