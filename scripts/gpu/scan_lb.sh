@@ -2,8 +2,10 @@
 # Runs on the GPU machine with .devpack/ carried (a pack holding ingot's reduce, sort and
 # cuda tests and ingot-gpu-bench): the one-pass look-back scan (scan.cuh `lb`, the default)
 # against those suites, the reduce suite again with the two-pass scan (INGOT_CUDA_SCAN=two),
-# then the 16M f32 cumsum row under each, alternating, with the look-back's tile at 4, 8 and
-# 16 positions a thread (INGOT_CUDA_SCAN_ITEMS), beside one PyTorch measurement of the run.
+# and with 4 positions a thread (many tiles: look-backs across windows), then the 16M f32
+# cumsum row under each, alternating, with the look-back's tile at 32, 16 and 8 positions a
+# thread (INGOT_CUDA_SCAN_ITEMS; CONFIGS="MODE:ITEMS ..." to choose), beside one PyTorch
+# measurement of the run.
 #   bash scripts/gpu/scan_lb.sh [reps]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +19,8 @@ for t in .device/tests/reduce-* .device/tests/sort-* .device/tests/cuda-*; do
 done
 for t in .device/tests/reduce-*; do
   echo "== two-pass: $t"; INGOT_TEST_DEVICE=cuda INGOT_CUDA_SCAN=two r "$t" scan
+  # Small tiles: many more tiles a line, so the look-back crosses windows.
+  echo "== look-back, 4 a thread: $t"; INGOT_TEST_DEVICE=cuda INGOT_CUDA_SCAN_ITEMS=4 r "$t" scan
 done
 # PyTorch's cumsum row alone, timed as scripts/gpu/torch_bench.py times it.
 python3 - > /tmp/torch-scan.json <<'PY' || echo '{}' > /tmp/torch-scan.json
@@ -33,7 +37,7 @@ print(json.dumps({"cumsum": sorted(ts)[2]}))
 PY
 printf '#!/bin/sh\ncat /tmp/torch-scan.json\n' > /tmp/torch-cat && chmod +x /tmp/torch-cat
 for rep in $(seq "${1:-2}"); do
-  for cfg in lb:8 two:8 lb:16 lb:4; do
+  for cfg in ${CONFIGS:-lb:32 two:8 lb:16 lb:8}; do
     echo "== $cfg ($rep): $(INGOT_CUDA_SCAN=${cfg%%:*} INGOT_CUDA_SCAN_ITEMS=${cfg##*:} .device/bin/ingot-gpu-bench --only cumsum --python /tmp/torch-cat 2>&1 | grep -i "cumsum" | head -1 | tr -s ' ')"
   done
 done

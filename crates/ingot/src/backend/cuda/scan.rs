@@ -40,7 +40,11 @@ fn items(ti: DType, to: DType) -> usize {
         .unwrap_or(if mode() == Mode::Two { 8 } else { 32 });
     let bytes = |items: usize| {
         let stage = 256 * items + 8 * items;
-        let out = if ti.size() == to.size() { 16 } else { stage * to.size() };
+        let out = if ti.size() == to.size() {
+            16
+        } else {
+            stage * to.size()
+        };
         stage * ti.size() + out + 256 * 8 + 512
     };
     let mut items = want;
@@ -93,12 +97,11 @@ fn base(kind: ScanKind, ti: DType, to: DType) -> String {
     )
 }
 
-fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str) -> String {
+fn source(base: &str, ti: DType, to: DType, r: &[String; 5], start: &str, items: usize) -> String {
     let r: [&str; 5] = [&r[0], &r[1], &r[2], &r[3], &r[4]];
     format!(
-        "{}#define SINIT {start}\n#define ITEMS {}\n{SCAN}\n",
+        "{}#define SINIT {start}\n#define ITEMS {items}\n{SCAN}\n",
         recipe_defines(base, ti, to, r),
-        items(ti, to),
     )
 }
 
@@ -121,7 +124,11 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
             };
             if let Some((r, start)) = scan_recipe(kind, ti, to) {
                 let b = base(kind, ti, to);
-                v.push((b.clone(), source(&b, ti, to, &r, &start)));
+                // The tile of this process's scan, and the smallest one (a thread's
+                // positions then fill less than a 16-byte word for 1-byte elements).
+                for items in [items(ti, to), 4] {
+                    v.push((b.clone(), source(&b, ti, to, &r, &start, items)));
+                }
             }
         }
     }
@@ -151,7 +158,7 @@ pub(super) fn eval(
     let m: usize = shape[axis + 1..].iter().product();
     let lines = total / n;
     let b = base(kind, ti, to);
-    let src = || source(&b, ti, to, &r, &start);
+    let src = || source(&b, ti, to, &r, &start, items(ti, to));
     let (rev, incl) = (reverse as i32, inclusive as i32);
     let run_blocks = tiling().1;
     let tiles = n.div_ceil(256 * items(ti, to));

@@ -100,7 +100,7 @@ template <bool BATCH> DEV void stage_in(TI* sx, const TI* xr, long long n, long 
             }
         };
         if constexpr (BATCH && WPT >= 1 && TILE / VW % 256 == 0) {
-            uint4 q[WPT];
+            uint4 q[WPT > 0 ? WPT : 1];  // WPT is 0 for bytes in tiles of 8 or fewer a thread
             #pragma unroll
             for (int k = 0; k < WPT; ++k) q[k] = src[threadIdx.x + 256 * k];
             #pragma unroll
