@@ -24,16 +24,11 @@ for t in .device/tests/reduce-*; do
 done
 # PyTorch's cumsum row alone, timed as scripts/gpu/torch_bench.py times it.
 python3 - > /tmp/torch-scan.json <<'PY' || echo '{}' > /tmp/torch-scan.json
-import json, torch
+import json, sys, torch
+sys.path.insert(0, "scripts/gpu")
+from torch_timing import median_seconds
 v = torch.rand(1 << 24, device="cuda")
-torch.cumsum(v, dim=0); torch.cuda.synchronize()
-ts = []
-for _ in range(5):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(20): torch.cumsum(v, dim=0)
-    b.record(); torch.cuda.synchronize(); ts.append(a.elapsed_time(b) / 1000 / 20)
-print(json.dumps({"cumsum": sorted(ts)[2]}))
+print(json.dumps({"cumsum": median_seconds(lambda: torch.cumsum(v, dim=0))}))
 PY
 printf '#!/bin/sh\ncat /tmp/torch-scan.json\n' > /tmp/torch-cat && chmod +x /tmp/torch-cat
 for rep in $(seq "${1:-2}"); do

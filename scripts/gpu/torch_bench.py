@@ -8,6 +8,7 @@ import json
 import sys
 
 import torch
+from torch_timing import median_seconds
 
 quick = "--quick" in sys.argv
 dev = "cuda"
@@ -15,20 +16,7 @@ res = {}
 
 
 def timeit(name, fn, reps=20):
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(reps):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1000 / reps)
-    times.sort()
-    res[name] = times[2]
+    res[name] = median_seconds(fn, reps)
 
 
 g = torch.Generator(device=dev).manual_seed(0)

@@ -9,6 +9,7 @@ usage: python3 scripts/gpu/torch_matmul.py   (started by ingot-gpu-bench)
 import sys
 
 import torch
+from torch_timing import median_seconds
 
 dev = "cuda"
 g = torch.Generator(device=dev).manual_seed(1)
@@ -21,17 +22,4 @@ for line in sys.stdin:
         dt = {"bf16": torch.bfloat16, "f16": torch.float16}[tag]
         operands[(tag, n)] = tuple(torch.randn(n, n, device=dev, generator=g).to(dt) for _ in range(2))
     a, b = operands[(tag, n)]
-    a @ b
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        s = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(10):
-            a @ b
-        e.record()
-        torch.cuda.synchronize()
-        times.append(s.elapsed_time(e) / 1000 / 10)
-    times.sort()
-    print(times[2], flush=True)
+    print(median_seconds(lambda: a @ b, 10), flush=True)
