@@ -13,7 +13,7 @@
 # Systems, its kernel summary (when nsys is installed); ncu:WORD:REGEX: the first 24
 # kernels whose names match REGEX in those rows, each timed by Nsight Compute;
 # with:VAR=VALUE:TEST:WORD: test executable TEST and the bench's WORD rows with VAR=VALUE
-# in the environment (for example with:INGOT_CUDA_SCAN=one:reduce:cumsum).
+# in the environment (for example with:INGOT_CUDA_SCAN=two:reduce:cumsum).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
