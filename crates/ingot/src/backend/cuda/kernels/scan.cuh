@@ -280,7 +280,8 @@ DEV ACC await_node(const unsigned* flag, const unsigned long long* slot) {
 // inclusive prefix, waiting only for aggregates, and starts from it. The fold is always
 // taken left to right, incl(j), then agg(j+1), ..., agg(t-1), so by induction every
 // inclusive prefix is fold_left(agg(0), ..., agg(t)) whichever j a block found: results
-// do not depend on timing (CUB's look-back folds the window as a tree, which does).
+// do not depend on timing (folding a window in any other order would give bits that
+// depend on where the look-back stopped).
 // Status of tile i, kind k (0: aggregate, 1: inclusive prefix): where ACC fits 4 bytes,
 // one 8-byte word st[2i + k] holding a ready bit over the value, written and read whole;
 // otherwise a flag word fl[2i + k] over an 8-byte value st[2i + k], ordered by fences.
@@ -289,8 +290,8 @@ DEV ACC await_node(const unsigned* flag, const unsigned long long* slot) {
 static_assert(sizeof(ACC) <= 8, "scan accumulators are at most 8 bytes");
 
 DEV void lb_put(unsigned* fl, unsigned long long* st, long long i, ACC v) {
-    if (LB_PACKED) {
-        unsigned bits = 0;
+    if constexpr (LB_PACKED) {
+        unsigned long long bits = 0;
         memcpy(&bits, &v, sizeof(ACC));
         *(volatile unsigned long long*)(st + i) = (1ull << 32) | bits;
     } else {
@@ -298,11 +299,10 @@ DEV void lb_put(unsigned* fl, unsigned long long* st, long long i, ACC v) {
     }
 }
 DEV bool lb_get(const unsigned* fl, const unsigned long long* st, long long i, ACC* v) {
-    if (LB_PACKED) {
+    if constexpr (LB_PACKED) {
         unsigned long long w = *(const volatile unsigned long long*)(st + i);
         if (!(w >> 32)) return false;
-        unsigned bits = (unsigned)w;
-        memcpy(v, &bits, sizeof(ACC));
+        memcpy(v, &w, sizeof(ACC));  // the value's bytes are the word's low ones
         return true;
     }
     if (*(const volatile unsigned*)(fl + i) == 0u) return false;
