@@ -350,35 +350,6 @@ fn gemm_call(
             sys::cublasOperation_t::CUBLAS_OP_N
         }
     };
-    // One matrix goes through cublasGemmEx, PyTorch's entry point for 2-D products, so both
-    // put the same question to cuBLAS's kernel choice. (It did not close the f16 8192 gap of
-    // run G27: 0.90-0.96x PyTorch before, 0.92x after; bf16 8192 1.02x after.)
-    if batch == 1 {
-        return super::stats::timed("[cublas gemm call]", || unsafe {
-            cudarc::cublas::result::gemm_ex(
-                blas.handle,
-                op(vb.trans),
-                op(va.trans),
-                n as i32,
-                m as i32,
-                k as i32,
-                one.as_ptr() as *const _,
-                vb.ptr as *const _,
-                dtype,
-                vb.ld as i32,
-                va.ptr as *const _,
-                dtype,
-                va.ld as i32,
-                zero.as_ptr() as *const _,
-                c.ptr as *mut _,
-                dtype,
-                c.ld as i32,
-                ctype,
-                sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )
-        })
-        .map_err(|e| cuda_err("matmul", e));
-    }
     super::stats::timed("[cublas gemm call]", || unsafe {
         cudarc::cublas::result::gemm_strided_batched_ex(
             blas.handle,

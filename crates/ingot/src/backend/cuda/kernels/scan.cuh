@@ -254,22 +254,14 @@ extern "C" __global__ void __launch_bounds__(256) KNAME(tile)(TO* __restrict__ o
     }
 }
 
-// A value published once by one block and awaited by others: the value's 8-byte slot,
-// then, after a fence, its flag.
+// A value published once by one block and read by others (lb_get): the value's 8-byte
+// slot, then, after a fence, its flag.
 DEV void publish(unsigned* flag, unsigned long long* slot, ACC v) {
     unsigned long long w = 0;
     memcpy(&w, &v, sizeof(ACC));
     *(volatile unsigned long long*)slot = w;
     __threadfence();
     *(volatile unsigned*)flag = 1u;
-}
-DEV ACC await_node(const unsigned* flag, const unsigned long long* slot) {
-    while (*(const volatile unsigned*)flag == 0u) {}
-    __threadfence();
-    unsigned long long w = *(const volatile unsigned long long*)slot;
-    ACC v;
-    memcpy(&v, &w, sizeof(ACC));
-    return v;
 }
 
 // ---- lb: one pass with a decoupled look-back, the same bits on every run --------------
