@@ -133,6 +133,7 @@ fn cuda_backend() {
     decoding_matmuls_match_an_f64_reference();
     ordered_scatter_adds_match_the_cpu_bit_for_bit();
     unaligned_large_products_match_the_cpu();
+    tuned_products_match_the_cpu();
     queued_launches_keep_program_order();
     compiled_functions_replay_as_cuda_graphs();
 }
@@ -799,6 +800,56 @@ fn unaligned_large_products_match_the_cpu() {
                 .zip(&c)
                 .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
             let tol = if dt == DType::BF16 { 1e-2 } else { 1e-4 } * scale;
+            assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
+        }
+    }
+}
+
+/// Products of at least 2^33 multiply-adds time cuBLASLt's candidates once and keep the
+/// fastest (`backend/cuda/blaslt.rs`): whichever wins, the values are the CPU's within the
+/// accumulation order's rounding, for plain, transposed and batch-broadcast operands in each
+/// floating dtype, and the same product again gives the same bits (the kept plan).
+fn tuned_products_match_the_cpu() {
+    let n = 2048usize;
+    let a = Array::from_slice(&f32s(2 * n * n, 51), &[2, n, n]).unwrap();
+    let b = Array::from_slice(&f32s(n * n, 52), &[n, n]).unwrap();
+    let c = Array::from_slice(&f32s(n * n, 53), &[n, n]).unwrap();
+    for dt in [DType::F16, DType::BF16, DType::F32] {
+        let cases: [(&str, Box<dyn Fn() -> ingot::Result<Array>>); 3] = [
+            (
+                "b @ c",
+                Box::new(|| ingot::matmul(&ingot::astype(&b, dt)?, &ingot::astype(&c, dt)?)),
+            ),
+            (
+                "b^T @ c^T",
+                Box::new(|| {
+                    let bt = ingot::transpose(&ingot::astype(&b, dt)?, None)?;
+                    let ct = ingot::transpose(&ingot::astype(&c, dt)?, None)?;
+                    ingot::matmul(&bt, &ct)
+                }),
+            ),
+            (
+                "a @ b (b broadcast over the batch)",
+                Box::new(|| ingot::matmul(&ingot::astype(&a, dt)?, &ingot::astype(&b, dt)?)),
+            ),
+        ];
+        for (name, f) in &cases {
+            let run = || {
+                ingot::astype(&f().unwrap(), DType::F32)
+                    .unwrap()
+                    .to_vec::<f32>()
+                    .unwrap()
+            };
+            let g = run();
+            assert_eq!(run(), g, "{name} {dt}: a second run differs");
+            let c = ingot::with_device(Device::Cpu, run);
+            assert_eq!(g.len(), c.len());
+            let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
+            let err = g
+                .iter()
+                .zip(&c)
+                .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
+            let tol = if dt == DType::F32 { 1e-4 } else { 1e-2 } * scale;
             assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
         }
     }

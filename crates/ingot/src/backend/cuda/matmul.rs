@@ -32,8 +32,10 @@ pub(crate) struct Blas {
     /// test thread ran products, and never with this lock).
     call: parking_lot::Mutex<()>,
     /// cuBLAS's scratch space, as PyTorch gives it one (none when it could not be had:
-    /// cuBLAS then uses its own).
-    _workspace: Option<super::DeviceMem>,
+    /// cuBLAS then uses its own), also cuBLASLt's.
+    workspace: Option<super::DeviceMem>,
+    /// Products go here first (none without libcublasLt or with INGOT_CUDA_GEMM=ex).
+    lt: Option<super::blaslt::Lt>,
 }
 // The handle is used under the GPU's launch order only (one stream).
 unsafe impl Send for Blas {}
@@ -135,10 +137,14 @@ fn new_blas(g: &Gpu, stream: &cudarc::driver::CudaStream) -> std::result::Result
         let st = unsafe { sys::cublasSetWorkspace_v2(handle, ws.ptr() as *mut _, bytes) };
         st == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS
     });
+    let lt = (super::blaslt::mode() != super::blaslt::Mode::Ex)
+        .then(super::blaslt::Lt::new)
+        .flatten();
     Ok(Blas {
         handle,
         call: parking_lot::Mutex::new(()),
-        _workspace: ws,
+        workspace: ws,
+        lt,
     })
 }
 
@@ -343,6 +349,45 @@ fn gemm_call(
 ) -> Result<()> {
     let blas = blas(g)?;
     let _one_call = blas.call.lock();
+    use sys::cudaDataType as T;
+    let real = match dtype {
+        T::CUDA_R_16F => Some(DType::F16),
+        T::CUDA_R_16BF => Some(DType::BF16),
+        T::CUDA_R_32F => Some(DType::F32),
+        T::CUDA_R_64F => Some(DType::F64),
+        _ => None,
+    };
+    if let (Some(lt), Some(dt)) = (&blas.lt, real) {
+        // cuBLAS's column-major view: c^T (n x m) = b^T a^T.
+        let o = |v: &Mat| super::blaslt::Operand {
+            trans: v.trans,
+            ld: v.ld,
+            batch_stride: v.batch_stride,
+            ptr: v.ptr,
+        };
+        let p = super::blaslt::Problem {
+            dtype: dt,
+            tf32: ctype == sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+            m: n as u64,
+            n: m as u64,
+            k: k as u64,
+            batch: batch as u64,
+            a: o(&vb),
+            b: o(&va),
+            d: o(&c),
+        };
+        let call = super::blaslt::Call {
+            workspace: blas.workspace.as_ref().map(|w| (w.ptr(), WORKSPACE_BYTES)),
+            one: &one,
+            zero: &zero,
+        };
+        let done = super::stats::timed("[cublaslt matmul call]", || {
+            super::blaslt::matmul(g, lt, &p, &call)
+        });
+        if done {
+            return Ok(());
+        }
+    }
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T

@@ -10,6 +10,7 @@
 mod alloc;
 mod argreduce;
 mod attention;
+mod blaslt;
 mod collective;
 mod conv;
 mod conv_graph;
