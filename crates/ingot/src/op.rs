@@ -523,6 +523,13 @@ pub enum Op {
         scale: Scalar,
         offset: RopeOffsetKind,
     },
+    /// `act(x @ w + bias)` (`ops::fast::linear`): inputs x `(m, k)`, w `(k, n)` and, when
+    /// `has_bias`, the bias `(n,)`, all of the output's dtype (f16, bf16 or f32); output
+    /// `(m, n)`. On the GPU one cuBLASLt call, the bias and activation its epilogue.
+    Linear {
+        act: LinearAct,
+        has_bias: bool,
+    },
     /// Walsh-Hadamard transform over the last axis (a power of two), times `scale`.
     Hadamard {
         scale: Scalar,
@@ -588,6 +595,16 @@ pub enum CollectiveKind {
     Recv {
         peer: usize,
     },
+}
+
+/// The activation a `Linear` node applies after its bias (cuBLASLt's epilogues).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LinearAct {
+    None,
+    Relu,
+    /// GELU with the tanh approximation, `0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))`
+    /// (PyTorch's `approximate="tanh"`, GPT-2's).
+    GeluTanh,
 }
 
 /// The mask of an attention node: none, causal (aligned to the last key), or a mask input
@@ -754,6 +771,7 @@ impl Op {
             Op::LayerNorm { .. } => "layer_norm",
             Op::Rope { .. } => "rope",
             Op::Hadamard { .. } => "hadamard_transform",
+            Op::Linear { .. } => "linear",
             Op::RandomBits => "random_bits",
             Op::Fused { .. } => "fused",
             Op::Custom { .. } => "custom",

@@ -76,12 +76,18 @@ pub(super) fn add_bias(y: Array, bias: Option<&Param>) -> Result<Array> {
     }
 }
 
-/// `x W^T + b` for a weight `(out, in)` and `x (..., in)`.
+/// `x W^T + b` for a weight `(out, in)` and `x (..., in)`: float operands make one
+/// `fast::linear` node (on the GPU the bias rides in the product's cuBLASLt epilogue).
 pub(super) fn affine(x: &Array, weight: &Param, bias: Option<&Param>) -> Result<Array> {
-    add_bias(
-        ingot::matmul(x, &ingot::transpose(&weight.value, None)?)?,
-        bias,
-    )
+    let wt = ingot::transpose(&weight.value, None)?;
+    let float = [Some(x), Some(&weight.value), bias.map(|b| &b.value)]
+        .into_iter()
+        .flatten()
+        .all(|a| a.dtype().is_float());
+    if float {
+        return ingot::fast::linear(x, &wt, bias.map(|b| &b.value), ingot::fast::LinearAct::None);
+    }
+    add_bias(ingot::matmul(x, &wt)?, bias)
 }
 
 /// `a` without the leading batch dim a layer added to an unbatched input (`batched`

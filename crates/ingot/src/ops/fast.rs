@@ -7,11 +7,18 @@
 //! `rms_norm`, `layer_norm` and `rope` (fast/norm_rope.rs): one pass over each row.
 //! `softmax_cross_entropy` (fast/cross_entropy.rs): the loss and its gradient, each one
 //! pass over each row of logits, with no f32 copy of them.
+//! `linear` (fast/linear.rs): `act(x @ w + bias)`, on the GPU one cuBLASLt call with the
+//! bias and activation as its epilogue.
 
 mod cross_entropy;
+mod linear;
 mod norm_rope;
+pub use crate::op::LinearAct;
 pub(crate) use cross_entropy::{ce_out, ce_reference_of, cross_entropy_grad};
 pub use cross_entropy::{softmax_cross_entropy, softmax_cross_entropy_reference};
+pub(crate) use linear::consts as linear_consts;
+pub use linear::{linear, linear_reference};
+pub(crate) use linear::{linear_grads, linear_out, linear_reference_of};
 pub(crate) use norm_rope::{fast_out, reference_of, rope_inv_freqs};
 pub use norm_rope::{
     layer_norm, layer_norm_reference, rms_norm, rms_norm_reference, rope, rope_reference,

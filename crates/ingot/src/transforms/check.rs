@@ -150,6 +150,9 @@ fn infer_inner(op: &Op, inputs: &[Sig], declared: &[Sig]) -> Result<Vec<Option<S
         Op::CrossEntropy | Op::CrossEntropyGrad => crate::ops::fast::ce_out(op, inputs)
             .map(|o| vec![Some(o)])
             .map_err(|e| fail(e.to_string())),
+        Op::Linear { .. } => crate::ops::fast::linear_out(op, inputs)
+            .map(|o| vec![Some(o)])
+            .map_err(|e| fail(e.to_string())),
         Op::Custom { name, .. } => Err(fail(format!(
             "custom op '{name}' carries Rust code and cannot be imported"
         ))),
@@ -634,6 +637,7 @@ fn build(op: &Op, xs: &[Array], declared: &[Sig]) -> Result<Vec<Array>> {
         | Op::Rope { .. }
         | Op::CrossEntropy
         | Op::CrossEntropyGrad
+        | Op::Linear { .. }
         | Op::Kernel { .. } => return Err(Error::invalid(op.name(), "checked directly")),
     };
     Ok(vec![y])

@@ -332,6 +332,10 @@ pub(crate) fn vjp_rule(
             let gx = crate::ops::fast::cross_entropy_grad(&inputs[0], &inputs[1], &g)?;
             Ok(vec![Some(gx), None])
         }
+        Op::Linear { act, .. } => {
+            let (y, g) = single()?;
+            crate::ops::fast::linear_grads(*act, inputs, &y, &g, needs)
+        }
         Op::Hadamard { .. } => {
             // The (scaled) Walsh-Hadamard matrix is symmetric.
             let g = single()?.1;

@@ -456,6 +456,25 @@ fn batch_rule(
             }
         }
         Op::Rope { offset, .. } => rope_rule(op, *offset, ins, &out, b).map(Some),
+        // A batch of x alone is more rows of one node; a batched weight or bias is not one
+        // product, so it goes to the decomposition (a batched matmul).
+        Op::Linear { .. } => {
+            if ins[0].1 && ins[1..].iter().all(|(_, bt)| !bt) {
+                let x = &ins[0].0;
+                let (m, k) = (x.shape()[1], x.shape()[2]);
+                let rows = crate::reshape_to(x, &[b * m, k])?;
+                let mut inputs = vec![rows];
+                inputs.extend(ins[1..].iter().map(|(a, _)| a.clone()));
+                let n = ins[1].0.shape()[1];
+                let y = apply(op, inputs, &[(vec![b * m, n], out[0].1)], None);
+                Ok(Some(vec![crate::reshape_to(&y[0], &[b, m, n])?]))
+            } else {
+                let axes: Vec<Option<isize>> = ins.iter().map(|(_, bt)| bt.then_some(0)).collect();
+                let xs: Vec<Array> = ins.iter().map(|(a, _)| a.clone()).collect();
+                let f = |a: &[Array]| Ok(vec![crate::ops::fast::linear_reference_of(op, a)?]);
+                vmap(f, &axes, &[Some(0)])(&xs).map(Some)
+            }
+        }
         // Cross entropy works over leading dims: batch every operand along the same new one.
         Op::CrossEntropy | Op::CrossEntropyGrad => {
             let inputs = ins

@@ -3,23 +3,27 @@
 //! cache-blocked loop. Decompositions go through `faer`, one matrix at a time, the batch split
 //! across threads. Public ops hand these kernels f32/f64 for everything but matmul.
 
+use super::misc::{dispatch_float, Fl};
+use super::strided::contiguous_vec;
 use super::strided::{for_each_offset, out_data};
 use super::Outs;
 use crate::array::{Array, Data};
 use crate::buffer::Buffer;
 use crate::dtype::{DType, Element};
-use crate::op::Op;
+use crate::op::{LinearAct, Op};
 use crate::shape::size_of;
 use crate::{Error, Result};
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, Par, Side};
 use gemm::Parallelism;
 use half::bf16;
+use half::f16;
 use rayon::prelude::*;
 
 pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
     match op {
         Op::Matmul => Ok(vec![matmul(&inputs[0], &inputs[1], &outs[0].0)?]),
+        Op::Linear { act, has_bias } => Ok(vec![linear(inputs, *act, *has_bias, &outs[0].0)?]),
         _ => match inputs[0].dtype() {
             DType::F32 => decomp::<f32>(op, inputs, outs),
             DType::F64 => decomp::<f64>(op, inputs, outs),
@@ -83,6 +87,49 @@ fn gather<S: Copy, D>(
 /// Per-matrix work (m*n*k) below which a batch is split across threads matrix by matrix
 /// rather than each matrix across threads.
 const SMALL_GEMM: usize = 1 << 21;
+
+/// `act(x @ w + bias)`: the product, then the bias and the activation in one pass over it
+/// in the compute type (`ops::fast::linear`).
+fn linear(inputs: &[Array], act: LinearAct, has_bias: bool, out_shape: &[usize]) -> Result<Data> {
+    let mut d = matmul(&inputs[0], &inputs[1], out_shape)?;
+    let n = out_shape[1];
+    let dt = inputs[0].dtype();
+    let buf = std::sync::Arc::get_mut(&mut d.buffer)
+        .ok_or_else(|| Error::invalid("linear", "internal: the product's buffer is shared"))?;
+    dispatch_float!("linear", dt, T => {
+        let bias: Option<Vec<T>> = has_bias.then(|| contiguous_vec::<T>(&inputs[2]));
+        epilogue::<T>(buf.as_slice_mut::<T>(), bias.as_deref(), n, act);
+        Ok::<(), Error>(())
+    })?;
+    Ok(d)
+}
+
+fn epilogue<T: Fl + Element>(out: &mut [T], bias: Option<&[T]>, n: usize, act: LinearAct) {
+    use crate::ops::fast::linear_consts::{GELU_A, GELU_C};
+    let (a, c, half, one) = (T::cf(GELU_A), T::cf(GELU_C), T::cf(0.5), T::cf(1.0));
+    let zero = T::cf(0.0);
+    let f = |z: T::C| match act {
+        LinearAct::None => z,
+        // NaN stays NaN, as `maximum` gives it.
+        LinearAct::Relu => {
+            if z < zero {
+                zero
+            } else {
+                z
+            }
+        }
+        LinearAct::GeluTanh => half * z * (one + num_traits::Float::tanh(c * (z + a * z * z * z))),
+    };
+    if n == 0 {
+        return;
+    }
+    out.par_chunks_mut(n).for_each(|row| {
+        for (j, v) in row.iter_mut().enumerate() {
+            let z = v.load() + bias.map_or(zero, |b| b[j].load());
+            *v = T::store(f(z));
+        }
+    });
+}
 
 fn matmul(a: &Array, b: &Array, out_shape: &[usize]) -> Result<Data> {
     let nd = out_shape.len();

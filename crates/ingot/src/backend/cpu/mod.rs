@@ -52,6 +52,7 @@ pub fn eval(op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<Data>> {
         | Op::ArgPartition { .. }
         | Op::SearchSorted { .. } => sort::eval(op, inputs, outs),
         Op::Matmul
+        | Op::Linear { .. }
         | Op::Cholesky { .. }
         | Op::Inv
         | Op::LuFactor

@@ -11,6 +11,7 @@
 
 use super::Gpu;
 use crate::dtype::DType;
+use crate::op::LinearAct;
 use cudarc::cublaslt::sys;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -65,12 +66,19 @@ pub(super) struct Problem {
     pub a: Operand,
     pub b: Operand,
     pub d: Operand,
+    /// The epilogue: an activation, and a bias of `m` values (one per row of `d`, a column
+    /// of ingot's row-major result) at this address.
+    pub act: LinearAct,
+    pub bias: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     dtype: DType,
     tf32: bool,
+    act: LinearAct,
+    /// log2 of the bias pointer's alignment, when there is a bias.
+    bias: Option<u32>,
     dims: [u64; 4],
     /// (trans, ld, batch stride, log2 of the pointer's alignment up to 256 bytes).
     ops: [(bool, i64, i64, u32); 3],
@@ -82,6 +90,8 @@ impl Problem {
         Key {
             dtype: self.dtype,
             tf32: self.tf32,
+            act: self.act,
+            bias: self.bias.map(align_log2),
             dims: [self.m, self.n, self.k, self.batch],
             ops: [op(&self.a), op(&self.b), op(&self.d)],
         }
@@ -471,6 +481,20 @@ fn enqueue(
     let stream = g.stream().map_err(|e| e.to_string())?;
     let (ws, ws_bytes) = call.workspace.unwrap_or((0, 0));
     let [la, lb, ld] = plan.layouts;
+    if let Some(bias) = p.bias {
+        // The plan is shared by every product of its problem: each sets its own bias (under
+        // `Blas::call`, one product at a time).
+        use sys::cublasLtMatmulDescAttributes_t as D;
+        // Safety: the descriptor is the plan's; the value is a device pointer.
+        unsafe {
+            attr!(
+                cublasLtMatmulDescSetAttribute,
+                plan.desc,
+                D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                bias as *const std::ffi::c_void
+            )?;
+        }
+    }
     // Safety: the pointers are device memory of this GPU holding the operands the layouts
     // describe; the workspace has `ws_bytes` bytes; the scale factors are of the compute
     // type.

@@ -20,6 +20,7 @@ use crate::backend::cpu::strided::out_data;
 use crate::backend::cpu::Outs;
 use crate::buffer::Buffer;
 use crate::dtype::DType;
+use crate::op::LinearAct;
 use crate::shape::size_of;
 use crate::Result;
 use cudarc::cublas::sys;
@@ -213,10 +214,8 @@ type GemmTypes = (
     [u64; 2],
 );
 
-pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
-    let (a, b) = (&inputs[0], &inputs[1]);
-    let (out_shape, dt) = (&outs[0].0, outs[0].1);
-    let types: GemmTypes = match dt {
+fn gemm_types(dt: DType) -> Option<GemmTypes> {
+    Some(match dt {
         DType::F32 => (
             sys::cudaDataType::CUDA_R_32F,
             if TF32.load(Relaxed) {
@@ -251,7 +250,15 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
             scalar(&[1f32, 0.0]),
             scalar(&[0f32, 0.0]),
         ),
-        _ => return Ok(None),
+        _ => return None,
+    })
+}
+
+pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<Data>>> {
+    let (a, b) = (&inputs[0], &inputs[1]);
+    let (out_shape, dt) = (&outs[0].0, outs[0].1);
+    let Some(types) = gemm_types(dt) else {
+        return Ok(None);
     };
     if a.dtype() != dt || b.dtype() != dt {
         return Ok(None);
@@ -349,44 +356,15 @@ fn gemm_call(
 ) -> Result<()> {
     let blas = blas(g)?;
     let _one_call = blas.call.lock();
-    use sys::cudaDataType as T;
-    let real = match dtype {
-        T::CUDA_R_16F => Some(DType::F16),
-        T::CUDA_R_16BF => Some(DType::BF16),
-        T::CUDA_R_32F => Some(DType::F32),
-        T::CUDA_R_64F => Some(DType::F64),
-        _ => None,
-    };
-    if let (Some(lt), Some(dt)) = (&blas.lt, real) {
-        // cuBLAS's column-major view: c^T (n x m) = b^T a^T.
-        let o = |v: &Mat| super::blaslt::Operand {
-            trans: v.trans,
-            ld: v.ld,
-            batch_stride: v.batch_stride,
-            ptr: v.ptr,
-        };
-        let p = super::blaslt::Problem {
-            dtype: dt,
-            tf32: ctype == sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-            m: n as u64,
-            n: m as u64,
-            k: k as u64,
-            batch: batch as u64,
-            a: o(&vb),
-            b: o(&va),
-            d: o(&c),
-        };
-        let call = super::blaslt::Call {
-            workspace: blas.workspace.as_ref().map(|w| (w.ptr(), WORKSPACE_BYTES)),
-            one: &one,
-            zero: &zero,
-        };
-        let done = super::stats::timed("[cublaslt matmul call]", || {
-            super::blaslt::matmul(g, lt, &p, &call)
-        });
-        if done {
-            return Ok(());
-        }
+    if lt_call(
+        g,
+        blas,
+        (va, vb, c),
+        [m, n, k, batch],
+        (dtype, ctype, one, zero),
+        None,
+    ) {
+        return Ok(());
     }
     let op = |t: bool| {
         if t {
@@ -423,6 +401,123 @@ fn gemm_call(
         )
     })
     .map_err(|e| cuda_err("matmul", e))
+}
+
+/// The product through cuBLASLt (`blaslt.rs`) with the epilogue `act(. + bias)` when one
+/// is given; false where cuBLASLt is missing or refuses it. The caller holds `blas.call`.
+fn lt_call(
+    g: &Gpu,
+    blas: &Blas,
+    (va, vb, c): (Mat, Mat, Mat),
+    [m, n, k, batch]: [usize; 4],
+    (dtype, ctype, one, zero): GemmTypes,
+    epilogue: Option<(LinearAct, Option<u64>)>,
+) -> bool {
+    use sys::cudaDataType as T;
+    let dt = match dtype {
+        T::CUDA_R_16F => DType::F16,
+        T::CUDA_R_16BF => DType::BF16,
+        T::CUDA_R_32F => DType::F32,
+        T::CUDA_R_64F => DType::F64,
+        _ => return false,
+    };
+    let Some(lt) = &blas.lt else {
+        return false;
+    };
+    let (act, bias) = epilogue.unwrap_or((LinearAct::None, None));
+    // cuBLAS's column-major view: c^T (n x m) = b^T a^T.
+    let o = |v: &Mat| super::blaslt::Operand {
+        trans: v.trans,
+        ld: v.ld,
+        batch_stride: v.batch_stride,
+        ptr: v.ptr,
+    };
+    let p = super::blaslt::Problem {
+        dtype: dt,
+        tf32: ctype == sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        m: n as u64,
+        n: m as u64,
+        k: k as u64,
+        batch: batch as u64,
+        a: o(&vb),
+        b: o(&va),
+        d: o(&c),
+        act,
+        bias,
+    };
+    let call = super::blaslt::Call {
+        workspace: blas.workspace.as_ref().map(|w| (w.ptr(), WORKSPACE_BYTES)),
+        one: &one,
+        zero: &zero,
+    };
+    super::stats::timed("[cublaslt matmul call]", || {
+        super::blaslt::matmul(g, lt, &p, &call)
+    })
+}
+
+/// `act(x @ w + bias)` (`Op::Linear`): one cuBLASLt call with the bias and activation as
+/// its epilogue. `None` (the CPU's kernel) where cuBLASLt is missing or refuses it, or the
+/// sum is empty (k = 0).
+pub(super) fn linear(
+    g: &Gpu,
+    inputs: &[Array],
+    outs: Outs,
+    act: LinearAct,
+    has_bias: bool,
+) -> Result<Option<Vec<Data>>> {
+    let (x, w) = (&inputs[0], &inputs[1]);
+    let (out_shape, dt) = (&outs[0].0, outs[0].1);
+    let Some(types) = gemm_types(dt) else {
+        return Ok(None);
+    };
+    let (m, n, k) = (out_shape[0], out_shape[1], x.shape()[1]);
+    let esize = dt.size();
+    let limit = i32::MAX as usize;
+    if k == 0 || m > limit || n > limit || k > limit {
+        return Ok(None);
+    }
+    let mem = g.alloc(m * n * esize)?;
+    let out = |mem| Ok(Some(vec![out_data(Buffer::on_device(mem), out_shape)]));
+    if m * n == 0 {
+        return out(mem);
+    }
+    // An operand cuBLAS cannot read as it is (or a strided bias) gets a contiguous copy.
+    let view = |a: &Array, rows, cols| -> Result<Option<(Mat, Option<Data>)>> {
+        let d = a.ready_data();
+        if let Some(v) = mat_view(g, a, &d, rows, cols, esize)? {
+            return Ok(Some((v, None)));
+        }
+        let Some(c) = elementwise::copy(g, a)? else {
+            return Ok(None);
+        };
+        Ok(mat_view(g, a, &c, rows, cols, esize)?.map(|v| (v, Some(c))))
+    };
+    let (Some((va, _ka)), Some((vb, _kb))) = (view(x, m, k)?, view(w, k, n)?) else {
+        return Ok(None);
+    };
+    let mut _kbias = None;
+    let bias = if has_bias {
+        let b = &inputs[2];
+        let mut d = b.ready_data();
+        if n > 1 && d.strides[0] != 1 {
+            let Some(c) = elementwise::copy(g, b)? else {
+                return Ok(None);
+            };
+            d = c;
+        }
+        let ptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * esize) as u64;
+        _kbias = Some(d);
+        Some(ptr)
+    } else {
+        None
+    };
+    let blas = blas(g)?;
+    let _one_call = blas.call.lock();
+    let c = Mat::result(mem.ptr(), m, n);
+    if lt_call(g, blas, (va, vb, c), [m, n, k, 1], types, Some((act, bias))) {
+        return out(mem);
+    }
+    Ok(None)
 }
 
 /// Products of at least this many multiply-adds get 16-byte rows: below it a copy costs

@@ -589,6 +589,7 @@ fn eval_op(ordinal: usize, op: &Op, inputs: &[Array], outs: Outs) -> Result<Vec<
         Op::Copy => elementwise::copy(&g, &inputs[0])?.map(|d| vec![d]),
         Op::Reduce { .. } => reduce::eval(&g, op, inputs, outs)?,
         Op::Matmul => matmul::eval(&g, inputs, outs)?,
+        Op::Linear { act, has_bias } => matmul::linear(&g, inputs, outs, *act, *has_bias)?,
         Op::ArgReduce { kind, axis } => argreduce::eval(&g, &inputs[0], *kind, *axis, &outs[0].0)?,
         Op::Scan {
             kind,
