@@ -100,6 +100,14 @@ q = torch.rand(1, 32, 1, 128, device=dev, generator=g).to(torch.bfloat16)
 k, v = (torch.rand(1, 32, 8192, 128, device=dev, generator=g).to(torch.bfloat16) for _ in range(2))
 timeit("attention_decode", lambda: F.scaled_dot_product_attention(q, k, v))
 del q, k, v
+# A GPT-2 MLP projection (8 x 1024 tokens, 768 -> 3072) with its bias, and with the tanh
+# GELU after it: F.linear is one cuBLASLt call with a bias epilogue; the GELU is a kernel more.
+x = (torch.rand(8192, 768, device=dev, generator=g) * 2 - 1).to(torch.bfloat16)
+W = (torch.rand(3072, 768, device=dev, generator=g) * 2 - 1).to(torch.bfloat16)
+bias = (torch.rand(3072, device=dev, generator=g) * 2 - 1).to(torch.bfloat16)
+timeit("linear_bias", lambda: F.linear(x, W, bias))
+timeit("linear_bias_gelu", lambda: F.gelu(F.linear(x, W, bias), approximate="tanh"))
+del x, W, bias
 # A step of ~100 small kernels (ingot's "small step" row): eager, and replayed from a CUDA
 # graph (captured after warm-up on a side stream, as PyTorch's docs show).
 hs = torch.rand(64, 256, device=dev, generator=g) * 2 - 1

@@ -477,6 +477,30 @@ fn main() {
         });
         drop((q, k, v));
     }
+    if want("linear") {
+        // A GPT-2 MLP projection: 8 x 1024 tokens, 768 -> 3072, the weight stored (out, in)
+        // as a layer's; the bias (and the tanh GELU) in cuBLASLt's epilogue.
+        let (m, k, n) = (8192, 768, 3072);
+        let x = rand(&[m, k], DType::BF16, 10);
+        let w = ingot::transpose(&rand(&[n, k], DType::BF16, 11), None).unwrap();
+        let b = rand(&[n], DType::BF16, 12);
+        use ingot::fast::LinearAct;
+        for (act, label, key) in [
+            (LinearAct::None, "bias", "linear_bias"),
+            (LinearAct::GeluTanh, "bias + tanh gelu", "linear_bias_gelu"),
+        ] {
+            let t = time_gpu(20, || ingot::fast::linear(&x, &w, Some(&b), act).unwrap());
+            rows.push(Row {
+                name: format!("linear + {label} bf16 {m}x{k}x{n}"),
+                ingot: t,
+                torch: peer(key),
+                work: 2.0 * (m * k * n) as f64,
+                unit: "FLOP",
+                limit: 989e12,
+                goal: "1x PyTorch".into(),
+            });
+        }
+    }
     if want("attention decode") {
         let (h, d) = (32, 128);
         // Decoding: one query over 8,192 cached tokens, 32 heads of 128; the bytes are the
