@@ -68,9 +68,10 @@ impl Conv1D {
         })
     }
     fn forward(&self, x: &Array) -> Result<Array> {
-        let y = ingot::matmul(x, &self.weight.value)?;
-        // Under autocast the product is low precision: the bias joins it in that dtype.
-        ingot::add(&y, &ingot::astype(&self.bias.value, y.dtype())?)
+        // One `fast::linear` node: on the GPU the bias rides in the product's cuBLASLt
+        // epilogue. Under autocast the bias joins the low-precision product in its dtype.
+        let act = ingot::fast::LinearAct::None;
+        ingot::fast::linear(x, &self.weight.value, Some(&self.bias.value), act)
     }
 }
 
