@@ -783,24 +783,8 @@ fn unaligned_large_products_match_the_cpu() {
             ),
         ];
         for (name, f) in &cases {
-            let g = ingot::astype(&f().unwrap(), DType::F32)
-                .unwrap()
-                .to_vec::<f32>()
-                .unwrap();
-            let c = ingot::with_device(Device::Cpu, || {
-                ingot::astype(&f().unwrap(), DType::F32)
-                    .unwrap()
-                    .to_vec::<f32>()
-                    .unwrap()
-            });
-            assert_eq!(g.len(), c.len());
-            let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
-            let err = g
-                .iter()
-                .zip(&c)
-                .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
-            let tol = if dt == DType::BF16 { 1e-2 } else { 1e-4 } * scale;
-            assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
+            let rel = if dt == DType::BF16 { 1e-2 } else { 1e-4 };
+            product_matches_the_cpu(&format!("{name} {dt}"), f, rel, false);
         }
     }
 }
@@ -834,25 +818,41 @@ fn tuned_products_match_the_cpu() {
             ),
         ];
         for (name, f) in &cases {
-            let run = || {
-                ingot::astype(&f().unwrap(), DType::F32)
-                    .unwrap()
-                    .to_vec::<f32>()
-                    .unwrap()
-            };
-            let g = run();
-            assert_eq!(run(), g, "{name} {dt}: a second run differs");
-            let c = ingot::with_device(Device::Cpu, run);
-            assert_eq!(g.len(), c.len());
-            let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
-            let err = g
-                .iter()
-                .zip(&c)
-                .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
-            let tol = if dt == DType::F32 { 1e-4 } else { 1e-2 } * scale;
-            assert!(err <= tol, "{name} {dt}: differs by {err} (scale {scale})");
+            let rel = if dt == DType::F32 { 1e-4 } else { 1e-2 };
+            product_matches_the_cpu(&format!("{name} {dt}"), f, rel, true);
         }
     }
+}
+
+/// `f()` on the GPU (twice with `repeat`, the same bits both times) against the CPU, within
+/// `rel` of the largest value.
+fn product_matches_the_cpu(
+    what: &str,
+    f: &dyn Fn() -> ingot::Result<Array>,
+    rel: f32,
+    repeat: bool,
+) {
+    let run = || {
+        ingot::astype(&f().unwrap(), DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let g = run();
+    if repeat {
+        assert_eq!(run(), g, "{what}: a second run differs");
+    }
+    let c = ingot::with_device(Device::Cpu, run);
+    assert_eq!(g.len(), c.len());
+    let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
+    let err = g
+        .iter()
+        .zip(&c)
+        .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
+    assert!(
+        err <= rel * scale,
+        "{what}: differs by {err} (scale {scale})"
+    );
 }
 
 /// Kernel launches go through the GPU's launch thread while copies, cuBLAS calls, reads and
