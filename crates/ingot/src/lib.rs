@@ -40,6 +40,7 @@ pub mod memory {
 /// NVIDIA GPUs: whether one is there, waiting for queued work, and what ran on the CPU for
 /// want of a GPU kernel.
 pub mod cuda {
+    pub use crate::backend::cuda::blaslt::enabled as cublaslt_enabled;
     pub use crate::backend::cuda::matmul_api::{set_allow_tf32, set_cudnn_graph};
     pub use crate::backend::cuda::{
         device_count, fallbacks, is_available, nvrtc_available, print_stats, synchronize,

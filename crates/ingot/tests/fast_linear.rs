@@ -354,8 +354,10 @@ fn bad_calls_name_the_op_shapes_and_dtypes() {
 
 #[test]
 fn cuda_runs_the_cublaslt_epilogue() {
-    if !matches!(ingot::default_device(), ingot::Device::Cuda(_)) {
-        eprintln!("skipped: needs a CUDA default device");
+    if !matches!(ingot::default_device(), ingot::Device::Cuda(_))
+        || !ingot::cuda::cublaslt_enabled()
+    {
+        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_GEMM=lt or tune");
         return;
     }
     let mut rng = Rng::new(8);

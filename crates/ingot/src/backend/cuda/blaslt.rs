@@ -4,10 +4,12 @@
 //! keep the fastest, as cuDNN's benchmark mode does for convolutions: its heuristic's first
 //! choice for an 8192^3 f16 product ran 8% slower than PyTorch's (run G27).
 //!
-//! `INGOT_CUDA_GEMM` picks: `tune` (default: timing for products of at least 2^33
-//! multiply-adds, the heuristic's first below), `lt` (the heuristic's first always, the same
-//! algorithm on every run of every process), `ex` (cublasGemmStridedBatchedEx, the path
-//! before cuBLASLt).
+//! `INGOT_CUDA_GEMM` picks: `tune` (timing for products of at least 2^33 multiply-adds, the
+//! heuristic's first below), `lt` (the heuristic's first always, the same algorithm on every
+//! run of every process), `ex` (cublasGemmStridedBatchedEx, the path before cuBLASLt). The
+//! default stays `ex` until a GPU run has checked and timed the cuBLASLt path (written on
+//! 2026-12-07 without a GPU: none was lent that session); `fast::linear` builds its
+//! decomposition on a CUDA device unless cuBLASLt is on.
 
 use super::Gpu;
 use crate::dtype::DType;
@@ -23,12 +25,17 @@ pub(super) enum Mode {
     Tune,
 }
 
+/// Whether products go to cuBLASLt first (`INGOT_CUDA_GEMM=lt` or `tune`).
+pub fn enabled() -> bool {
+    mode() != Mode::Ex
+}
+
 pub(super) fn mode() -> Mode {
     static M: OnceLock<Mode> = OnceLock::new();
     *M.get_or_init(|| match std::env::var("INGOT_CUDA_GEMM").as_deref() {
-        Ok("ex") => Mode::Ex,
+        Ok("tune") => Mode::Tune,
         Ok("lt") => Mode::Heuristic,
-        _ => Mode::Tune,
+        _ => Mode::Ex,
     })
 }
 

@@ -10,7 +10,7 @@
 mod alloc;
 mod argreduce;
 mod attention;
-mod blaslt;
+pub(crate) mod blaslt;
 mod collective;
 mod conv;
 mod conv_graph;

@@ -58,7 +58,11 @@ pub fn linear(x: &Array, w: &Array, bias: Option<&Array>, act: LinearAct) -> Res
     let (x2, w, b, lead) = operands(x, w, bias)?;
     let dt = x2.dtype();
     // An empty sum (k = 0) is act(bias) on every row: the decomposition says it plainly.
-    let y = if fused_dtype(dt) && x2.shape()[1] > 0 {
+    // A CUDA default device without cuBLASLt (INGOT_CUDA_GEMM=lt or tune) builds the
+    // decomposition: the node's GPU kernel is cuBLASLt's epilogue.
+    let cuda_without_lt = matches!(crate::default_device(), crate::Device::Cuda(_))
+        && !crate::backend::cuda::blaslt::enabled();
+    let y = if fused_dtype(dt) && x2.shape()[1] > 0 && !cuda_without_lt {
         let op = Op::Linear {
             act,
             has_bias: b.is_some(),
