@@ -406,7 +406,9 @@ fn make_plan(g: &Gpu, lt: &Lt, p: &Problem, call: &Call) -> Option<Plan> {
         Err(e) => return refused(e),
     };
     let ws = call.workspace.map_or(0, |w| w.1);
-    let macs = p.m * p.n * p.k * p.batch;
+    let macs = [p.n, p.k, p.batch]
+        .iter()
+        .fold(p.m, |a, &v| a.saturating_mul(v));
     // A thread recording a CUDA graph cannot time anything: it takes the heuristic's first.
     let tune = mode() == Mode::Tune && macs >= TUNE_MIN_MACS && g.capturing_stream().is_none();
     let count = if tune { TUNE_CANDIDATES } else { 1 };
