@@ -247,23 +247,7 @@ fn runs_under_vmap() {
     ];
     for (what, xs, mapped) in cases {
         let n = 3;
-        let want: Vec<Array> = (0..n)
-            .map(|e| {
-                let args: Vec<Array> = xs
-                    .iter()
-                    .zip(mapped)
-                    .map(|(a, m)| {
-                        if m {
-                            ingot::take(a, &Array::scalar(e as i64), Some(0)).unwrap()
-                        } else {
-                            a.clone()
-                        }
-                    })
-                    .collect();
-                f(&args).unwrap().remove(0)
-            })
-            .collect();
-        let want = ingot::stack(&want, 0).unwrap();
+        let want = vmap_looped(&f, &xs, &mapped, n);
         let axes: Vec<Option<isize>> = mapped.iter().map(|&m| m.then_some(0)).collect();
         let got = ingot::vmap(f, &axes, &[Some(0)])(&xs).unwrap().remove(0);
         assert_eq!(got.shape(), want.shape(), "{what}");

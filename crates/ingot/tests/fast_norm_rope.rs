@@ -549,32 +549,6 @@ fn gradients_are_the_references() {
     }
 }
 
-/// `f` on each example (axis 0 of the mapped inputs) stacked: what vmap must give.
-fn looped(
-    f: &dyn Fn(&[Array]) -> Result<Vec<Array>>,
-    xs: &[Array],
-    mapped: &[bool],
-    n: usize,
-) -> Array {
-    let ys: Vec<Array> = (0..n)
-        .map(|e| {
-            let args: Vec<Array> = xs
-                .iter()
-                .zip(mapped)
-                .map(|(x, &m)| {
-                    if m {
-                        ingot::take(x, &Array::scalar(e as i64), Some(0)).unwrap()
-                    } else {
-                        x.clone()
-                    }
-                })
-                .collect();
-            f(&args).unwrap().remove(0)
-        })
-        .collect();
-    ingot::stack(&ys, 0).unwrap()
-}
-
 fn check_vmap(
     what: &str,
     f: impl Fn(&[Array]) -> Result<Vec<Array>> + Clone + 'static,
@@ -587,7 +561,7 @@ fn check_vmap(
         .find(|(_, &m)| m)
         .map(|(x, _)| x.shape()[0])
         .unwrap();
-    let want = looped(&f, xs, mapped, n);
+    let want = vmap_looped(&f, xs, mapped, n);
     let axes: Vec<Option<isize>> = mapped.iter().map(|&m| m.then_some(0)).collect();
     let got = ingot::vmap(f, &axes, &[Some(0)])(xs).unwrap().remove(0);
     close(&got, &want, 1e-6, 1e-6, what);

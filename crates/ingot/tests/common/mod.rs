@@ -251,3 +251,30 @@ pub fn check_grad(name: &str, f: &F, shapes: &[&[usize]], domain: (f64, f64), se
         "{name}: jvp gives {fwd}, vjp {rev}"
     );
 }
+
+/// What `vmap` over axis 0 should give: `f` run example by example (inputs with `mapped`
+/// set indexed, the rest shared), the results stacked.
+pub fn vmap_looped(
+    f: &dyn Fn(&[Array]) -> Result<Vec<Array>>,
+    xs: &[Array],
+    mapped: &[bool],
+    n: usize,
+) -> Array {
+    let ys: Vec<Array> = (0..n)
+        .map(|e| {
+            let args: Vec<Array> = xs
+                .iter()
+                .zip(mapped)
+                .map(|(x, &m)| {
+                    if m {
+                        ingot::take(x, &Array::scalar(e as i64), Some(0)).unwrap()
+                    } else {
+                        x.clone()
+                    }
+                })
+                .collect();
+            f(&args).unwrap().remove(0)
+        })
+        .collect();
+    ingot::stack(&ys, 0).unwrap()
+}

@@ -382,7 +382,8 @@ pub(super) fn matmul(g: &Gpu, lt: &Lt, p: &Problem, call: &Call) -> bool {
         }
     };
     // cuBLASLt checks a call before it enqueues anything: a refused one goes to cublasGemmEx.
-    if let Err(e) = enqueue(g, lt, p, &plan, &plan.algo, call) {
+    let run = Run { g, lt, p, call };
+    if let Err(e) = run.enqueue(&plan, &plan.algo) {
         if super::stats::enabled() {
             eprintln!("ingot-cuda: matmul {p:?} to cublasGemmEx: {e}");
         }
@@ -421,10 +422,8 @@ fn make_plan(g: &Gpu, lt: &Lt, p: &Problem, call: &Call) -> Option<Plan> {
     plan.algo = *first;
     plan.chosen = (0, algos.len());
     if algos.len() > 1 {
-        let times: Vec<Option<f64>> = algos
-            .iter()
-            .map(|a| time(g, lt, p, &plan, a, call))
-            .collect();
+        let run = Run { g, lt, p, call };
+        let times: Vec<Option<f64>> = algos.iter().map(|a| run.time(&plan, a)).collect();
         let best = times
             .iter()
             .enumerate()
@@ -455,76 +454,77 @@ fn make_plan(g: &Gpu, lt: &Lt, p: &Problem, call: &Call) -> Option<Plan> {
     Some(plan)
 }
 
-/// Seconds one run of `algo` takes (the median of 3 after a warm-up); `None` if it fails.
-/// Writes `p.d`, which the product's own run overwrites after.
-fn time(
-    g: &Gpu,
-    lt: &Lt,
-    p: &Problem,
-    plan: &Plan,
-    algo: &sys::cublasLtMatmulAlgo_t,
-    call: &Call,
-) -> Option<f64> {
-    let s = g.stream().ok()?;
-    enqueue(g, lt, p, plan, algo, call).ok()?;
-    let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
-    let mut t = Vec::new();
-    for _ in 0..3 {
-        let a = s.record_event(flags).ok()?;
-        enqueue(g, lt, p, plan, algo, call).ok()?;
-        let b = s.record_event(flags).ok()?;
-        t.push(a.elapsed_ms(&b).ok()? as f64 * 1e-3);
-    }
-    t.sort_by(f64::total_cmp);
-    Some(t[1])
+/// One product to enqueue: the GPU, the cuBLASLt handle, the problem and its scalars.
+struct Run<'a> {
+    g: &'a Gpu,
+    lt: &'a Lt,
+    p: &'a Problem,
+    call: &'a Call<'a>,
 }
 
-fn enqueue(
-    g: &Gpu,
-    lt: &Lt,
-    p: &Problem,
-    plan: &Plan,
-    algo: &sys::cublasLtMatmulAlgo_t,
-    call: &Call,
-) -> std::result::Result<(), String> {
-    let stream = g.stream().map_err(|e| e.to_string())?;
-    let (ws, ws_bytes) = call.workspace.unwrap_or((0, 0));
-    let [la, lb, ld] = plan.layouts;
-    if let Some(bias) = p.bias {
-        // The plan is shared by every product of its problem: each sets its own bias (under
-        // `Blas::call`, one product at a time).
-        use sys::cublasLtMatmulDescAttributes_t as D;
-        // Safety: the descriptor is the plan's; the value is a device pointer.
-        unsafe {
-            attr!(
-                cublasLtMatmulDescSetAttribute,
-                plan.desc,
-                D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                bias as *const std::ffi::c_void
-            )?;
+impl Run<'_> {
+    /// Seconds one run of `algo` takes (the median of 3 after a warm-up); `None` if it
+    /// fails. Writes `p.d`, which the product's own run overwrites after.
+    fn time(&self, plan: &Plan, algo: &sys::cublasLtMatmulAlgo_t) -> Option<f64> {
+        let s = self.g.stream().ok()?;
+        self.enqueue(plan, algo).ok()?;
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            let a = s.record_event(flags).ok()?;
+            self.enqueue(plan, algo).ok()?;
+            let b = s.record_event(flags).ok()?;
+            t.push(a.elapsed_ms(&b).ok()? as f64 * 1e-3);
         }
+        t.sort_by(f64::total_cmp);
+        Some(t[1])
     }
-    // Safety: the pointers are device memory of this GPU holding the operands the layouts
-    // describe; the workspace has `ws_bytes` bytes; the scale factors are of the compute
-    // type.
-    st(unsafe {
-        sys::cublasLtMatmul(
-            lt.handle,
-            plan.desc,
-            call.one.as_ptr() as *const _,
-            p.a.ptr as *const _,
-            la,
-            p.b.ptr as *const _,
-            lb,
-            call.zero.as_ptr() as *const _,
-            p.d.ptr as *const _,
-            ld,
-            p.d.ptr as *mut _,
-            ld,
-            algo,
-            ws as *mut _,
-            ws_bytes,
-            stream.cu_stream() as _,
-        )
-    })
+
+    fn enqueue(
+        &self,
+        plan: &Plan,
+        algo: &sys::cublasLtMatmulAlgo_t,
+    ) -> std::result::Result<(), String> {
+        let Run { g, lt, p, call } = *self;
+        let stream = g.stream().map_err(|e| e.to_string())?;
+        let (ws, ws_bytes) = call.workspace.unwrap_or((0, 0));
+        let [la, lb, ld] = plan.layouts;
+        if let Some(bias) = p.bias {
+            // The plan is shared by every product of its problem: each sets its own bias (under
+            // `Blas::call`, one product at a time).
+            use sys::cublasLtMatmulDescAttributes_t as D;
+            // Safety: the descriptor is the plan's; the value is a device pointer.
+            unsafe {
+                attr!(
+                    cublasLtMatmulDescSetAttribute,
+                    plan.desc,
+                    D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                    bias as *const std::ffi::c_void
+                )?;
+            }
+        }
+        // Safety: the pointers are device memory of this GPU holding the operands the layouts
+        // describe; the workspace has `ws_bytes` bytes; the scale factors are of the compute
+        // type.
+        st(unsafe {
+            sys::cublasLtMatmul(
+                lt.handle,
+                plan.desc,
+                call.one.as_ptr() as *const _,
+                p.a.ptr as *const _,
+                la,
+                p.b.ptr as *const _,
+                lb,
+                call.zero.as_ptr() as *const _,
+                p.d.ptr as *const _,
+                ld,
+                p.d.ptr as *mut _,
+                ld,
+                algo,
+                ws as *mut _,
+                ws_bytes,
+                stream.cu_stream() as _,
+            )
+        })
+    }
 }

@@ -310,26 +310,7 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
     if m > limit || ldc > limit || k > limit || batch > limit {
         return Ok(None);
     }
-    // An operand cuBLAS cannot read as it is gets a row-major copy first, and one of a large
-    // product whose rows are not whole 16 bytes a copy with padded rows.
-    let view = |x: &Array, rows, cols| -> Result<Option<(Mat, Option<Data>)>> {
-        let d = x.ready_data();
-        let v = mat_view(g, x, &d, rows, cols, esize)?;
-        // A batch-broadcast operand stays as it is (a padded copy would repeat it).
-        let keep = |v: &Mat| !big || aligned16(v, esize) || (v.batch_stride == 0 && batch > 1);
-        if let Some(v) = v.as_ref().filter(|v| keep(v)) {
-            return Ok(Some((*v, None)));
-        }
-        let c = if big {
-            padded_copy(g, x, v.as_ref().is_some_and(|v| v.trans), esize)?
-        } else {
-            elementwise::copy(g, x)?
-        };
-        let Some(c) = c else {
-            return Ok(None);
-        };
-        Ok(mat_view(g, x, &c, rows, cols, esize)?.map(|v| (v, Some(c))))
-    };
+    let view = |x, rows, cols| operand(g, x, (rows, cols), esize, big, batch);
     let (Some((va, _ka)), Some((vb, _kb))) = (view(a, m, k)?, view(b, k, n)?) else {
         return Ok(None);
     };
@@ -343,6 +324,35 @@ pub(super) fn eval(g: &Gpu, inputs: &[Array], outs: Outs) -> Result<Option<Vec<D
         types,
     )?;
     out(mem)
+}
+
+/// `x` as cuBLAS reads a `rows x cols` operand: its own storage where it can, otherwise a
+/// row-major copy, with 16-byte rows when `pad` (see the module comment). A batch-broadcast
+/// operand is never padded, since the copy would repeat it. A copy comes back beside the
+/// view so that it lives until the product is enqueued.
+fn operand(
+    g: &Gpu,
+    x: &Array,
+    (rows, cols): (usize, usize),
+    esize: usize,
+    pad: bool,
+    batch: usize,
+) -> Result<Option<(Mat, Option<Data>)>> {
+    let d = x.ready_data();
+    let v = mat_view(g, x, &d, rows, cols, esize)?;
+    let keep = |v: &Mat| !pad || aligned16(v, esize) || (v.batch_stride == 0 && batch > 1);
+    if let Some(v) = v.as_ref().filter(|v| keep(v)) {
+        return Ok(Some((*v, None)));
+    }
+    let c = if pad {
+        padded_copy(g, x, v.as_ref().is_some_and(|v| v.trans), esize)?
+    } else {
+        elementwise::copy(g, x)?
+    };
+    let Some(c) = c else {
+        return Ok(None);
+    };
+    Ok(mat_view(g, x, &c, rows, cols, esize)?.map(|v| (v, Some(c))))
 }
 
 /// One cuBLAS call: `c = a b` for `batch` matrices, row-major `m x n` results from `m x k`
@@ -482,16 +492,7 @@ pub(super) fn linear(
         return out(mem);
     }
     // An operand cuBLAS cannot read as it is (or a strided bias) gets a contiguous copy.
-    let view = |a: &Array, rows, cols| -> Result<Option<(Mat, Option<Data>)>> {
-        let d = a.ready_data();
-        if let Some(v) = mat_view(g, a, &d, rows, cols, esize)? {
-            return Ok(Some((v, None)));
-        }
-        let Some(c) = elementwise::copy(g, a)? else {
-            return Ok(None);
-        };
-        Ok(mat_view(g, a, &c, rows, cols, esize)?.map(|v| (v, Some(c))))
-    };
+    let view = |a, rows, cols| operand(g, a, (rows, cols), esize, false, 1);
     let (Some((va, _ka)), Some((vb, _kb))) = (view(x, m, k)?, view(w, k, n)?) else {
         return Ok(None);
     };
