@@ -30,6 +30,13 @@ pub fn enabled() -> bool {
     mode() != Mode::Ex
 }
 
+/// Whether a `fast::linear` of `rows` rows is one node on a CUDA device (one cuBLASLt call
+/// with its epilogue): cuBLASLt is on and there are more rows than ingot's matrix-vector
+/// kernel takes (a decoded token's few rows run faster there than in any cuBLAS call).
+pub(crate) fn takes_linear(rows: usize) -> bool {
+    enabled() && rows > super::matmul::GEMV_MAX_ROWS
+}
+
 pub(super) fn mode() -> Mode {
     static M: OnceLock<Mode> = OnceLock::new();
     *M.get_or_init(|| match std::env::var("INGOT_CUDA_GEMM").as_deref() {

@@ -730,7 +730,7 @@ fn gemv_enabled() -> bool {
 }
 
 /// At most this many rows of `a` go to the matrix-vector kernel.
-const GEMV_MAX_ROWS: usize = 8;
+pub(super) const GEMV_MAX_ROWS: usize = 8;
 
 /// `a (m, k) @ w^T` for at most 8 rows of `a` and a weight stored `(n, k)` with unit
 /// stride along k (a Linear layer's `x @ W^T` while decoding) on ingot's matrix-vector

@@ -58,11 +58,11 @@ pub fn linear(x: &Array, w: &Array, bias: Option<&Array>, act: LinearAct) -> Res
     let (x2, w, b, lead) = operands(x, w, bias)?;
     let dt = x2.dtype();
     // An empty sum (k = 0) is act(bias) on every row: the decomposition says it plainly.
-    // A CUDA default device without cuBLASLt (INGOT_CUDA_GEMM=lt or tune) builds the
-    // decomposition: the node's GPU kernel is cuBLASLt's epilogue.
-    let cuda_without_lt = matches!(crate::default_device(), crate::Device::Cuda(_))
-        && !crate::backend::cuda::blaslt::enabled();
-    let y = if fused_dtype(dt) && x2.shape()[1] > 0 && !cuda_without_lt {
+    // On a CUDA default device the node's kernel is cuBLASLt's epilogue: without cuBLASLt,
+    // or for a few rows (the matrix-vector kernel's), the decomposition is built instead.
+    let cuda_decomposes = matches!(crate::default_device(), crate::Device::Cuda(_))
+        && !crate::backend::cuda::blaslt::takes_linear(x2.shape()[0]);
+    let y = if fused_dtype(dt) && x2.shape()[1] > 0 && !cuda_decomposes {
         let op = Op::Linear {
             act,
             has_bias: b.is_some(),
