@@ -18,7 +18,7 @@ for r in $(seq "${1:-2}"); do
     echo "== $mode round $r rc=$?"; grep -E "^matmul" "$out/mm-$mode-$r.txt" | cut -c1-160
   done
 done
-INGOT_CUDA_STATS=1 timeout 240 .device/bin/ingot-gpu-bench --only matmul --python false > "$out/mm-stats.txt" 2>&1
+INGOT_CUDA_GEMM=tune INGOT_CUDA_STATS=1 timeout 240 .device/bin/ingot-gpu-bench --only matmul --python false > "$out/mm-stats.txt" 2>&1
 echo "== stats rc=$?"; grep -E "cuBLASLt candidate|to cublasGemmEx" "$out/mm-stats.txt" | head -12 | cut -c1-300
 [ -n "${NO_TESTS:-}" ] && exit 0
 for t in .device/tests/*; do

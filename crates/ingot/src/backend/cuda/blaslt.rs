@@ -215,6 +215,20 @@ macro_rules! attr {
     }};
 }
 
+/// cuBLASLt's epilogue for `act(. + bias)`; `None` for the plain product (its default).
+/// cuBLASLt's GELU is the tanh approximation, as PyTorch's `_addmm_activation` takes it.
+fn epilogue(act: LinearAct, bias: bool) -> Option<sys::cublasLtEpilogue_t> {
+    use sys::cublasLtEpilogue_t as E;
+    Some(match (act, bias) {
+        (LinearAct::None, false) => return None,
+        (LinearAct::None, true) => E::CUBLASLT_EPILOGUE_BIAS,
+        (LinearAct::Relu, false) => E::CUBLASLT_EPILOGUE_RELU,
+        (LinearAct::Relu, true) => E::CUBLASLT_EPILOGUE_RELU_BIAS,
+        (LinearAct::GeluTanh, false) => E::CUBLASLT_EPILOGUE_GELU,
+        (LinearAct::GeluTanh, true) => E::CUBLASLT_EPILOGUE_GELU_BIAS,
+    })
+}
+
 /// The descriptors of `p` (the plan without an algorithm yet).
 fn describe(p: &Problem) -> std::result::Result<Option<Plan>, String> {
     let Some((dt, compute, scale)) = types(p) else {
@@ -249,6 +263,23 @@ fn describe(p: &Problem) -> std::result::Result<Option<Plan>, String> {
             D::CUBLASLT_MATMUL_DESC_TRANSB,
             op(p.b.trans)
         )?;
+        if let Some(e) = epilogue(p.act, p.bias.is_some()) {
+            attr!(
+                cublasLtMatmulDescSetAttribute,
+                plan.desc,
+                D::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                e as u32
+            )?;
+        }
+        if let Some(bias) = p.bias {
+            // The heuristic sees the first product's bias; each call sets its own (`enqueue`).
+            attr!(
+                cublasLtMatmulDescSetAttribute,
+                plan.desc,
+                D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                bias as *const std::ffi::c_void
+            )?;
+        }
     }
     // Stored shapes: a transposed operand is stored as its transpose.
     let stored = |o: &Operand, r: u64, c: u64| if o.trans { (c, r) } else { (r, c) };

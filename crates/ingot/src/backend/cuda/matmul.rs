@@ -500,13 +500,18 @@ pub(super) fn linear(
     let bias = if has_bias {
         let b = &inputs[2];
         let mut d = b.ready_data();
-        if n > 1 && d.strides[0] != 1 {
+        let at = |d: &Data| -> Result<u64> {
+            Ok(d.buffer.device_ptr(g.ordinal)? + (d.offset * esize) as u64)
+        };
+        // A strided bias, or one off 16 bytes (a view; a fresh buffer is aligned), is copied:
+        // the plans are made for aligned vectors, as the matrices' are.
+        if (n > 1 && d.strides[0] != 1) || at(&d)? % 16 != 0 {
             let Some(c) = elementwise::copy(g, b)? else {
                 return Ok(None);
             };
             d = c;
         }
-        let ptr = d.buffer.device_ptr(g.ordinal)? + (d.offset * esize) as u64;
+        let ptr = at(&d)?;
         _kbias = Some(d);
         Some(ptr)
     } else {
