@@ -100,10 +100,15 @@ fn strided_operands_give_the_contiguous_results() {
         let xs = noncontiguous(&xv, &[m, k], dt);
         let wt = transposed(&wv, &[k, n], dt);
         let bs = noncontiguous(&bv, &[n], dt);
+        // The CPU reads any layout with the same kernel, so the bits agree; on a GPU the
+        // layout picks the kernel (a transposed weight of few rows goes to the
+        // matrix-vector kernel, cuBLASLt plans differ by layout), so they agree to rounding.
+        let cuda = matches!(ingot::default_device(), ingot::Device::Cuda(_));
+        let t = if cuda { tol(dt) } else { 0.0 };
         for act in ACTS {
             let want = vals(&linear(&x, &w, Some(&b), act).unwrap());
             let got = vals(&linear(&xs, &wt, Some(&bs), act).unwrap());
-            assert_close(&got, &want, 0.0, 0.0, &format!("{dt} {act:?} strided"));
+            assert_close(&got, &want, t, t, &format!("{dt} {act:?} strided"));
         }
     }
 }
