@@ -789,11 +789,12 @@ fn unaligned_large_products_match_the_cpu() {
     }
 }
 
-/// Products of at least 2^33 multiply-adds, with INGOT_CUDA_GEMM=tune, time cuBLASLt's
-/// candidates once and keep the fastest (`backend/cuda/blaslt.rs`; with `lt` the heuristic's
-/// first, by default cuBLAS's GEMM): whichever runs, the values are the CPU's within the
-/// accumulation order's rounding, for plain, transposed and batch-broadcast operands in each
-/// floating dtype, and the same product again gives the same bits (the kept plan).
+/// Products of at least 2^33 multiply-adds time cuBLASLt's candidates once and keep the
+/// fastest (`backend/cuda/blaslt.rs`, the default `INGOT_CUDA_GEMM=tune`; with `lt` the
+/// heuristic's first, with `ex` cuBLAS's GEMM): whichever runs, the values are the CPU's
+/// within the accumulation order's rounding, for plain, transposed and batch-broadcast
+/// operands in each floating dtype, and the same product again gives the same bits (the
+/// kept plan).
 fn tuned_products_match_the_cpu() {
     let n = 2048usize;
     let a = Array::from_slice(&f32s(2 * n * n, 51), &[2, n, n]).unwrap();

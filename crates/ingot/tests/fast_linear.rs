@@ -346,7 +346,7 @@ fn cuda_runs_the_cublaslt_epilogue() {
     if !matches!(ingot::default_device(), ingot::Device::Cuda(_))
         || !ingot::cuda::cublaslt_enabled()
     {
-        eprintln!("skipped: needs a CUDA default device and INGOT_CUDA_GEMM=lt or tune");
+        eprintln!("skipped: needs a CUDA default device with cuBLASLt on (INGOT_CUDA_GEMM not ex)");
         return;
     }
     let mut rng = Rng::new(8);

@@ -4,12 +4,10 @@
 //! keep the fastest, as cuDNN's benchmark mode does for convolutions: its heuristic's first
 //! choice for an 8192^3 f16 product ran 8% slower than PyTorch's (run G27).
 //!
-//! `INGOT_CUDA_GEMM` picks: `tune` (timing for products of at least 2^33 multiply-adds, the
-//! heuristic's first below), `lt` (the heuristic's first always, the same algorithm on every
-//! run of every process), `ex` (cublasGemmStridedBatchedEx, the path before cuBLASLt). The
-//! default stays `ex` until a GPU run has checked and timed the cuBLASLt path (written on
-//! 2026-12-07 without a GPU: none was lent that session); `fast::linear` builds its
-//! decomposition on a CUDA device unless cuBLASLt is on.
+//! `INGOT_CUDA_GEMM` picks: `tune` (the default: timing for products of at least 2^33
+//! multiply-adds, the heuristic's first below), `lt` (the heuristic's first always, the same
+//! algorithm on every run of every process), `ex` (cublasGemmStridedBatchedEx alone, the path
+//! before cuBLASLt; `fast::linear` then builds its decomposition on a CUDA device).
 
 use super::Gpu;
 use crate::dtype::DType;
@@ -25,7 +23,7 @@ pub(super) enum Mode {
     Tune,
 }
 
-/// Whether products go to cuBLASLt first (`INGOT_CUDA_GEMM=lt` or `tune`).
+/// Whether products go to cuBLASLt first (unless `INGOT_CUDA_GEMM=ex`).
 pub fn enabled() -> bool {
     mode() != Mode::Ex
 }
@@ -40,9 +38,9 @@ pub(crate) fn takes_linear(rows: usize) -> bool {
 pub(super) fn mode() -> Mode {
     static M: OnceLock<Mode> = OnceLock::new();
     *M.get_or_init(|| match std::env::var("INGOT_CUDA_GEMM").as_deref() {
-        Ok("tune") => Mode::Tune,
+        Ok("ex") => Mode::Ex,
         Ok("lt") => Mode::Heuristic,
-        _ => Mode::Ex,
+        _ => Mode::Tune,
     })
 }
 
