@@ -16,10 +16,7 @@
 # in the environment (for example with:INGOT_CUDA_SCAN=two:reduce:cumsum).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-[ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
-export INGOT_KERNEL_CACHE=/tmp/ingot-kernels PYTHONUNBUFFERED=1
-mkdir -p "$INGOT_KERNEL_CACHE"
-out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+source scripts/gpu/prelude.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 shift_tests=$1; shift
 for t in $shift_tests; do

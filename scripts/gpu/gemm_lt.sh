@@ -6,10 +6,7 @@
 #   bash scripts/gpu/gemm_lt.sh [ROUNDS] [MODES]   (default 2 rounds of "tune lt ex")
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-[ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
-export INGOT_KERNEL_CACHE=/tmp/ingot-kernels PYTHONUNBUFFERED=1
-mkdir -p "$INGOT_KERNEL_CACHE"
-out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+source scripts/gpu/prelude.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 for r in $(seq "${1:-2}"); do

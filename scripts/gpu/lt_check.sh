@@ -11,10 +11,7 @@
 #   bash scripts/gpu/lt_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-[ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
-export INGOT_KERNEL_CACHE=/tmp/ingot-kernels PYTHONUNBUFFERED=1
-mkdir -p "$INGOT_KERNEL_CACHE"
-out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+source scripts/gpu/prelude.sh
 NO_TESTS=1 bash scripts/gpu/gemm_lt.sh 1 "tune ex"
 for t in cuda fast_linear; do
   INGOT_CUDA_GEMM=tune INGOT_TEST_DEVICE=cuda timeout 200 .device/tests/$t-* > /tmp/t-$t.log 2>&1

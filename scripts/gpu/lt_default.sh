@@ -12,10 +12,7 @@
 #   bash scripts/gpu/lt_default.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-[ -d .device ] || xz -dc .devpack/device.tar.xz | tar -xf -
-export INGOT_KERNEL_CACHE=/tmp/ingot-kernels PYTHONUNBUFFERED=1
-mkdir -p "$INGOT_KERNEL_CACHE"
-out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
+source scripts/gpu/prelude.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 summary() {
   echo "== $1 rc=$2 $(grep -E '^test result' "$3" | tail -1)"

@@ -213,6 +213,23 @@ macro_rules! attr {
     }};
 }
 
+/// Points the epilogue's bias at device address `bias`.
+///
+/// # Safety
+/// `desc` is a live matmul descriptor.
+unsafe fn set_bias(desc: sys::cublasLtMatmulDesc_t, bias: u64) -> std::result::Result<(), String> {
+    use sys::cublasLtMatmulDescAttributes_t as D;
+    // Safety: the caller's descriptor; the value is a pointer, the attribute's type.
+    unsafe {
+        attr!(
+            cublasLtMatmulDescSetAttribute,
+            desc,
+            D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+            bias as *const std::ffi::c_void
+        )
+    }
+}
+
 /// cuBLASLt's epilogue for `act(. + bias)`; `None` for the plain product (its default).
 /// cuBLASLt's GELU is the tanh approximation, as PyTorch's `_addmm_activation` takes it.
 fn epilogue(act: LinearAct, bias: bool) -> Option<sys::cublasLtEpilogue_t> {
@@ -271,12 +288,7 @@ fn describe(p: &Problem) -> std::result::Result<Option<Plan>, String> {
         }
         if let Some(bias) = p.bias {
             // The heuristic sees the first product's bias; each call sets its own (`enqueue`).
-            attr!(
-                cublasLtMatmulDescSetAttribute,
-                plan.desc,
-                D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                bias as *const std::ffi::c_void
-            )?;
+            set_bias(plan.desc, bias)?;
         }
     }
     // Stored shapes: a transposed operand is stored as its transpose.
@@ -528,16 +540,8 @@ impl Run<'_> {
         if let Some(bias) = p.bias {
             // The plan is shared by every product of its problem: each sets its own bias (under
             // `Blas::call`, one product at a time).
-            use sys::cublasLtMatmulDescAttributes_t as D;
             // Safety: the descriptor is the plan's; the value is a device pointer.
-            unsafe {
-                attr!(
-                    cublasLtMatmulDescSetAttribute,
-                    plan.desc,
-                    D::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                    bias as *const std::ffi::c_void
-                )?;
-            }
+            unsafe { set_bias(plan.desc, bias)? };
         }
         // Safety: the pointers are device memory of this GPU holding the operands the layouts
         // describe; the workspace has `ws_bytes` bytes; the scale factors are of the compute
