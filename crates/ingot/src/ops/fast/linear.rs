@@ -59,7 +59,8 @@ pub fn linear(x: &Array, w: &Array, bias: Option<&Array>, act: LinearAct) -> Res
     let dt = x2.dtype();
     // An empty sum (k = 0) is act(bias) on every row: the decomposition says it plainly.
     // On a CUDA default device the node's kernel is cuBLASLt's epilogue: without cuBLASLt
-    // (INGOT_CUDA_GEMM=ex), or for a few rows (the matrix-vector kernel's), the decomposition is built instead.
+    // (INGOT_CUDA_GEMM=ex), or for a few rows (the matrix-vector kernel's), the
+    // decomposition is built instead.
     let cuda_decomposes = matches!(crate::default_device(), crate::Device::Cuda(_))
         && !crate::backend::cuda::blaslt::takes_linear(x2.shape()[0]);
     let y = if fused_dtype(dt) && x2.shape()[1] > 0 && !cuda_decomposes {
